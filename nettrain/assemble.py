@@ -1,0 +1,59 @@
+"""From a resolved config to a built net and its data, shared by fit, gradcheck and evaluate."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nettrain import data
+from nettrain.errors import UserError
+from nettrain.network import Network, build_network
+
+
+def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True):
+    """(net, train, test): the net built before any data is read when model.input is given.
+
+    train/test are None when ``with_data`` is False; then model.input must be set.
+    """
+    dtype = np.dtype(dtype or cfg["dtype"])
+    model = cfg["model"]
+    net = build_network(model, dtype, model["input"], src) if model["input"] else None
+    train = test = None
+    if with_data:
+        if not (cfg["data"]["dataset"] or cfg["data"]["train"]):
+            raise UserError(src.file if src else "config", "no data: the config has no data section",
+                            "give data.dataset (e.g. mnist) or data.train (a file)")
+        train, test = data.load(cfg["data"])
+        if net is None:
+            net = build_network(model, dtype, train.sample_shape, src)
+        train = data.fit_to_net(train, net.input_shape, net.n_outputs)
+        if test is not None:
+            test = data.fit_to_net(test, net.input_shape, net.n_outputs)
+    return net, train, test
+
+
+def score(net: Network, ds, batch_size: int = 256):
+    """(mean loss, accuracy or None, outputs (N, K)) of ``net`` on a labelled data set."""
+    n = len(ds)
+    outputs = np.empty((n, net.n_outputs), dtype=net.dtype)
+    total = 0.0
+    for start in range(0, n, batch_size):
+        idx = slice(start, min(start + batch_size, n))
+        x = ds.inputs(idx, net.dtype)
+        t = ds.targets(idx, net.n_outputs, net.dtype)
+        loss, out = net.evaluate(x, t)
+        total += loss * len(x)
+        outputs[idx] = out
+    accuracy = float(np.mean(outputs.argmax(axis=1) == ds.y)) if ds.has_classes else None
+    return total / n, accuracy, outputs
+
+
+def net_for_config(config, sets=(), dtype=None):
+    """(net, cfg) of a config file, reading the data only when model.input is not given."""
+    from nettrain.config import load_config
+
+    cfg, src = load_config(config, sets)
+    has_data = bool(cfg["data"]["dataset"] or cfg["data"]["train"])
+    if not cfg["model"]["input"] and not has_data:
+        raise UserError(src.where(("model",)), "no input shape: give model.input or data")
+    net, _, _ = assemble(cfg, src, dtype, with_data=not cfg["model"]["input"])
+    return net, cfg

@@ -1,0 +1,187 @@
+"""The `nettrain` command line: it parses, calls the library, and prints.
+
+Results go to stdout, messages to stderr. Exit codes (SPEC.md): 0 done; 1 the job ran and failed;
+2 bad input, with one `error: <where>: <what>` line; 130 interrupted after a checkpoint was written.
+Heavy imports (numpy, numba) happen inside the commands so that `--help` stays fast.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+
+from nettrain import __version__
+from nettrain.errors import NettrainError
+
+SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value parsed as YAML)."
+
+
+class Group(click.Group):
+    """Turns nettrain's errors into their message and exit code (a traceback only with --debug)."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except NettrainError as exc:
+            if ctx.params.get("debug"):
+                raise
+            click.echo(f"error: {exc}", err=True)
+            if exc.hint:
+                click.echo(f"  {exc.hint}", err=True)
+            ctx.exit(exc.exit_code)
+
+
+@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="nettrain")
+@click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
+def cli(debug):
+    """Train neural networks described in YAML files (backprop by hand on numpy and Numba)."""
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
+@click.option("--resume", type=click.Path(dir_okay=False), help="Continue exactly from a checkpoint.")
+@click.option("--weights", type=click.Path(dir_okay=False), help="Initialise weights from a checkpoint.")
+@click.option("--overwrite", is_flag=True, help="Allow --out to be a folder that holds a run.")
+@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
+def fit(config, sets, out, resume, weights, overwrite, quiet):
+    """Train the net of CONFIG; write config, metrics and checkpoints to a run folder."""
+    from nettrain import checkpoint
+    from nettrain.config import load_config
+    from nettrain.errors import UserError
+    from nettrain.resume import check_resume
+    from nettrain.train import Interrupted, check_run_dir, fit as run_fit
+
+    if resume and weights:
+        raise UserError("fit", "--resume and --weights exclude each other",
+                        "--resume continues a run; --weights starts a new one from its weights")
+    cfg, src = load_config(config, sets)
+    resume_state = weights_state = None
+    if resume:
+        arrays, meta = checkpoint.load(resume)
+        check_resume(cfg, meta, resume)
+        resume_state = (arrays, meta, resume)
+        run_dir = Path(out) if out else Path(resume).resolve().parent
+    else:
+        run_dir = Path(out) if out else default_run_dir(config)
+        check_run_dir(run_dir, overwrite)
+        if weights:
+            arrays, _ = checkpoint.load(weights)
+            weights_state = (arrays, weights)
+    click.echo(f"run folder: {run_dir}", err=True)
+    progress = not quiet and sys.stderr.isatty()
+    try:
+        run_fit(cfg, src, run_dir, weights=weights_state, resume=resume_state,
+                progress=progress, out=open_null() if quiet else None)
+    except Interrupted as exc:
+        click.echo(f"interrupted; checkpoint written to {exc.args[0]}", err=True)
+        click.echo(f"resume with: nettrain fit {config} --resume {exc.args[0]}", err=True)
+        sys.exit(exc.exit_code)
+    click.echo(f"done: {run_dir}", err=True)
+
+
+def default_run_dir(config) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{Path(config).stem}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    return run_dir
+
+
+def open_null():
+    import io
+
+    return io.StringIO()
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--weights", type=click.Path(dir_okay=False), help="Check at a checkpoint's weights.")
+@click.option("--samples", default=4, show_default=True, type=click.IntRange(1),
+              help="Samples in the checked batch.")
+@click.option("--entries", default=64, show_default=True, type=click.IntRange(1),
+              help="Entries checked per tensor (a seeded subset of larger tensors).")
+@click.option("--all", "check_all", is_flag=True, help="Check every entry of every tensor.")
+def gradcheck(config, sets, weights, samples, entries, check_all):
+    """Compare every backpropagated gradient with finite differences (exit 1 on a mismatch)."""
+    from nettrain.gradcheck import gradcheck_config
+
+    report, ok = gradcheck_config(config, sets, weights, samples, entries, check_all)
+    click.echo(report)
+    if not ok:
+        click.echo("gradcheck FAILED", err=True)
+        sys.exit(1)
+    click.echo("gradcheck passed", err=True)
+
+
+@cli.command()
+@click.argument("ckpt", type=click.Path(dir_okay=False))
+@click.argument("input", type=click.Path(dir_okay=False))
+@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "npy"]), default="csv",
+              show_default=True, help="Output format.")
+def predict(ckpt, input, output, fmt):
+    """Run the net of checkpoint CKPT on the inputs in INPUT (.npz array x, or .npy)."""
+    from nettrain import inference
+
+    net, meta = inference.load_net(ckpt)
+    x = inference.read_inputs(input, net, meta)
+    outputs = inference.predict(net, x)
+    classes = meta.get("targets") == "classes"
+    if fmt == "npy" and not output:
+        stream = sys.stdout.buffer
+        inference.write_predictions(outputs, classes, fmt, stream)
+        return
+    if output:
+        mode = "wb" if fmt == "npy" else "w"
+        with open(output, mode) as stream:
+            inference.write_predictions(outputs, classes, fmt, stream)
+        click.echo(f"{len(outputs)} predictions written to {output}", err=True)
+    else:
+        inference.write_predictions(outputs, classes, fmt, sys.stdout)
+
+
+@cli.command()
+@click.argument("ckpt", type=click.Path(dir_okay=False))
+@click.option("--data", type=click.Path(dir_okay=False), help="Labelled .npz (default: test set).")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
+              show_default=True, help="Output format.")
+def evaluate(ckpt, data, fmt):
+    """Loss and accuracy of checkpoint CKPT on a labelled data set."""
+    import json
+
+    from nettrain import inference
+
+    net, meta = inference.load_net(ckpt)
+    result = inference.evaluate(net, inference.evaluation_data(meta, data))
+    if fmt == "json":
+        click.echo(json.dumps(result))
+        return
+    click.echo(f"samples   {result['samples']}")
+    click.echo(f"loss      {result['loss']:.6f}")
+    if result["accuracy"] is not None:
+        click.echo(f"accuracy  {100 * result['accuracy']:.2f}%")
+
+
+@cli.command()
+@click.argument("config", type=click.Path(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+def summary(config, sets):
+    """Print the layer table of CONFIG: output shapes, parameters, FLOPs per sample."""
+    from nettrain.assemble import net_for_config
+    from nettrain.summary import format_summary
+
+    net, _ = net_for_config(config, sets)
+    click.echo(format_summary(net))
+
+
+def main():
+    cli(prog_name="nettrain")

@@ -1,0 +1,79 @@
+"""The layer contract every layer follows.
+
+A layer is built once from its YAML options, then:
+
+- ``build(in_shape, dtype) -> out_shape``: per-sample shapes (no batch axis), known before any
+  data is read; allocates ``params`` and ``grads`` (same names, shapes and dtype). Raises
+  ``ShapeError`` when the layer cannot take that input.
+- ``init_params(rng)``: fills ``params`` from the run's seeded ``numpy.random.Generator``.
+- ``forward(x, train) -> y``: x (batch, *in_shape) -> y (batch, *out_shape); caches exactly what
+  backward needs.
+- ``backward(dy) -> dx``: dy = dL/dy (batch, *out_shape) -> dL/dx (batch, *in_shape); writes the
+  parameter gradients into ``grads``. It only uses what forward cached. Layers never update
+  their own parameters: the optimizer does, through the names ``layers.{index}.{param}``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# The activations, usable as `activation:` on dense/conv2d and as standalone layers.
+ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax")
+
+
+class ShapeError(ValueError):
+    """A layer cannot be built on the input shape it is given (the message says why)."""
+
+
+class Layer:
+    """Base class; see the module docstring for the contract."""
+
+    kind = "layer"  # the YAML `type`
+    OPTIONS: dict = {}
+
+    def __init__(self, index: int, **options):
+        self.index = index  # position in model.layers; parameters are named after it
+        self.options = options
+        self.in_shape: tuple = ()
+        self.out_shape: tuple = ()
+        self.dtype = np.dtype(np.float32)
+        self.params: dict[str, np.ndarray] = {}
+        self.grads: dict[str, np.ndarray] = {}
+
+    def build(self, in_shape: tuple, dtype) -> tuple:
+        self.in_shape = tuple(in_shape)
+        self.dtype = np.dtype(dtype)
+        self.out_shape = self.output_shape(self.in_shape)
+        return self.out_shape
+
+    def output_shape(self, in_shape: tuple) -> tuple:
+        return in_shape
+
+    def add_param(self, name: str, shape: tuple) -> None:
+        self.params[name] = np.zeros(shape, dtype=self.dtype)
+        self.grads[name] = np.zeros(shape, dtype=self.dtype)
+
+    def init_params(self, rng: np.random.Generator) -> None:
+        """Parameter-free layers have nothing to draw."""
+
+    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        raise NotImplementedError
+
+    def backward(self, dy: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def flops(self) -> int:
+        """Forward floating-point operations per sample (a multiply-add counts 2)."""
+        return 0
+
+    def kinks(self):
+        """For gradcheck: an array that changes when a perturbation crosses a point where this
+        layer is not differentiable (a relu input crossing 0, a max-pool switch), else None."""
+        return None
+
+    def describe(self) -> str:
+        """Short text for the summary table, e.g. 'dense 150'."""
+        return self.kind
+
+    def param_count(self) -> int:
+        return int(sum(p.size for p in self.params.values()))

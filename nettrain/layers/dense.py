@@ -1,0 +1,65 @@
+"""Fully connected layer: s_i = sum_j o_j w_ji + b_i (seed notes, SPEC.md).
+
+x: (batch, *in_shape) -> y: (batch, units). A multi-dimensional input is flattened per sample in
+(C, H, W) order. ``weight`` is (in, units), ``bias`` (units,). The YAML ``activation`` becomes a
+separate activation layer after this one; here it only chooses the initialiser.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nettrain import init
+from nettrain.config.options import Opt
+from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
+
+
+class Dense(Layer):
+    kind = "dense"
+    OPTIONS = {
+        "units": Opt("int", min=1, doc="number of output units"),
+        "activation": Opt("choice", "linear", choices=ACTIVATION_NAMES, doc="activation after the sum"),
+        "bias": Opt("bool", True, doc="add a bias per unit"),
+        "init": Opt("choice", "auto", choices=init.INITIALIZERS, doc="weight initialiser"),
+    }
+
+    def output_shape(self, in_shape):
+        units = self.options["units"]
+        if units < 1:
+            raise ShapeError(f"units must be >= 1, got {units}")
+        n_in = math.prod(in_shape)
+        self.add_param("weight", (n_in, units))
+        if self.options["bias"]:
+            self.add_param("bias", (units,))
+        return (units,)
+
+    def init_params(self, rng):
+        n_in, units = self.params["weight"].shape
+        self.params["weight"][...] = init.draw(
+            self.options["init"], self.options["activation"], (n_in, units), n_in, units, rng,
+            self.dtype,
+        )
+        if "bias" in self.params:
+            self.params["bias"][...] = 0
+
+    def forward(self, x, train=True):
+        self.x2 = x.reshape(len(x), -1)
+        y = self.x2 @ self.params["weight"]
+        if "bias" in self.params:
+            y += self.params["bias"]
+        return y
+
+    def backward(self, dy):
+        np.dot(self.x2.T, dy, out=self.grads["weight"])
+        if "bias" in self.params:
+            np.sum(dy, axis=0, out=self.grads["bias"])
+        return (dy @ self.params["weight"].T).reshape((len(dy), *self.in_shape))
+
+    def flops(self):
+        n_in, units = self.params["weight"].shape
+        return 2 * n_in * units + (units if "bias" in self.params else 0)
+
+    def describe(self):
+        return f"dense {self.options['units']}"

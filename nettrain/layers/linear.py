@@ -1,0 +1,15 @@
+"""Identity activation: o = s; do/ds = 1. x: (batch, *shape) -> y: the same array."""
+
+from __future__ import annotations
+
+from nettrain.layers.base import Layer
+
+
+class Linear(Layer):
+    kind = "linear"
+
+    def forward(self, x, train=True):
+        return x
+
+    def backward(self, dy):
+        return dy

@@ -1,0 +1,30 @@
+"""Logistic sigmoid, element-wise: o = 1 / (1 + exp(-s)); do/ds = o (1 - o).
+
+x: (batch, *shape) -> y: same shape, values in (0, 1). Computed without overflow for large |s|.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nettrain.layers.base import Layer
+
+
+def sigmoid(s: np.ndarray) -> np.ndarray:
+    """exp is only ever taken of -|s|, so nothing overflows."""
+    e = np.exp(-np.abs(s))
+    return np.where(s >= 0, 1.0 / (1.0 + e), e / (1.0 + e)).astype(s.dtype, copy=False)
+
+
+class Sigmoid(Layer):
+    kind = "sigmoid"
+
+    def forward(self, x, train=True):
+        self.y = sigmoid(x)
+        return self.y
+
+    def backward(self, dy):
+        return dy * self.y * (1 - self.y)
+
+    def flops(self):
+        return 4 * int(np.prod(self.out_shape))
