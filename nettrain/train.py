@@ -106,7 +106,8 @@ def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=Tr
 
     n, bs = len(train), tc["batch_size"]
     n_batches = math.ceil(n / bs)
-    with StopFlag() as stop:
+    # Overflow is caught by the finiteness check below; numpy's warnings would only add noise.
+    with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(state["epoch"], tc["epochs"]):
             order = epoch_order(cfg["seed"], epoch, n, tc["shuffle"])
             partial = state["partial"] or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}

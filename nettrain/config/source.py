@@ -125,6 +125,8 @@ class ConfigSource:
         path = tuple(int(p) if p.isdigit() else p for p in key.strip().split("."))
         node = self.tree
         for depth, part in enumerate(path[:-1]):
+            if isinstance(node, dict) and part not in node:  # created here: errors name the --set
+                self.overrides.setdefault(path[: depth + 1], item)
             node = _child(node, part, path[: depth + 1], item, create=True)
         last = path[-1]
         if isinstance(node, list):

@@ -1,0 +1,90 @@
+"""The gradient checker itself: it passes correct code, fails wrong code, and spots kinks."""
+
+import numpy as np
+
+from nettrain.gradcheck import check_net, format_report
+from nettrain.network import build_network
+
+
+def small_net(last_activation="tanh"):
+    specs = [
+        {"type": "dense", "units": 5, "activation": last_activation, "bias": True, "init": "auto"},
+        {"type": "dense", "units": 3, "activation": "linear", "bias": True, "init": "auto"},
+    ]
+    net = build_network({"layers": specs, "loss": "squared_error"}, np.float64, (4,))
+    net.init_params(np.random.default_rng(0))
+    return net
+
+
+def data():
+    rng = np.random.default_rng(1)
+    return rng.standard_normal((6, 4)), rng.standard_normal((6, 3))
+
+
+def test_passes_a_correct_net_and_reports_every_tensor():
+    results, step = check_net(small_net(), *data())
+    names = [r.name for r in results]
+    assert names == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
+                     "input"]
+    assert all(r.ok and r.checked == r.size for r in results)
+    assert step.ok and abs(step.ratio - 1) < 1e-3
+    assert "FAIL" not in format_report(results, step)
+
+
+def test_fails_a_wrong_activation_backward(monkeypatch):
+    from nettrain.layers.tanh import Tanh
+
+    monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
+    results, step = check_net(small_net(), *data())
+    failed = {r.name for r in results if not r.ok}
+    assert {"layers.0.weight", "layers.0.bias", "input"} <= failed
+    assert "FAIL" in format_report(results, step)
+
+
+def test_fails_a_slightly_wrong_weight_gradient(monkeypatch):
+    from nettrain.layers.dense import Dense
+
+    backward = Dense.backward
+
+    def off_by_one_percent(self, dy):
+        dx = backward(self, dy)
+        self.grads["weight"] *= 1.01
+        return dx
+
+    monkeypatch.setattr(Dense, "backward", off_by_one_percent)
+    results, step = check_net(small_net(), *data())
+    assert {r.name for r in results if not r.ok} == {"layers.0.weight", "layers.1.weight"}
+
+
+def test_step_check_catches_a_gradient_with_the_wrong_scale(monkeypatch):
+    from nettrain.layers.dense import Dense
+
+    backward = Dense.backward
+
+    def doubled(self, dy):
+        dx = backward(self, dy)
+        for g in self.grads.values():
+            g *= 2
+        return dx
+
+    monkeypatch.setattr(Dense, "backward", doubled)
+    _, step = check_net(small_net(), *data())
+    assert not step.ok
+
+
+def test_relu_kinks_are_counted_not_failed():
+    net = small_net("relu")
+    x, t = data()
+    w = net.params()["layers.0.weight"]
+    w[...] = 0  # every relu input equals its bias: exactly 0 for each unit
+    results, _ = check_net(net, x, t)
+    bias = next(r for r in results if r.name == "layers.0.bias")
+    assert bias.kinks == bias.size and bias.ok
+
+
+def test_large_tensors_are_sampled_with_a_fixed_seed():
+    net = small_net()
+    a, _ = check_net(net, *data(), entries=7)
+    b, _ = check_net(net, *data(), entries=7)
+    assert [r.checked for r in a] == [7, 5, 7, 3, 7]
+    assert [r.max_abs for r in a] == [r.max_abs for r in b]

@@ -1,0 +1,120 @@
+"""The fit loop through the library: learning, determinism, exact resume, divergence."""
+
+import numpy as np
+import pytest
+
+from nettrain import checkpoint, train
+from nettrain.config import ConfigSource, validate
+from nettrain.errors import JobFailed
+
+CONFIG = """
+seed: 3
+data: {{train: {train}, test: {test}}}
+model:
+  input: [4]
+  layers:
+    - {{type: dense, units: 8, activation: tanh}}
+    - {{type: dense, units: 3}}
+    - softmax
+  loss: multinomial_cross_entropy
+train:
+  epochs: 3
+  batch_size: 16
+  optimizer: {{name: sgd, lr: {lr}, momentum: 0.9}}
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((3, 4)) * 3
+
+    def blobs(n):
+        y = rng.integers(0, 3, n)
+        return (centers[y] + rng.standard_normal((n, 4))).astype(np.float32), y
+
+    for name, n in (("train", 90), ("test", 30)):
+        x, y = blobs(n)
+        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+
+    def make(lr=0.1, epochs=3, sets=()):
+        text = CONFIG.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz", lr=lr)
+        src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
+        src.apply_overrides([f"train.epochs={epochs}", *sets])
+        return validate(src), src
+
+    return make
+
+
+def weights(path):
+    arrays, _ = checkpoint.load(path)
+    return {k: v for k, v in arrays.items() if k.startswith("layers.")}
+
+
+def test_loss_falls_and_run_folder_is_complete(config, tmp_path):
+    cfg, src = config()
+    rows = train.fit(cfg, src, tmp_path / "run", progress=False)
+    assert len(rows) == 3 and rows[-1]["train_loss"] < rows[0]["train_loss"]
+    assert rows[-1]["test_accuracy"] > 0.8
+    assert {p.name for p in (tmp_path / "run").iterdir()} == {
+        "config.yaml", "metrics.csv", "last.npz", "best.npz"}
+
+
+def test_same_seed_same_weights(config, tmp_path):
+    cfg, src = config()
+    train.fit(cfg, src, tmp_path / "a", progress=False)
+    train.fit(cfg, src, tmp_path / "b", progress=False)
+    a, b = weights(tmp_path / "a/last.npz"), weights(tmp_path / "b/last.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
+class StopAfter:
+    """Stands in for train.StopFlag: 'Ctrl-C' arrives after ``n`` batches."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    @property
+    def raised(self):
+        self.n -= 1
+        return self.n < 0
+
+
+def test_interrupted_mid_epoch_and_resumed_is_bit_identical(config, tmp_path, monkeypatch):
+    cfg, src = config()
+    full = train.fit(cfg, src, tmp_path / "full", progress=False)
+
+    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(9))  # epoch 2, batch 3 of 6
+    with pytest.raises(train.Interrupted):
+        train.fit(cfg, src, tmp_path / "cut", progress=False)
+    arrays, meta = checkpoint.load(tmp_path / "cut/last.npz")
+    assert (meta["epoch"], meta["batch"], meta["step"]) == (1, 4, 10)
+    monkeypatch.undo()
+
+    resumed = train.fit(cfg, src, tmp_path / "cut", resume=(arrays, meta, "last.npz"),
+                        progress=False)
+    a, b = weights(tmp_path / "full/last.npz"), weights(tmp_path / "cut/last.npz")
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+    def drop_seconds(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert drop_seconds(resumed) == drop_seconds(full)
+    metrics = (tmp_path / "cut/metrics.csv").read_text().splitlines()
+    assert len(metrics) == 4  # header + 3 epochs, none duplicated
+
+
+def test_divergence_stops_before_the_update(config, tmp_path):
+    linear_output = ["model.layers.2=linear", "model.loss=squared_error"]
+    cfg, src = config(lr=1e6, epochs=3, sets=linear_output)
+    with pytest.raises(JobFailed, match="diverged") as info:
+        train.fit(cfg, src, tmp_path / "run", progress=False)
+    assert info.value.exit_code == 1 and "learning rate" in info.value.hint
+    if (tmp_path / "run/last.npz").exists():
+        assert all(np.all(np.isfinite(w)) for w in weights(tmp_path / "run/last.npz").values())
