@@ -1,3 +1,3 @@
-"""nettrain: train neural networks described in YAML, backprop written by hand on numpy and Numba."""
+"""nettrain: train neural nets described in YAML, backprop written by hand on numpy and Numba."""
 
 __version__ = "0.1.0"

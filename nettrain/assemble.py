@@ -20,8 +20,11 @@ def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True):
     train = test = None
     if with_data:
         if not (cfg["data"]["dataset"] or cfg["data"]["train"]):
-            raise UserError(src.file if src else "config", "no data: the config has no data section",
-                            "give data.dataset (e.g. mnist) or data.train (a file)")
+            raise UserError(
+                src.file if src else "config",
+                "no data: the config has no data section",
+                "give data.dataset (e.g. mnist) or data.train (a file)",
+            )
         train, test = data.load(cfg["data"])
         if net is None:
             net = build_network(model, dtype, train.sample_shape, src)

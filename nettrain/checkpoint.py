@@ -36,8 +36,7 @@ def checksum(arrays: dict[str, np.ndarray]) -> str:
 
 def save(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     """Write ``arrays`` and ``meta`` to ``path`` atomically."""
-    meta = {"format": FORMAT_VERSION, "nettrain": __version__, **meta,
-            "checksum": checksum(arrays)}
+    meta = {"format": FORMAT_VERSION, "nettrain": __version__, **meta, "checksum": checksum(arrays)}
     payload = {**arrays, META: np.array(json.dumps(meta))}
     atomic_write(Path(path), lambda f: np.savez(f, **payload))
 
@@ -83,8 +82,11 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     except FileNotFoundError:
         raise UserError(path, "checkpoint not found") from None
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
-        raise UserError(path, f"not a readable checkpoint ({exc})",
-                        "the file is damaged or not a nettrain .npz checkpoint") from None
+        raise UserError(
+            path,
+            f"not a readable checkpoint ({exc})",
+            "the file is damaged or not a nettrain .npz checkpoint",
+        ) from None
     if META not in arrays:
         raise UserError(path, "not a nettrain checkpoint (no __meta__ record)")
     try:
@@ -94,8 +96,33 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     if not isinstance(meta, dict) or "config" not in meta:
         raise UserError(path, "the checkpoint's __meta__ record has no config")
     if meta.get("format", 0) > FORMAT_VERSION:
-        raise UserError(path, f"checkpoint format {meta['format']} is newer than this nettrain",
-                        "upgrade nettrain to read it")
+        raise UserError(
+            path,
+            f"checkpoint format {meta['format']} is newer than this nettrain",
+            "upgrade nettrain to read it",
+        )
     if "checksum" in meta and meta["checksum"] != checksum(arrays):
         raise UserError(path, "the checkpoint is damaged (its arrays do not match their checksum)")
     return arrays, meta
+
+
+def load_weights(path) -> dict[str, np.ndarray]:
+    """The ``layers.*`` arrays of a checkpoint, or of any .npz that holds such arrays (weights
+    exported by another tool in SPEC.md's layouts need no ``__meta__``)."""
+    path = str(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            names = list(f.files)
+    except FileNotFoundError:
+        raise UserError(path, "checkpoint not found") from None
+    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
+        raise UserError(path, f"not a readable .npz file ({exc})") from None
+    if META in names:
+        arrays, _ = load(path)
+    else:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = {n: f[n] for n in names}
+    weights = {k: v for k, v in arrays.items() if k.startswith("layers.")}
+    if not weights:
+        raise UserError(path, "no 'layers.{i}.weight' arrays: not a weights file")
+    return weights

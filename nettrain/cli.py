@@ -44,41 +44,46 @@ def cli(debug):
 @cli.command()
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
-@click.option("--resume", type=click.Path(dir_okay=False), help="Continue exactly from a checkpoint.")
-@click.option("--weights", type=click.Path(dir_okay=False), help="Initialise weights from a checkpoint.")
+@click.option(
+    "--out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME)."
+)
+@click.option(
+    "--resume", type=click.Path(dir_okay=False), help="Continue exactly from a checkpoint."
+)
+@click.option(
+    "--weights", type=click.Path(dir_okay=False), help="Initialise weights from a checkpoint."
+)
 @click.option("--overwrite", is_flag=True, help="Allow --out to be a folder that holds a run.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
 def fit(config, sets, out, resume, weights, overwrite, quiet):
     """Train the net of CONFIG; write config, metrics and checkpoints to a run folder."""
-    from nettrain import checkpoint
+    from nettrain import checkpoint, train
     from nettrain.config import load_config
     from nettrain.errors import UserError
     from nettrain.resume import check_resume
-    from nettrain.train import Interrupted, check_run_dir, fit as run_fit
 
     if resume and weights:
-        raise UserError("fit", "--resume and --weights exclude each other",
-                        "--resume continues a run; --weights starts a new one from its weights")
+        raise UserError(
+            "fit",
+            "--resume and --weights exclude each other",
+            "--resume continues a run; --weights starts a new one from its weights",
+        )
     cfg, src = load_config(config, sets)
-    resume_state = weights_state = None
     if resume:
         arrays, meta = checkpoint.load(resume)
         check_resume(cfg, meta, resume)
-        resume_state = (arrays, meta, resume)
+        run = train.prepare(cfg, src, resume=(arrays, meta, resume))
         run_dir = Path(out) if out else Path(resume).resolve().parent
     else:
+        weights_state = (checkpoint.load_weights(weights), weights) if weights else None
+        run = train.prepare(cfg, src, weights=weights_state)
         run_dir = Path(out) if out else default_run_dir(config)
-        check_run_dir(run_dir, overwrite)
-        if weights:
-            arrays, _ = checkpoint.load(weights)
-            weights_state = (arrays, weights)
+        train.check_run_dir(run_dir, overwrite)
     click.echo(f"run folder: {run_dir}", err=True)
     progress = not quiet and sys.stderr.isatty()
     try:
-        run_fit(cfg, src, run_dir, weights=weights_state, resume=resume_state,
-                progress=progress, out=open_null() if quiet else None)
-    except Interrupted as exc:
+        train.train(run, run_dir, progress, out=open_null() if quiet else None)
+    except train.Interrupted as exc:
         click.echo(f"interrupted; checkpoint written to {exc.args[0]}", err=True)
         click.echo(f"resume with: nettrain fit {config} --resume {exc.args[0]}", err=True)
         sys.exit(exc.exit_code)
@@ -105,10 +110,20 @@ def open_null():
 @click.argument("config", type=click.Path(dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--weights", type=click.Path(dir_okay=False), help="Check at a checkpoint's weights.")
-@click.option("--samples", default=4, show_default=True, type=click.IntRange(1),
-              help="Samples in the checked batch.")
-@click.option("--entries", default=64, show_default=True, type=click.IntRange(1),
-              help="Entries checked per tensor (a seeded subset of larger tensors).")
+@click.option(
+    "--samples",
+    default=4,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Samples in the checked batch.",
+)
+@click.option(
+    "--entries",
+    default=64,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Entries checked per tensor (a seeded subset of larger tensors).",
+)
 @click.option("--all", "check_all", is_flag=True, help="Check every entry of every tensor.")
 def gradcheck(config, sets, weights, samples, entries, check_all):
     """Compare every backpropagated gradient with finite differences (exit 1 on a mismatch)."""
@@ -126,8 +141,14 @@ def gradcheck(config, sets, weights, samples, entries, check_all):
 @click.argument("ckpt", type=click.Path(dir_okay=False))
 @click.argument("input", type=click.Path(dir_okay=False))
 @click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
-@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl", "npy"]), default="csv",
-              show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["csv", "jsonl", "npy"]),
+    default="csv",
+    show_default=True,
+    help="Output format.",
+)
 def predict(ckpt, input, output, fmt):
     """Run the net of checkpoint CKPT on the inputs in INPUT (.npz array x, or .npy)."""
     from nettrain import inference
@@ -152,8 +173,14 @@ def predict(ckpt, input, output, fmt):
 @cli.command()
 @click.argument("ckpt", type=click.Path(dir_okay=False))
 @click.option("--data", type=click.Path(dir_okay=False), help="Labelled .npz (default: test set).")
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text",
-              show_default=True, help="Output format.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+    help="Output format.",
+)
 def evaluate(ckpt, data, fmt):
     """Loss and accuracy of checkpoint CKPT on a labelled data set."""
     import json

@@ -53,19 +53,22 @@ class StepCheck:
         return self.predicted == 0 or abs(self.ratio - 1) <= self.tolerance
 
 
-def check_net(net: Network, x, t, *, entries=64, check_all=False, h=1e-6, rtol=1e-5,
-              atol=1e-8, seed=0):
+def check_net(
+    net: Network, x, t, *, entries=64, check_all=False, h=1e-6, rtol=1e-5, atol=1e-8, seed=0
+):
     """(list of TensorCheck, StepCheck) for ``net`` (float64) on inputs x and targets t."""
     if net.dtype != np.float64:
         raise ValueError("gradcheck needs a float64 net")
     x = np.array(x, dtype=np.float64)
+    net.seed_step(seed, 0)  # every pass below redraws the same dropout masks
     _, _, dx = net.loss_and_backward(x, t)
     analytic = {"input": dx.copy(), **{k: g.copy() for k, g in net.grads().items()}}
     base_kinks = _kinks(net)
     rng = np.random.default_rng([seed, 4])
 
     def loss():
-        value, _ = net.evaluate(x, t)
+        net.seed_step(seed, 0)
+        value, _ = net.evaluate(x, t, train=True)
         return value, _kinks(net)
 
     results = []
@@ -94,14 +97,15 @@ def check_net(net: Network, x, t, *, entries=64, check_all=False, h=1e-6, rtol=1
             if err > atol and rel > rtol:
                 result.failed += 1
         results.append(result)
-    return results, step_check(net, x, t, analytic)
+    return results, step_check(net, x, t, analytic, seed)
 
 
-def step_check(net: Network, x, t, analytic) -> StepCheck:
+def step_check(net: Network, x, t, analytic, seed=0) -> StepCheck:
     """Take w <- w - a g on all parameters, with a sized so that a |g|^2 is a 1e-4 of the loss;
     the actual loss change should match -a |g|^2 to first order. Parameters are restored."""
     params = net.params()
-    before, _ = net.evaluate(x, t)
+    net.seed_step(seed, 0)
+    before, _ = net.evaluate(x, t, train=True)
     g2 = sum(float(np.sum(analytic[k] ** 2)) for k in params)
     if g2 == 0:
         return StepCheck(0.0, 0.0, 0.0)
@@ -109,7 +113,8 @@ def step_check(net: Network, x, t, analytic) -> StepCheck:
     saved = {k: p.copy() for k, p in params.items()}
     for k, p in params.items():
         p -= a * analytic[k]
-    after, _ = net.evaluate(x, t)
+    net.seed_step(seed, 0)
+    after, _ = net.evaluate(x, t, train=True)
     for k, p in params.items():
         p[...] = saved[k]
     return StepCheck(a, -a * g2, after - before)
@@ -128,12 +133,16 @@ def _same(a, b) -> bool:
 
 def format_report(results, step: StepCheck) -> str:
     """The table printed by `nettrain gradcheck`."""
-    lines = [f"{'tensor':<22} {'entries':>9} {'checked':>8} {'kinks':>6} {'max abs err':>12} "
-             f"{'max rel err':>12}  verdict"]
+    lines = [
+        f"{'tensor':<22} {'entries':>9} {'checked':>8} {'kinks':>6} {'max abs err':>12} "
+        f"{'max rel err':>12}  verdict"
+    ]
     for r in results:
         verdict = "ok" if r.ok else f"FAIL ({r.failed} entries)"
-        lines.append(f"{r.name:<22} {r.size:>9} {r.checked:>8} {r.kinks:>6} {r.max_abs:>12.3e} "
-                     f"{r.max_rel:>12.3e}  {verdict}")
+        lines.append(
+            f"{r.name:<22} {r.size:>9} {r.checked:>8} {r.kinks:>6} {r.max_abs:>12.3e} "
+            f"{r.max_rel:>12.3e}  {verdict}"
+        )
     verdict = "ok" if step.ok else "FAIL"
     lines.append(
         f"step check: w <- w - a*g with a = {step.step:.3e}: loss change {step.actual:.6e}, "

@@ -33,8 +33,10 @@ def predict(net: Network, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
     n = len(x)
     outputs = np.empty((n, net.n_outputs), dtype=net.dtype)
     for start in range(0, n, batch_size):
-        batch = x[start:start + batch_size].astype(net.dtype, copy=False)
-        outputs[start:start + batch_size] = net.forward(batch, train=False).reshape(len(batch), -1)
+        batch = x[start : start + batch_size].astype(net.dtype, copy=False)
+        outputs[start : start + batch_size] = net.forward(batch, train=False).reshape(
+            len(batch), -1
+        )
     return outputs
 
 
@@ -84,11 +86,13 @@ def evaluation_data(meta: dict, path: str | None):
     if path:
         return data.load_file(path)
     cfg = meta["config"]
-    _, test = data.load(cfg["data"]) if (cfg["data"]["dataset"] or cfg["data"]["train"]) else (
-        None, None)
+    _, test = (
+        data.load(cfg["data"]) if (cfg["data"]["dataset"] or cfg["data"]["train"]) else (None, None)
+    )
     if test is None:
-        raise UserError("evaluate", "the checkpoint's config has no test set",
-                        "give one with --data FILE.npz")
+        raise UserError(
+            "evaluate", "the checkpoint's config has no test set", "give one with --data FILE.npz"
+        )
     return test
 
 
@@ -97,4 +101,3 @@ def evaluate(net: Network, ds) -> dict:
     ds = data.fit_to_net(ds, net.input_shape, net.n_outputs)
     loss, accuracy, _ = score(net, ds)
     return {"samples": len(ds), "loss": loss, "accuracy": accuracy}
-

@@ -20,7 +20,7 @@ from nettrain.layers import ACTIVATIONS, LAYERS, ShapeError
 from nettrain.losses import FUSED, LOSSES
 
 # Layers that pass their input's range through unchanged (max-pooling picks one of its inputs).
-RANGE_PRESERVING = ("maxpool2d",)
+RANGE_PRESERVING = ("maxpool2d", "dropout")
 ACTIVATION_RANGE = {
     "linear": "(-inf, inf)",
     "relu": "[0, inf)",
@@ -74,14 +74,26 @@ class Network:
         params = self.params()
         missing = [k for k in params if k not in arrays]
         if missing:
-            raise UserError(where, f"no array '{missing[0]}' for this net's parameter",
-                            "the checkpoint was written for a different model.layers")
+            raise UserError(
+                where,
+                f"no array '{missing[0]}' for this net's parameter",
+                "the checkpoint was written for a different model.layers",
+            )
         for name, p in params.items():
             a = arrays[name]
             if a.shape != p.shape:
-                raise UserError(where, f"'{name}' has shape {a.shape}, this net needs {p.shape}",
-                                "the checkpoint was written for a different model.layers")
+                raise UserError(
+                    where,
+                    f"'{name}' has shape {a.shape}, this net needs {p.shape}",
+                    "the checkpoint was written for a different model.layers",
+                )
             p[...] = a
+
+    def seed_step(self, seed: int, step: int) -> None:
+        """Give each stochastic layer the generator of this training step: [seed, 2, step, i]."""
+        for layer in self.layers:
+            if layer.stochastic:
+                layer.rng = np.random.default_rng([seed, 2, step, layer.index])
 
     def param_count(self) -> int:
         return sum(p.size for p in self.params().values())
@@ -116,17 +128,17 @@ class Network:
             delta = layer.backward(delta)
         return value, out.reshape(n, -1), delta
 
-    def evaluate(self, x: np.ndarray, t: np.ndarray):
+    def evaluate(self, x: np.ndarray, t: np.ndarray, train: bool = False):
         """(mean loss, outputs (batch, K)) without touching gradients."""
         n = len(x)
         if self.fused is not None:
             s = x
             for layer in self.layers[:-1]:
-                s = layer.forward(s, False)
-            out = self.layers[-1].forward(s, False)
+                s = layer.forward(s, train)
+            out = self.layers[-1].forward(s, train)
             value, _ = self.fused(s.reshape(n, -1), out.reshape(n, -1), t)
         else:
-            out = self.forward(x, train=False)
+            out = self.forward(x, train=train)
             value, _ = self.loss(out.reshape(n, -1), t)
         return value, out.reshape(n, -1)
 

@@ -30,8 +30,10 @@ def format_summary(net: Network) -> str:
     total_p = sum(r[3] for r in rows)
     total_f = sum(r[4] for r in rows)
     lines.append(f"{'':>3}  {'total':<30} {'':<16} {total_p:>10,} {total_f:>14,}")
-    lines.append(f"loss: {net.loss_name}{' (fused with the output activation)' if net.fused else ''}"
-                 f"; dtype: {net.dtype}; parameters: {total_p * net.dtype.itemsize:,} bytes")
+    lines.append(
+        f"loss: {net.loss_name}{' (fused with the output activation)' if net.fused else ''}"
+        f"; dtype: {net.dtype}; parameters: {total_p * net.dtype.itemsize:,} bytes"
+    )
     return "\n".join(lines)
 
 

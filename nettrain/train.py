@@ -1,9 +1,11 @@
 """The training loop: batches, forward, loss, backward, step; then logging and checkpoints.
 
 Randomness is drawn from streams derived from the seed, so that any point of a run can be
-reproduced without replaying it: the initial weights from ``default_rng([seed, 0])`` and the
-shuffle order of epoch e from ``default_rng([seed, 1, e])``. A resumed run therefore sees the
-same batches, in the same order, as one never interrupted.
+reproduced without replaying it: initial weights from ``default_rng([seed, 0])``, the shuffle
+order of epoch e from ``default_rng([seed, 1, e])``, the dropout masks of step s from
+``default_rng([seed, 2, s, layer])``, the validation hold-out from ``default_rng([seed, 5])``.
+The learning rate is a pure function of the step. A resumed run therefore sees the same
+batches, masks and learning rates as one never interrupted, and ends bit-identical to it.
 """
 
 from __future__ import annotations
@@ -12,15 +14,17 @@ import math
 import signal
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import yaml
 
-from nettrain import checkpoint
+from nettrain import checkpoint, environment
 from nettrain.assemble import assemble, score
 from nettrain.errors import JobFailed, UserError
-from nettrain.optim import make_optimizer
+from nettrain.optim import Optimizer, make_optimizer
+from nettrain.schedule import lr_at
 
 
 class Interrupted(Exception):
@@ -56,29 +60,86 @@ class StopFlag:
         if self.raised:
             raise KeyboardInterrupt
         self.raised = True
-        print("\nstopping after this batch (press Ctrl-C again to abort without saving)",
-              file=sys.stderr)
+        print(
+            "\nstopping after this batch (press Ctrl-C again to abort without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
 
     def __exit__(self, *exc):
         for sig, handler in self.previous.items():
             signal.signal(sig, handler)
 
 
-def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=True, out=None):
-    """Train as ``cfg`` says, writing the run folder; returns the list of metrics rows.
+@dataclass
+class Watch:
+    """A monitored figure ('validation_loss', ...), better when lower ('min') or higher ('max')."""
 
-    ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, meta, where) to continue.
+    metric: str
+    mode: str
+    min_delta: float = 0.0
+
+    def improves(self, value: float, best: float | None) -> bool:
+        if best is None:
+            return True
+        return (
+            value < best - self.min_delta if self.mode == "min" else value > best + self.min_delta
+        )
+
+
+@dataclass
+class Run:
+    """Everything a training needs, prepared and checked before any file is written."""
+
+    cfg: dict
+    net: object
+    train: object
+    validation: object
+    test: object
+    optimizer: Optimizer
+    best: Watch | None
+    stopping: Watch | None
+    state: dict = field(default_factory=dict)
+
+
+def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
+    """Build the net, read and check the data, set up optimizer and monitors, load weights.
+
+    ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, meta, where).
     """
-    from tqdm import tqdm
-
-    out = out or sys.stdout
-    tc = cfg["train"]
     net, train, test = assemble(cfg, src)
-    classes = train.has_classes
-    params, grads = net.params(), net.grads()
-    optimizer = make_optimizer(tc["optimizer"], params)
-
-    state = {"epoch": 0, "batch": 0, "step": 0, "metrics": [], "partial": None, "best": None}
+    train, validation = split_validation(train, cfg, net)
+    tc = cfg["train"]
+    optimizer = make_optimizer(tc["optimizer"], net.params())
+    splits = {"train": True, "validation": validation is not None, "test": test is not None}
+    ck, es = tc["checkpoint"], tc["early_stopping"]
+    best = watch(
+        ck["monitor"],
+        ck["mode"],
+        0.0,
+        splits,
+        train.has_classes,
+        src,
+        ("train", "checkpoint", "monitor"),
+    )
+    stopping = es and watch(
+        es["monitor"],
+        es["mode"],
+        es["min_delta"],
+        splits,
+        train.has_classes,
+        src,
+        ("train", "early_stopping", "monitor"),
+    )
+    state = {
+        "epoch": 0,
+        "batch": 0,
+        "step": 0,
+        "metrics": [],
+        "partial": None,
+        "best": None,
+        "stopping": {"best": None, "wait": 0},
+    }
     if resume is not None:
         arrays, meta, where = resume
         net.load_params(arrays, where)
@@ -88,36 +149,121 @@ def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=Tr
         net.load_params(*weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
+    return Run(cfg, net, train, validation, test, optimizer, best or None, stopping or None, state)
 
-    columns = metric_columns(classes, test is not None)
+
+def split_validation(train, cfg: dict, net):
+    """(train, validation): data.validation as a seeded hold-out of the training set or a file."""
+    from nettrain import data
+
+    spec = cfg["data"]["validation"]
+    if spec is None:
+        return train, None
+    if isinstance(spec, str):
+        return train, data.fit_to_net(data.load_file(spec), net.input_shape, net.n_outputs)
+    n = len(train)
+    count = round(spec * n) if isinstance(spec, float) else spec
+    if not 1 <= count < n:
+        raise UserError(
+            "data.validation",
+            f"holding out {count} of {n} training samples leaves no training or no validation set",
+        )
+    order = np.random.default_rng([cfg["seed"], 5]).permutation(n)
+    return train.subset(np.sort(order[count:])), train.subset(np.sort(order[:count]))
+
+
+def watch(metric, mode, min_delta, splits, classes, src, path) -> Watch | None:
+    """The Watch a monitor/mode pair resolves to; None for 'auto' with nothing to score."""
+    where = src.where(path) if src else ".".join(path)
+    if metric == "auto":
+        split = next((s for s in ("validation", "test") if splits[s]), None)
+        if split is None:
+            return None
+        metric = f"{split}_accuracy" if classes else f"{split}_loss"
+    split, _, figure = metric.partition("_")
+    if not splits[split]:
+        raise UserError(
+            where,
+            f"monitor '{metric}' needs a {split} set",
+            f"give data.{split}, or monitor another figure",
+        )
+    if figure == "accuracy" and not classes:
+        raise UserError(
+            where,
+            f"monitor '{metric}' needs class labels; the targets are values",
+            f"monitor {split}_loss instead",
+        )
+    if mode == "auto":
+        mode = "max" if figure == "accuracy" else "min"
+    return Watch(metric, mode, min_delta)
+
+
+def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=True, out=None):
+    """prepare() then train(): the library's one-call training."""
+    return train(prepare(cfg, src, weights=weights, resume=resume), run_dir, progress, out)
+
+
+def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict]:
+    """Train ``run`` to the end (or early stop), writing the run folder; the metrics rows."""
+    from tqdm import tqdm
+
+    out = out or sys.stdout
+    cfg, net, data, optimizer, state = run.cfg, run.net, run.train, run.optimizer, run.state
+    tc, seed = cfg["train"], cfg["seed"]
+    params, grads = net.params(), net.grads()
+    columns = metric_columns(data.has_classes, run.validation is not None, run.test is not None)
+    run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint.write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
+    checkpoint.write_text(
+        run_dir / "environment.yaml", yaml.safe_dump(environment.describe(), sort_keys=False)
+    )
     write_metrics(run_dir / "metrics.csv", columns, state["metrics"])
-    monitor, mode = ("test_accuracy", "max") if classes else ("test_loss", "min")
-
-    def meta(**extra):
-        return {"config": cfg, "input_shape": list(net.input_shape), "n_outputs": net.n_outputs,
-                "input_scale": train.scale, "targets": "classes" if classes else "values",
-                "rng": {"seed": cfg["seed"], "streams": "init [seed, 0]; shuffle [seed, 1, epoch]"},
-                **state, **extra}
 
     def save(name):
-        checkpoint.save(run_dir / name, {**params, **optimizer.state_arrays()}, meta())
+        meta = {
+            "config": cfg,
+            "input_shape": list(net.input_shape),
+            "n_outputs": net.n_outputs,
+            "input_scale": data.scale,
+            "targets": "classes" if data.has_classes else "values",
+            "rng": {
+                "seed": seed,
+                "streams": "init [seed,0]; shuffle [seed,1,epoch]; "
+                "dropout [seed,2,step,layer]; validation [seed,5]",
+            },
+            "environment": environment.describe(),
+            **state,
+        }
+        checkpoint.save(run_dir / name, {**params, **optimizer.state_arrays()}, meta)
 
-    n, bs = len(train), tc["batch_size"]
+    n, bs = len(data), tc["batch_size"]
     n_batches = math.ceil(n / bs)
+    ck = tc["checkpoint"]
+    last_save = time.monotonic()
     # Overflow is caught by the finiteness check below; numpy's warnings would only add noise.
     with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
         for epoch in range(state["epoch"], tc["epochs"]):
-            order = epoch_order(cfg["seed"], epoch, n, tc["shuffle"])
+            order = epoch_order(seed, epoch, n, tc["shuffle"])
             partial = state["partial"] or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
             started = time.perf_counter() - partial["seconds"]
-            bar = tqdm(total=n_batches, initial=state["batch"], desc=f"epoch {epoch + 1}",
-                       file=sys.stderr, leave=False, disable=not progress, dynamic_ncols=True)
+            bar = tqdm(
+                total=n_batches,
+                initial=state["batch"],
+                desc=f"epoch {epoch + 1}",
+                file=sys.stderr,
+                leave=False,
+                disable=not progress,
+                dynamic_ncols=True,
+            )
             for b in range(state["batch"], n_batches):
-                idx = order[b * bs:(b + 1) * bs]
-                x = train.inputs(idx, net.dtype)
-                t = train.targets(idx, net.n_outputs, net.dtype)
+                idx = order[b * bs : (b + 1) * bs]
+                x = data.inputs(idx, net.dtype)
+                t = data.targets(idx, net.n_outputs, net.dtype)
+                optimizer.lr = lr_at(
+                    tc["schedule"], tc["optimizer"]["lr"], state["step"], n_batches, tc["epochs"]
+                )
+                net.seed_step(seed, state["step"])
                 loss, output, _ = net.loss_and_backward(x, t)
                 if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
                     bar.close()
@@ -126,47 +272,72 @@ def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=Tr
                 state["step"] += 1
                 partial["loss"] += loss * len(idx)
                 partial["seen"] += len(idx)
-                if classes:
-                    partial["correct"] += int(np.sum(output.argmax(axis=1) == train.y[idx]))
+                if data.has_classes:
+                    partial["correct"] += int(np.sum(output.argmax(axis=1) == data.y[idx]))
                 bar.update(1)
                 if b % 20 == 0:
                     bar.set_postfix(loss=f"{partial['loss'] / partial['seen']:.4f}", refresh=False)
-                if stop.raised:
-                    bar.close()
+                due = (ck["every_steps"] and state["step"] % ck["every_steps"] == 0) or (
+                    ck["every_minutes"] and time.monotonic() - last_save >= 60 * ck["every_minutes"]
+                )
+                if (stop.raised or due) and b + 1 < n_batches:
                     partial["seconds"] = time.perf_counter() - started
                     state.update(epoch=epoch, batch=b + 1, partial=partial)
                     save("last.npz")
-                    raise Interrupted(run_dir / "last.npz")
+                    last_save = time.monotonic()
+                    if stop.raised:
+                        bar.close()
+                        raise Interrupted(run_dir / "last.npz")
             bar.close()
 
             row = {"epoch": epoch + 1, "train_loss": partial["loss"] / partial["seen"]}
-            if classes:
+            if data.has_classes:
                 row["train_accuracy"] = partial["correct"] / partial["seen"]
-            if test is not None:
-                row["test_loss"], row["test_accuracy"], _ = score(net, test)
+            for split, ds in (("validation", run.validation), ("test", run.test)):
+                if ds is not None:
+                    row[f"{split}_loss"], row[f"{split}_accuracy"], _ = score(net, ds)
             row["lr"] = optimizer.lr
             row["seconds"] = time.perf_counter() - started
             state["metrics"].append({k: row[k] for k in columns})
             state.update(epoch=epoch + 1, batch=0, partial=None)
             print(format_row(row, tc["epochs"]), file=out, flush=True)
 
-            write_metrics(run_dir / "metrics.csv", columns, state["metrics"])
-            best, value = state["best"], row.get(monitor)
-            improved = test is not None and (
-                best is None or (value > best if mode == "max" else value < best)
+            improved = run.best is not None and run.best.improves(
+                row[run.best.metric], state["best"]
             )
             if improved:
-                state["best"] = value
+                state["best"] = row[run.best.metric]
+            stopping = state["stopping"]
+            if run.stopping is not None:
+                value = row[run.stopping.metric]
+                if run.stopping.improves(value, stopping["best"]):
+                    stopping.update(best=value, wait=0)
+                else:
+                    stopping["wait"] += 1
+            write_metrics(run_dir / "metrics.csv", columns, state["metrics"])
             save("last.npz")
+            last_save = time.monotonic()
             if improved:
                 save("best.npz")
+            if ck["keep"]:
+                save(f"epoch-{epoch + 1:03d}.npz")
+            if run.stopping is not None and stopping["wait"] >= tc["early_stopping"]["patience"]:
+                print(
+                    f"early stopping: {run.stopping.metric} has not improved for "
+                    f"{stopping['wait']} epochs (best {stopping['best']:.6g})",
+                    file=out,
+                )
+                break
+            if stop.raised:
+                raise Interrupted(run_dir / "last.npz")
     return state["metrics"]
 
 
-def metric_columns(classes: bool, has_test: bool) -> list[str]:
-    columns = ["epoch", "train_loss"] + (["train_accuracy"] if classes else [])
-    if has_test:
-        columns += ["test_loss"] + (["test_accuracy"] if classes else [])
+def metric_columns(classes: bool, has_validation: bool, has_test: bool) -> list[str]:
+    columns = ["epoch"]
+    for split, present in (("train", True), ("validation", has_validation), ("test", has_test)):
+        if present:
+            columns += [f"{split}_loss"] + ([f"{split}_accuracy"] if classes else [])
     return columns + ["lr", "seconds"]
 
 
@@ -181,14 +352,13 @@ def _csv_value(v) -> str:
 
 
 def format_row(row: dict, epochs: int) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}", f"train_loss {row['train_loss']:.4f}"]
-    if "train_accuracy" in row:
-        parts.append(f"train_acc {100 * row['train_accuracy']:.2f}%")
-    if "test_loss" in row:
-        parts.append(f"test_loss {row['test_loss']:.4f}")
-    if row.get("test_accuracy") is not None:
-        parts.append(f"test_acc {100 * row['test_accuracy']:.2f}%")
-    parts.append(f"{row['seconds']:.1f}s")
+    parts = [f"epoch {row['epoch']}/{epochs}"]
+    for split, short in (("train", "train"), ("validation", "val"), ("test", "test")):
+        if f"{split}_loss" in row:
+            parts.append(f"{short}_loss {row[f'{split}_loss']:.4f}")
+        if row.get(f"{split}_accuracy") is not None:
+            parts.append(f"{short}_acc {100 * row[f'{split}_accuracy']:.2f}%")
+    parts += [f"lr {row['lr']:.3g}", f"{row['seconds']:.1f}s"]
     return "  ".join(parts)
 
 
@@ -208,9 +378,11 @@ def check_run_dir(run_dir: Path, overwrite: bool) -> None:
         raise UserError(str(run_dir), "the output path exists and is not a folder")
     taken = [n for n in ("config.yaml", "metrics.csv", "last.npz") if (run_dir / n).exists()]
     if taken and not overwrite:
-        raise UserError(str(run_dir), "the folder already holds a run",
-                        "continue it with --resume RUN/last.npz, choose another --out, "
-                        "or pass --overwrite")
+        raise UserError(
+            str(run_dir),
+            "the folder already holds a run",
+            "continue it with --resume RUN/last.npz, choose another --out, or pass --overwrite",
+        )
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-test"

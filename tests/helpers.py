@@ -1,4 +1,4 @@
-"""Shared test helpers: a finite-difference check of one layer, independent of nettrain.gradcheck."""
+"""Shared test helpers: a finite-difference check of one layer, apart from nettrain.gradcheck."""
 
 from __future__ import annotations
 

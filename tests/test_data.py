@@ -33,11 +33,14 @@ def test_idx_big_endian_int32(tmp_path):
     assert b.dtype.isnative
 
 
-@pytest.mark.parametrize("raw,message", [
-    (b"\x01\x00\x08\x01", "bad magic"),
-    (b"\x00\x00\x08\x02\x00\x00", "truncated"),
-    (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", "header says"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"\x01\x00\x08\x01", "bad magic"),
+        (b"\x00\x00\x08\x02\x00\x00", "truncated"),
+        (b"\x00\x00\x08\x01\x00\x00\x00\x05abc", "header says"),
+    ],
+)
 def test_idx_errors(tmp_path, raw, message):
     (tmp_path / "bad.idx").write_bytes(raw)
     with pytest.raises(UserError, match=message):

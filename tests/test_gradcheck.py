@@ -24,8 +24,13 @@ def data():
 def test_passes_a_correct_net_and_reports_every_tensor():
     results, step = check_net(small_net(), *data())
     names = [r.name for r in results]
-    assert names == ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias",
-                     "input"]
+    assert names == [
+        "layers.0.weight",
+        "layers.0.bias",
+        "layers.1.weight",
+        "layers.1.bias",
+        "input",
+    ]
     assert all(r.ok and r.checked == r.size for r in results)
     assert step.ok and abs(step.ratio - 1) < 1e-3
     assert "FAIL" not in format_report(results, step)

@@ -11,8 +11,13 @@ from nettrain.network import build_network
 def layers(*specs):
     defaults = {
         "dense": {"activation": "linear", "bias": True, "init": "auto"},
-        "conv2d": {"stride": [1, 1], "padding": "valid", "activation": "linear", "bias": True,
-                   "init": "auto"},
+        "conv2d": {
+            "stride": [1, 1],
+            "padding": "valid",
+            "activation": "linear",
+            "bias": True,
+            "init": "auto",
+        },
         "maxpool2d": {"stride": None},
     }
     return [{**defaults.get(s["type"], {}), **s} for s in specs]
@@ -38,15 +43,27 @@ LENET = [
 def test_lenet_shapes_and_names():
     net = net_of(LENET, "multinomial_cross_entropy", (1, 28, 28), np.float32)
     assert [layer.out_shape for layer in net.layers] == [
-        (8, 28, 28), (8, 28, 28), (8, 14, 14), (16, 14, 14), (16, 14, 14), (16, 4, 4),
-        (150,), (150,), (10,), (10,),
+        (8, 28, 28),
+        (8, 28, 28),
+        (8, 14, 14),
+        (16, 14, 14),
+        (16, 14, 14),
+        (16, 4, 4),
+        (150,),
+        (150,),
+        (10,),
+        (10,),
     ]
     shapes = {k: v.shape for k, v in net.params().items()}
     assert shapes == {
-        "layers.0.weight": (8, 1, 5, 5), "layers.0.bias": (8,),
-        "layers.2.weight": (16, 8, 5, 5), "layers.2.bias": (16,),
-        "layers.4.weight": (256, 150), "layers.4.bias": (150,),
-        "layers.5.weight": (150, 10), "layers.5.bias": (10,),
+        "layers.0.weight": (8, 1, 5, 5),
+        "layers.0.bias": (8,),
+        "layers.2.weight": (16, 8, 5, 5),
+        "layers.2.bias": (16,),
+        "layers.4.weight": (256, 150),
+        "layers.4.bias": (150,),
+        "layers.5.weight": (150, 10),
+        "layers.5.bias": (10,),
     }
     assert all(p.dtype == np.float32 for p in net.params().values())
     assert net.fused is not None
@@ -69,13 +86,18 @@ def test_cross_entropy_refuses_outputs_outside_0_1(activation):
 
 def test_multinomial_cross_entropy_needs_softmax():
     with pytest.raises(UserError, match="needs a softmax output"):
-        net_of([{"type": "dense", "units": 3, "activation": "sigmoid"}], "multinomial_cross_entropy",
-               (4,))
+        net_of(
+            [{"type": "dense", "units": 3, "activation": "sigmoid"}],
+            "multinomial_cross_entropy",
+            (4,),
+        )
 
 
 def test_cross_entropy_accepts_sigmoid_behind_maxpool():
-    specs = [{"type": "conv2d", "filters": 2, "kernel": [3, 3], "activation": "sigmoid"},
-             {"type": "maxpool2d", "size": [2, 2]}]
+    specs = [
+        {"type": "conv2d", "filters": 2, "kernel": [3, 3], "activation": "sigmoid"},
+        {"type": "maxpool2d", "size": [2, 2]},
+    ]
     net = net_of(specs, "cross_entropy", (1, 6, 6))
     assert net.fused is None  # the last layer is the pool, so the unfused gradient is used
 
@@ -87,17 +109,23 @@ def check(net, x, t):
     return results
 
 
-@pytest.mark.parametrize("loss,last", [
-    ("squared_error", "softmax"),  # the seed's first example: the full softmax Jacobian
-    ("squared_error", "tanh"),
-    ("cross_entropy", "sigmoid"),
-    ("cross_entropy", "softmax"),
-    ("multinomial_cross_entropy", "softmax"),
-])
+@pytest.mark.parametrize(
+    "loss,last",
+    [
+        ("squared_error", "softmax"),  # the seed's first example: the full softmax Jacobian
+        ("squared_error", "tanh"),
+        ("cross_entropy", "sigmoid"),
+        ("cross_entropy", "softmax"),
+        ("multinomial_cross_entropy", "softmax"),
+    ],
+)
 def test_every_output_and_loss_pair_has_the_right_gradient(loss, last):
     rng = np.random.default_rng(5)
-    specs = [{"type": "dense", "units": 6, "activation": "tanh"},
-             {"type": "dense", "units": 4}, {"type": last}]
+    specs = [
+        {"type": "dense", "units": 6, "activation": "tanh"},
+        {"type": "dense", "units": 4},
+        {"type": last},
+    ]
     net = net_of(specs, loss, (3,))
     x = rng.standard_normal((5, 3))
     t = np.eye(4)[rng.integers(0, 4, 5)] if last == "softmax" else rng.uniform(0.1, 0.9, (5, 4))
@@ -106,10 +134,19 @@ def test_every_output_and_loss_pair_has_the_right_gradient(loss, last):
 
 def test_conv_net_gradient_on_random_shapes():
     rng = np.random.default_rng(6)
-    specs = [{"type": "conv2d", "filters": 3, "kernel": [3, 2], "stride": [2, 1],
-              "padding": [1, 0], "activation": "relu"},
-             {"type": "maxpool2d", "size": [2, 2], "stride": [1, 2]},
-             {"type": "dense", "units": 5}, {"type": "softmax"}]
+    specs = [
+        {
+            "type": "conv2d",
+            "filters": 3,
+            "kernel": [3, 2],
+            "stride": [2, 1],
+            "padding": [1, 0],
+            "activation": "relu",
+        },
+        {"type": "maxpool2d", "size": [2, 2], "stride": [1, 2]},
+        {"type": "dense", "units": 5},
+        {"type": "softmax"},
+    ]
     net = net_of(specs, "multinomial_cross_entropy", (2, 7, 6))
     for p in net.params().values():
         p += rng.uniform(0.01, 0.05, p.shape)

@@ -57,7 +57,12 @@ def test_loss_falls_and_run_folder_is_complete(config, tmp_path):
     assert len(rows) == 3 and rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert rows[-1]["test_accuracy"] > 0.8
     assert {p.name for p in (tmp_path / "run").iterdir()} == {
-        "config.yaml", "metrics.csv", "last.npz", "best.npz"}
+        "config.yaml",
+        "environment.yaml",
+        "metrics.csv",
+        "last.npz",
+        "best.npz",
+    }
 
 
 def test_same_seed_same_weights(config, tmp_path):
@@ -90,15 +95,18 @@ def test_interrupted_mid_epoch_and_resumed_is_bit_identical(config, tmp_path, mo
     cfg, src = config()
     full = train.fit(cfg, src, tmp_path / "full", progress=False)
 
-    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(9))  # epoch 2, batch 3 of 6
+    # 6 batches an epoch; the flag is read after every batch and at every epoch's end, so the
+    # 10th read is after batch 3 of epoch 2
+    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(9))
     with pytest.raises(train.Interrupted):
         train.fit(cfg, src, tmp_path / "cut", progress=False)
     arrays, meta = checkpoint.load(tmp_path / "cut/last.npz")
-    assert (meta["epoch"], meta["batch"], meta["step"]) == (1, 4, 10)
+    assert (meta["epoch"], meta["batch"], meta["step"]) == (1, 3, 9)
     monkeypatch.undo()
 
-    resumed = train.fit(cfg, src, tmp_path / "cut", resume=(arrays, meta, "last.npz"),
-                        progress=False)
+    resumed = train.fit(
+        cfg, src, tmp_path / "cut", resume=(arrays, meta, "last.npz"), progress=False
+    )
     a, b = weights(tmp_path / "full/last.npz"), weights(tmp_path / "cut/last.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
 

@@ -63,9 +63,12 @@ class Opt:
             "shape": "a list of positive integers, e.g. [1, 28, 28]",
             "size": "a positive integer or a pair [h, w]",
             "padding": "'same', 'valid', an integer >= 0 or a pair [h, w]",
+            "named": "a name or a mapping with a 'name'",
         }
         if self.kind == "choice":
             return "one of: " + ", ".join(self.choices)
+        if self.kind == "named":
+            return "one of: " + ", ".join(self.extra["table"])
         text = names[self.kind]
         if self.min is not None and self.max is not None:
             lo = "(" if self.exclusive_min else "["
@@ -118,7 +121,8 @@ class Opt:
             if not isinstance(value, str) or value not in self.choices:
                 if isinstance(value, str):
                     raise UserError(
-                        src.where(path), f"unknown value '{value}': {did_you_mean(value, self.choices)}"
+                        src.where(path),
+                        f"unknown value '{value}': {did_you_mean(value, self.choices)}",
                     )
                 fail()
             return value
@@ -136,6 +140,8 @@ class Opt:
             return list(value)
         if kind == "size":
             return list(_pair(value, 1, fail))
+        if kind == "named":  # a mapping whose 'name' picks its options, or a bare name
+            return check_named(value, self.extra["table"], src, path, "name")
         if kind == "padding":
             if value in ("same", "valid"):
                 return value
@@ -143,9 +149,13 @@ class Opt:
         raise AssertionError(f"unknown option kind {kind}")
 
     def _check_range(self, value, fail):
-        if self.min is not None and (value < self.min or (self.exclusive_min and value == self.min)):
+        if self.min is not None and (
+            value < self.min or (self.exclusive_min and value == self.min)
+        ):
             fail()
-        if self.max is not None and (value > self.max or (self.exclusive_max and value == self.max)):
+        if self.max is not None and (
+            value > self.max or (self.exclusive_max and value == self.max)
+        ):
             fail()
 
 
@@ -194,3 +204,26 @@ def check_mapping(value, options: dict, src: ConfigSource, path, nested=()) -> d
 
 def dotted_key(path, key) -> str:
     return ".".join(str(p) for p in (*path, key))
+
+
+def check_named(value, table: dict, src, path, key: str, default=None, common=None) -> dict:
+    """A mapping whose ``key`` (type / name) picks its options from ``table``.
+
+    A bare string is taken as that name ("- softmax", "optimizer: adam").
+    """
+    if isinstance(value, str):
+        value = {key: value}
+    if value is None and default is not None:
+        value = {key: default}
+    if not isinstance(value, dict):
+        raise UserError(src.where(path), f"expected a mapping with a '{key}', got {_shown(value)}")
+    name = value.get(key, default)
+    if name is None:
+        raise UserError(src.where(path), f"no '{key}' (one of: {', '.join(table)})")
+    if name not in table:
+        raise UserError(
+            src.where((*path, key)), f"unknown {key} '{name}': {did_you_mean(name, table)}"
+        )
+    options = table[name] if isinstance(table[name], dict) else table[name].OPTIONS
+    rest = {k: v for k, v in value.items() if k != key}
+    return {key: name, **check_mapping(rest, {**options, **(common or {})}, src, path)}

@@ -2,23 +2,32 @@
 
 ``validate(src)`` checks a loaded ``ConfigSource`` against it and returns the resolved config: a
 plain dict with every default filled in and every path absolute. Nothing is built or read before
-the whole config has passed. Layer options come from each layer class's ``OPTIONS``.
+the whole config has passed. Layer, optimizer and schedule options come from their own tables
+(each layer class's, optimizer class's ``OPTIONS``; ``schedule.SCHEDULES``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from nettrain.config.options import Opt, _shown, check_mapping
+from nettrain.config.options import Opt, _shown, check_mapping, check_named
 from nettrain.config.source import ConfigSource
 from nettrain.errors import UserError, did_you_mean
 from nettrain.losses import LOSSES
 
 DATASETS = ("mnist",)
-OPTIMIZERS = ("sgd",)
+MONITORS = (
+    "auto",
+    "train_loss",
+    "train_accuracy",
+    "validation_loss",
+    "validation_accuracy",
+    "test_loss",
+    "test_accuracy",
+)
 
 TOP = {
-    "seed": Opt("int", 0, min=0, doc="seed of every random draw (init, shuffling)"),
+    "seed": Opt("int", 0, min=0, doc="seed of every random draw (init, shuffling, dropout)"),
     "dtype": Opt("choice", "float32", choices=("float32", "float64"), doc="floating-point type"),
 }
 DATA = {
@@ -35,23 +44,32 @@ TRAIN = {
     "batch_size": Opt("int", 32, min=1, doc="samples per gradient step"),
     "shuffle": Opt("bool", True, doc="reshuffle the training set every epoch"),
 }
-OPTIMIZER = {
-    "name": Opt("choice", "sgd", choices=OPTIMIZERS, doc="the optimizer"),
-    "lr": Opt("float", 0.01, min=0, exclusive_min=True, doc="learning rate"),
-    "momentum": Opt("float", 0.0, min=0, max=1, exclusive_max=True, doc="heavy-ball momentum"),
+CHECKPOINT = {
+    "every_steps": Opt("int", 0, min=0, doc="also write last.npz every N steps (0: off)"),
+    "every_minutes": Opt("float", 0.0, min=0, doc="also write last.npz every M minutes (0: off)"),
+    "keep": Opt("bool", False, doc="keep every epoch's checkpoint as epoch-NNN.npz"),
+    "monitor": Opt("choice", "auto", choices=MONITORS, doc="the figure best.npz is chosen by"),
+    "mode": Opt("choice", "auto", choices=("auto", "min", "max"), doc="lower or higher is better"),
 }
-SECTIONS = {"data": DATA, "model": MODEL, "train": TRAIN}
+EARLY_STOPPING = {
+    "monitor": Opt("choice", "auto", choices=MONITORS, doc="the figure watched"),
+    "patience": Opt("int", 5, min=1, doc="epochs without improvement before stopping"),
+    "min_delta": Opt("float", 0.0, min=0, doc="smallest change that counts as improvement"),
+    "mode": Opt("choice", "auto", choices=("auto", "min", "max"), doc="lower or higher is better"),
+}
 
 
 def validate(src: ConfigSource) -> dict:
     """The resolved config, or a UserError naming file, line, key, expected and given."""
     tree = src.tree
-    known = {**TOP, **SECTIONS}
+    known = {**TOP, "data": None, "model": None, "train": None}
     for key in tree:
         if key not in known:
             raise UserError(src.where((key,)), f"unknown key '{key}': {did_you_mean(key, known)}")
-    cfg = {key: opt.check(tree[key], src, (key,)) if key in tree else opt.default
-           for key, opt in TOP.items()}
+    cfg = {
+        key: opt.check(tree[key], src, (key,)) if tree.get(key) is not None else opt.default
+        for key, opt in TOP.items()
+    }
     cfg["data"] = _data(tree.get("data"), src)
     cfg["model"] = _model(tree.get("model"), src)
     cfg["train"] = _train(tree.get("train"), src)
@@ -59,22 +77,45 @@ def validate(src: ConfigSource) -> dict:
 
 
 def _data(value, src):
-    data = check_mapping(value, DATA, src, ("data",))
+    data = check_mapping(value, DATA, src, ("data",), nested=("validation",))
+    data["validation"] = _holdout((value or {}).get("validation"), src)
     if value is None:  # allowed for gradcheck and summary with model.input; fit refuses it
         return data
     if data["dataset"] and data["train"]:
-        raise UserError(src.where(("data", "train")),
-                        "give either data.dataset or data.train, not both")
+        raise UserError(
+            src.where(("data", "train")), "give either data.dataset or data.train, not both"
+        )
     if not data["dataset"] and not data["train"]:
-        raise UserError(src.where(("data",)),
-                        "no training data: give data.dataset (e.g. mnist) or data.train (a file)")
+        raise UserError(
+            src.where(("data",)),
+            "no training data: give data.dataset (e.g. mnist) or data.train (a file)",
+        )
     if data["dataset"] and data["test"]:
-        raise UserError(src.where(("data", "test")),
-                        f"data.dataset '{data['dataset']}' brings its own test set; drop data.test")
-    for key in ("train", "test"):
-        if data[key] and not Path(data[key]).is_file():
+        raise UserError(
+            src.where(("data", "test")),
+            f"data.dataset '{data['dataset']}' brings its own test set; drop data.test",
+        )
+    for key in ("train", "test", "validation"):
+        if isinstance(data[key], str) and not Path(data[key]).is_file():
             raise UserError(src.where(("data", key)), f"file not found: {data[key]}")
     return data
+
+
+def _holdout(value, src):
+    """data.validation: a fraction in (0, 1) or a count of training samples, or a file."""
+    path = ("data", "validation")
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return Opt("path").check(value, src, path)
+    if isinstance(value, float) and 0 < value < 1:
+        return value
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 1:
+        return value
+    raise UserError(
+        src.where(path),
+        f"expected a fraction in (0, 1), a sample count >= 1 or a file path, got {_shown(value)}",
+    )
 
 
 def _model(value, src):
@@ -85,30 +126,47 @@ def _model(value, src):
     model = check_mapping(value, MODEL, src, ("model",), nested=("layers",))
     layers = value.get("layers")
     if not isinstance(layers, list) or not layers:
-        raise UserError(src.where(("model", "layers")),
-                        f"expected a non-empty list of layers, got {_shown(layers)}")
-    model["layers"] = [_layer(spec, i, src, LAYERS) for i, spec in enumerate(layers)]
+        raise UserError(
+            src.where(("model", "layers")),
+            f"expected a non-empty list of layers, got {_shown(layers)}",
+        )
+    model["layers"] = [
+        check_named(spec, LAYERS, src, ("model", "layers", i), "type")
+        for i, spec in enumerate(layers)
+    ]
     return {"input": model["input"], "layers": model["layers"], "loss": model["loss"]}
 
 
-def _layer(spec, i, src, table):
-    path = ("model", "layers", i)
-    if isinstance(spec, str):  # "- softmax" is as good as "- {type: softmax}"
-        spec = {"type": spec}
-    if not isinstance(spec, dict):
-        raise UserError(src.where(path), f"expected a layer mapping with a 'type', got {_shown(spec)}")
-    kind = spec.get("type")
-    if kind is None:
-        raise UserError(src.where(path), "layer has no 'type' (one of: " + ", ".join(table) + ")")
-    if kind not in table:
-        raise UserError(src.where((*path, "type")),
-                        f"unknown layer type '{kind}': {did_you_mean(kind, table)}")
-    options = {k: v for k, v in spec.items() if k != "type"}
-    return {"type": kind, **check_mapping(options, table[kind].OPTIONS, src, path)}
-
-
 def _train(value, src):
-    train = check_mapping(value, TRAIN, src, ("train",), nested=("optimizer",))
-    optimizer = (value or {}).get("optimizer")
-    train["optimizer"] = check_mapping(optimizer, OPTIMIZER, src, ("train", "optimizer"))
+    from nettrain.optim import OPTIMIZERS
+    from nettrain.schedule import COMMON, SCHEDULES
+
+    sections = ("optimizer", "schedule", "checkpoint", "early_stopping")
+    train = check_mapping(value, TRAIN, src, ("train",), nested=sections)
+    value = value or {}
+    train["optimizer"] = check_named(
+        value.get("optimizer"), OPTIMIZERS, src, ("train", "optimizer"), "name", default="sgd"
+    )
+    train["schedule"] = check_named(
+        value.get("schedule"),
+        SCHEDULES,
+        src,
+        ("train", "schedule"),
+        "name",
+        default="constant",
+        common=COMMON,
+    )
+    train["checkpoint"] = check_mapping(
+        value.get("checkpoint"), CHECKPOINT, src, ("train", "checkpoint")
+    )
+    stopping = value.get("early_stopping")
+    train["early_stopping"] = (
+        None
+        if stopping is None
+        else check_mapping(stopping, EARLY_STOPPING, src, ("train", "early_stopping"))
+    )
+    if train["optimizer"].get("nesterov") and not train["optimizer"].get("momentum"):
+        raise UserError(
+            src.where(("train", "optimizer", "nesterov")), "nesterov needs momentum > 0"
+        )
     return train

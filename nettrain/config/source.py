@@ -60,7 +60,9 @@ class ConfigSource:
         if tree is None:
             tree = {}
         if not isinstance(tree, dict):
-            raise UserError(f"{file}:1", "the config must be a mapping of keys (seed, data, model, train)")
+            raise UserError(
+                f"{file}:1", "the config must be a mapping of keys (seed, data, model, train)"
+            )
         _reject_duplicate_keys(nodes, file)
         return cls(tree, file, nodes, folder)
 
@@ -132,7 +134,8 @@ class ConfigSource:
         if isinstance(node, list):
             if not isinstance(last, int) or last >= len(node):
                 raise UserError(
-                    f"--set {item}", f"{dotted(path)}: no such list entry (the list has {len(node)})"
+                    f"--set {item}",
+                    f"{dotted(path)}: no such list entry (the list has {len(node)})",
                 )
             node[last] = value
         elif isinstance(node, dict):

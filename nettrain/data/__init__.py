@@ -43,7 +43,8 @@ def datasets_folder() -> Path:
     raise UserError(
         "dataset mnist",
         "the bundled MNIST files were not found (looked in: "
-        + ", ".join(str(c) for c in candidates) + ")",
+        + ", ".join(str(c) for c in candidates)
+        + ")",
         "install nettrain from its repository with 'pip install -e .', or set NETTRAIN_DATASETS "
         "to the folder that holds mnist/",
     )
@@ -89,7 +90,9 @@ def read_npz(path: str, names) -> dict:
 def checked(x: np.ndarray, y: np.ndarray | None, where: str) -> Dataset:
     """A Dataset after checking types, lengths and values of x and y."""
     if x.dtype.kind not in "fiub" or x.ndim < 2:
-        raise UserError(where, f"x must be a numeric array (N, features...), got {x.dtype} {x.shape}")
+        raise UserError(
+            where, f"x must be a numeric array (N, features...), got {x.dtype} {x.shape}"
+        )
     if len(x) == 0:
         raise UserError(where, "the data set is empty")
     if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
@@ -103,8 +106,11 @@ def checked(x: np.ndarray, y: np.ndarray | None, where: str) -> Dataset:
                 if y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
                     y = y.astype(np.int64)
                 else:
-                    raise UserError(where, "y of shape (N,) must hold integer class labels; "
-                                    "give float targets as an (N, K) array")
+                    raise UserError(
+                        where,
+                        "y of shape (N,) must hold integer class labels; "
+                        "give float targets as an (N, K) array",
+                    )
             y = y.astype(np.int64)
             if y.min() < 0:
                 raise UserError(where, f"negative class label {int(y.min())}")

@@ -47,6 +47,11 @@ class Dataset:
             return t
         return y.reshape(len(y), -1).astype(dtype, copy=False)
 
+    def subset(self, idx) -> Dataset:
+        """The samples ``idx`` (a copy of those rows only)."""
+        y = None if self.y is None else self.y[idx]
+        return Dataset(self.x[idx], y, self.name, self.scale)
+
     def reshaped(self, shape) -> Dataset:
         """The same samples seen with per-sample ``shape`` (equal size), e.g. 784 for 1x28x28."""
         return Dataset(self.x.reshape((len(self.x), *shape)), self.y, self.name, self.scale)

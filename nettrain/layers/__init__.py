@@ -3,6 +3,7 @@
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.conv2d import Conv2d
 from nettrain.layers.dense import Dense
+from nettrain.layers.dropout import Dropout
 from nettrain.layers.linear import Linear
 from nettrain.layers.maxpool2d import MaxPool2d
 from nettrain.layers.relu import Relu
@@ -22,6 +23,7 @@ LAYERS = {
     "dense": Dense,
     "conv2d": Conv2d,
     "maxpool2d": MaxPool2d,
+    "dropout": Dropout,
     **ACTIVATIONS,
 }
 

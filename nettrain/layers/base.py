@@ -30,6 +30,7 @@ class Layer:
 
     kind = "layer"  # the YAML `type`
     OPTIONS: dict = {}
+    stochastic = False  # True for layers that draw from ``self.rng`` in training (dropout)
 
     def __init__(self, index: int, **options):
         self.index = index  # position in model.layers; parameters are named after it

@@ -20,9 +20,11 @@ class Dense(Layer):
     kind = "dense"
     OPTIONS = {
         "units": Opt("int", min=1, doc="number of output units"),
-        "activation": Opt("choice", "linear", choices=ACTIVATION_NAMES, doc="activation after the sum"),
+        "activation": Opt(
+            "choice", "linear", choices=ACTIVATION_NAMES, doc="activation after the sum"
+        ),
         "bias": Opt("bool", True, doc="add a bias per unit"),
-        "init": Opt("choice", "auto", choices=init.INITIALIZERS, doc="weight initialiser"),
+        "init": init.INIT_OPTION,
     }
 
     def output_shape(self, in_shape):
@@ -38,7 +40,12 @@ class Dense(Layer):
     def init_params(self, rng):
         n_in, units = self.params["weight"].shape
         self.params["weight"][...] = init.draw(
-            self.options["init"], self.options["activation"], (n_in, units), n_in, units, rng,
+            self.options["init"],
+            self.options["activation"],
+            (n_in, units),
+            n_in,
+            units,
+            rng,
             self.dtype,
         )
         if "bias" in self.params:

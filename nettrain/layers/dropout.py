@@ -1,0 +1,51 @@
+"""Dropout: during training each unit is dropped (set to 0) with probability ``drop_prob`` and
+the kept ones are scaled by 1 / (1 - drop_prob) ("inverted" dropout), so that evaluation is the
+identity. x: (batch, *shape) -> y: same shape.
+
+The mask is drawn from ``self.rng``, which the training loop sets for every step from the run's
+seed (see Network.seed_step), so that runs and resumed runs draw the same masks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nettrain.config.options import Opt
+from nettrain.layers.base import Layer
+
+
+class Dropout(Layer):
+    kind = "dropout"
+    OPTIONS = {
+        "drop_prob": Opt(
+            "float",
+            min=0,
+            max=1,
+            exclusive_max=True,
+            doc="probability of DROPPING each unit during training",
+        ),
+    }
+    stochastic = True
+
+    def __init__(self, index, **options):
+        super().__init__(index, **options)
+        self.rng = np.random.default_rng(0)
+        self.mask = None
+
+    def forward(self, x, train=True):
+        p = self.options["drop_prob"]
+        if not train or p == 0:
+            self.mask = None
+            return x
+        keep = self.rng.random(x.shape, dtype=self.dtype) >= p
+        self.mask = keep.astype(self.dtype) / self.dtype.type(1 - p)
+        return x * self.mask
+
+    def backward(self, dy):
+        return dy if self.mask is None else dy * self.mask
+
+    def flops(self):
+        return int(np.prod(self.out_shape))
+
+    def describe(self):
+        return f"dropout p={self.options['drop_prob']}"

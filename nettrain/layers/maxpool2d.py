@@ -1,0 +1,102 @@
+"""2-D max pooling, NCHW, per channel.
+
+x: (batch, C, H, W) -> y: (batch, C, OH, OW) with y[n, c, oh, ow] = the max of the window
+x[n, c, oh*sh : oh*sh + kh, ow*sw : ow*sw + kw]. Output size OH = floor((H - kh) / sh) + 1,
+likewise OW: windows never pass the input's edge, so trailing rows and columns that do not fill
+a window are dropped. ``stride`` defaults to ``size``.
+
+Backward routes each output's gradient to the input that was its max; on a tie, to the first
+maximum in row-major order within the window. Overlapping windows (stride < size) add up.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+from nettrain.config.options import Opt
+from nettrain.layers.base import Layer, ShapeError
+from nettrain.layers.conv2d import as_pair, needs_chw, shape_text
+
+
+class MaxPool2d(Layer):
+    kind = "maxpool2d"
+    OPTIONS = {
+        "size": Opt("size", doc="window height and width: an integer or [h, w]"),
+        "stride": Opt("size", None, doc="step between windows; defaults to size"),
+    }
+
+    def output_shape(self, in_shape):
+        if len(in_shape) != 3:
+            raise needs_chw(self.kind, in_shape)
+        C, H, W = in_shape
+        self.k = as_pair(self.options["size"], "size", 1)
+        stride = self.options["stride"]
+        self.s = self.k if stride is None else as_pair(stride, "stride", 1)
+        (kh, kw), (sh, sw) = self.k, self.s
+        if kh > H or kw > W:
+            raise ShapeError(
+                f"maxpool2d window {kh}x{kw} is larger than its input {H}x{W}; "
+                f"use a smaller size or drop the pooling layer"
+            )
+        return (C, (H - kh) // sh + 1, (W - kw) // sw + 1)
+
+    def forward(self, x, train=True):
+        x = np.ascontiguousarray(x, dtype=self.dtype)
+        y = np.empty((len(x), *self.out_shape), dtype=self.dtype)
+        self.argmax = np.empty(y.shape, dtype=np.int64)
+        _pool(x, *self.k, *self.s, y, self.argmax)
+        return y
+
+    def backward(self, dy):
+        N, (C, H, W) = len(dy), self.in_shape
+        dx = np.empty((N, C, H * W), dtype=self.dtype)
+        _unpool(np.ascontiguousarray(dy, dtype=self.dtype), self.argmax, dx)
+        return dx.reshape(N, C, H, W)
+
+    def flops(self):
+        C, OH, OW = self.out_shape
+        return self.k[0] * self.k[1] * C * OH * OW
+
+    def kinks(self):
+        return self.argmax.copy()
+
+    def describe(self):
+        return f"maxpool2d {self.k[0]}x{self.k[1]} s{shape_text(self.s)}"
+
+
+@njit(cache=True, parallel=True)
+def _pool(x, kh, kw, sh, sw, y, argmax):
+    """x (N, C, H, W) -> y, argmax (N, C, OH, OW); argmax is the flat index h*W + w of the max.
+
+    Strict '>' over rows then columns keeps the first maximum in row-major order on ties.
+    """
+    N, C, H, W = x.shape
+    OH, OW = y.shape[2], y.shape[3]
+    for n in prange(N):
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    h0, w0 = oh * sh, ow * sw
+                    best, at = x[n, c, h0, w0], h0 * W + w0
+                    for h in range(h0, h0 + kh):
+                        for w in range(w0, w0 + kw):
+                            if x[n, c, h, w] > best:
+                                best, at = x[n, c, h, w], h * W + w
+                    y[n, c, oh, ow] = best
+                    argmax[n, c, oh, ow] = at
+
+
+@njit(cache=True, parallel=True)
+def _unpool(dy, argmax, dx):
+    """dy, argmax (N, C, OH, OW) -> dx (N, C, H*W): each dy added at its window's max.
+
+    One thread per sample, adding in a fixed order, so overlapping windows sum the same every run.
+    """
+    N, C, OH, OW = dy.shape
+    for n in prange(N):
+        dx[n] = 0
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    dx[n, c, argmax[n, c, oh, ow]] += dy[n, c, oh, ow]

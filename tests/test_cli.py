@@ -1,0 +1,552 @@
+"""The `nettrain` command line end to end through click's CliRunner, on a tiny data set."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import re
+import shutil
+from pathlib import Path
+
+import click
+import numpy as np
+import pytest
+import yaml
+from click.testing import CliRunner
+
+import nettrain
+from nettrain.cli import cli
+from nettrain.layers.dense import Dense
+from nettrain.layers.tanh import Tanh
+
+REPO = Path(nettrain.__file__).resolve().parents[1]
+COMMANDS = ["fit", "gradcheck", "predict", "evaluate", "summary"]
+METRICS_HEADER = "epoch,train_loss,train_accuracy,test_loss,test_accuracy,lr,seconds"
+
+CONFIG = """\
+seed: 0
+data:
+  train: train.npz
+  test: test.npz
+model:
+  layers:
+    - {type: dense, units: 8, activation: tanh}
+    - {type: dense, units: 3}
+    - softmax
+  loss: multinomial_cross_entropy
+train:
+  epochs: 3
+  batch_size: 16
+  optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
+"""
+
+
+def blobs(rng, centers, n):
+    y = rng.integers(0, 3, n)
+    x = centers[y] + rng.standard_normal((n, 4))
+    return x.astype(np.float32), y
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    """A folder with train.npz (60), test.npz (30), x.npz (the test inputs only), c.yaml."""
+    folder = tmp_path_factory.mktemp("data")
+    rng = np.random.default_rng(1)
+    centers = rng.standard_normal((3, 4)) * 3
+    x, y = blobs(rng, centers, 60)
+    np.savez(folder / "train.npz", x=x, y=y)
+    x, y = blobs(rng, centers, 30)
+    np.savez(folder / "test.npz", x=x, y=y)
+    np.savez(folder / "x.npz", x=x)
+    (folder / "c.yaml").write_text(CONFIG)
+    return folder
+
+
+@pytest.fixture
+def runner():
+    return CliRunner()
+
+
+def run(runner, *args, code=0):
+    result = runner.invoke(cli, [str(a) for a in args])
+    assert result.exit_code == code, (
+        f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
+        f"exception: {result.exception!r}"
+    )
+    return result
+
+
+def fit(runner, data, out, *extra, code=0):
+    return run(runner, "fit", data / "c.yaml", "--out", out, *extra, code=code)
+
+
+def read_metrics(path):
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    return rows[0], rows[1:]
+
+
+def arrays_of(path):
+    with np.load(path, allow_pickle=False) as f:
+        return {k: f[k] for k in f.files}
+
+
+def assert_same_arrays(a_path, b_path):
+    a, b = arrays_of(a_path), arrays_of(b_path)
+    a.pop("__meta__")
+    b.pop("__meta__")
+    assert sorted(a) == sorted(b)
+    for name in a:
+        assert a[name].dtype == b[name].dtype, name
+        assert np.array_equal(a[name], b[name]), name
+
+
+def assert_user_error(result, *needles):
+    """Exit 2, one 'error: ...' line (plus an optional indented hint) on stderr, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    lines = result.stderr.strip("\n").splitlines()
+    assert lines and lines[0].startswith("error: "), result.stderr
+    assert len(lines) <= 2, result.stderr
+    if len(lines) == 2:
+        assert lines[1].startswith("  "), result.stderr
+    for needle in needles:
+        assert needle in result.stderr, f"{needle!r} not in {result.stderr!r}"
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(data, tmp_path_factory):
+    """A finished 3-epoch run folder (shared, read only)."""
+    out = tmp_path_factory.mktemp("runs") / "trained"
+    result = fit(CliRunner(), data, out)
+    return out, result
+
+
+# -- help and version -----------------------------------------------------------------------
+
+
+def test_version(runner):
+    result = run(runner, "--version")
+    assert result.stdout.strip() == f"nettrain, version {nettrain.__version__}"
+
+
+@pytest.mark.parametrize("command", [None, *COMMANDS])
+def test_help_documents_every_option(runner, command):
+    args = [command, "--help"] if command else ["--help"]
+    result = run(runner, *args)
+    assert result.stdout.startswith("Usage: ")
+    cmd = cli if command is None else cli.commands[command]
+    assert cmd.help, f"{command} has no help text"
+    assert cmd.help.split("\n")[0][:30] in " ".join(result.stdout.split())
+    text = " ".join(result.stdout.split())
+    options = [p for p in cmd.get_params(click.Context(cmd)) if isinstance(p, click.Option)]
+    assert options
+    for option in options:
+        assert option.help, f"{option.opts} has no help"
+        assert option.opts[-1] in text
+        assert " ".join(option.help.split())[:25] in text, option.opts
+    # every line of the Options section that starts an option carries help text on it
+    section = result.stdout.split("Options:", 1)[1].split("Commands:", 1)[0]
+    for line in section.splitlines():
+        if line.strip().startswith("-"):
+            assert re.match(r"^\s+-\S.*?\s{2,}\S", line), f"no help on {line!r}"
+    if command is None:
+        for name in COMMANDS:
+            assert re.search(rf"^\s+{name}\s+\S", result.stdout, re.M), name
+
+
+# -- fit --------------------------------------------------------------------------------------
+
+
+def test_fit_writes_the_run_folder(data, trained):
+    out, result = trained
+    assert {"config.yaml", "metrics.csv", "last.npz", "best.npz"} <= {p.name for p in out.iterdir()}
+    # stdout: one line per epoch
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) == 3
+    for i, line in enumerate(lines, 1):
+        assert line.startswith(f"epoch {i}/3"), line
+        assert "train_loss" in line
+    # metrics.csv: header + 3 rows, loss falls
+    header, rows = read_metrics(out / "metrics.csv")
+    assert ",".join(header) == METRICS_HEADER
+    assert [int(r[0]) for r in rows] == [1, 2, 3]
+    losses = [float(r[1]) for r in rows]
+    assert losses[-1] < losses[0]
+    assert all(0 <= float(r[2]) <= 1 and 0 <= float(r[4]) <= 1 for r in rows)
+    assert all(float(r[5]) == 0.1 for r in rows)
+    # the stdout lines show the same losses
+    for line, loss in zip(lines, losses, strict=True):
+        assert f"train_loss {loss:.4f}" in line
+    # config.yaml: the resolved config, defaults filled in, loadable as a config again
+    cfg = yaml.safe_load((out / "config.yaml").read_text())
+    assert cfg["train"]["epochs"] == 3
+    assert cfg["train"]["batch_size"] == 16
+    assert cfg["train"]["shuffle"] is True
+    assert cfg["dtype"] == "float32"
+    optimizer = cfg["train"]["optimizer"]
+    assert {k: optimizer[k] for k in ("name", "lr", "momentum")} == {
+        "name": "sgd",
+        "lr": 0.1,
+        "momentum": 0.9,
+    }
+    assert cfg["model"]["layers"][1]["activation"] == "linear"
+    assert Path(cfg["data"]["train"]) == (data / "train.npz").resolve()
+    from nettrain.config import load_config
+
+    again, _ = load_config(out / "config.yaml")
+    assert again == cfg
+
+
+def test_checkpoint_follows_the_spec(data, trained):
+    out, _ = trained
+    with np.load(out / "last.npz", allow_pickle=False) as f:
+        arrays = {k: f[k] for k in f.files}
+    assert arrays["layers.0.weight"].shape == (4, 8)
+    assert arrays["layers.0.bias"].shape == (8,)
+    assert arrays["layers.1.weight"].shape == (8, 3)
+    assert arrays["layers.1.bias"].shape == (3,)
+    assert not any(k.startswith("layers.2.") for k in arrays)  # softmax: no parameters
+    for name, a in arrays.items():
+        if name.startswith("layers."):
+            assert a.dtype == np.float32, name
+    assert any(k.startswith("optimizer.") for k in arrays)
+    meta_array = arrays["__meta__"]
+    assert meta_array.shape == ()
+    assert meta_array.dtype.kind == "U"
+    meta = json.loads(str(meta_array))
+    assert meta["epoch"] == 3
+    assert meta["step"] == 3 * 4  # ceil(60 / 16) = 4 batches per epoch
+    assert meta["config"] == yaml.safe_load((out / "config.yaml").read_text())
+    assert meta["config"]["model"]["layers"][0]["units"] == 8
+
+
+def test_fit_is_deterministic(runner, data, tmp_path):
+    fit(runner, data, tmp_path / "a")
+    fit(runner, data, tmp_path / "b")
+    assert_same_arrays(tmp_path / "a" / "last.npz", tmp_path / "b" / "last.npz")
+    _, rows_a = read_metrics(tmp_path / "a" / "metrics.csv")
+    _, rows_b = read_metrics(tmp_path / "b" / "metrics.csv")
+    assert [r[:-1] for r in rows_a] == [r[:-1] for r in rows_b]
+
+
+def test_fit_set_epochs(runner, data, tmp_path):
+    result = fit(runner, data, tmp_path / "r", "--set", "train.epochs=1")
+    _, rows = read_metrics(tmp_path / "r" / "metrics.csv")
+    assert len(rows) == 1
+    assert len(result.stdout.strip().splitlines()) == 1
+    assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["train"]["epochs"] == 1
+
+
+def test_fit_unknown_set_key(runner, data, tmp_path):
+    result = fit(runner, data, tmp_path / "r", "--set", "train.epochz=1", code=2)
+    line = assert_user_error(result, "train.epochz", "did you mean 'epochs'")
+    assert line.startswith("error: --set train.epochz=1")
+    assert not (tmp_path / "r").exists()
+
+
+def test_fit_refuses_an_existing_run_without_overwrite(runner, data, tmp_path):
+    out = tmp_path / "r"
+    fit(runner, data, out)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    result = fit(runner, data, out, "--set", "train.epochs=1", code=2)
+    assert_user_error(result, str(out), "already holds a run", "--overwrite")
+    assert {p.name: p.read_bytes() for p in out.iterdir()} == before
+    fit(runner, data, out, "--set", "train.epochs=1", "--overwrite")
+    _, rows = read_metrics(out / "metrics.csv")
+    assert len(rows) == 1
+    assert json.loads(str(np.load(out / "last.npz")["__meta__"]))["epoch"] == 1
+
+
+def test_fit_resume_and_weights_exclude_each_other(runner, data, trained, tmp_path):
+    ckpt = trained[0] / "last.npz"
+    result = fit(runner, data, tmp_path / "r", "--resume", ckpt, "--weights", ckpt, code=2)
+    assert_user_error(result, "--resume", "--weights")
+    assert not (tmp_path / "r").exists()
+
+
+def test_fit_from_weights_starts_lower(runner, data, trained, tmp_path):
+    _, fresh = read_metrics(trained[0] / "metrics.csv")
+    fit(runner, data, tmp_path / "r", "--weights", trained[0] / "last.npz")
+    _, rows = read_metrics(tmp_path / "r" / "metrics.csv")
+    assert len(rows) == 3  # a new run: its own epochs from 1
+    assert rows[0][0] == "1"
+    assert float(rows[0][1]) < float(fresh[0][1])
+    meta = json.loads(str(np.load(tmp_path / "r" / "last.npz")["__meta__"]))
+    assert meta["epoch"] == 3
+
+
+def test_resume_continues_bit_identically(runner, data, tmp_path):
+    part = tmp_path / "part"
+    fit(runner, data, part)
+    _, first = read_metrics(part / "metrics.csv")
+    result = run(
+        runner, "fit", data / "c.yaml", "--resume", part / "last.npz", "--set", "train.epochs=5"
+    )
+    assert len(result.stdout.strip().splitlines()) == 2  # epochs 4 and 5 only
+    header, rows = read_metrics(part / "metrics.csv")
+    assert ",".join(header) == METRICS_HEADER
+    assert [int(r[0]) for r in rows] == [1, 2, 3, 4, 5]
+    assert [r[:-1] for r in rows[:3]] == [r[:-1] for r in first]
+    whole = tmp_path / "whole"
+    fit(runner, data, whole, "--set", "train.epochs=5")
+    assert_same_arrays(part / "last.npz", whole / "last.npz")
+    _, straight = read_metrics(whole / "metrics.csv")
+    assert [r[:-1] for r in rows] == [r[:-1] for r in straight]
+    meta = json.loads(str(np.load(part / "last.npz")["__meta__"]))
+    assert (meta["epoch"], meta["step"]) == (5, 20)
+
+
+def test_resume_with_a_changed_model_is_refused(runner, data, trained, tmp_path):
+    ckpt = trained[0] / "last.npz"
+    before = ckpt.read_bytes()
+    result = run(
+        runner,
+        "fit",
+        data / "c.yaml",
+        "--resume",
+        ckpt,
+        "--out",
+        tmp_path / "r",
+        "--set",
+        "train.epochs=5",
+        "--set",
+        "model.layers.0.units=9",
+        code=2,
+    )
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1
+    assert str(ckpt) in errors[0]
+    assert "model" in errors[0]
+    assert ckpt.read_bytes() == before
+
+
+# -- predict and evaluate -----------------------------------------------------------------
+
+
+def predict_csv(runner, ckpt, x_path):
+    result = run(runner, "predict", ckpt, x_path)
+    rows = list(csv.reader(io.StringIO(result.stdout)))
+    return result, rows[0], rows[1:]
+
+
+def test_predict_csv_matches_evaluate(runner, data, trained):
+    ckpt = trained[0] / "last.npz"
+    result, header, rows = predict_csv(runner, ckpt, data / "x.npz")
+    assert header == ["index", "prediction", "p0", "p1", "p2"]
+    assert len(rows) == 30
+    assert [int(r[0]) for r in rows] == list(range(30))
+    probs = np.array([[float(v) for v in r[2:]] for r in rows])
+    assert np.allclose(probs.sum(axis=1), 1, atol=1e-5)
+    predictions = np.array([int(r[1]) for r in rows])
+    assert np.array_equal(predictions, probs.argmax(axis=1))
+    assert "written" not in result.stdout
+    y = np.load(data / "test.npz")["y"]
+    accuracy = float(np.mean(predictions == y))
+    ev = run(runner, "evaluate", ckpt, "--data", data / "test.npz", "--format", "json")
+    report = json.loads(ev.stdout)
+    assert report["samples"] == 30
+    assert report["accuracy"] == pytest.approx(accuracy)
+    assert accuracy > 0.5  # it learned something
+
+
+def test_predict_jsonl_and_npy_agree_with_csv(runner, data, trained, tmp_path):
+    ckpt = trained[0] / "last.npz"
+    _, header, rows = predict_csv(runner, ckpt, data / "x.npz")
+    result = run(runner, "predict", ckpt, data / "x.npz", "--format", "jsonl")
+    records = [json.loads(line) for line in result.stdout.strip().splitlines()]
+    assert len(records) == 30
+    for record, row in zip(records, rows, strict=True):
+        assert list(record) == header
+        assert record["index"] == int(row[0])
+        assert record["prediction"] == int(row[1])
+        assert [record[f"p{k}"] for k in range(3)] == [float(v) for v in row[2:]]
+    out = tmp_path / "f.npy"
+    result = run(runner, "predict", ckpt, data / "x.npz", "--format", "npy", "--output", out)
+    assert result.stdout == ""
+    assert "written to" in result.stderr
+    array = np.load(out, allow_pickle=False)
+    assert array.shape == (30, 3)
+    expected = np.array([[float(v) for v in r[2:]] for r in rows])
+    assert np.array_equal(array.astype(np.float64), expected)
+    out_csv = tmp_path / "p.csv"
+    result = run(runner, "predict", ckpt, data / "x.npz", "--output", out_csv)
+    assert result.stdout == ""
+    assert "written to" in result.stderr
+    assert list(csv.reader(out_csv.open())) == [header, *rows]
+
+
+def test_evaluate_text_and_default_test_set(runner, data, trained):
+    ckpt = trained[0] / "last.npz"
+    text = run(runner, "evaluate", ckpt, "--data", data / "test.npz").stdout
+    report = json.loads(
+        run(runner, "evaluate", ckpt, "--data", data / "test.npz", "--format", "json").stdout
+    )
+    assert set(report) >= {"samples", "loss", "accuracy"}
+    assert re.search(r"^samples\s+30$", text, re.M), text
+    assert re.search(rf"^loss\s+{report['loss']:.6f}$", text, re.M), text
+    assert re.search(rf"^accuracy\s+{100 * report['accuracy']:.2f}%$", text, re.M), text
+    default = json.loads(run(runner, "evaluate", ckpt, "--format", "json").stdout)
+    assert default == report
+    # the test score of the last epoch, as logged during training
+    _, rows = read_metrics(trained[0] / "metrics.csv")
+    assert report["loss"] == pytest.approx(float(rows[-1][3]), rel=1e-6)
+    assert report["accuracy"] == pytest.approx(float(rows[-1][4]))
+
+
+# -- summary and gradcheck ------------------------------------------------------------------
+
+
+def test_summary(runner, data):
+    result = run(runner, "summary", data / "c.yaml")
+    out = result.stdout
+    assert re.search(r"^\s*0\s+dense 8 \+ tanh\s+\(8\)\s+40\s", out, re.M), out
+    assert re.search(r"^\s*1\s+dense 3\s+\(3\)\s+27\s", out, re.M), out
+    assert re.search(r"^\s*2\s+softmax\s+\(3\)\s+0\s", out, re.M), out
+    assert re.search(r"^\s*total\s+67\s", out, re.M), out
+    assert re.search(r"^\s*input\s+\(4\)", out, re.M), out
+
+
+GRAD_TENSORS = ["layers.0.weight", "layers.0.bias", "layers.1.weight", "layers.1.bias", "input"]
+
+
+def verdicts(stdout):
+    out = {}
+    for line in stdout.splitlines():
+        parts = line.split()
+        if parts and parts[0] in GRAD_TENSORS:
+            out[parts[0]] = "FAIL" if "FAIL" in line else ("ok" if line.endswith("ok") else "?")
+    return out
+
+
+def test_gradcheck_passes(runner, data):
+    result = run(runner, "gradcheck", data / "c.yaml")
+    assert verdicts(result.stdout) == dict.fromkeys(GRAD_TENSORS, "ok")
+    step = [line for line in result.stdout.splitlines() if line.startswith("step check")]
+    assert len(step) == 1 and step[0].endswith("ok")
+    assert "passed" in result.stderr
+
+
+def test_gradcheck_fails_on_a_wrong_tanh_derivative(runner, data, monkeypatch):
+    monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
+    result = run(runner, "gradcheck", data / "c.yaml", code=1)
+    v = verdicts(result.stdout)
+    assert v["layers.0.weight"] == "FAIL"
+    assert v["layers.0.bias"] == "FAIL"
+    assert v["input"] == "FAIL"
+    assert v["layers.1.weight"] == "ok"  # above the tanh: unaffected
+    assert "FAILED" in result.stderr
+
+
+def test_gradcheck_fails_on_a_scaled_weight_gradient(runner, data, monkeypatch):
+    original = Dense.backward
+
+    def backward(self, dy):
+        dx = original(self, dy)
+        self.grads["weight"] *= 1.01
+        return dx
+
+    monkeypatch.setattr(Dense, "backward", backward)
+    result = run(runner, "gradcheck", data / "c.yaml", code=1)
+    v = verdicts(result.stdout)
+    assert v["layers.0.weight"] == "FAIL"
+    assert v["layers.1.weight"] == "FAIL"
+    assert v["layers.0.bias"] == v["layers.1.bias"] == v["input"] == "ok"
+    assert "FAILED" in result.stderr
+
+
+# -- error paths ------------------------------------------------------------------------------
+
+
+def test_error_config_not_found(runner, tmp_path):
+    result = runner.invoke(cli, ["fit", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r")])
+    assert_user_error(result, "nope.yaml", "not found")
+    assert not (tmp_path / "r").exists()
+
+
+def test_error_malformed_yaml(runner, data, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(CONFIG.replace("  epochs: 3", "\tepochs: 3"))
+    for command in ("fit", "gradcheck", "summary"):
+        result = runner.invoke(cli, [command, str(bad)])
+        line = assert_user_error(result, "invalid YAML")
+        assert line.startswith(f"error: {bad}:12: "), line
+
+
+def test_error_predict_missing_checkpoint(runner, data, tmp_path):
+    result = runner.invoke(cli, ["predict", str(tmp_path / "none.npz"), str(data / "x.npz")])
+    assert_user_error(result, "none.npz", "not found")
+
+
+def test_error_predict_on_a_data_file(runner, data):
+    result = runner.invoke(cli, ["predict", str(data / "train.npz"), str(data / "x.npz")])
+    assert_user_error(result, "train.npz", "not a nettrain checkpoint")
+
+
+def test_error_predict_wrong_feature_count(runner, data, trained, tmp_path):
+    np.savez(tmp_path / "x5.npz", x=np.zeros((4, 5), dtype=np.float32))
+    result = runner.invoke(cli, ["predict", str(trained[0] / "last.npz"), str(tmp_path / "x5.npz")])
+    assert_user_error(result, "x5.npz", "(5,)", "(4,)")
+    assert result.stdout == ""
+
+
+def test_error_evaluate_labels_out_of_range(runner, trained, tmp_path):
+    np.savez(tmp_path / "bad.npz", x=np.zeros((4, 4), dtype=np.float32), y=np.array([0, 1, 2, 5]))
+    result = runner.invoke(
+        cli, ["evaluate", str(trained[0] / "last.npz"), "--data", str(tmp_path / "bad.npz")]
+    )
+    assert_user_error(result, "bad.npz", "class label 5", "3 outputs")
+
+
+TANH_CE = REPO / "configs" / "seed-tanh-cross-entropy.yaml"
+
+
+@pytest.mark.parametrize("command", ["gradcheck", "fit"])
+def test_error_tanh_cross_entropy_config(runner, tmp_path, command, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a default run folder would land here
+    result = runner.invoke(cli, [command, str(TANH_CE)])
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr + result.stdout
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.stderr
+    loss_line = TANH_CE.read_text().splitlines().index("  loss: cross_entropy") + 1
+    assert errors[0].startswith(f"error: {TANH_CE}:{loss_line}: model.loss: "), errors[0]
+    assert "cross_entropy" in errors[0] and "tanh" in errors[0]
+    assert "sigmoid" in result.stderr
+    assert not list(tmp_path.rglob("*.npz"))
+
+
+def test_fit_on_an_unbuildable_model_leaves_nothing_behind(runner, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = runner.invoke(cli, ["fit", str(TANH_CE)])
+    assert_user_error(result, "sigmoid")
+    assert not (tmp_path / "runs").exists()
+
+
+def test_debug_shows_the_exception(runner, tmp_path):
+    result = runner.invoke(cli, ["--debug", "summary", str(tmp_path / "nope.yaml")])
+    assert result.exit_code != 0
+    assert result.exception is not None
+    assert "not found" in str(result.exception)
+
+
+def test_repo_configs_are_valid(runner):
+    # every shipped config except the deliberate tanh + cross_entropy one builds its net
+    for config in sorted((REPO / "configs").glob("*.yaml")):
+        result = runner.invoke(cli, ["summary", str(config)])
+        if config.name == "seed-tanh-cross-entropy.yaml":
+            assert result.exit_code == 2
+        else:
+            assert result.exit_code == 0, (config.name, result.stderr)
+            assert re.search(r"^\s*total\s+[\d,]+\s", result.stdout, re.M)
+
+
+def test_run_folder_is_copied_whole(data, trained, tmp_path, runner):
+    # a checkpoint moved to another folder still predicts (it carries its own config)
+    moved = tmp_path / "moved.npz"
+    shutil.copy(trained[0] / "last.npz", moved)
+    _, _, rows = predict_csv(runner, moved, data / "x.npz")
+    assert len(rows) == 30
