@@ -172,7 +172,14 @@ def predict(ckpt, input, output, fmt):
 
 @cli.command()
 @click.argument("ckpt", type=click.Path(dir_okay=False))
-@click.option("--data", type=click.Path(dir_okay=False), help="Labelled .npz (default: test set).")
+@click.option("--data", type=click.Path(dir_okay=False), help="Labelled .npz to score.")
+@click.option(
+    "--split",
+    type=click.Choice(["test", "validation"]),
+    default="test",
+    show_default=True,
+    help="Without --data: which of the config's sets to score.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -181,14 +188,16 @@ def predict(ckpt, input, output, fmt):
     show_default=True,
     help="Output format.",
 )
-def evaluate(ckpt, data, fmt):
-    """Loss and accuracy of checkpoint CKPT on a labelled data set."""
+def evaluate(ckpt, data, split, fmt):
+    """Loss, accuracy, per-class figures and confusion matrix of CKPT on a labelled set."""
     import json
 
-    from nettrain import inference
+    import numpy as np
+
+    from nettrain import inference, metrics
 
     net, meta = inference.load_net(ckpt)
-    result = inference.evaluate(net, inference.evaluation_data(meta, data))
+    result = inference.evaluate(net, inference.evaluation_data(meta, net, data, split))
     if fmt == "json":
         click.echo(json.dumps(result))
         return
@@ -196,6 +205,22 @@ def evaluate(ckpt, data, fmt):
     click.echo(f"loss      {result['loss']:.6f}")
     if result["accuracy"] is not None:
         click.echo(f"accuracy  {100 * result['accuracy']:.2f}%")
+    if "classes" in result:
+        click.echo("")
+        click.echo(metrics.format_classes(result["classes"], np.array(result["confusion"])))
+
+
+@cli.command()
+@click.argument("run", type=click.Path(file_okay=False))
+@click.option(
+    "--output", type=click.Path(dir_okay=False), help="PNG path (default RUN/curves.png)."
+)
+def plot(run, output):
+    """Plot the learning curves of run folder RUN (loss and accuracy per epoch) to a PNG."""
+    from nettrain.plot import plot_run
+
+    path = plot_run(run, output)
+    click.echo(f"learning curves written to {path}", err=True)
 
 
 @cli.command()

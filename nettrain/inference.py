@@ -81,23 +81,46 @@ def write_predictions(outputs: np.ndarray, classes: bool, fmt: str, stream) -> N
             stream.write(json.dumps(record) + "\n")
 
 
-def evaluation_data(meta: dict, path: str | None):
-    """The labelled set to evaluate on: --data FILE, else the config's test set."""
+def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "test"):
+    """The labelled set to evaluate on: --data FILE, else the config's test or validation set."""
     if path:
         return data.load_file(path)
     cfg = meta["config"]
-    _, test = (
-        data.load(cfg["data"]) if (cfg["data"]["dataset"] or cfg["data"]["train"]) else (None, None)
-    )
-    if test is None:
+    if not (cfg["data"]["dataset"] or cfg["data"]["train"]):
+        raise UserError("evaluate", "the checkpoint's config has no data", "give --data FILE.npz")
+    train, test = data.load(cfg["data"])
+    if split == "test":
+        if test is None:
+            raise UserError(
+                "evaluate",
+                "the checkpoint's config has no test set",
+                "give --data FILE.npz, or --split validation",
+            )
+        return test
+    from nettrain.train import split_validation
+
+    train = data.fit_to_net(train, net.input_shape, net.n_outputs)
+    _, validation = split_validation(train, cfg, net)
+    if validation is None:
         raise UserError(
-            "evaluate", "the checkpoint's config has no test set", "give one with --data FILE.npz"
+            "evaluate",
+            "the checkpoint's config has no data.validation",
+            "give --data FILE.npz, or --split test",
         )
-    return test
+    return validation
 
 
 def evaluate(net: Network, ds) -> dict:
-    """{'samples', 'loss', 'accuracy'} of the net on a labelled set."""
+    """{'samples', 'loss', 'accuracy'} of the net on a labelled set, plus per-class figures
+    ('classes': precision/recall/F1/support per class, 'confusion': rows true, columns predicted)
+    where the targets are class labels."""
+    from nettrain import metrics
+
     ds = data.fit_to_net(ds, net.input_shape, net.n_outputs)
-    loss, accuracy, _ = score(net, ds)
-    return {"samples": len(ds), "loss": loss, "accuracy": accuracy}
+    loss, accuracy, outputs = score(net, ds)
+    result = {"samples": len(ds), "loss": loss, "accuracy": accuracy}
+    if ds.has_classes:
+        m = metrics.confusion(ds.y, outputs.argmax(axis=1), net.n_outputs)
+        result["classes"] = metrics.per_class(m)
+        result["confusion"] = m.tolist()
+    return result
