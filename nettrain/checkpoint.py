@@ -74,8 +74,36 @@ def write_text(path, text: str) -> None:
 
 
 def load(path) -> tuple[dict[str, np.ndarray], dict]:
-    """(arrays, meta) of a checkpoint, after checking it is whole and ours."""
-    path = str(path)
+    """(arrays, meta) of a checkpoint, after checking it is whole and ours.
+
+    A damaged file is reported with the other checkpoints of its folder that do load.
+    """
+    try:
+        return _load(str(path))
+    except UserError as exc:
+        if exc.hint is None and Path(path).exists():
+            others = usable_neighbours(Path(path))
+            if others:
+                exc.hint = "usable checkpoints in the same folder: " + ", ".join(others)
+        raise
+
+
+def usable_neighbours(path: Path) -> list[str]:
+    """The other .npz checkpoints next to ``path`` that load cleanly, newest first."""
+    found = []
+    candidates = sorted(path.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
+    for other in candidates:
+        if other.resolve() == path.resolve():
+            continue
+        try:
+            _load(str(other))
+        except UserError:
+            continue
+        found.append(str(other))
+    return found
+
+
+def _load(path: str) -> tuple[dict[str, np.ndarray], dict]:
     try:
         with np.load(path, allow_pickle=False) as f:
             arrays = {name: f[name] for name in f.files}
@@ -84,8 +112,7 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
     except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
         raise UserError(
             path,
-            f"not a readable checkpoint ({exc})",
-            "the file is damaged or not a nettrain .npz checkpoint",
+            f"not a readable checkpoint: the file is damaged or not an .npz ({exc})",
         ) from None
     if META not in arrays:
         raise UserError(path, "not a nettrain checkpoint (no __meta__ record)")

@@ -32,13 +32,28 @@ class Group(click.Group):
             if exc.hint:
                 click.echo(f"  {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
+        except OSError as exc:  # a path the user gave cannot be read or written
+            if ctx.params.get("debug"):
+                raise
+            where = exc.filename or "file system"
+            click.echo(f"error: {where}: {exc.strerror or exc}", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nettrain")
 @click.option("--debug", is_flag=True, help="Show the Python traceback of an error.")
-def cli(debug):
+@click.option(
+    "--threads",
+    type=click.IntRange(1),
+    envvar="NETTRAIN_THREADS",
+    help="Threads for BLAS and Numba kernels (default: all cores; env NETTRAIN_THREADS).",
+)
+def cli(debug, threads):
     """Train neural networks described in YAML files (backprop by hand on numpy and Numba)."""
+    from nettrain.threads import configure
+
+    configure(threads)
 
 
 @cli.command()

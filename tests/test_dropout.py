@@ -1,0 +1,315 @@
+"""Dropout: inverted scaling, the same mask forward and backward, seeded masks, config checks,
+gradient check, and exact reproduction of runs that use it (resumed runs included)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import build
+from numpy.testing import assert_array_equal
+
+from nettrain import checkpoint, train
+from nettrain.config import ConfigSource, validate
+from nettrain.errors import UserError
+from nettrain.gradcheck import check_net
+from nettrain.layers.dropout import Dropout
+from nettrain.network import build_network
+
+
+def dropout(p, shape=(500,), dtype=np.float64, seed=0):
+    layer = build(Dropout, shape, dtype=dtype, drop_prob=p)
+    layer.rng = np.random.default_rng(seed)
+    return layer
+
+
+def test_eval_mode_is_the_identity():
+    layer = dropout(0.5)
+    x = np.random.default_rng(1).standard_normal((20, 500))
+    y = layer.forward(x, train=False)
+    assert_array_equal(y, x)
+    dy = np.random.default_rng(2).standard_normal((20, 500))
+    assert_array_equal(layer.backward(dy), dy)
+
+
+@pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
+def test_train_mode_drops_and_scales(p):
+    layer = dropout(p)
+    x = np.ones((200, 500))
+    y = layer.forward(x, train=True)
+    dropped = np.mean(y == 0)
+    assert dropped == pytest.approx(p, abs=0.01)  # 100000 units: 7 standard deviations
+    kept = y[y != 0]
+    np.testing.assert_allclose(kept, 1 / (1 - p))
+    assert y.mean() == pytest.approx(1.0, abs=0.03)  # the expectation is preserved
+    # on varied inputs: y is x or 0, times 1 / (1 - p)
+    x = np.random.default_rng(3).standard_normal((200, 500))
+    y = layer.forward(x, train=True)
+    zero = y == 0
+    np.testing.assert_allclose(y[~zero], x[~zero] / (1 - p))
+    assert y.mean() == pytest.approx(x.mean(), abs=0.03)
+
+
+def test_float32_dropout():
+    layer = dropout(0.25, dtype=np.float32)
+    x = np.ones((100, 500), dtype=np.float32)
+    y = layer.forward(x, train=True)
+    assert y.dtype == np.float32
+    np.testing.assert_allclose(y[y != 0], np.float32(1 / 0.75), rtol=1e-6)
+
+
+def test_backward_uses_the_forward_mask():
+    layer = dropout(0.4)
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((30, 500))
+    y = layer.forward(x, train=True)
+    dy = rng.standard_normal((30, 500))
+    dx = layer.backward(dy)
+    kept = y != 0
+    assert_array_equal(dx[~kept], 0)
+    np.testing.assert_allclose(dx[kept], dy[kept] / 0.6)
+    # a second backward on the same forward is the same
+    assert_array_equal(layer.backward(dy), dx)
+
+
+def test_drop_prob_zero_is_the_identity():
+    layer = dropout(0.0)
+    x = np.random.default_rng(5).standard_normal((20, 500))
+    assert_array_equal(layer.forward(x, train=True), x)
+    dy = np.random.default_rng(6).standard_normal((20, 500))
+    assert_array_equal(layer.backward(dy), dy)
+
+
+# -- masks from the run's seed ---------------------------------------------------------------
+
+MODEL = """\
+seed: 0
+model:
+  input: [4]
+  layers:
+    - {type: dense, units: 64, activation: tanh}
+    - {type: dropout, drop_prob: 0.5}
+    - {type: dropout, drop_prob: 0.5}
+    - {type: dense, units: 3}
+    - softmax
+  loss: multinomial_cross_entropy
+"""
+
+
+def resolved(tmp_path, *sets, text=MODEL):
+    src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
+    src.apply_overrides(list(sets))
+    return validate(src)
+
+
+def net_of(tmp_path, *sets, dtype=np.float64, text=MODEL):
+    cfg = resolved(tmp_path, *sets, text=text)
+    net = build_network(cfg["model"], dtype, cfg["model"]["input"])
+    net.init_params(np.random.default_rng(0))
+    return net
+
+
+def masks(net, x, seed, step):
+    net.seed_step(seed, step)
+    net.forward(x, train=True)
+    return [layer.mask.copy() for layer in net.layers if layer.kind == "dropout"]
+
+
+def test_seed_step_fixes_the_masks(tmp_path):
+    net = net_of(tmp_path)
+    x = np.random.default_rng(7).standard_normal((8, 4))
+    a1, b1 = masks(net, x, seed=0, step=5)
+    a2, b2 = masks(net, x, seed=0, step=5)
+    assert_array_equal(a1, a2)
+    assert_array_equal(b1, b2)
+    assert not np.array_equal(a1, b1)  # two layers, two streams
+    a3, _ = masks(net, x, seed=0, step=6)
+    assert not np.array_equal(a1, a3)  # another step
+    a4, _ = masks(net, x, seed=1, step=5)
+    assert not np.array_equal(a1, a4)  # another seed
+    # the stream is [seed, 2, step, layer index]
+    expected = np.random.default_rng([0, 2, 5, 1]).random((8, 64)) >= 0.5
+    assert_array_equal(a1 != 0, expected)
+
+
+def test_same_seed_step_same_outputs_and_eval_ignores_masks(tmp_path):
+    net = net_of(tmp_path)
+    x = np.random.default_rng(8).standard_normal((8, 4))
+    net.seed_step(3, 0)
+    y1 = net.forward(x, train=True)
+    net.seed_step(3, 0)
+    y2 = net.forward(x, train=True)
+    assert_array_equal(y1, y2)
+    e1 = net.forward(x, train=False)
+    net.seed_step(3, 9)
+    e2 = net.forward(x, train=False)
+    assert_array_equal(e1, e2)
+    assert not np.allclose(y1, e1)
+
+
+# -- config ---------------------------------------------------------------------------------
+
+
+def test_config_rejects_drop_prob_one(tmp_path):
+    second = "{type: dropout, drop_prob: 0.5}\n    - {type: dense"
+    text = MODEL.replace(second, second.replace("0.5", "1.0"))
+    with pytest.raises(UserError) as info:
+        resolved(tmp_path, text=text)
+    message = str(info.value)
+    assert "cfg.yaml:7" in message and "model.layers.2.drop_prob" in message
+    assert "[0, 1)" in message
+    with pytest.raises(UserError, match=r"model\.layers\.1\.drop_prob"):
+        resolved(tmp_path, "model.layers.1.drop_prob=-0.1")
+
+
+def test_config_rejects_rate_with_a_hint(tmp_path):
+    text = MODEL.replace("{type: dropout, drop_prob: 0.5}", "{type: dropout, rate: 0.5}", 1)
+    with pytest.raises(UserError) as info:
+        resolved(tmp_path, text=text)
+    message = str(info.value)
+    assert "unknown key 'rate'" in message and "drop_prob" in message
+    assert "model.layers.1.rate" in message
+
+
+def test_config_requires_drop_prob(tmp_path):
+    text = MODEL.replace("{type: dropout, drop_prob: 0.5}", "{type: dropout}", 1)
+    with pytest.raises(UserError, match="drop_prob"):
+        resolved(tmp_path, text=text)
+
+
+def test_dropout_keeps_the_output_range_for_the_loss_check(tmp_path):
+    # softmax then dropout: the loss check looks through the dropout
+    text = MODEL.replace("    - softmax\n", "    - softmax\n    - {type: dropout, drop_prob: 0.1}\n")
+    text = text.replace("multinomial_cross_entropy", "cross_entropy")
+    net_of(tmp_path, text=text)
+
+
+# -- gradient check --------------------------------------------------------------------------
+
+
+def test_net_with_dropout_passes_gradcheck(tmp_path):
+    net = net_of(tmp_path, "model.layers.0.units=8")
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 4))
+    t = np.eye(3)[rng.integers(0, 3, 5)]
+    results, step = check_net(net, x, t)
+    assert all(r.ok for r in results), [(r.name, r.failed, r.max_rel) for r in results]
+    assert step.ok
+    assert all(r.checked > 0 for r in results)
+    # the masks really dropped units in the checked passes
+    assert any(np.any(layer.mask == 0) for layer in net.layers if layer.kind == "dropout")
+
+
+def test_gradcheck_fails_if_masks_are_not_reseeded(tmp_path):
+    """The control: with fresh masks on every pass the finite differences are noise."""
+    net = net_of(tmp_path, "model.layers.0.units=8")
+    net.seed_step = lambda seed, step: None
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((5, 4))
+    t = np.eye(3)[rng.integers(0, 3, 5)]
+    results, _ = check_net(net, x, t)
+    assert not all(r.ok for r in results)
+
+
+# -- training -------------------------------------------------------------------------------
+
+FIT = """
+seed: 3
+data: {{train: {train}, test: {test}}}
+model:
+  input: [4]
+  layers:
+    - {{type: dense, units: 16, activation: tanh}}
+    - {{type: dropout, drop_prob: 0.3}}
+    - {{type: dense, units: 3}}
+    - softmax
+  loss: multinomial_cross_entropy
+train:
+  epochs: 3
+  batch_size: 16
+  optimizer: {{name: sgd, lr: 0.1, momentum: 0.9}}
+"""
+
+
+@pytest.fixture
+def config(tmp_path):
+    rng = np.random.default_rng(0)
+    centers = rng.standard_normal((3, 4)) * 3
+    for name, n in (("train", 90), ("test", 30)):
+        y = rng.integers(0, 3, n)
+        x = (centers[y] + rng.standard_normal((n, 4))).astype(np.float32)
+        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+
+    def make(*sets):
+        text = FIT.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz")
+        src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
+        src.apply_overrides(list(sets))
+        return validate(src), src
+
+    return make
+
+
+def weights(path):
+    arrays, _ = checkpoint.load(path)
+    return {k: v for k, v in arrays.items() if k.startswith("layers.")}
+
+
+def same_weights(a, b):
+    wa, wb = weights(a), weights(b)
+    return wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
+
+
+def test_fit_with_dropout_is_deterministic_and_uses_the_masks(config, tmp_path):
+    cfg, src = config()
+    a = train.fit(cfg, src, tmp_path / "a", progress=False)
+    b = train.fit(cfg, src, tmp_path / "b", progress=False)
+    assert same_weights(tmp_path / "a/last.npz", tmp_path / "b/last.npz")
+    assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
+    # dropout is on during training: without it the run differs
+    cfg, src = config("model.layers.1.drop_prob=0.0")
+    train.fit(cfg, src, tmp_path / "c", progress=False)
+    assert not same_weights(tmp_path / "a/last.npz", tmp_path / "c/last.npz")
+
+
+class StopAfter:
+    """Stands in for train.StopFlag: 'Ctrl-C' arrives after ``n`` reads of the flag."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    @property
+    def raised(self):
+        self.n -= 1
+        return self.n < 0
+
+
+# 6 batches an epoch; the flag is read after every batch and at the epoch's end (7 reads)
+@pytest.mark.parametrize(
+    ("reads", "position"), [(3, (0, 4)), (5, (1, 0)), (9, (1, 3)), (15, (2, 2))]
+)
+def test_interrupted_and_resumed_dropout_run_is_bit_identical(
+    config, tmp_path, monkeypatch, reads, position
+):
+    cfg, src = config()
+    full = train.fit(cfg, src, tmp_path / "full", progress=False)
+
+    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(reads))
+    with pytest.raises(train.Interrupted):
+        train.fit(cfg, src, tmp_path / "cut", progress=False)
+    monkeypatch.undo()
+    arrays, meta = checkpoint.load(tmp_path / "cut/last.npz")
+    assert (meta["epoch"], meta["batch"]) == position  # mostly inside an epoch
+    resumed = train.fit(
+        cfg, src, tmp_path / "cut", resume=(arrays, meta, "last.npz"), progress=False
+    )
+    assert same_weights(tmp_path / "full/last.npz", tmp_path / "cut/last.npz")
+
+    def drop_seconds(rows):
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+    assert drop_seconds(resumed) == drop_seconds(full)
