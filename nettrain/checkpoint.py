@@ -115,7 +115,11 @@ def _load(path: str) -> tuple[dict[str, np.ndarray], dict]:
             f"not a readable checkpoint: the file is damaged or not an .npz ({exc})",
         ) from None
     if META not in arrays:
-        raise UserError(path, "not a nettrain checkpoint (no __meta__ record)")
+        raise UserError(
+            path,
+            "not a nettrain checkpoint (no __meta__ record): it holds no training state",
+            "a file of weights alone can start a new run: nettrain fit CONFIG --weights FILE",
+        )
     try:
         meta = json.loads(str(arrays.pop(META)))
     except (json.JSONDecodeError, TypeError):

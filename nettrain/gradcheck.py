@@ -170,8 +170,7 @@ def gradcheck_config(config, sets=(), weights=None, samples=4, entries=64, check
         raise UserError(src.where(("model",)), "no input shape: give model.input or data")
     net, train, _ = assemble(cfg, src, np.float64, with_data=has_data)
     if weights:
-        arrays, _ = checkpoint.load(weights)
-        net.load_params(arrays, weights)
+        net.load_params(checkpoint.load_weights(weights), weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
     rng = np.random.default_rng([cfg["seed"], 3])

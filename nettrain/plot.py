@@ -26,6 +26,8 @@ def read_metrics(run_dir: Path) -> list[dict]:
 
 def plot_run(run_dir, output=None) -> Path:
     """Write loss (and accuracy, where measured) per epoch, each split a line; return the PNG."""
+    run_dir = Path(run_dir)
+    rows = read_metrics(run_dir)  # a wrong folder is reported before a missing extra
     try:
         import matplotlib
 
@@ -37,8 +39,6 @@ def plot_run(run_dir, output=None) -> Path:
             "matplotlib is not installed",
             "install the plot extra: pip install 'nettrain[plot]'",
         ) from None
-    run_dir = Path(run_dir)
-    rows = read_metrics(run_dir)
     epochs = [r["epoch"] for r in rows]
     panels = [m for m in ("loss", "accuracy") if f"train_{m}" in rows[0]]
     fig, axes = plt.subplots(1, len(panels), figsize=(6 * len(panels), 4), squeeze=False)

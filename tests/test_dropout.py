@@ -178,7 +178,9 @@ def test_config_requires_drop_prob(tmp_path):
 
 def test_dropout_keeps_the_output_range_for_the_loss_check(tmp_path):
     # softmax then dropout: the loss check looks through the dropout
-    text = MODEL.replace("    - softmax\n", "    - softmax\n    - {type: dropout, drop_prob: 0.1}\n")
+    text = MODEL.replace(
+        "    - softmax\n", "    - softmax\n    - {type: dropout, drop_prob: 0.1}\n"
+    )
     text = text.replace("multinomial_cross_entropy", "cross_entropy")
     net_of(tmp_path, text=text)
 

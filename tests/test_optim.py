@@ -435,7 +435,13 @@ def test_defaults_are_filled_in(tmp_path):
     }
     assert resolved(tmp_path, "train.optimizer=adamw")["train"]["optimizer"]["weight_decay"] > 0
     sgd = resolved(tmp_path)["train"]["optimizer"]
-    assert sgd == {"name": "sgd", "lr": 0.1, "momentum": 0.0, "nesterov": False, "weight_decay": 0.0}
+    assert sgd == {
+        "name": "sgd",
+        "lr": 0.1,
+        "momentum": 0.0,
+        "nesterov": False,
+        "weight_decay": 0.0,
+    }
     no_train = BASE.split("train:")[0]
     assert resolved(tmp_path, text=no_train)["train"]["optimizer"]["name"] == "sgd"
     for name in ("adagrad", "rmsprop", "adadelta"):

@@ -1,0 +1,206 @@
+"""nettrain against PyTorch on the CPU, measured side by side in one run.
+
+    python benchmarks/run.py [--threads 2] [--output benchmarks/results/latest.json]
+
+For the MNIST `mlp` (784-256-128-10 tanh, batch 64) and `lenet` (configs/mnist-lenet.yaml,
+batch 128), float32, SGD momentum 0.9: training samples/s over one whole epoch after a warm-up,
+inference samples/s, the ratio nettrain/PyTorch, achieved GFLOP/s (3x the forward FLOPs per
+trained sample) against the float32 matrix-product peak measured in the same run, and peak
+resident memory of each process. Then the peak memory of a real `nettrain fit` of the LeNet
+config (one epoch), the time of `nettrain --help`, and the time of a one-batch `nettrain fit`
+with a cold and with a warm Numba cache. PyTorch is optional: `pip install torch==2.13.0`.
+Each measurement runs in its own process, one after another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def child_env(threads: int, **extra) -> dict:
+    env = dict(
+        os.environ,
+        NETTRAIN_THREADS=str(threads),
+        OMP_NUM_THREADS=str(threads),
+        OPENBLAS_NUM_THREADS=str(threads),
+        MKL_NUM_THREADS=str(threads),
+    )
+    env.update(extra)
+    return env
+
+
+def run_child(args, env) -> tuple[str, float]:
+    """(stdout, wall seconds) of one child process; its failure stops the benchmark."""
+    start = time.perf_counter()
+    proc = subprocess.run(args, cwd=ROOT, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, args))} failed:\n{proc.stderr[-2000:]}")
+    return proc.stdout, wall
+
+
+def matmul_peak(threads: int) -> float:
+    code = (
+        "import numpy as np, time\n"
+        "a = np.random.rand(2048, 2048).astype(np.float32); b = a.copy(); a @ b\n"
+        "best = min((lambda s: (a @ b, time.perf_counter() - s)[1])(time.perf_counter())"
+        " for _ in range(10))\n"
+        "print(2 * 2048**3 / best / 1e9)"
+    )
+    out, _ = run_child([sys.executable, "-c", code], child_env(threads))
+    return float(out)
+
+
+def has_torch() -> bool:
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def fit_memory_and_time(threads: int) -> dict:
+    """Peak RSS of `nettrain fit configs/mnist-lenet.yaml` for one epoch (a real run)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        args = [
+            sys.executable,
+            "-m",
+            "nettrain",
+            "fit",
+            "configs/mnist-lenet.yaml",
+            "--quiet",
+            "--set",
+            "train.epochs=1",
+            "--out",
+            str(Path(tmp) / "run"),
+        ]
+        start = time.perf_counter()
+        proc = subprocess.Popen(
+            args,
+            cwd=ROOT,
+            env=child_env(threads),
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+        if status != 0:
+            raise RuntimeError(proc.stderr.read().decode()[-2000:])
+        proc.stderr.close()
+    return {"peak_rss_mb": usage.ru_maxrss / 1024, "wall_s": wall}
+
+
+def startup(threads: int) -> dict:
+    """Seconds of `nettrain --help`, and of a one-batch fit with a cold / warm Numba cache."""
+    import numpy as np
+
+    help_times = []
+    for _ in range(5):
+        _, wall = run_child([sys.executable, "-m", "nettrain", "--help"], child_env(threads))
+        help_times.append(wall)
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        rng = np.random.default_rng(0)
+        np.savez(
+            tmp / "one-batch.npz",
+            x=rng.random((128, 1, 28, 28), dtype=np.float32),
+            y=rng.integers(0, 10, 128),
+        )
+        config = (ROOT / "configs/mnist-lenet.yaml").read_text()
+        config = config.replace("dataset: mnist", f"train: {tmp / 'one-batch.npz'}")
+        (tmp / "one-batch.yaml").write_text(config)
+        env = child_env(threads, NUMBA_CACHE_DIR=str(tmp / "numba-cache"))
+        times = []
+        for n in range(2):
+            args = [
+                sys.executable,
+                "-m",
+                "nettrain",
+                "fit",
+                str(tmp / "one-batch.yaml"),
+                "--quiet",
+                "--set",
+                "train.epochs=1",
+                "--out",
+                str(tmp / f"run{n}"),
+            ]
+            _, wall = run_child(args, env)
+            times.append(wall)
+    return {
+        "help_s": min(help_times),
+        "first_batch_cold_s": times[0],
+        "first_batch_warm_s": times[1],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=os.cpu_count())
+    parser.add_argument("--output", default=str(ROOT / "benchmarks/results/latest.json"))
+    args = parser.parse_args()
+    t = args.threads
+    frameworks = ["nettrain"] + (["torch"] if has_torch() else [])
+    result = {"threads": t, "matmul_peak_gflops": matmul_peak(t), "nets": {}}
+    for net in ("mlp", "lenet"):
+        for fw in frameworks:
+            out, _ = run_child(
+                [sys.executable, "benchmarks/worker.py", fw, net, str(t)], child_env(t)
+            )
+            result["nets"].setdefault(net, {})[fw] = json.loads(out)
+            print(f"{net:6s} {fw:9s} {out.strip()}", file=sys.stderr)
+    result["fit_lenet"] = fit_memory_and_time(t)
+    result["startup"] = startup(t)
+    if has_torch():
+        import torch
+
+        result["torch_version"] = torch.__version__
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2))
+    print(table(result))
+
+
+def table(r: dict) -> str:
+    peak = r["matmul_peak_gflops"]
+    lines = [
+        f"threads: {r['threads']}; float32 matrix-product peak: {peak:.1f} GFLOP/s",
+        "",
+        "| net | framework | train samples/s | ratio | GFLOP/s (% peak) | inference samples/s "
+        "| ratio | peak RSS MB |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for net, by_fw in r["nets"].items():
+        ref = by_fw.get("torch")
+        flops = by_fw["nettrain"]["forward_flops_per_sample"]
+        for fw, m in by_fw.items():
+            tr, inf = m["train_samples_per_s"], m["inference_samples_per_s"]
+            gflops = 3 * flops * tr / 1e9
+            ratio_t = f"{tr / ref['train_samples_per_s']:.2f}" if ref else "-"
+            ratio_i = f"{inf / ref['inference_samples_per_s']:.2f}" if ref else "-"
+            lines.append(
+                f"| {net} | {fw} | {tr:,.0f} | {ratio_t} | {gflops:.1f} "
+                f"({100 * gflops / peak:.0f}%) | {inf:,.0f} | {ratio_i} | "
+                f"{m['peak_rss_mb']:.0f} |"
+            )
+    f, s = r["fit_lenet"], r["startup"]
+    lines += [
+        "",
+        f"`nettrain fit configs/mnist-lenet.yaml` (1 epoch): peak RSS "
+        f"{f['peak_rss_mb']:.0f} MB, {f['wall_s']:.1f} s",
+        f"`nettrain --help`: {s['help_s']:.2f} s; one-batch `nettrain fit`: "
+        f"{s['first_batch_cold_s']:.1f} s with a cold Numba cache, "
+        f"{s['first_batch_warm_s']:.1f} s warm",
+    ]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()
