@@ -105,13 +105,17 @@ class Network:
             x = layer.forward(x, train)
         return x
 
-    def loss_and_backward(self, x: np.ndarray, t: np.ndarray):
+    def loss_and_backward(self, x: np.ndarray, t: np.ndarray, input_grad: bool = True):
         """Forward, loss and backward on one batch; gradients land in ``grads()``.
 
         x (batch, *input_shape), t (batch, K) targets. Returns (mean loss over the batch,
-        outputs (batch, K), dL/dx (batch, *input_shape)).
+        outputs (batch, K), dL/dx (batch, *input_shape), or None when ``input_grad`` is False:
+        training needs no gradient for its data, and skipping it saves the first layer's
+        largest product).
         """
         n = len(x)
+        if self.layers:
+            self.layers[0].needs_input_grad = input_grad
         if self.fused is not None:
             s = x
             for layer in self.layers[:-1]:

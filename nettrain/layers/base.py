@@ -9,8 +9,10 @@ A layer is built once from its YAML options, then:
 - ``forward(x, train) -> y``: x (batch, *in_shape) -> y (batch, *out_shape); caches exactly what
   backward needs.
 - ``backward(dy) -> dx``: dy = dL/dy (batch, *out_shape) -> dL/dx (batch, *in_shape); writes the
-  parameter gradients into ``grads``. It only uses what forward cached. Layers never update
-  their own parameters: the optimizer does, through the names ``layers.{index}.{param}``.
+  parameter gradients into ``grads``. It only uses what forward cached. When
+  ``needs_input_grad`` is False (the first layer, in training) it may skip dx and return None.
+  Layers never update their own parameters: the optimizer does, through the names
+  ``layers.{index}.{param}``.
 """
 
 from __future__ import annotations
@@ -40,6 +42,8 @@ class Layer:
         self.dtype = np.dtype(np.float32)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
+        self.needs_input_grad = True  # False for the first layer in training: backward -> None
+        self._buffers: dict[str, np.ndarray] = {}  # scratch arrays reused from batch to batch
 
     def build(self, in_shape: tuple, dtype) -> tuple:
         self.in_shape = tuple(in_shape)
@@ -53,6 +57,15 @@ class Layer:
     def add_param(self, name: str, shape: tuple) -> None:
         self.params[name] = np.zeros(shape, dtype=self.dtype)
         self.grads[name] = np.zeros(shape, dtype=self.dtype)
+
+    def _buffer(self, name: str, shape) -> np.ndarray:
+        """A C-contiguous scratch array of ``shape``, carved from storage kept between batches,
+        so that large work arrays are not allocated anew for every batch."""
+        size = int(np.prod(shape))
+        store = self._buffers.get(name)
+        if store is None or store.size < size:
+            store = self._buffers[name] = np.empty(size, dtype=self.dtype)
+        return store[:size].reshape(shape)
 
     def init_params(self, rng: np.random.Generator) -> None:
         """Parameter-free layers have nothing to draw."""

@@ -116,31 +116,34 @@ class Conv2d(Layer):
             self.params["bias"][...] = 0
 
     def forward(self, x, train=True):
-        N = len(x)
-        F, OH, OW = self.out_shape
-        Wm = self._weight_matrix()
-        cols = np.empty((Wm.shape[1], N * OH * OW), dtype=self.dtype)
+        N, (F, OH, OW) = len(x), self.out_shape
+        cols = self._buffer("cols" if train else "cols_eval", (self._rows(), N * OH * OW))
         _im2col(self._padded(x), *self.k, *self.s, OH, OW, cols)
-        Y = Wm @ cols  # (F, N*OH*OW): the whole batch in one BLAS GEMM
+        Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, N * OH * OW)))
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         y = np.empty((N, F, OH * OW), dtype=self.dtype)
-        _gemm_to_nchw(Y, bias, y)
+        _gemm_to_nchw(Y, bias, y)  # the whole batch in one BLAS GEMM, then back to NCHW
         self.cols = cols if train else None
         return y.reshape(N, F, OH, OW)
 
     def backward(self, dy):
         N, (F, OH, OW) = len(dy), self.out_shape
-        dY = np.empty((F, N * OH * OW), dtype=self.dtype)
+        dY = self._buffer("dY", (F, N * OH * OW))
         _nchw_to_gemm(np.ascontiguousarray(dy, dtype=self.dtype).reshape(N, F, OH * OW), dY)
         np.dot(dY, self.cols.T, out=self.grads["weight"].reshape(F, -1))
         if "bias" in self.params:
             np.sum(dY, axis=1, out=self.grads["bias"])
-        dcols = self._weight_matrix().T @ dY
-        C, H, W = self.in_shape
-        ph, pw = self.p
+        if not self.needs_input_grad:
+            return None
+        dcols = np.dot(self._weight_matrix().T, dY, out=self._buffer("dcols", self.cols.shape))
+        (ph, pw), (C, H, W) = self.p, self.in_shape
         dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=self.dtype)
         _col2im(dcols, *self.k, *self.s, OH, OW, dxp)
         return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
+
+    def _rows(self) -> int:
+        """Rows of the im2col matrix: C*kh*kw, in the weight's (c, i, j) order."""
+        return self.in_shape[0] * self.k[0] * self.k[1]
 
     def _padded(self, x) -> np.ndarray:
         """x (N, C, H, W) with the zero padding added, contiguous, in the layer's dtype."""

@@ -62,6 +62,8 @@ class Dense(Layer):
         np.dot(self.x2.T, dy, out=self.grads["weight"])
         if "bias" in self.params:
             np.sum(dy, axis=0, out=self.grads["bias"])
+        if not self.needs_input_grad:
+            return None
         return (dy @ self.params["weight"].T).reshape((len(dy), *self.in_shape))
 
     def flops(self):
