@@ -8,20 +8,67 @@ Files are written atomically: a temporary file in the same folder, fsync, rename
 
 from __future__ import annotations
 
+import errno
 import hashlib
+import io
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 
 from nettrain import __version__
-from nettrain.errors import UserError
+from nettrain.errors import JobFailed, UserError
 
 FORMAT_VERSION = 1
 META = "__meta__"
+# What numpy and zipfile raise on bytes that are not a whole .npz (truncated, damaged, foreign).
+READ_ERRORS = (
+    OSError,
+    ValueError,
+    EOFError,
+    KeyError,
+    RuntimeError,
+    NotImplementedError,
+    OverflowError,
+    MemoryError,
+    struct.error,
+    zlib.error,
+    zipfile.BadZipFile,
+)
+# A write that fails because of the path (no such folder, no permission) is bad input, exit 2;
+# one that fails because the machine did (disk full, I/O error) is a failed job, exit 1.
+PATH_ERRNOS = (
+    errno.ENOENT,
+    errno.ENOTDIR,
+    errno.EISDIR,
+    errno.EACCES,
+    errno.EPERM,
+    errno.EROFS,
+    errno.ENAMETOOLONG,
+)
+# Types of the __meta__ entries nettrain reads; a record with other types is damaged or foreign.
+META_TYPES = {
+    "format": int,
+    "checksum": str,
+    "config": dict,
+    "input_shape": list,
+    "n_outputs": int,
+    "input_scale": (int, float),
+    "targets": str,
+    "classes": (list, type(None)),
+    "epoch": int,
+    "batch": int,
+    "step": int,
+    "metrics": list,
+    "partial": (dict, type(None)),
+    "best": (int, float, type(None)),
+    "stopping": dict,
+}
 
 
 def checksum(arrays: dict[str, np.ndarray]) -> str:
@@ -42,7 +89,22 @@ def save(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
 
 
 def atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place."""
+    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place.
+
+    A failed write (disk full, no such folder) is raised as a NettrainError naming ``path``
+    (see PATH_ERRNOS for its exit code); the file at ``path`` is then left as it was.
+    """
+    try:
+        _atomic_write(Path(path), write)
+    except OSError as exc:
+        if exc.errno in PATH_ERRNOS:
+            error, hint = UserError, "check that its folder exists and can be written"
+        else:
+            error, hint = JobFailed, "the previous version of the file, if any, is unchanged"
+        raise error(str(path), f"could not write the file: {exc.strerror or exc}", hint) from exc
+
+
+def _atomic_write(path: Path, write) -> None:
     folder = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     try:
@@ -73,15 +135,30 @@ def write_text(path, text: str) -> None:
     atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
 
 
+def write_stream(path, write, text: bool = False) -> None:
+    """Atomic write of what ``write(stream)`` writes: to a UTF-8 text stream, or binary."""
+
+    def body(f):
+        if not text:
+            write(f)
+            return
+        stream = io.TextIOWrapper(f, encoding="utf-8", newline="")
+        write(stream)
+        stream.flush()
+        stream.detach()  # f stays open for atomic_write's fsync
+
+    atomic_write(Path(path), body)
+
+
 def load(path) -> tuple[dict[str, np.ndarray], dict]:
     """(arrays, meta) of a checkpoint, after checking it is whole and ours.
 
-    A damaged file is reported with the other checkpoints of its folder that do load.
+    A damaged or missing file is reported with the other checkpoints of its folder that do load.
     """
     try:
         return _load(str(path))
     except UserError as exc:
-        if exc.hint is None and Path(path).exists():
+        if exc.hint is None and not Path(path).is_dir() and Path(path).parent.is_dir():
             others = usable_neighbours(Path(path))
             if others:
                 exc.hint = "usable checkpoints in the same folder: " + ", ".join(others)
@@ -90,9 +167,15 @@ def load(path) -> tuple[dict[str, np.ndarray], dict]:
 
 def usable_neighbours(path: Path) -> list[str]:
     """The other .npz checkpoints next to ``path`` that load cleanly, newest first."""
+
+    def mtime(p: Path) -> float:
+        try:
+            return p.stat().st_mtime
+        except OSError:  # gone since the listing
+            return 0.0
+
     found = []
-    candidates = sorted(path.parent.glob("*.npz"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for other in candidates:
+    for other in sorted(path.parent.glob("*.npz"), key=mtime, reverse=True):
         if other.resolve() == path.resolve():
             continue
         try:
@@ -103,29 +186,54 @@ def usable_neighbours(path: Path) -> list[str]:
     return found
 
 
-def _load(path: str) -> tuple[dict[str, np.ndarray], dict]:
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {name: f[name] for name in f.files}
-    except FileNotFoundError:
-        raise UserError(path, "checkpoint not found") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError, KeyError) as exc:
+def read_arrays(path: str, what: str = "checkpoint") -> dict[str, np.ndarray]:
+    """Every array of the .npz file at ``path``, never unpickling anything (allow_pickle=False).
+
+    Anything else (no file, a folder, a text file, a truncated or damaged archive, an array of
+    Python objects) is a UserError naming the file and, where one is to blame, the array.
+    """
+    file = Path(path)
+    if not file.exists():
+        raise UserError(path, f"{what} not found")
+    if file.is_dir():
+        raise UserError(path, f"is a folder; expected a {what} file (.npz)")
+    if not zipfile.is_zipfile(path):
         raise UserError(
             path,
-            f"not a readable checkpoint: the file is damaged or not an .npz ({exc})",
+            f"not a readable {what}: the file is not an .npz archive "
+            "(it is truncated, damaged, or another kind of file)",
+        )
+    arrays = {}
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            for name in f.files:
+                try:
+                    arrays[name] = f[name]
+                except ValueError as exc:
+                    if "allow_pickle" not in str(exc):
+                        raise
+                    raise UserError(
+                        path,
+                        f"array '{name}' holds Python objects, which nettrain never loads "
+                        "(loading them could run code)",
+                    ) from None
+    except READ_ERRORS as exc:
+        raise UserError(
+            path,
+            f"not a readable {what}: the file is damaged or not an .npz ({exc})",
         ) from None
+    return arrays
+
+
+def _load(path: str) -> tuple[dict[str, np.ndarray], dict]:
+    arrays = read_arrays(path)
     if META not in arrays:
         raise UserError(
             path,
             "not a nettrain checkpoint (no __meta__ record): it holds no training state",
             "a file of weights alone can start a new run: nettrain fit CONFIG --weights FILE",
         )
-    try:
-        meta = json.loads(str(arrays.pop(META)))
-    except (json.JSONDecodeError, TypeError):
-        raise UserError(path, "the checkpoint's __meta__ record is not valid JSON") from None
-    if not isinstance(meta, dict) or "config" not in meta:
-        raise UserError(path, "the checkpoint's __meta__ record has no config")
+    meta = _meta(arrays.pop(META), path)
     if meta.get("format", 0) > FORMAT_VERSION:
         raise UserError(
             path,
@@ -134,25 +242,44 @@ def _load(path: str) -> tuple[dict[str, np.ndarray], dict]:
         )
     if "checksum" in meta and meta["checksum"] != checksum(arrays):
         raise UserError(path, "the checkpoint is damaged (its arrays do not match their checksum)")
+    for name, a in arrays.items():
+        if a.dtype.kind not in "biuf":
+            raise UserError(path, f"array '{name}' holds {a.dtype} values, not numbers")
     return arrays, meta
+
+
+def _meta(record: np.ndarray, path: str) -> dict:
+    """The __meta__ record as a dict, after checking the types of the entries nettrain reads."""
+    if record.dtype.kind != "U" or record.ndim != 0:
+        raise UserError(path, "the checkpoint's __meta__ record is not a JSON text")
+    try:
+        meta = json.loads(str(record))
+    except (ValueError, RecursionError):
+        raise UserError(path, "the checkpoint's __meta__ record is not valid JSON") from None
+    if not isinstance(meta, dict) or not isinstance(meta.get("config"), dict):
+        raise UserError(path, "the checkpoint's __meta__ record has no config")
+    for key, types in META_TYPES.items():
+        if key in meta and not isinstance(meta[key], types):
+            raise UserError(
+                path,
+                f"the checkpoint's __meta__ record is damaged: '{key}' holds "
+                f"{type(meta[key]).__name__} {repr(meta[key])[:40]}",
+            )
+    shape = meta.get("input_shape")
+    if shape is None:
+        raise UserError(path, "the checkpoint's __meta__ record has no input_shape")
+    if not shape or not all(isinstance(d, int) and d >= 1 for d in shape):
+        raise UserError(path, f"the checkpoint's __meta__ record is damaged: input_shape {shape}")
+    return meta
 
 
 def load_weights(path) -> dict[str, np.ndarray]:
     """The ``layers.*`` arrays of a checkpoint, or of any .npz that holds such arrays (weights
     exported by another tool in SPEC.md's layouts need no ``__meta__``)."""
     path = str(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            names = list(f.files)
-    except FileNotFoundError:
-        raise UserError(path, "checkpoint not found") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(path, f"not a readable .npz file ({exc})") from None
-    if META in names:
+    arrays = read_arrays(path)
+    if META in arrays:
         arrays, _ = load(path)
-    else:
-        with np.load(path, allow_pickle=False) as f:
-            arrays = {n: f[n] for n in names}
     weights = {k: v for k, v in arrays.items() if k.startswith("layers.")}
     if not weights:
         raise UserError(path, "no 'layers.{i}.weight' arrays: not a weights file")

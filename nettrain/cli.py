@@ -19,12 +19,45 @@ from nettrain.errors import NettrainError
 SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value parsed as YAML)."
 
 
+class ArgumentError(click.UsageError):
+    """A usage error (a missing argument, an unknown option, a folder given for a file) printed
+    as the one `error:` line every other bad input gets, instead of click's usage block."""
+
+    def show(self, file=None):
+        command = self.ctx.command_path if self.ctx else "nettrain"
+        click.echo(f"error: {command}: {self.format_message()}", err=True)
+        click.echo(f"  see '{command} --help'", err=True)
+
+
+def one_line(exc: click.UsageError) -> click.UsageError:
+    if isinstance(exc, (ArgumentError, getattr(click.exceptions, "NoArgsIsHelpError", ()))):
+        return exc  # bare `nettrain` prints its help, as click does
+    return ArgumentError(exc.format_message(), exc.ctx)
+
+
+class PathArg(click.Path):
+    """click.Path that refuses an empty path (`--weights "$UNSET"` must not mean no weights)."""
+
+    def convert(self, value, param, ctx):
+        if isinstance(value, str) and not value.strip():
+            self.fail("the path is empty", param, ctx)
+        return super().convert(value, param, ctx)
+
+
 class Group(click.Group):
     """Turns nettrain's errors into their message and exit code (a traceback only with --debug)."""
+
+    def parse_args(self, ctx, args):
+        try:
+            return super().parse_args(ctx, args)
+        except click.UsageError as exc:  # the group's own options
+            raise one_line(exc) from None
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except click.UsageError as exc:  # an unknown command, or a command's arguments
+            raise one_line(exc) from None
         except NettrainError as exc:
             if ctx.params.get("debug"):
                 raise
@@ -38,6 +71,12 @@ class Group(click.Group):
             where = exc.filename or "file system"
             click.echo(f"error: {where}: {exc.strerror or exc}", err=True)
             ctx.exit(2)
+        except MemoryError:
+            if ctx.params.get("debug"):
+                raise
+            click.echo("error: out of memory: the net, a batch or the data is too large", err=True)
+            click.echo("  reduce train.batch_size or the layer sizes", err=True)
+            ctx.exit(1)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -57,16 +96,12 @@ def cli(debug, threads):
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=PathArg(dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option("--out", type=PathArg(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
+@click.option("--resume", type=PathArg(dir_okay=False), help="Continue exactly from a checkpoint.")
 @click.option(
-    "--out", type=click.Path(file_okay=False), help="Run folder (default: runs/NAME-TIME)."
-)
-@click.option(
-    "--resume", type=click.Path(dir_okay=False), help="Continue exactly from a checkpoint."
-)
-@click.option(
-    "--weights", type=click.Path(dir_okay=False), help="Initialise weights from a checkpoint."
+    "--weights", type=PathArg(dir_okay=False), help="Initialise weights from a checkpoint."
 )
 @click.option("--overwrite", is_flag=True, help="Allow --out to be a folder that holds a run.")
 @click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
@@ -89,6 +124,7 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         check_resume(cfg, meta, resume)
         run = train.prepare(cfg, src, resume=(arrays, meta, resume))
         run_dir = Path(out) if out else Path(resume).resolve().parent
+        train.check_run_dir(run_dir, overwrite=True)  # continuing a run writes into it
     else:
         weights_state = (checkpoint.load_weights(weights), weights) if weights else None
         run = train.prepare(cfg, src, weights=weights_state)
@@ -122,9 +158,9 @@ def open_null():
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=PathArg(dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
-@click.option("--weights", type=click.Path(dir_okay=False), help="Check at a checkpoint's weights.")
+@click.option("--weights", type=PathArg(dir_okay=False), help="Check at a checkpoint's weights.")
 @click.option(
     "--samples",
     default=4,
@@ -153,9 +189,9 @@ def gradcheck(config, sets, weights, samples, entries, check_all):
 
 
 @cli.command()
-@click.argument("ckpt", type=click.Path(dir_okay=False))
-@click.argument("input", type=click.Path(dir_okay=False))
-@click.option("--output", type=click.Path(dir_okay=False), help="Write here instead of stdout.")
+@click.argument("ckpt", type=PathArg(dir_okay=False))
+@click.argument("input", type=PathArg())
+@click.option("--output", type=PathArg(dir_okay=False), help="Write here instead of stdout.")
 @click.option(
     "--format",
     "fmt",
@@ -165,29 +201,42 @@ def gradcheck(config, sets, weights, samples, entries, check_all):
     help="Output format.",
 )
 def predict(ckpt, input, output, fmt):
-    """Run the net of checkpoint CKPT on the inputs in INPUT (.npz array x, or .npy)."""
-    from nettrain import inference
+    """Run the net of checkpoint CKPT on the inputs in INPUT.
 
+    INPUT: .npz (array x, or the training data's name for it), .npy, .csv/.tsv (without labels,
+    or with the training data's label column), an IDX images file, an image, or a folder of
+    images. Inputs are scaled and preprocessed as the training data was.
+    """
+    from nettrain import inference
+    from nettrain.errors import UserError
+
+    reads = (Path(ckpt).resolve(), Path(input).resolve())
+    if output and Path(output).exists() and Path(output).resolve() in reads:
+        raise UserError(output, "--output would overwrite the checkpoint or the inputs it reads")
     net, meta = inference.load_net(ckpt)
-    x = inference.read_inputs(input, net, meta)
-    outputs = inference.predict(net, x)
+    inputs = inference.read_inputs(input, net, meta)
+    outputs = inference.predict(net, inputs)
     classes = meta.get("targets") == "classes"
+
+    def write(stream):
+        names = meta.get("classes")
+        inference.write_predictions(outputs, classes, fmt, stream, inputs.names, names)
+
     if fmt == "npy" and not output:
-        stream = sys.stdout.buffer
-        inference.write_predictions(outputs, classes, fmt, stream)
+        write(sys.stdout.buffer)
         return
     if output:
-        mode = "wb" if fmt == "npy" else "w"
-        with open(output, mode) as stream:
-            inference.write_predictions(outputs, classes, fmt, stream)
+        from nettrain.checkpoint import write_stream
+
+        write_stream(output, write, text=fmt != "npy")  # atomic: never a half-written file
         click.echo(f"{len(outputs)} predictions written to {output}", err=True)
     else:
-        inference.write_predictions(outputs, classes, fmt, sys.stdout)
+        write(sys.stdout)
 
 
 @cli.command()
-@click.argument("ckpt", type=click.Path(dir_okay=False))
-@click.option("--data", type=click.Path(dir_okay=False), help="Labelled .npz to score.")
+@click.argument("ckpt", type=PathArg(dir_okay=False))
+@click.option("--data", type=PathArg(), help="Labelled data file or image folder to score.")
 @click.option(
     "--split",
     type=click.Choice(["test", "validation"]),
@@ -226,10 +275,8 @@ def evaluate(ckpt, data, split, fmt):
 
 
 @cli.command()
-@click.argument("run", type=click.Path(file_okay=False))
-@click.option(
-    "--output", type=click.Path(dir_okay=False), help="PNG path (default RUN/curves.png)."
-)
+@click.argument("run", type=PathArg(file_okay=False))
+@click.option("--output", type=PathArg(dir_okay=False), help="PNG path (default RUN/curves.png).")
 def plot(run, output):
     """Plot the learning curves of run folder RUN (loss and accuracy per epoch) to a PNG."""
     from nettrain.plot import plot_run
@@ -239,7 +286,7 @@ def plot(run, output):
 
 
 @cli.command()
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=PathArg(dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 def summary(config, sets):
     """Print the layer table of CONFIG: output shapes, parameters, FLOPs per sample."""
@@ -248,6 +295,45 @@ def summary(config, sets):
 
     net, _ = net_for_config(config, sets)
     click.echo(format_summary(net))
+
+
+@cli.command()
+@click.argument("config", type=PathArg(dir_okay=False))
+@click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
+@click.option(
+    "--repeats",
+    default=20,
+    show_default=True,
+    type=click.IntRange(1),
+    help="Timed batches, after two warm-up batches.",
+)
+def bench(config, sets, repeats):
+    """Time forward and backward of every layer of CONFIG per batch, and samples/s."""
+    import os
+
+    from nettrain.assemble import net_for_config
+    from nettrain.bench import format_timing, time_layers
+
+    net, cfg = net_for_config(config, sets)
+    batch = cfg["train"]["batch_size"]
+    result = time_layers(net, batch, cfg["train"]["optimizer"], repeats)
+    click.echo(format_timing(result, batch, int(os.environ["NETTRAIN_THREADS"])))
+
+
+@cli.command()
+def datasets():
+    """List the built-in data sets (data.dataset) with their shapes at the default options."""
+    from nettrain.data import describe_builtin
+
+    rows = describe_builtin()
+
+    def shape(s):
+        return f"{s[0]} x {'x'.join(str(d) for d in s[1:])}"
+
+    click.echo(f"{'name':<9}{'train':<18}{'test':<18}{'classes':<9}options")
+    for r in rows:
+        line = f"{r['name']:<9}{shape(r['train']):<18}{shape(r['test']):<18}{r['classes']:<9}"
+        click.echo(line + r["options"])
 
 
 def main():

@@ -1,23 +1,28 @@
 """Using a trained checkpoint: rebuild its net, predict on new inputs, evaluate on labelled data.
 
-A checkpoint alone is enough: its ``__meta__`` carries the resolved config and input shape.
+A checkpoint alone is enough: its ``__meta__`` carries the resolved config and input shape,
+its ``preprocess.*`` arrays the statistics of ``data.preprocess``, which every input passes
+through here exactly as the training data did.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 
 from nettrain import checkpoint, data
 from nettrain.assemble import score
 from nettrain.config import config_from_dict
+from nettrain.data import Dataset, preprocess
 from nettrain.errors import UserError
 from nettrain.network import Network, build_network
 
 
 def load_net(path) -> tuple[Network, dict]:
-    """(net with the checkpoint's weights, meta)."""
+    """(net with the checkpoint's weights, meta); meta gains 'data' (the validated data section)
+    and 'preprocess_stats' (the checkpoint's preprocess.* arrays)."""
     arrays, meta = checkpoint.load(path)
     try:
         cfg, _ = config_from_dict(meta["config"])
@@ -25,67 +30,94 @@ def load_net(path) -> tuple[Network, dict]:
         raise UserError(str(path), f"the checkpoint's config is not valid: {exc}") from None
     net = build_network(cfg["model"], cfg["dtype"], meta["input_shape"])
     net.load_params(arrays, str(path))
+    meta["data"] = cfg["data"]
+    meta["preprocess_stats"] = preprocess.from_checkpoint(
+        cfg["data"]["preprocess"], arrays, net.input_shape, str(path)
+    )
     return net, meta
 
 
-def predict(net: Network, x: np.ndarray, batch_size: int = 256) -> np.ndarray:
-    """Outputs (N, K) of ``net`` on inputs x (N, *input_shape) in the net's dtype."""
+def predict(net: Network, x, batch_size: int = 256) -> np.ndarray:
+    """Outputs (N, K) of ``net`` on inputs: x (N, *input_shape), or a Dataset, whose samples are
+    converted (scaled, preprocessed) batch by batch."""
     n = len(x)
     outputs = np.empty((n, net.n_outputs), dtype=net.dtype)
     for start in range(0, n, batch_size):
-        batch = x[start : start + batch_size].astype(net.dtype, copy=False)
-        outputs[start : start + batch_size] = net.forward(batch, train=False).reshape(
-            len(batch), -1
-        )
+        idx = slice(start, start + batch_size)
+        if isinstance(x, Dataset):
+            batch = x.inputs(idx, net.dtype)
+        else:
+            batch = x[idx].astype(net.dtype, copy=False)
+        outputs[idx] = net.forward(batch, train=False).reshape(len(batch), -1)
     return outputs
 
 
-def read_inputs(path: str, net: Network, meta: dict) -> np.ndarray:
-    """Array ``x`` of an .npz file (or a .npy array), checked against the net's input shape."""
-    if path.endswith(".npy"):
-        try:
-            x = np.load(path, allow_pickle=False)
-        except FileNotFoundError:
-            raise UserError(path, "file not found") from None
-        except (OSError, ValueError) as exc:
-            raise UserError(path, f"cannot read the .npy file: {exc}") from None
-    else:
-        x = data.read_npz(path, ("x",))["x"]
-    ds = data.fit_to_net(data.checked(x, None, path), net.input_shape, net.n_outputs)
+def read_inputs(path: str, net: Network, meta: dict) -> Dataset:
+    """The inputs of a file or folder (formats: data.read_inputs), as the net saw its training
+    data: checked against its input shape, scaled and preprocessed as in training."""
+    return preprocessed(data.read_inputs(path, meta["data"], net.input_shape), net, meta)
+
+
+def preprocessed(ds: Dataset, net: Network, meta: dict) -> Dataset:
+    """``ds`` fitted to the net and seen through the checkpoint's data.preprocess."""
     # A net trained on a built-in image set saw pixels/255: integer pixels get the same scaling,
     # float inputs are taken as already scaled.
     scale = meta.get("input_scale", 1.0)
-    return ds.x * scale if scale != 1.0 and ds.x.dtype.kind in "iu" else ds.x
+    if scale != 1.0 and ds.scale == 1.0 and ds.x.dtype.kind in "iu":
+        ds = replace(ds, scale=scale)
+    ds = data.fit_to_net(ds, net.input_shape, net.n_outputs)
+    return preprocess.apply(meta["data"]["preprocess"], meta["preprocess_stats"], ds)
 
 
-def write_predictions(outputs: np.ndarray, classes: bool, fmt: str, stream) -> None:
-    """csv / jsonl rows (index, prediction, p0..) or (index, y0..); npy: the raw (N, K) array."""
+def write_predictions(
+    outputs: np.ndarray, classes: bool, fmt: str, stream, files=None, class_names=None
+) -> None:
+    """csv / jsonl rows (index, prediction, p0..) or (index, y0..); npy: the raw (N, K) array.
+
+    ``files`` (the inputs' file names) adds a ``file`` column after ``index``; ``class_names``
+    (the training data's class names) a ``class`` column after ``prediction``.
+    """
     if fmt == "npy":
         np.save(stream, outputs)
         return
     prefix = "p" if classes else "y"
     names = [f"{prefix}{k}" for k in range(outputs.shape[1])]
-    header = ["index", "prediction", *names] if classes else ["index", *names]
+    class_names = class_names if classes else None
+    header = ["index", *(["file"] if files else [])]
+    header += [*(["prediction"] if classes else []), *(["class"] if class_names else []), *names]
     if fmt == "csv":
         stream.write(",".join(header) + "\n")
     for i, row in enumerate(outputs):
-        values = [repr(float(v)) for v in row]
-        fields = [str(i), *([str(int(np.argmax(row)))] if classes else []), *values]
+        best = int(np.argmax(row))
+        record = {"index": i}
+        if files:
+            record["file"] = files[i]
+        if classes:
+            record["prediction"] = best
+        if class_names:
+            record["class"] = class_names[best]
+        record.update({n: float(v) for n, v in zip(names, row, strict=True)})
         if fmt == "csv":
+            fields = [_csv_field(record[k]) for k in header]
             stream.write(",".join(fields) + "\n")
         else:
-            record = {"index": i}
-            if classes:
-                record["prediction"] = int(np.argmax(row))
-            record.update({n: float(v) for n, v in zip(names, row, strict=True)})
             stream.write(json.dumps(record) + "\n")
+
+
+def _csv_field(value) -> str:
+    if isinstance(value, float):
+        return repr(value)
+    text = str(value)
+    if any(c in text for c in ',"\n'):
+        return '"' + text.replace('"', '""') + '"'
+    return text
 
 
 def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "test"):
     """The labelled set to evaluate on: --data FILE, else the config's test or validation set."""
     if path:
-        return data.load_file(path)
-    cfg = meta["config"]
+        return preprocessed(data.load_file(path, meta["data"], meta.get("classes")), net, meta)
+    cfg = {**meta["config"], "data": meta["data"]}
     if not (cfg["data"]["dataset"] or cfg["data"]["train"]):
         raise UserError("evaluate", "the checkpoint's config has no data", "give --data FILE.npz")
     train, test = data.load(cfg["data"])
@@ -96,7 +128,7 @@ def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "te
                 "the checkpoint's config has no test set",
                 "give --data FILE.npz, or --split validation",
             )
-        return test
+        return preprocessed(test, net, meta)
     from nettrain.train import split_validation
 
     train = data.fit_to_net(train, net.input_shape, net.n_outputs)
@@ -107,7 +139,7 @@ def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "te
             "the checkpoint's config has no data.validation",
             "give --data FILE.npz, or --split test",
         )
-    return validation
+    return preprocessed(validation, net, meta)
 
 
 def evaluate(net: Network, ds) -> dict:

@@ -70,23 +70,32 @@ class Network:
             layer.init_params(rng)
 
     def load_params(self, arrays: dict, where: str) -> None:
-        """Copy named arrays (e.g. from a checkpoint) into the parameters, checking each one."""
+        """Copy named arrays (e.g. from a checkpoint) into the parameters, checking each one.
+
+        Every ``layers.*`` array must match a parameter by name and shape and hold finite
+        floating-point values; float16/32/64 are cast to the net's dtype (fine-tuning a float32
+        run from float64 weights is legitimate), integer, complex or text arrays are refused.
+        """
         params = self.params()
+        hint = "the checkpoint was written for a different model.layers"
         missing = [k for k in params if k not in arrays]
         if missing:
-            raise UserError(
-                where,
-                f"no array '{missing[0]}' for this net's parameter",
-                "the checkpoint was written for a different model.layers",
-            )
+            raise UserError(where, f"no array '{missing[0]}' for this net's parameter", hint)
+        extra = [k for k in arrays if k.startswith("layers.") and k not in params]
+        if extra:
+            raise UserError(where, f"array '{extra[0]}' matches no parameter of this net", hint)
         for name, p in params.items():
             a = arrays[name]
             if a.shape != p.shape:
                 raise UserError(
-                    where,
-                    f"'{name}' has shape {a.shape}, this net needs {p.shape}",
-                    "the checkpoint was written for a different model.layers",
+                    where, f"'{name}' has shape {a.shape}, this net needs {p.shape}", hint
                 )
+            if a.dtype.kind != "f":
+                raise UserError(
+                    where, f"'{name}' holds {a.dtype} values; parameters must be floating-point"
+                )
+            if not np.all(np.isfinite(a)):
+                raise UserError(where, f"'{name}' holds NaN or Inf values")
             p[...] = a
 
     def seed_step(self, seed: int, step: int) -> None:

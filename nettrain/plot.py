@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
+from nettrain.checkpoint import atomic_write
 from nettrain.errors import UserError
 
 SPLITS = ("train", "validation", "test")
@@ -18,7 +19,10 @@ def read_metrics(run_dir: Path) -> list[dict]:
     if not path.is_file():
         raise UserError(str(run_dir), "no metrics.csv here: is this a nettrain run folder?")
     with open(path, newline="") as f:
-        rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        try:
+            rows = [{k: float(v) for k, v in row.items()} for row in csv.DictReader(f)]
+        except (ValueError, TypeError, csv.Error, UnicodeDecodeError) as exc:
+            raise UserError(str(path), f"not a metrics file nettrain wrote: {exc}") from None
     if not rows:
         raise UserError(str(path), "no epoch has finished yet: nothing to plot")
     return rows
@@ -54,6 +58,8 @@ def plot_run(run_dir, output=None) -> Path:
     fig.suptitle(run_dir.name)
     fig.tight_layout()
     out = Path(output) if output else run_dir / "curves.png"
-    fig.savefig(out, dpi=100)
-    plt.close(fig)
+    try:
+        atomic_write(out, lambda f: fig.savefig(f, dpi=100, format="png"))
+    finally:
+        plt.close(fig)
     return out

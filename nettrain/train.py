@@ -3,7 +3,8 @@
 Randomness is drawn from streams derived from the seed, so that any point of a run can be
 reproduced without replaying it: initial weights from ``default_rng([seed, 0])``, the shuffle
 order of epoch e from ``default_rng([seed, 1, e])``, the dropout masks of step s from
-``default_rng([seed, 2, s, layer])``, the validation hold-out from ``default_rng([seed, 5])``.
+``default_rng([seed, 2, s, layer])``, the validation hold-out from ``default_rng([seed, 5])``,
+the augmented views of step s (data/augment.py) from ``default_rng([seed, 6, s])``.
 The learning rate is a pure function of the step. A resumed run therefore sees the same
 batches, masks and learning rates as one never interrupted, and ends bit-identical to it.
 """
@@ -35,6 +36,11 @@ class Interrupted(Exception):
 
 def init_rng(seed: int) -> np.random.Generator:
     return np.random.default_rng([seed, 0])
+
+
+def augment_rng(seed: int, step: int) -> np.random.Generator:
+    """The generator of step ``step``'s augmented views (data.augment)."""
+    return np.random.default_rng([seed, 6, step])
 
 
 def epoch_order(seed: int, epoch: int, n: int, shuffle: bool) -> np.ndarray:
@@ -100,6 +106,8 @@ class Run:
     best: Watch | None
     stopping: Watch | None
     state: dict = field(default_factory=dict)
+    preprocess: dict = field(default_factory=dict)  # 'preprocess.*' statistics, checkpointed
+    augment: object = None  # data.augment.Augment of the training batches, or None
 
 
 def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
@@ -107,8 +115,13 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
 
     ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, meta, where).
     """
+    from nettrain import data
+
     net, train, test = assemble(cfg, src)
     train, validation = split_validation(train, cfg, net)
+    stats, (train, validation, test), augment = data.for_training(
+        cfg["data"], net.input_shape, (train, validation, test), src
+    )
     tc = cfg["train"]
     optimizer = make_optimizer(tc["optimizer"], net.params())
     splits = {"train": True, "validation": validation is not None, "test": test is not None}
@@ -149,7 +162,9 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
         net.load_params(*weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
-    return Run(cfg, net, train, validation, test, optimizer, best or None, stopping or None, state)
+    run = Run(cfg, net, train, validation, test, optimizer, best or None, stopping or None, state)
+    run.preprocess, run.augment = stats, augment
+    return run
 
 
 def split_validation(train, cfg: dict, net):
@@ -159,8 +174,9 @@ def split_validation(train, cfg: dict, net):
     spec = cfg["data"]["validation"]
     if spec is None:
         return train, None
-    if isinstance(spec, str):
-        return train, data.fit_to_net(data.load_file(spec), net.input_shape, net.n_outputs)
+    if isinstance(spec, (str, dict)):
+        held = data.load_file(spec, cfg["data"], train.classes)
+        return train, data.fit_to_net(held, net.input_shape, net.n_outputs)
     n = len(train)
     count = round(spec * n) if isinstance(spec, float) else spec
     if not 1 <= count < n:
@@ -227,15 +243,17 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
             "n_outputs": net.n_outputs,
             "input_scale": data.scale,
             "targets": "classes" if data.has_classes else "values",
+            "classes": data.classes,
             "rng": {
                 "seed": seed,
                 "streams": "init [seed,0]; shuffle [seed,1,epoch]; "
-                "dropout [seed,2,step,layer]; validation [seed,5]",
+                "dropout [seed,2,step,layer]; validation [seed,5]; augment [seed,6,step]",
             },
             "environment": environment.describe(),
             **state,
         }
-        checkpoint.save(run_dir / name, {**params, **optimizer.state_arrays()}, meta)
+        arrays = {**params, **optimizer.state_arrays(), **run.preprocess}
+        checkpoint.save(run_dir / name, arrays, meta)
 
     n, bs = len(data), tc["batch_size"]
     n_batches = math.ceil(n / bs)
@@ -258,13 +276,14 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
             )
             for b in range(state["batch"], n_batches):
                 idx = order[b * bs : (b + 1) * bs]
-                x = data.inputs(idx, net.dtype)
+                views = augment_rng(seed, state["step"]) if run.augment else None
+                x = data.inputs(idx, net.dtype, run.augment, views)
                 t = data.targets(idx, net.n_outputs, net.dtype)
                 optimizer.lr = lr_at(
                     tc["schedule"], tc["optimizer"]["lr"], state["step"], n_batches, tc["epochs"]
                 )
                 net.seed_step(seed, state["step"])
-                loss, output, _ = net.loss_and_backward(x, t)
+                loss, output, _ = net.loss_and_backward(x, t, input_grad=False)
                 if not (math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())):
                     bar.close()
                     raise diverged(epoch, b, loss, run_dir)

@@ -1,8 +1,7 @@
 """Every shipped config builds and passes gradcheck; the documented refusal is refused."""
 
-from pathlib import Path
-
 import re
+from pathlib import Path
 
 import pytest
 

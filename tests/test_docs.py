@@ -6,6 +6,10 @@ from pathlib import Path
 import pytest
 
 from nettrain.config import schema
+from nettrain.data import DATASETS
+from nettrain.data.augment import AUGMENT, CROP
+from nettrain.data.preprocess import PREPROCESS
+from nettrain.data.sources import SOURCES
 from nettrain.init import INITIALIZERS
 from nettrain.layers import LAYERS
 from nettrain.optim import OPTIMIZERS
@@ -33,7 +37,12 @@ def documented_keys():
         for name, cls in table.items():
             yield name
             yield from cls.OPTIONS
-    for table in (SCHEDULES, INITIALIZERS):
+    for key in AUGMENT:
+        yield f"data.augment.{key}"
+    yield "data.augment.crop"
+    for key in CROP:
+        yield f"data.augment.crop.{key}"
+    for table in (SCHEDULES, INITIALIZERS, SOURCES, DATASETS, PREPROCESS):
         for name, options in table.items():
             yield name
             yield from options

@@ -18,6 +18,7 @@ def config_from_dict(tree: dict, sets=()) -> tuple[dict, ConfigSource]:
     import copy
 
     src = ConfigSource(copy.deepcopy(tree), "<checkpoint config>")
+    src.check_files = False  # a checkpoint must still load when its training data has moved
     src.apply_overrides(sets)
     return validate(src), src
 

@@ -7,6 +7,7 @@ returns the normalised value or raises a ``UserError`` naming the file, line and
 from __future__ import annotations
 
 import math
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,8 +18,9 @@ REQUIRED = object()
 
 
 def _shown(value) -> str:
+    # reprlib bounds the text: a value may be huge (a YAML alias bomb) or contain itself
     if isinstance(value, str):
-        return f"'{value}' (text)"
+        return f"'{value}' (text)" if len(value) <= 60 else f"'{value[:57]}...' (text)"
     if isinstance(value, bool):
         return f"{str(value).lower()} (a boolean)"
     if value is None:
@@ -26,8 +28,9 @@ def _shown(value) -> str:
     if isinstance(value, dict):
         return "a mapping"
     if isinstance(value, list):
-        return f"a list {value}" if len(str(value)) < 40 else "a list"
-    return repr(value)
+        text = reprlib.repr(value)
+        return f"a list {text}" if len(text) < 40 else "a list"
+    return reprlib.repr(value)
 
 
 @dataclass
@@ -220,6 +223,11 @@ def check_named(value, table: dict, src, path, key: str, default=None, common=No
     name = value.get(key, default)
     if name is None:
         raise UserError(src.where(path), f"no '{key}' (one of: {', '.join(table)})")
+    if not isinstance(name, str):
+        raise UserError(
+            src.where((*path, key)),
+            f"expected a name (one of: {', '.join(table)}), got {_shown(name)}",
+        )
     if name not in table:
         raise UserError(
             src.where((*path, key)), f"unknown {key} '{name}': {did_you_mean(name, table)}"

@@ -8,14 +8,11 @@ the whole config has passed. Layer, optimizer and schedule options come from the
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from nettrain.config.options import Opt, _shown, check_mapping, check_named
 from nettrain.config.source import ConfigSource
 from nettrain.errors import UserError, did_you_mean
 from nettrain.losses import LOSSES
 
-DATASETS = ("mnist",)
 MONITORS = (
     "auto",
     "train_loss",
@@ -30,10 +27,15 @@ TOP = {
     "seed": Opt("int", 0, min=0, doc="seed of every random draw (init, shuffling, dropout)"),
     "dtype": Opt("choice", "float32", choices=("float32", "float64"), doc="floating-point type"),
 }
+# The data keys, each checked by _data against the tables of nettrain.data (imported there, not
+# here, because those modules import this package's options); all default to none.
 DATA = {
-    "dataset": Opt("choice", None, choices=DATASETS, doc="a built-in data set (train and test)"),
-    "train": Opt("path", None, doc="training data file (.npz with arrays x, y)"),
-    "test": Opt("path", None, doc="test data file, scored after every epoch"),
+    "dataset": "a built-in set: a name or a mapping {name: ..., options}",
+    "train": "training data: a path (file or folder) or a mapping of format options",
+    "test": "test data, scored after every epoch; as train",
+    "validation": "a fraction or count held out of the training set, or data as train",
+    "preprocess": "an input map fitted on the training split: a name or a mapping",
+    "augment": "random views of the training images: a mapping",
 }
 MODEL = {
     "input": Opt("shape", None, doc="per-sample input shape; default: taken from the data"),
@@ -77,8 +79,28 @@ def validate(src: ConfigSource) -> dict:
 
 
 def _data(value, src):
-    data = check_mapping(value, DATA, src, ("data",), nested=("validation",))
-    data["validation"] = _holdout((value or {}).get("validation"), src)
+    from nettrain.data import DATASETS, generated
+    from nettrain.data.preprocess import PREPROCESS
+    from nettrain.data.sources import check_source
+
+    check_mapping(value, {}, src, ("data",), nested=tuple(DATA))
+    given = value or {}
+
+    def section(key, check):
+        return None if given.get(key) is None else check(given[key], src, ("data", key))
+
+    data = {
+        "dataset": section(
+            "dataset", lambda v, s, p: generated.resolved(check_named(v, DATASETS, s, p, "name"))
+        ),
+        "train": section("train", check_source),
+        "test": section("test", check_source),
+        "validation": _holdout(given.get("validation"), src),
+        "preprocess": section(
+            "preprocess", lambda v, s, p: check_named(v, PREPROCESS, s, p, "name")
+        ),
+        "augment": section("augment", _augment),
+    }
     if value is None:  # allowed for gradcheck and summary with model.input; fit refuses it
         return data
     if data["dataset"] and data["train"]:
@@ -93,21 +115,36 @@ def _data(value, src):
     if data["dataset"] and data["test"]:
         raise UserError(
             src.where(("data", "test")),
-            f"data.dataset '{data['dataset']}' brings its own test set; drop data.test",
+            f"data.dataset '{data['dataset']['name']}' brings its own test set; drop data.test",
         )
-    for key in ("train", "test", "validation"):
-        if isinstance(data[key], str) and not Path(data[key]).is_file():
-            raise UserError(src.where(("data", key)), f"file not found: {data[key]}")
+    spec = data["preprocess"]
+    if spec and spec["name"] == "minmax" and spec["low"] >= spec["high"]:
+        raise UserError(
+            src.where(("data", "preprocess", "high")),
+            f"high ({spec['high']}) must be greater than low ({spec['low']})",
+        )
     return data
 
 
+def _augment(value, src, path):
+    """data.augment: translate, flip, and a crop mapping."""
+    from nettrain.data.augment import AUGMENT, CROP
+
+    augment = check_mapping(value, AUGMENT, src, path, nested=("crop",))
+    crop = value.get("crop")
+    augment["crop"] = None if crop is None else check_mapping(crop, CROP, src, (*path, "crop"))
+    return augment
+
+
 def _holdout(value, src):
-    """data.validation: a fraction in (0, 1) or a count of training samples, or a file."""
+    """data.validation: a fraction in (0, 1) or a count of training samples, or a data source."""
+    from nettrain.data.sources import check_source
+
     path = ("data", "validation")
     if value is None:
         return None
-    if isinstance(value, str):
-        return Opt("path").check(value, src, path)
+    if isinstance(value, (str, dict)):
+        return check_source(value, src, path)
     if isinstance(value, float) and 0 < value < 1:
         return value
     if isinstance(value, int) and not isinstance(value, bool) and value >= 1:

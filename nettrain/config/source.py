@@ -33,6 +33,7 @@ class ConfigSource:
         self.nodes = nodes
         self.folder = folder if folder is not None else Path.cwd()
         self.overrides: dict[tuple, str] = {}
+        self.check_files = True  # False for a checkpoint's config: it may outlive its data files
 
     @classmethod
     def from_file(cls, path) -> ConfigSource:
@@ -41,8 +42,13 @@ class ConfigSource:
             text = path.read_text(encoding="utf-8")
         except FileNotFoundError:
             raise UserError(str(path), "config file not found") from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise UserError(str(path), f"cannot read config: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise UserError(
+                str(path),
+                f"not a text file (byte {exc.start} is not UTF-8); a config is a YAML text file",
+            ) from None
+        except OSError as exc:
+            raise UserError(str(path), f"cannot read config: {exc.strerror or exc}") from None
         return cls.from_text(text, str(path), path.resolve().parent)
 
     @classmethod
@@ -57,6 +63,8 @@ class ConfigSource:
             raise UserError(f"{file}{line}", f"invalid YAML: {problem}") from None
         except yaml.YAMLError as exc:
             raise UserError(file, f"invalid YAML: {exc}") from None
+        except RecursionError:
+            raise UserError(file, "invalid YAML: nested too deeply") from None
         if tree is None:
             tree = {}
         if not isinstance(tree, dict):
@@ -159,19 +167,40 @@ def _child(node, part, path, item, create):
     raise UserError(f"--set {item}", f"{dotted(path[:-1])} is not a mapping or a list")
 
 
-def _reject_duplicate_keys(node, file: str) -> None:
-    """safe_load silently keeps the last of two equal keys; a config that has them is a typo."""
-    if isinstance(node, yaml.MappingNode):
+def _reject_duplicate_keys(root, file: str) -> None:
+    """safe_load silently keeps the last of two equal keys; a config that has them is a typo.
+
+    Also refuses an alias inside its own anchor (an endless structure). Each node is visited
+    once, without recursion: aliases share nodes, so a 'billion laughs' file stays cheap.
+    """
+    state = {}  # id(node) -> "open" while its children are being visited, then "done"
+    stack = [(root, False)]
+    while stack:
+        node, leaving = stack.pop()
+        if leaving:
+            state[id(node)] = "done"
+            continue
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            continue
+        if state.get(id(node)) == "done":
+            continue
+        if state.get(id(node)) == "open":  # reached again from inside itself
+            raise UserError(
+                f"{file}:{node.start_mark.line + 1}",
+                "invalid YAML: an alias refers to the anchor it is inside (an endless structure)",
+            )
+        state[id(node)] = "open"
+        stack.append((node, True))
+        if isinstance(node, yaml.SequenceNode):
+            stack.extend((item, False) for item in node.value)
+            continue
         seen = {}
         for key_node, value_node in node.value:
             key = key_node.value
-            if key in seen:
+            if isinstance(key, str) and key in seen:
                 raise UserError(
                     f"{file}:{key_node.start_mark.line + 1}",
                     f"duplicate key '{key}' (first given on line {seen[key]})",
                 )
             seen[key] = key_node.start_mark.line + 1
-            _reject_duplicate_keys(value_node, file)
-    elif isinstance(node, yaml.SequenceNode):
-        for item in node.value:
-            _reject_duplicate_keys(item, file)
+            stack.extend([(key_node, False), (value_node, False)])

@@ -1,35 +1,133 @@
 """Loading the data a config names, and checking it against the net before training.
 
-``load(data_cfg)`` returns (train, test) Datasets (test may be None). Files: ``.npz`` with arrays
-``x`` (N, *shape) and ``y`` ((N,) integer labels or (N, K) float targets). Built-in: ``mnist``,
-read from the bundled IDX files, pixels scaled to [0, 1], the official 60000/10000 split.
+``load(data_cfg)`` returns (train, test) Datasets (test may be None): from a built-in set
+(``data.dataset``: ``mnist``, bundled, pixels scaled to [0, 1], the official 60000/10000 split;
+or a generated one, see generated.py), or from files (``data.train``, ``data.test``; formats in
+sources.py). ``read_inputs`` reads unlabelled inputs for predict. Stored values are kept as they
+are (uint8 pixels stay uint8) and converted one batch at a time (dataset.py).
 """
 
 from __future__ import annotations
 
+import math
 import os
-import zipfile
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 
+from nettrain.checkpoint import READ_ERRORS
+from nettrain.data import generated
+from nettrain.data.augment import crop_view
+from nettrain.data.checks import checked, fit_to_net
 from nettrain.data.dataset import Dataset
-from nettrain.data.idx import read_idx
+from nettrain.data.idx import idx_shape, read_idx
+from nettrain.data.sources import format_of, idx_images, npz_names, read_npz, resolve
 from nettrain.errors import UserError
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
 }
+# the built-in sets and their options (data.dataset: NAME or {name: NAME, ...})
+DATASETS = {"mnist": {}, **generated.GENERATED}
+CROP_KEY = "data.augment.crop.size"
+
+__all__ = [
+    "DATASETS",
+    "Dataset",
+    "builtin",
+    "checked",
+    "fit_to_net",
+    "load",
+    "load_file",
+    "mnist",
+    "read_inputs",
+    "read_npz",
+]
 
 
 def load(data_cfg: dict) -> tuple[Dataset, Dataset | None]:
     """(train, test) for a resolved ``data`` section."""
-    if data_cfg["dataset"] == "mnist":
-        return mnist("train"), mnist("test")
-    train = load_file(data_cfg["train"])
-    test = load_file(data_cfg["test"]) if data_cfg["test"] else None
+    if data_cfg["dataset"]:
+        train, test = builtin(data_cfg["dataset"])
+    else:
+        train = load_file(data_cfg["train"], data_cfg)
+        test = load_file(data_cfg["test"], data_cfg, train.classes) if data_cfg["test"] else None
+    train = crop_view(data_cfg.get("augment"), train, CROP_KEY)
+    if test is not None:
+        test = crop_view(data_cfg.get("augment"), test, CROP_KEY)
     return train, test
+
+
+def load_file(spec, data_cfg: dict | None = None, classes=None) -> Dataset:
+    """The labelled set a source names (a path or a source mapping, see sources.py).
+
+    With ``data_cfg``, seen through its crop window; with ``classes`` (the training set's class
+    names), its labels renumbered to match them.
+    """
+    from nettrain.data.sources import read
+
+    ds = read(spec)
+    if classes is not None:
+        ds = same_classes(ds, classes)
+    if data_cfg is not None:
+        ds = crop_view(data_cfg.get("augment"), ds, CROP_KEY)
+    return ds
+
+
+def same_classes(ds: Dataset, classes: list) -> Dataset:
+    """``ds`` with its labels numbered as in ``classes`` (the training set's class names)."""
+    if ds.classes is None or ds.classes == classes:
+        return ds
+    unknown = [c for c in ds.classes if c not in classes]
+    if unknown:
+        raise UserError(
+            ds.name,
+            f"class '{unknown[0]}' is not one of the training set's classes ({', '.join(classes)})",
+        )
+    lookup = np.array([classes.index(c) for c in ds.classes], np.int64)
+    return replace(ds, y=lookup[ds.y], classes=list(classes))
+
+
+def builtin(spec) -> tuple[Dataset, Dataset]:
+    """(train, test) of a built-in set: a resolved ``data.dataset`` mapping (or its name)."""
+    spec = {"name": spec} if isinstance(spec, str) else spec
+    if spec["name"] == "mnist":
+        return mnist("train"), mnist("test")
+    return generated.make(spec)
+
+
+def describe_builtin() -> list[dict]:
+    """One row per built-in set at its default options: name, train/test shapes, classes."""
+    rows = []
+    folder = datasets_folder() / "mnist"
+    train, test = (idx_shape(folder / MNIST_FILES[s][0]) for s in ("train", "test"))
+    rows.append(
+        {
+            "name": "mnist",
+            "train": (train[0], 1, *train[1:]),
+            "test": (test[0], 1, *test[1:]),
+            "classes": 10,
+            "options": "bundled; pixels scaled to [0, 1]",
+        }
+    )
+    for name, options in generated.GENERATED.items():
+        spec = {"name": name, **{k: o.default for k, o in options.items()}}
+        features, classes, n_test = generated.shapes(spec)
+        shown = ", ".join(
+            f"{k} {'n/4' if v is None else v}" for k, v in spec.items() if k != "name"
+        )
+        rows.append(
+            {
+                "name": name,
+                "train": (spec["n"], features),
+                "test": (n_test, features),
+                "classes": classes,
+                "options": shown,
+            }
+        )
+    return rows
 
 
 def datasets_folder() -> Path:
@@ -61,88 +159,81 @@ def mnist(split: str) -> Dataset:
     return Dataset(x[:, None, :, :], y, f"mnist/{split}", scale=1.0 / 255.0)
 
 
-def load_file(path) -> Dataset:
-    """A labelled .npz file (arrays x and y)."""
+def read_inputs(path, data_cfg: dict, input_shape) -> Dataset:
+    """Unlabelled inputs for predict: an .npz, .npy, CSV, IDX images file, image or folder.
+
+    Options of the training data (array name, label column, delimiter, image size) apply where
+    the input has the training data's format. ``names`` holds each sample's file name for
+    images. The set is seen through the crop window of the config, not yet fitted to the net.
+    """
     path = str(path)
-    arrays = read_npz(path, ("x", "y"))
-    x, y = arrays["x"], arrays["y"]
-    return checked(x, y, path)
+    if not Path(path).exists():
+        raise UserError(path, "file not found")
+    fmt = format_of(path)
+    train = resolve(data_cfg["train"]) if data_cfg.get("train") else {}
+    like = train if train.get("format") == fmt else {}
+    names = None
+    if fmt == "npy":
+        try:
+            x = np.load(path, allow_pickle=False)
+        except READ_ERRORS as exc:
+            raise UserError(path, f"cannot read the .npy file: {exc}") from None
+        if not isinstance(x, np.ndarray):  # np.load opens a zip archive whatever its name
+            x.close()
+            raise UserError(path, "an .npz archive named .npy", "rename it to .npz")
+    elif fmt == "npz":
+        x = read_npz(path, [_input_array(path, like.get("x", "x"))])
+        x = next(iter(x.values()))
+    elif fmt == "csv":
+        from nettrain.data.csv import read_csv_inputs
 
-
-def read_npz(path: str, names) -> dict:
-    """The named arrays of an .npz file, never unpickling anything."""
-    if not path.endswith(".npz"):
-        raise UserError(path, "unsupported data file type (expected .npz with arrays x and y)")
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [n for n in names if n not in f.files]
-            if missing:
-                raise UserError(
-                    path, f"no array '{missing[0]}' in the file (it has: {', '.join(f.files)})"
-                )
-            return {n: f[n] for n in names}
-    except FileNotFoundError:
-        raise UserError(path, "file not found") from None
-    except (OSError, ValueError, zipfile.BadZipFile, EOFError) as exc:
-        raise UserError(path, f"cannot read the .npz file: {exc}") from None
-
-
-def checked(x: np.ndarray, y: np.ndarray | None, where: str) -> Dataset:
-    """A Dataset after checking types, lengths and values of x and y."""
-    if x.dtype.kind not in "fiub" or x.ndim < 2:
-        raise UserError(
-            where, f"x must be a numeric array (N, features...), got {x.dtype} {x.shape}"
+        x = read_csv_inputs(
+            path,
+            math.prod(input_shape),
+            like.get("label", 0),
+            like.get("header", "auto"),
+            like.get("delimiter", "auto"),
         )
-    if len(x) == 0:
-        raise UserError(where, "the data set is empty")
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
-        raise UserError(where, f"x holds NaN or Inf (first in sample {bad})")
-    if y is not None:
-        if len(y) != len(x):
-            raise UserError(where, f"x has {len(x)} samples but y has {len(y)}")
-        if y.ndim == 1:
-            if y.dtype.kind not in "iu":
-                if y.dtype.kind == "f" and np.all(np.mod(y, 1) == 0):
-                    y = y.astype(np.int64)
-                else:
-                    raise UserError(
-                        where,
-                        "y of shape (N,) must hold integer class labels; "
-                        "give float targets as an (N, K) array",
-                    )
-            y = y.astype(np.int64)
-            if y.min() < 0:
-                raise UserError(where, f"negative class label {int(y.min())}")
-        elif y.ndim >= 2:
-            if y.dtype.kind not in "fiub" or not np.all(np.isfinite(y)):
-                raise UserError(where, "y targets must be finite numbers")
-        else:
-            raise UserError(where, f"y must be labels (N,) or targets (N, K), got shape {y.shape}")
-    return Dataset(x, y, where)
+    elif fmt == "idx":
+        x = idx_images(path)
+    elif fmt in ("image", "images"):
+        from nettrain.data.images import read_unlabelled
+
+        color = "rgb" if len(input_shape) == 3 and input_shape[0] == 3 else "gray"
+        x, names = read_unlabelled(path, like.get("size"), color)
+    else:
+        raise UserError(
+            path,
+            "cannot tell the input format from the name",
+            "give .npz (array x), .npy, .csv/.tsv, an IDX images file, an image or a folder",
+        )
+    ds = checked(x, None, path, names=names)
+    return crop_view(data_cfg.get("augment"), ds, CROP_KEY)
 
 
-def fit_to_net(ds: Dataset, input_shape, n_outputs: int) -> Dataset:
-    """The data set seen with the net's input shape, after checking it matches the net."""
-    if ds.sample_shape != tuple(input_shape):
-        if int(np.prod(ds.sample_shape)) != int(np.prod(input_shape)):
-            raise UserError(
-                ds.name,
-                f"samples have shape {ds.sample_shape}, the net's input is {tuple(input_shape)}",
-                "set model.input to the data's shape, or leave it out to take it from the data",
-            )
-        ds = ds.reshaped(input_shape)
-    if ds.y is not None:
-        if ds.has_classes and int(ds.y.max()) >= n_outputs:
-            raise UserError(
-                ds.name,
-                f"class label {int(ds.y.max())} is out of range for a net with {n_outputs} "
-                f"outputs (labels must be 0..{n_outputs - 1})",
-            )
-        if not ds.has_classes and int(np.prod(ds.y.shape[1:])) != n_outputs:
-            raise UserError(
-                ds.name,
-                f"targets have {int(np.prod(ds.y.shape[1:]))} values per sample, the net has "
-                f"{n_outputs} outputs",
-            )
-    return ds
+def _input_array(path: str, preferred: str) -> str:
+    """The inputs array of an .npz: the training data's name for it, 'x', or the only array."""
+    names = npz_names(path)
+    for name in (preferred, "x"):
+        if name in names:
+            return name
+    if len(names) == 1:
+        return names[0]
+    raise UserError(path, f"no array '{preferred}' in the file (it has: {', '.join(names)})")
+
+
+def for_training(data_cfg: dict, input_shape, sets, src=None):
+    """(statistics, sets, augment) for training: ``sets`` (train, validation, test; None where
+    absent) seen through ``data.preprocess`` with statistics from the first, the training split
+    alone; the ``data.augment`` of its batches (None for none)."""
+    from nettrain.data import preprocess
+    from nettrain.data.augment import Augment
+
+    def where(key):
+        return src.where(("data", key)) if src else f"data.{key}"
+
+    spec = data_cfg["preprocess"]
+    stats = preprocess.fit(spec, sets[0], where("preprocess"))
+    sets = tuple(ds if ds is None else preprocess.apply(spec, stats, ds) for ds in sets)
+    augment = Augment.from_config(data_cfg["augment"], input_shape, where("augment"))
+    return stats, sets, augment

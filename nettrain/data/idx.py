@@ -43,3 +43,28 @@ def read_idx(path) -> np.ndarray:
         )
     data = np.frombuffer(raw, dtype, count=count, offset=header).reshape(dims)
     return data.astype(dtype.newbyteorder("="))
+
+
+def idx_shape(path) -> tuple:
+    """The shape an IDX file's header declares, without reading its data."""
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            head = f.read(4)
+            if len(head) < 4 or head[2] not in _TYPES:
+                raise UserError(str(path), "not an IDX file (bad magic number)")
+            return tuple(int(d) for d in np.frombuffer(f.read(4 * head[3]), ">u4"))
+    except (OSError, EOFError) as exc:
+        raise UserError(str(path), f"cannot read IDX file: {exc}") from None
+
+
+def labels_beside(images) -> Path | None:
+    """The labels file that MNIST's naming pairs with an images file, if it exists:
+    'train-images-idx3-ubyte.gz' -> 'train-labels-idx1-ubyte.gz'."""
+    images = Path(images)
+    name = images.name
+    if "images" not in name:
+        return None
+    candidate = images.with_name(name.replace("images", "labels").replace("idx3", "idx1"))
+    return candidate if candidate.is_file() else None

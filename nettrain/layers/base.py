@@ -17,10 +17,14 @@ A layer is built once from its YAML options, then:
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 # The activations, usable as `activation:` on dense/conv2d and as standalone layers.
 ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax")
+# More values than this in one sample's output (8 GiB in float32) is a typo in a size, not a net.
+MAX_OUTPUT_VALUES = 2**31
 
 
 class ShapeError(ValueError):
@@ -49,14 +53,25 @@ class Layer:
         self.in_shape = tuple(in_shape)
         self.dtype = np.dtype(dtype)
         self.out_shape = self.output_shape(self.in_shape)
+        if math.prod(self.out_shape) > MAX_OUTPUT_VALUES:
+            raise ShapeError(
+                f"its output of shape {self.out_shape} would hold "
+                f"{math.prod(self.out_shape):,} values per sample"
+            )
         return self.out_shape
 
     def output_shape(self, in_shape: tuple) -> tuple:
         return in_shape
 
     def add_param(self, name: str, shape: tuple) -> None:
-        self.params[name] = np.zeros(shape, dtype=self.dtype)
-        self.grads[name] = np.zeros(shape, dtype=self.dtype)
+        try:
+            self.params[name] = np.zeros(shape, dtype=self.dtype)
+            self.grads[name] = np.zeros(shape, dtype=self.dtype)
+        except (MemoryError, ValueError):  # numpy: "Maximum allowed dimension exceeded"
+            raise ShapeError(
+                f"its {name} of shape {tuple(shape)} ({math.prod(shape):,} values) does not fit "
+                "in memory"
+            ) from None
 
     def _buffer(self, name: str, shape) -> np.ndarray:
         """A C-contiguous scratch array of ``shape``, carved from storage kept between batches,

@@ -65,6 +65,14 @@ class Optimizer:
                     where,
                     f"optimizer state '{key}' has shape {arrays[key].shape}, expected {arr.shape}",
                 )
+            a = arrays[key]
+            expected = "an integer" if key == "optimizer.t" else "finite floating-point values"
+            if key == "optimizer.t":
+                ok = a.dtype.kind in "iu"
+            else:
+                ok = a.dtype.kind == "f" and bool(np.all(np.isfinite(a)))
+            if not ok:
+                raise UserError(where, f"optimizer state '{key}' should hold {expected}")
             if key == "optimizer.t":
                 self.t = int(arrays[key])
             else:

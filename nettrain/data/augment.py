@@ -1,0 +1,124 @@
+"""Augmentation (``data.augment``): a random view of each training image, drawn per batch.
+
+Samples are (C, H, W). For each sample of a training batch, independently:
+
+- ``translate: k`` shifts the image by dy, dx drawn uniformly from -k..k pixels (DeepCL's
+  ``translate``); pixels shifted in from outside are 0;
+- ``crop: {size: [h, w], padding: p}`` pads the image with p zeros on every side and takes an
+  h x w window at a uniform random position (``size`` defaults to the image's, so that
+  ``{padding: 4}`` is the usual pad-and-crop); outside training (test and validation sets,
+  predict) every image is cut to its central h x w window;
+- ``flip: true`` mirrors it left to right with probability 1/2.
+
+Only the training batches of ``fit`` are augmented. The draws of step s come from
+``default_rng([seed, 6, s])`` (train.py's streams), so a resumed run draws the same views as one
+never interrupted, with no generator state to save. The view is gathered from the stored samples
+(uint8 pixels stay uint8) by one Numba kernel, before the conversion to the run's dtype.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+import numpy as np
+from numba import njit
+
+from nettrain.config.options import Opt
+from nettrain.errors import UserError
+
+AUGMENT = {
+    "translate": Opt("int", 0, min=0, doc="largest random shift in pixels, each direction"),
+    "flip": Opt("bool", False, doc="mirror left-right with probability 1/2"),
+}
+CROP = {
+    "size": Opt("size", None, doc="[h, w] of the window; default: the image's size"),
+    "padding": Opt("int", 0, min=0, doc="zeros added on every side before cropping"),
+}
+
+
+@dataclass
+class Augment:
+    """A resolved ``data.augment``: translate k, flip, and the crop window (h, w, padding)."""
+
+    translate: int
+    flip: bool
+    crop: tuple | None  # (h, w, padding)
+
+    @classmethod
+    def from_config(cls, spec: dict | None, input_shape, where: str) -> Augment | None:
+        """The Augment of ``data.augment`` for a net taking ``input_shape``; None if it does
+        nothing."""
+        if not spec:
+            return None
+        crop = spec["crop"]
+        aug = cls(spec["translate"], spec["flip"], None)
+        if crop is not None:
+            h, w = crop["size"] or input_shape[1:]
+            aug.crop = (h, w, crop["padding"])
+        if not (aug.translate or aug.flip or aug.crop):
+            return None
+        if len(input_shape) != 3:
+            raise UserError(
+                where,
+                f"augmentation needs image samples (C, H, W); the net's input is "
+                f"{tuple(input_shape)}",
+                "set model.input to the images' shape, e.g. [1, 28, 28]",
+            )
+        return aug
+
+    def apply(self, ds, idx, rng: np.random.Generator) -> np.ndarray:
+        """Random views (batch, C, h, w) of samples ``idx`` of ``ds``, in the stored dtype."""
+        rows = ds.stored_rows(idx)
+        n = len(rows)
+        C, H, W = ds.x.shape[1:]
+        _, h, w = ds.sample_shape
+        top = np.full(n, (H - h) // 2, np.int64)
+        left = np.full(n, (W - w) // 2, np.int64)
+        if self.crop is not None:
+            p = self.crop[2]
+            top = rng.integers(0, H + 2 * p - h + 1, n) - p
+            left = rng.integers(0, W + 2 * p - w + 1, n) - p
+        if self.translate:
+            k = self.translate
+            top -= rng.integers(-k, k + 1, n)
+            left -= rng.integers(-k, k + 1, n)
+        flip = rng.random(n) < 0.5 if self.flip else np.zeros(n, np.bool_)
+        out = np.empty((n, C, h, w), ds.x.dtype)
+        _gather(ds.x, rows.astype(np.int64), top, left, flip, out)
+        return out
+
+
+def crop_view(spec: dict | None, ds, where: str):
+    """``ds`` seen through the central window of ``data.augment.crop`` (as outside training)."""
+    if not spec or spec.get("crop") is None or spec["crop"]["size"] is None:
+        return ds
+    h, w = spec["crop"]["size"]
+    if ds.x.ndim != 4:
+        raise UserError(
+            ds.name,
+            f"{where} needs image samples (C, H, W); this data has samples of shape "
+            f"{tuple(ds.x.shape[1:])}",
+        )
+    H, W = ds.x.shape[2:]
+    if h > H or w > W:
+        raise UserError(ds.name, f"{where} [{h}, {w}] is larger than the images ({H}x{W})")
+    return replace(ds, window=((H - h) // 2, (W - w) // 2, h, w))
+
+
+@njit(cache=True)
+def _gather(x, rows, top, left, flip, out):
+    """out[i, c, u, v] = x[rows[i], c, top[i] + u, left[i] + v'] with v' = w - 1 - v for a
+    flipped sample, else v; 0 where that falls outside the image."""
+    n, C, h, w = out.shape
+    H, W = x.shape[2], x.shape[3]
+    for i in range(n):
+        r = rows[i]
+        for c in range(C):
+            for u in range(h):
+                sy = top[i] + u
+                for v in range(w):
+                    sx = left[i] + (w - 1 - v if flip[i] else v)
+                    if 0 <= sy < H and 0 <= sx < W:
+                        out[i, c, u, v] = x[r, c, sy, sx]
+                    else:
+                        out[i, c, u, v] = 0

@@ -1,0 +1,292 @@
+"""Data files: which format a path is, the options of each format, and reading a labelled set.
+
+A source (``data.train``, ``data.test``, ``data.validation``) is a path, its format told by its
+name, or a mapping whose keys are the options of one format (``SOURCES``); ``format`` picks it
+where the name does not tell:
+
+- ``npz``: ``{path, x: 'x', y: 'y'}``, the arrays' names in the file;
+- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: 0, header: auto, delimiter: auto}``;
+- ``idx`` (MNIST's format, raw or .gz): ``{images, labels}``; a bare path to an images file
+  takes the labels file MNIST's naming pairs with it (``*-images-idx3*`` -> ``*-labels-idx1*``);
+- ``images`` (a folder, one sub-folder per class): ``{path, size: null, color: auto}``.
+
+A resolved config keeps a path as a path; ``resolve`` gives the full mapping of either form.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from nettrain.checkpoint import READ_ERRORS
+from nettrain.config.options import Opt, _shown, check_named
+from nettrain.data.checks import checked
+from nettrain.data.idx import labels_beside, read_idx
+from nettrain.errors import UserError
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass
+class Column(Opt):
+    """A CSV column: 0-based index (negative counts from the end), header name, or a list."""
+
+    kind: str = "column"
+
+    def describe(self) -> str:
+        return "a column index (0-based), a header name, or a list of them"
+
+    def check(self, value, src, path):
+        items = value if isinstance(value, list) and value else [value]
+        for v in items:
+            if isinstance(v, bool) or not isinstance(v, (int, str)) or v == "":
+                raise UserError(src.where(path), f"expected {self.describe()}, got {_shown(v)}")
+        return value
+
+
+@dataclass
+class Header(Opt):
+    """``auto`` (a first row holding text where features are is a header), true or false."""
+
+    kind: str = "header"
+
+    def describe(self) -> str:
+        return "auto, true or false"
+
+    def check(self, value, src, path):
+        if value != "auto" and not isinstance(value, bool):
+            raise UserError(src.where(path), f"expected {self.describe()}, got {_shown(value)}")
+        return value
+
+
+@dataclass
+class Delimiter(Opt):
+    """``auto`` (tab for .tsv, else the most frequent of , ; tab in the first line) or one
+    character."""
+
+    kind: str = "delimiter"
+
+    def describe(self) -> str:
+        return "auto or a single character such as ',' or '\\t'"
+
+    def check(self, value, src, path):
+        if value != "auto" and not (isinstance(value, str) and len(value) == 1):
+            raise UserError(src.where(path), f"expected {self.describe()}, got {_shown(value)}")
+        return value
+
+
+SOURCES = {
+    "npz": {
+        "path": Opt("path", doc="the .npz file"),
+        "x": Opt("str", "x", doc="name of the inputs array (N, ...)"),
+        "y": Opt("str", "y", doc="name of the labels (N,) or targets (N, K) array"),
+    },
+    "csv": {
+        "path": Opt("path", doc="the .csv or .tsv file (optionally .gz)"),
+        "label": Column(default=0, doc="the label column(s); every other column is a feature"),
+        "header": Header(default="auto", doc="whether the first row names the columns"),
+        "delimiter": Delimiter(default="auto", doc="the column separator"),
+    },
+    "idx": {
+        "images": Opt("path", doc="IDX file of the samples (N, H, W) or (N, ...)"),
+        "labels": Opt("path", doc="IDX file of the labels (N,)"),
+    },
+    "images": {
+        "path": Opt("path", doc="a folder with one sub-folder of images per class"),
+        "size": Opt("size", None, doc="[h, w] to resize every image to; default: all equal"),
+        "color": Opt(
+            "choice", "auto", choices=("auto", "gray", "rgb"), doc="channels: 1 gray, 3 rgb"
+        ),
+    },
+}
+
+
+def format_of(path) -> str | None:
+    """The format a path's name (or being a folder) tells: a SOURCES name, 'npy' or 'image'."""
+    path = Path(path)
+    if path.is_dir():
+        return "images"
+    name = path.name.lower().removesuffix(".gz")
+    for suffixes, fmt in (
+        ((".npz",), "npz"),
+        ((".npy",), "npy"),
+        ((".csv", ".tsv"), "csv"),
+        (IMAGE_SUFFIXES, "image"),
+    ):
+        if name.endswith(suffixes):
+            return fmt
+    if "idx" in name or name.endswith("ubyte"):
+        return "idx"
+    return None
+
+
+# -- validation (called by the config schema) ------------------------------------------------
+
+
+def check_source(value, src, path):
+    """A data.train/test/validation value: the absolute path, or the resolved mapping."""
+    if isinstance(value, str):
+        file = Opt("path").check(value, src, path)
+        if src.check_files:
+            _must_exist(file, src, path)
+            _labelled_format(file, format_of(file), src, path)
+        return file
+    if not isinstance(value, dict):
+        raise UserError(
+            src.where(path), f"expected a file path or a mapping with a 'path', got {_shown(value)}"
+        )
+    fmt = value.get("format")
+    if fmt is None and "images" in value:
+        fmt = "idx"
+    elif fmt is None:
+        if not isinstance(value.get("path"), str):
+            raise UserError(
+                src.where(path),
+                "no 'path' (or 'images' and 'labels' for IDX files)",
+            )
+        fmt = format_of(Opt("path").check(value["path"], src, (*path, "path")))
+        if fmt is None:
+            raise UserError(
+                src.where((*path, "path")),
+                f"cannot tell the format of '{value['path']}' from its name",
+                f"add format: one of {', '.join(SOURCES)}",
+            )
+    spec = check_named({**value, "format": fmt}, SOURCES, src, path, "format")
+    for key in ("path", "images", "labels"):
+        if key in spec:
+            _must_exist(spec[key], src, (*path, key), folder=fmt == "images" and key == "path")
+    return spec
+
+
+def _must_exist(file: str, src, path, folder: bool = False) -> None:
+    if not src.check_files:
+        return
+    if not (Path(file).is_dir() if folder else Path(file).exists()):
+        raise UserError(src.where(path), f"{'folder' if folder else 'file'} not found: {file}")
+
+
+def _labelled_format(file: str, fmt: str | None, src, path) -> None:
+    """Refuse a path that cannot be read as labelled data (``src`` None: name the file)."""
+    where = src.where(path) if src is not None else file
+    if fmt is None:
+        raise UserError(
+            where,
+            f"cannot tell the format of '{file}' from its name",
+            "name it .npz, .csv, .tsv or *idx*, or write {path: FILE, format: npz|csv|idx|images}",
+        )
+    if fmt in ("npy", "image"):
+        raise UserError(
+            where,
+            f"a single {'.npy array' if fmt == 'npy' else 'image'} holds no labels",
+            "give an .npz with arrays x and y, a CSV, IDX images and labels, or a folder of "
+            "class folders",
+        )
+    if fmt == "idx" and labels_beside(file) is None:
+        raise UserError(
+            where,
+            "an IDX images file needs its labels file",
+            "write {images: IMAGES-FILE, labels: LABELS-FILE}",
+        )
+
+
+def resolve(spec) -> dict:
+    """The full mapping of a source: a bare path gets its format and every default."""
+    if isinstance(spec, Path):
+        spec = str(spec)
+    if isinstance(spec, str):
+        fmt = format_of(spec)
+        spec = {"images": spec, "labels": labels_beside(spec)} if fmt == "idx" else {"path": spec}
+    else:
+        fmt = spec.get("format") or ("idx" if "images" in spec else format_of(spec["path"]))
+    defaults = {k: o.default for k, o in SOURCES.get(fmt, {}).items() if not o.required}
+    return {"format": fmt, **defaults, **{k: v for k, v in spec.items() if k != "format"}}
+
+
+# -- reading -----------------------------------------------------------------------------------
+
+
+def read(spec):
+    """The labelled Dataset a (resolved) source names."""
+    spec = resolve(spec)
+    fmt = spec["format"]
+    where = str(spec.get("path") or spec.get("images"))
+    if not Path(where).exists():
+        raise UserError(where, "file not found")
+    if fmt in (None, "npy", "image") or (fmt == "idx" and spec["labels"] is None):
+        _labelled_format(where, fmt, None, ())
+    if fmt == "npz":
+        arrays = read_npz(spec["path"], (spec["x"], spec["y"]))
+        return checked(arrays[spec["x"]], arrays[spec["y"]], spec["path"])
+    if fmt == "csv":
+        from nettrain.data.csv import read_csv
+
+        return read_csv(spec["path"], spec["label"], spec["header"], spec["delimiter"])
+    if fmt == "idx":
+        return read_idx_pair(spec["images"], spec["labels"])
+    if fmt == "images":
+        from nettrain.data.images import read_folder
+
+        return read_folder(spec["path"], spec["size"], spec["color"])
+    raise UserError(where, f"unsupported data format '{fmt}'")
+
+
+def read_npz(path: str, names) -> dict:
+    """The named arrays of an .npz file, never unpickling anything."""
+    path = str(path)
+    if not path.endswith(".npz"):
+        raise UserError(path, "unsupported data file type (expected .npz with arrays x and y)")
+    _require_zip(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            missing = [n for n in names if n not in f.files]
+            if missing:
+                raise UserError(
+                    path, f"no array '{missing[0]}' in the file (it has: {', '.join(f.files)})"
+                )
+            return {n: f[n] for n in names}
+    except FileNotFoundError:
+        raise UserError(path, "file not found") from None
+    except READ_ERRORS as exc:
+        raise UserError(path, f"cannot read the .npz file: {exc}") from None
+
+
+def npz_names(path: str) -> list[str]:
+    """The array names an .npz file holds."""
+    _require_zip(path)
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            return list(f.files)
+    except FileNotFoundError:
+        raise UserError(path, "file not found") from None
+    except READ_ERRORS as exc:
+        raise UserError(path, f"cannot read the .npz file: {exc}") from None
+
+
+def _require_zip(path: str) -> None:
+    """numpy reads a file that is not a zip archive as a pickle and says so; say what it is."""
+    if Path(path).is_file() and not zipfile.is_zipfile(path):
+        raise UserError(
+            path,
+            "not an .npz file: it is not a zip archive (truncated, damaged, or another kind of "
+            "file)",
+        )
+
+
+def idx_images(path) -> np.ndarray:
+    """The samples of an IDX images file; (N, H, W) images get a channel axis: (N, 1, H, W)."""
+    x = read_idx(path)
+    return x[:, None, :, :] if x.ndim == 3 else x
+
+
+def read_idx_pair(images, labels):
+    """An IDX images file and its labels file as one labelled Dataset (pixels kept as stored)."""
+    x = idx_images(images)
+    y = read_idx(labels)
+    if y.ndim != 1:
+        raise UserError(str(labels), f"IDX labels must be one number per sample, got {y.shape}")
+    if len(y) != len(x):
+        raise UserError(str(labels), f"{len(y)} labels for the {len(x)} images of {images}")
+    return checked(x, y, str(images))
