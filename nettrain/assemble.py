@@ -35,7 +35,10 @@ def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True):
 
 
 def score(net: Network, ds, batch_size: int = 256):
-    """(mean loss, accuracy or None, outputs (N, K)) of ``net`` on a labelled data set."""
+    """(mean loss, accuracy or None, outputs (N, K)) of ``net`` on a labelled data set.
+
+    Training scores at its own batch size, so that the layers' work buffers do not grow.
+    """
     n = len(ds)
     outputs = np.empty((n, net.n_outputs), dtype=net.dtype)
     total = 0.0

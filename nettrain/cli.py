@@ -30,6 +30,7 @@ class ArgumentError(click.UsageError):
 
 
 def one_line(exc: click.UsageError) -> click.UsageError:
+    """``exc`` as an ArgumentError, except the usage block that bare `nettrain` prints."""
     if isinstance(exc, (ArgumentError, getattr(click.exceptions, "NoArgsIsHelpError", ()))):
         return exc  # bare `nettrain` prints its help, as click does
     return ArgumentError(exc.format_message(), exc.ctx)

@@ -11,6 +11,7 @@ batches, masks and learning rates as one never interrupted, and ends bit-identic
 
 from __future__ import annotations
 
+import contextlib
 import math
 import signal
 import sys
@@ -314,7 +315,7 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
                 row["train_accuracy"] = partial["correct"] / partial["seen"]
             for split, ds in (("validation", run.validation), ("test", run.test)):
                 if ds is not None:
-                    row[f"{split}_loss"], row[f"{split}_accuracy"], _ = score(net, ds)
+                    row[f"{split}_loss"], row[f"{split}_accuracy"], _ = score(net, ds, max(bs, 64))
             row["lr"] = optimizer.lr
             row["seconds"] = time.perf_counter() - started
             state["metrics"].append({k: row[k] for k in columns})
@@ -402,10 +403,15 @@ def check_run_dir(run_dir: Path, overwrite: bool) -> None:
             "the folder already holds a run",
             "continue it with --resume RUN/last.npz, choose another --out, or pass --overwrite",
         )
+    created = not run_dir.exists()
+    probe = run_dir / ".write-test"
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        probe = run_dir / ".write-test"
         probe.write_bytes(b"")
         probe.unlink()
     except OSError as exc:
+        if created:  # a refused run leaves no folder behind
+            with contextlib.suppress(OSError):
+                probe.unlink(missing_ok=True)
+                run_dir.rmdir()
         raise UserError(str(run_dir), f"cannot write the run folder: {exc.strerror}") from None

@@ -130,8 +130,8 @@ class ConfigSource:
             raise UserError(f"--set {item}", "expected KEY=VALUE, e.g. --set train.epochs=1")
         try:
             value = yaml.safe_load(text)
-        except yaml.YAMLError:
-            raise UserError(f"--set {item}", "the value is not valid YAML") from None
+        except (yaml.YAMLError, RecursionError):
+            raise UserError(f"--set {item[:60]}", "the value is not valid YAML") from None
         path = tuple(int(p) if p.isdigit() else p for p in key.strip().split("."))
         node = self.tree
         for depth, part in enumerate(path[:-1]):

@@ -11,8 +11,10 @@ uint8 (the values are the same; the memory is an eighth).
 from __future__ import annotations
 
 import csv
+import functools
 import gzip
 import warnings
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,21 @@ from nettrain.data.checks import checked
 from nettrain.errors import UserError
 
 
+def _named_read_errors(read):
+    """A damaged file met past its first line (a truncated or corrupt .gz) is a UserError
+    naming the file, like one met on the first line."""
+
+    @functools.wraps(read)
+    def reading(path, *args, **kwargs):
+        try:
+            return read(path, *args, **kwargs)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise UserError(str(path), f"cannot read the file: {exc}") from None
+
+    return reading
+
+
+@_named_read_errors
 def read_csv(path, label=0, header="auto", delimiter="auto"):
     """The labelled Dataset of a CSV/TSV file."""
     table = Table(path, header, delimiter)
@@ -34,6 +51,7 @@ def read_csv(path, label=0, header="auto", delimiter="auto"):
     return checked(x, y, table.path, classes=classes)
 
 
+@_named_read_errors
 def read_csv_inputs(path, n_features: int, label=0, header="auto", delimiter="auto"):
     """(x (N, F), column names) of a CSV for predict: every column a feature, except that a file
     with one column more than the net's inputs drops the label column the training data had."""
@@ -57,7 +75,7 @@ class Table:
                 first = f.readline().rstrip("\r\n")
         except FileNotFoundError:
             raise UserError(self.path, "file not found") from None
-        except (OSError, UnicodeDecodeError, EOFError) as exc:
+        except (OSError, UnicodeDecodeError, EOFError, zlib.error) as exc:
             raise UserError(self.path, f"cannot read the file: {exc}") from None
         if not first.strip():
             raise UserError(self.path, "the file is empty (or its first line is blank)")

@@ -8,6 +8,7 @@ values, big-endian, row-major.
 from __future__ import annotations
 
 import gzip
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,7 @@ def read_idx(path) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             raw = f.read()
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise UserError(str(path), f"cannot read IDX file: {exc}") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _TYPES:
         raise UserError(str(path), "not an IDX file (bad magic number)")
@@ -55,7 +56,7 @@ def idx_shape(path) -> tuple:
             if len(head) < 4 or head[2] not in _TYPES:
                 raise UserError(str(path), "not an IDX file (bad magic number)")
             return tuple(int(d) for d in np.frombuffer(f.read(4 * head[3]), ">u4"))
-    except (OSError, EOFError) as exc:
+    except (OSError, EOFError, zlib.error) as exc:
         raise UserError(str(path), f"cannot read IDX file: {exc}") from None
 
 

@@ -117,7 +117,8 @@ class Conv2d(Layer):
 
     def forward(self, x, train=True):
         N, (F, OH, OW) = len(x), self.out_shape
-        cols = self._buffer("cols" if train else "cols_eval", (self._rows(), N * OH * OW))
+        # One buffer for training and evaluation: backward always follows its own forward.
+        cols = self._buffer("cols", (self._rows(), N * OH * OW))
         _im2col(self._padded(x), *self.k, *self.s, OH, OW, cols)
         Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, N * OH * OW)))
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
