@@ -170,6 +170,8 @@ def build_network(model: dict, dtype, input_shape, src=None) -> Network:
         activation = options.get("activation", "linear")
         if "activation" in options and activation != "linear":
             stage.append(ACTIVATIONS[activation](i))
+            if activation == "relu" and hasattr(stage[0], "fused_relu"):
+                stage[0].fused_relu = stage[1].fused = True  # one pass instead of three
         for layer in stage:
             try:
                 shape = layer.build(shape, dtype)

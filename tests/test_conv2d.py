@@ -198,3 +198,41 @@ def test_not_an_image(in_shape, hint):
         build(Conv2d, in_shape, filters=2, kernel=3)
     assert f"got shape {in_shape}" in str(error.value)
     assert f"model.input: {hint}" in str(error.value)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fused_relu_matches_reference(case, monkeypatch):
+    """With the relu folded in: y = max(conv, 0) and dy masked where y = 0, as a separate relu;
+    a tiny chunk size makes the input gradient go through several chunks."""
+    monkeypatch.setattr("nettrain.layers.conv2d.CHUNK_BYTES", 64)
+    N, C, H, W, F, kernel, stride, padding = case
+    layer = build(Conv2d, (C, H, W), filters=F, kernel=kernel, stride=stride, padding=padding)
+    layer.fused_relu = True
+    rng = np.random.default_rng(2)
+    weight, bias = layer.params["weight"], layer.params["bias"]
+    bias[...] = rng.standard_normal(F)
+    x = rng.standard_normal((N, C, H, W))
+    s, p = pair(stride), pads(padding, kernel)
+    s_ref = reference_forward(x, weight, bias, s, p)
+    y = layer.forward(x)
+    np.testing.assert_allclose(y, np.maximum(s_ref, 0), rtol=1e-10, atol=1e-12)
+    dy = rng.standard_normal(y.shape)
+    dx = layer.backward(dy)
+    ref_dx, ref_dW, ref_db = reference_backward(x, weight, dy * (s_ref > 0), s, p)
+    np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["weight"], ref_dW, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(layer.grads["bias"], ref_db, rtol=1e-10, atol=1e-12)
+
+
+def test_builder_folds_relu_into_conv2d_only():
+    from nettrain.network import build_network
+
+    specs = [
+        {"type": "conv2d", "filters": 2, "kernel": 3, "stride": 1, "padding": "valid",
+         "activation": "relu", "bias": True, "init": "auto"},
+        {"type": "dense", "units": 3, "activation": "relu", "bias": True, "init": "auto"},
+    ]  # fmt: skip
+    net = build_network({"layers": specs, "loss": "squared_error"}, np.float64, (1, 5, 5))
+    conv, relu0, dense, relu1 = net.layers
+    assert conv.fused_relu and relu0.fused
+    assert not relu1.fused and not hasattr(dense, "fused_relu")

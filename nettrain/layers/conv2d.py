@@ -28,6 +28,9 @@ from nettrain import init
 from nettrain.config.options import Opt
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 
+# Bytes of the input-gradient im2col matrix made at a time (a chunk of samples that stays in L2).
+CHUNK_BYTES = 1 << 20
+
 
 def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
     """(h, w) from an int or an [h, w] pair, each >= minimum (config lists or Python ints)."""
@@ -59,6 +62,7 @@ def needs_chw(kind: str, in_shape: tuple) -> ShapeError:
 
 class Conv2d(Layer):
     kind = "conv2d"
+    fused_relu = False  # set by the network builder when a relu follows: applied in the kernels
     OPTIONS = {
         "filters": Opt("int", min=1, doc="number of output channels"),
         "kernel": Opt("size", doc="kernel height and width: an integer or [h, w]"),
@@ -123,23 +127,31 @@ class Conv2d(Layer):
         Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, N * OH * OW)))
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         y = np.empty((N, F, OH * OW), dtype=self.dtype)
-        _gemm_to_nchw(Y, bias, y)  # the whole batch in one BLAS GEMM, then back to NCHW
+        _gemm_to_nchw(Y, bias, self.fused_relu, y)  # one BLAS GEMM for the batch, then NCHW
         self.cols = cols if train else None
+        self.y = y
         return y.reshape(N, F, OH, OW)
 
     def backward(self, dy):
         N, (F, OH, OW) = len(dy), self.out_shape
         dY = self._buffer("dY", (F, N * OH * OW))
-        _nchw_to_gemm(np.ascontiguousarray(dy, dtype=self.dtype).reshape(N, F, OH * OW), dY)
+        dy = np.ascontiguousarray(dy, dtype=self.dtype).reshape(N, F, OH * OW)
+        _nchw_to_gemm(dy, self.y, self.fused_relu, dY)
         np.dot(dY, self.cols.T, out=self.grads["weight"].reshape(F, -1))
         if "bias" in self.params:
             np.sum(dY, axis=1, out=self.grads["bias"])
         if not self.needs_input_grad:
             return None
-        dcols = np.dot(self._weight_matrix().T, dY, out=self._buffer("dcols", self.cols.shape))
         (ph, pw), (C, H, W) = self.p, self.in_shape
         dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=self.dtype)
-        _col2im(dcols, *self.k, *self.s, OH, OW, dxp)
+        Wt = self._weight_matrix().T
+        # dcols is made and scattered a chunk of samples at a time, while it is still in cache
+        step = max(1, CHUNK_BYTES // (self._rows() * OH * OW * self.dtype.itemsize))
+        for start in range(0, N, step):
+            stop = min(start + step, N)
+            part = dY[:, start * OH * OW : stop * OH * OW]
+            dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
+            _col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
         return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
 
     def _rows(self) -> int:
@@ -224,20 +236,21 @@ def _col2im(dcols, kh, kw, sh, sw, OH, OW, dxp):
 
 
 @njit(cache=True, parallel=True)
-def _gemm_to_nchw(Y, bias, y):
-    """Y (F, N*P) + bias -> y (N, F, P), P = OH*OW."""
+def _gemm_to_nchw(Y, bias, relu, y):
+    """Y (F, N*P) + bias -> y (N, F, P), P = OH*OW; with ``relu``, max(., 0) on the way."""
     N, F, P = y.shape
     for n in prange(N):
         for f in range(F):
             for p in range(P):
-                y[n, f, p] = Y[f, n * P + p] + bias[f]
+                v = Y[f, n * P + p] + bias[f]
+                y[n, f, p] = max(v, 0) if relu else v
 
 
 @njit(cache=True, parallel=True)
-def _nchw_to_gemm(dy, dY):
-    """dy (N, F, P) -> dY (F, N*P), the layout of the forward GEMM's output."""
+def _nchw_to_gemm(dy, y, relu, dY):
+    """dy (N, F, P) -> dY (F, N*P), the forward GEMM's layout; with ``relu``, only where y > 0."""
     N, F, P = dy.shape
     for n in prange(N):
         for f in range(F):
             for p in range(P):
-                dY[f, n * P + p] = dy[n, f, p]
+                dY[f, n * P + p] = dy[n, f, p] if not relu or y[n, f, p] > 0 else 0

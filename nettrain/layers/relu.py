@@ -12,13 +12,14 @@ from nettrain.layers.base import Layer
 
 class Relu(Layer):
     kind = "relu"
+    fused = False  # True when the layer before applies max(., 0) and its mask (conv2d)
 
     def forward(self, x, train=True):
-        self.y = np.maximum(x, 0)
+        self.y = x if self.fused else np.maximum(x, 0)
         return self.y
 
     def backward(self, dy):
-        return dy * (self.y > 0)
+        return dy if self.fused else dy * (self.y > 0)
 
     def flops(self):
         return int(np.prod(self.out_shape))
