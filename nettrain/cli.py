@@ -66,6 +66,8 @@ class Group(click.Group):
             if exc.hint:
                 click.echo(f"  {exc.hint}", err=True)
             ctx.exit(exc.exit_code)
+        except BrokenPipeError:  # the reader of stdout left (| head): click exits quietly
+            raise
         except OSError as exc:  # a path the user gave cannot be read or written
             if ctx.params.get("debug"):
                 raise
