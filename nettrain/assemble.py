@@ -19,7 +19,7 @@ def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True):
     net = build_network(model, dtype, model["input"], src) if model["input"] else None
     train = test = None
     if with_data:
-        if not (cfg["data"]["dataset"] or cfg["data"]["train"]):
+        if not has_data(cfg):
             raise UserError(
                 src.file if src else "config",
                 "no data: the config has no data section",
@@ -53,13 +53,21 @@ def score(net: Network, ds, batch_size: int = 256):
     return total / n, accuracy, outputs
 
 
+def has_data(cfg: dict) -> bool:
+    return bool(cfg["data"]["dataset"] or cfg["data"]["train"])
+
+
+def require_input_shape(cfg: dict, src) -> None:
+    """A net needs its input shape: from model.input, or from the data."""
+    if not cfg["model"]["input"] and not has_data(cfg):
+        raise UserError(src.where(("model",)), "no input shape: give model.input or data")
+
+
 def net_for_config(config, sets=(), dtype=None):
     """(net, cfg) of a config file, reading the data only when model.input is not given."""
     from nettrain.config import load_config
 
     cfg, src = load_config(config, sets)
-    has_data = bool(cfg["data"]["dataset"] or cfg["data"]["train"])
-    if not cfg["model"]["input"] and not has_data:
-        raise UserError(src.where(("model",)), "no input shape: give model.input or data")
+    require_input_shape(cfg, src)
     net, _, _ = assemble(cfg, src, dtype, with_data=not cfg["model"]["input"])
     return net, cfg

@@ -154,21 +154,19 @@ def format_report(results, step: StepCheck) -> str:
 def gradcheck_config(config, sets=(), weights=None, samples=4, entries=64, check_all=False):
     """(report text, passed) for the net of a config file, built in float64.
 
-    The checked batch is ``samples`` seeded picks from the configured training data, or random
-    inputs and targets of the right shapes when the config has none.
+    The checked batch is ``samples`` seeded picks from the configured training data (after
+    data.preprocess), or random inputs and targets of the right shapes when the config has none.
     """
-    from nettrain import checkpoint
-    from nettrain.assemble import assemble
+    from nettrain import checkpoint, data
+    from nettrain.assemble import assemble, has_data, require_input_shape
     from nettrain.config import load_config
     from nettrain.train import init_rng
 
     cfg, src = load_config(config, sets)
-    has_data = bool(cfg["data"]["dataset"] or cfg["data"]["train"])
-    if not has_data and not cfg["model"]["input"]:
-        from nettrain.errors import UserError
-
-        raise UserError(src.where(("model",)), "no input shape: give model.input or data")
-    net, train, _ = assemble(cfg, src, np.float64, with_data=has_data)
+    require_input_shape(cfg, src)
+    net, train, _ = assemble(cfg, src, np.float64, with_data=has_data(cfg))
+    if train is not None:  # the inputs as training sees them: preprocessed
+        _, (train, _, _), _ = data.for_training(cfg["data"], net.input_shape, (train, None, None))
     if weights:
         net.load_params(checkpoint.load_weights(weights), weights)
     else:

@@ -13,7 +13,7 @@ from dataclasses import replace
 import numpy as np
 
 from nettrain import checkpoint, data
-from nettrain.assemble import score
+from nettrain.assemble import has_data, score
 from nettrain.config import config_from_dict
 from nettrain.data import Dataset, preprocess
 from nettrain.errors import UserError
@@ -118,7 +118,7 @@ def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "te
     if path:
         return preprocessed(data.load_file(path, meta["data"], meta.get("classes")), net, meta)
     cfg = {**meta["config"], "data": meta["data"]}
-    if not (cfg["data"]["dataset"] or cfg["data"]["train"]):
+    if not has_data(cfg):
         raise UserError("evaluate", "the checkpoint's config has no data", "give --data FILE.npz")
     train, test = data.load(cfg["data"])
     if split == "test":
