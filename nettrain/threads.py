@@ -20,13 +20,16 @@ def configure(threads: int | None = None) -> int:
     """Set the thread environment for this process; returns the thread count in force."""
     if threads is None:
         threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or os.cpu_count() or 1
-    os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
     os.environ["NETTRAIN_THREADS"] = str(threads)
-    os.environ["NUMBA_NUM_THREADS"] = str(threads)
     for name in BLAS_VARIABLES:
         os.environ[name] = str(threads)
-    if "numba" in sys.modules:  # too late for the environment: set Numba's pool directly
+    if "numba" in sys.modules:
+        # Numba has read its environment already, and refuses a changed NUMBA_NUM_THREADS once
+        # its pool runs: set the pool's active size instead.
         import numba
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    else:
+        os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+        os.environ["NUMBA_NUM_THREADS"] = str(threads)
     return threads

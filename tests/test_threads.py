@@ -1,0 +1,29 @@
+"""Thread settings: --threads works before and after Numba has started its pool."""
+
+import numpy as np
+from click.testing import CliRunner
+
+from nettrain.cli import cli
+from nettrain.layers.maxpool2d import MaxPool2d
+from nettrain.threads import configure
+
+
+def test_configure_after_numba_started_keeps_compiling():
+    import numba
+
+    MaxPool2d(0, size=[2, 2], stride=None)  # imports the kernels
+    configure(1)
+    assert numba.get_num_threads() == 1
+    configure(2)
+    layer = MaxPool2d(0, size=[2, 2], stride=None)
+    layer.build((1, 4, 4), np.float32)
+    y = layer.forward(np.arange(16, dtype=np.float32).reshape(1, 1, 4, 4))
+    np.testing.assert_array_equal(y.reshape(-1), [5, 7, 13, 15])
+
+
+def test_threads_option_sets_the_thread_count(tmp_path):
+    config = tmp_path / "c.yaml"
+    config.write_text("model: {input: [3], layers: [{type: dense, units: 2}], loss: squared_error}")
+    for threads in ("1", "2", "1"):
+        result = CliRunner().invoke(cli, ["--threads", threads, "summary", str(config)])
+        assert result.exit_code == 0, result.output
