@@ -230,31 +230,11 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
     params, grads = net.params(), net.grads()
     columns = metric_columns(data.has_classes, run.validation is not None, run.test is not None)
     run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    checkpoint.write_text(run_dir / "config.yaml", yaml.safe_dump(cfg, sort_keys=False))
-    checkpoint.write_text(
-        run_dir / "environment.yaml", yaml.safe_dump(environment.describe(), sort_keys=False)
-    )
-    write_metrics(run_dir / "metrics.csv", columns, state["metrics"])
+    start_run_folder(run, run_dir, columns)
+    env = environment.describe()
 
     def save(name):
-        meta = {
-            "config": cfg,
-            "input_shape": list(net.input_shape),
-            "n_outputs": net.n_outputs,
-            "input_scale": data.scale,
-            "targets": "classes" if data.has_classes else "values",
-            "classes": data.classes,
-            "rng": {
-                "seed": seed,
-                "streams": "init [seed,0]; shuffle [seed,1,epoch]; "
-                "dropout [seed,2,step,layer]; validation [seed,5]; augment [seed,6,step]",
-            },
-            "environment": environment.describe(),
-            **state,
-        }
-        arrays = {**params, **optimizer.state_arrays(), **run.preprocess}
-        checkpoint.save(run_dir / name, arrays, meta)
+        save_checkpoint(run, run_dir / name, env)
 
     n, bs = len(data), tc["batch_size"]
     n_batches = math.ceil(n / bs)
@@ -266,15 +246,8 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
             order = epoch_order(seed, epoch, n, tc["shuffle"])
             partial = state["partial"] or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
             started = time.perf_counter() - partial["seconds"]
-            bar = tqdm(
-                total=n_batches,
-                initial=state["batch"],
-                desc=f"epoch {epoch + 1}",
-                file=sys.stderr,
-                leave=False,
-                disable=not progress,
-                dynamic_ncols=True,
-            )
+            bar = tqdm(total=n_batches, initial=state["batch"], desc=f"epoch {epoch + 1}",
+                       file=sys.stderr, leave=False, disable=not progress)  # fmt: skip
             for b in range(state["batch"], n_batches):
                 idx = order[b * bs : (b + 1) * bs]
                 views = augment_rng(seed, state["step"]) if run.augment else None
@@ -297,10 +270,8 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
                 bar.update(1)
                 if b % 20 == 0:
                     bar.set_postfix(loss=f"{partial['loss'] / partial['seen']:.4f}", refresh=False)
-                due = (ck["every_steps"] and state["step"] % ck["every_steps"] == 0) or (
-                    ck["every_minutes"] and time.monotonic() - last_save >= 60 * ck["every_minutes"]
-                )
-                if (stop.raised or due) and b + 1 < n_batches:
+                due = checkpoint_due(ck, state["step"], last_save)
+                if (stop.raised or due) and b + 1 < n_batches:  # mid-epoch: position saved too
                     partial["seconds"] = time.perf_counter() - started
                     state.update(epoch=epoch, batch=b + 1, partial=partial)
                     save("last.npz")
@@ -310,30 +281,13 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
                         raise Interrupted(run_dir / "last.npz")
             bar.close()
 
-            row = {"epoch": epoch + 1, "train_loss": partial["loss"] / partial["seen"]}
-            if data.has_classes:
-                row["train_accuracy"] = partial["correct"] / partial["seen"]
-            for split, ds in (("validation", run.validation), ("test", run.test)):
-                if ds is not None:
-                    row[f"{split}_loss"], row[f"{split}_accuracy"], _ = score(net, ds, max(bs, 64))
-            row["lr"] = optimizer.lr
+            row = epoch_row(run, epoch, partial, max(bs, 64))
             row["seconds"] = time.perf_counter() - started
             state["metrics"].append({k: row[k] for k in columns})
             state.update(epoch=epoch + 1, batch=0, partial=None)
             print(format_row(row, tc["epochs"]), file=out, flush=True)
+            improved, stop_early = update_monitors(run, row)
 
-            improved = run.best is not None and run.best.improves(
-                row[run.best.metric], state["best"]
-            )
-            if improved:
-                state["best"] = row[run.best.metric]
-            stopping = state["stopping"]
-            if run.stopping is not None:
-                value = row[run.stopping.metric]
-                if run.stopping.improves(value, stopping["best"]):
-                    stopping.update(best=value, wait=0)
-                else:
-                    stopping["wait"] += 1
             write_metrics(run_dir / "metrics.csv", columns, state["metrics"])
             save("last.npz")
             last_save = time.monotonic()
@@ -341,16 +295,81 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
                 save("best.npz")
             if ck["keep"]:
                 save(f"epoch-{epoch + 1:03d}.npz")
-            if run.stopping is not None and stopping["wait"] >= tc["early_stopping"]["patience"]:
-                print(
-                    f"early stopping: {run.stopping.metric} has not improved for "
-                    f"{stopping['wait']} epochs (best {stopping['best']:.6g})",
-                    file=out,
-                )
+            if stop_early:
+                waited = state["stopping"]
+                print(f"early stopping: {run.stopping.metric} has not improved for "
+                      f"{waited['wait']} epochs (best {waited['best']:.6g})", file=out)  # fmt: skip
                 break
             if stop.raised:
                 raise Interrupted(run_dir / "last.npz")
     return state["metrics"]
+
+
+def start_run_folder(run: Run, run_dir: Path, columns) -> None:
+    """config.yaml, environment.yaml and the metrics rows so far (none, or the resumed ones)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    checkpoint.write_text(run_dir / "config.yaml", yaml.safe_dump(run.cfg, sort_keys=False))
+    env = yaml.safe_dump(environment.describe(), sort_keys=False)
+    checkpoint.write_text(run_dir / "environment.yaml", env)
+    write_metrics(run_dir / "metrics.csv", columns, run.state["metrics"])
+
+
+def save_checkpoint(run: Run, path: Path, env: dict) -> None:
+    """Parameters, optimizer state, preprocessing statistics and everything resume needs."""
+    net, data = run.net, run.train
+    meta = {
+        "config": run.cfg,
+        "input_shape": list(net.input_shape),
+        "n_outputs": net.n_outputs,
+        "input_scale": data.scale,
+        "targets": "classes" if data.has_classes else "values",
+        "classes": data.classes,
+        "rng": {
+            "seed": run.cfg["seed"],
+            "streams": "init [seed,0]; shuffle [seed,1,epoch]; "
+            "dropout [seed,2,step,layer]; validation [seed,5]; augment [seed,6,step]",
+        },
+        "environment": env,
+        **run.state,
+    }
+    arrays = {**net.params(), **run.optimizer.state_arrays(), **run.preprocess}
+    checkpoint.save(path, arrays, meta)
+
+
+def checkpoint_due(ck: dict, step: int, last_save: float) -> bool:
+    """train.checkpoint.every_steps / every_minutes: is a mid-epoch last.npz due?"""
+    by_steps = ck["every_steps"] and step % ck["every_steps"] == 0
+    by_time = ck["every_minutes"] and time.monotonic() - last_save >= 60 * ck["every_minutes"]
+    return bool(by_steps or by_time)
+
+
+def epoch_row(run: Run, epoch: int, partial: dict, batch_size: int) -> dict:
+    """The figures of a finished epoch (all but its seconds): train from the running sums,
+    validation and test scored now."""
+    row = {"epoch": epoch + 1, "train_loss": partial["loss"] / partial["seen"]}
+    if run.train.has_classes:
+        row["train_accuracy"] = partial["correct"] / partial["seen"]
+    for split, ds in (("validation", run.validation), ("test", run.test)):
+        if ds is not None:
+            row[f"{split}_loss"], row[f"{split}_accuracy"], _ = score(run.net, ds, batch_size)
+    row["lr"] = run.optimizer.lr
+    return row
+
+
+def update_monitors(run: Run, row: dict) -> tuple[bool, bool]:
+    """(best.npz improved, early stopping due) after an epoch's row; updates run.state."""
+    state = run.state
+    improved = run.best is not None and run.best.improves(row[run.best.metric], state["best"])
+    if improved:
+        state["best"] = row[run.best.metric]
+    if run.stopping is None:
+        return improved, False
+    waited, value = state["stopping"], row[run.stopping.metric]
+    if run.stopping.improves(value, waited["best"]):
+        waited.update(best=value, wait=0)
+    else:
+        waited["wait"] += 1
+    return improved, waited["wait"] >= run.cfg["train"]["early_stopping"]["patience"]
 
 
 def metric_columns(classes: bool, has_validation: bool, has_test: bool) -> list[str]:
