@@ -48,3 +48,38 @@ def build(layer_cls, in_shape, index=0, dtype=np.float64, seed=0, **options):
     layer.build(tuple(in_shape), dtype)
     layer.init_params(np.random.default_rng(seed))
     return layer
+
+
+def blobs(rng, centers, n):
+    """n samples of Gaussian blobs around ``centers`` (3, 4): x float32 (n, 4), y labels (n,)."""
+    y = rng.integers(0, len(centers), n)
+    return (centers[y] + rng.standard_normal((n, 4))).astype(np.float32), y
+
+
+def write_blobs(folder, sizes=(("train", 90), ("test", 30)), seed=0):
+    """Blob data sets as folder/{name}.npz (arrays x, y); returns the generator, drawn on."""
+    rng = np.random.default_rng(seed)
+    centers = rng.standard_normal((3, 4)) * 3
+    for name, n in sizes:
+        x, y = blobs(rng, centers, n)
+        np.savez(folder / f"{name}.npz", x=x, y=y)
+    return rng
+
+
+class StopAfter:
+    """Stands in for train.StopFlag: 'Ctrl-C' arrives after ``n`` reads of the flag (the loop
+    reads it after every batch and at every epoch's end)."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        pass
+
+    @property
+    def raised(self):
+        self.n -= 1
+        return self.n < 0

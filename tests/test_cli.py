@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import blobs
 
 import nettrain
 from nettrain.cli import cli
@@ -40,12 +41,6 @@ train:
   batch_size: 16
   optimizer: {name: sgd, lr: 0.1, momentum: 0.9}
 """
-
-
-def blobs(rng, centers, n):
-    y = rng.integers(0, 3, n)
-    x = centers[y] + rng.standard_normal((n, 4))
-    return x.astype(np.float32), y
 
 
 @pytest.fixture(scope="module")

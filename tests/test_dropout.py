@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import build
+from helpers import StopAfter, build, write_blobs
 from numpy.testing import assert_array_equal
 
 from nettrain import checkpoint, train
@@ -234,12 +234,7 @@ train:
 
 @pytest.fixture
 def config(tmp_path):
-    rng = np.random.default_rng(0)
-    centers = rng.standard_normal((3, 4)) * 3
-    for name, n in (("train", 90), ("test", 30)):
-        y = rng.integers(0, 3, n)
-        x = (centers[y] + rng.standard_normal((n, 4))).astype(np.float32)
-        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+    write_blobs(tmp_path)
 
     def make(*sets):
         text = FIT.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz")
@@ -270,24 +265,6 @@ def test_fit_with_dropout_is_deterministic_and_uses_the_masks(config, tmp_path):
     cfg, src = config("model.layers.1.drop_prob=0.0")
     train.fit(cfg, src, tmp_path / "c", progress=False)
     assert not same_weights(tmp_path / "a/last.npz", tmp_path / "c/last.npz")
-
-
-class StopAfter:
-    """Stands in for train.StopFlag: 'Ctrl-C' arrives after ``n`` reads of the flag."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-    @property
-    def raised(self):
-        self.n -= 1
-        return self.n < 0
 
 
 # 6 batches an epoch; the flag is read after every batch and at the epoch's end (7 reads)

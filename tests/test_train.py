@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from helpers import StopAfter, write_blobs
 
 from nettrain import checkpoint, train
 from nettrain.config import ConfigSource, validate
@@ -26,16 +27,7 @@ train:
 
 @pytest.fixture
 def config(tmp_path):
-    rng = np.random.default_rng(0)
-    centers = rng.standard_normal((3, 4)) * 3
-
-    def blobs(n):
-        y = rng.integers(0, 3, n)
-        return (centers[y] + rng.standard_normal((n, 4))).astype(np.float32), y
-
-    for name, n in (("train", 90), ("test", 30)):
-        x, y = blobs(n)
-        np.savez(tmp_path / f"{name}.npz", x=x, y=y)
+    write_blobs(tmp_path)
 
     def make(lr=0.1, epochs=3, sets=()):
         text = CONFIG.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz", lr=lr)
@@ -71,24 +63,6 @@ def test_same_seed_same_weights(config, tmp_path):
     train.fit(cfg, src, tmp_path / "b", progress=False)
     a, b = weights(tmp_path / "a/last.npz"), weights(tmp_path / "b/last.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
-
-
-class StopAfter:
-    """Stands in for train.StopFlag: 'Ctrl-C' arrives after ``n`` batches."""
-
-    def __init__(self, n):
-        self.n = n
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        pass
-
-    @property
-    def raised(self):
-        self.n -= 1
-        return self.n < 0
 
 
 def test_interrupted_mid_epoch_and_resumed_is_bit_identical(config, tmp_path, monkeypatch):

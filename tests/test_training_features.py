@@ -19,6 +19,7 @@ import numpy as np
 import pytest
 import yaml
 from click.testing import CliRunner
+from helpers import write_blobs
 
 import nettrain
 from nettrain import checkpoint, train
@@ -63,12 +64,7 @@ train:
 def data(tmp_path_factory):
     """train.npz (90), test.npz (30), val.npz (20), reg.npz (float targets), c.yaml, reg.yaml."""
     folder = tmp_path_factory.mktemp("data")
-    rng = np.random.default_rng(0)
-    centers = rng.standard_normal((3, 4)) * 3
-    for name, n in (("train", 90), ("test", 30), ("val", 20)):
-        y = rng.integers(0, 3, n)
-        x = (centers[y] + rng.standard_normal((n, 4))).astype(np.float32)
-        np.savez(folder / f"{name}.npz", x=x, y=y)
+    rng = write_blobs(folder, (("train", 90), ("test", 30), ("val", 20)))
     x = rng.standard_normal((40, 3)).astype(np.float32)
     np.savez(folder / "reg.npz", x=x, y=np.tanh(x[:, :2] - x[:, 1:]).astype(np.float32))
     (folder / "c.yaml").write_text(CONFIG)
