@@ -28,8 +28,9 @@ from nettrain import init
 from nettrain.config.options import Opt
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 
-# Bytes of the input-gradient im2col matrix made at a time (a chunk of samples that stays in L2).
-CHUNK_BYTES = 1 << 20
+# Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
+# gradient): a chunk of samples whose matrix stays in cache between its two passes.
+CHUNK_BYTES = 4 << 20
 
 
 def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
@@ -121,13 +122,19 @@ class Conv2d(Layer):
 
     def forward(self, x, train=True):
         N, (F, OH, OW) = len(x), self.out_shape
-        # One buffer for training and evaluation: backward always follows its own forward.
-        cols = self._buffer("cols", (self._rows(), N * OH * OW))
-        _im2col(self._padded(x), *self.k, *self.s, OH, OW, cols)
-        Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, N * OH * OW)))
+        xp = self._padded(x)
+        Wm = self._weight_matrix()
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         y = np.empty((N, F, OH * OW), dtype=self.dtype)
-        _gemm_to_nchw(Y, bias, self.fused_relu, y)  # one BLAS GEMM for the batch, then NCHW
+        # Training lowers the whole batch at once and keeps the im2col matrix for backward;
+        # evaluation needs nothing back, so it goes a cache-sized chunk of samples at a time.
+        step = N if train else self._chunk()
+        for start in range(0, N, step):
+            stop = min(start + step, N)
+            cols = self._buffer("cols", (self._rows(), (stop - start) * OH * OW))
+            _im2col(xp[start:stop], *self.k, *self.s, OH, OW, cols)
+            Y = np.dot(Wm, cols, out=self._buffer("Y", (F, cols.shape[1])))
+            _gemm_to_nchw(Y, bias, self.fused_relu, y[start:stop])  # relu, if fused, and NCHW
         self.cols = cols if train else None
         self.y = y
         return y.reshape(N, F, OH, OW)
@@ -145,14 +152,18 @@ class Conv2d(Layer):
         (ph, pw), (C, H, W) = self.p, self.in_shape
         dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=self.dtype)
         Wt = self._weight_matrix().T
-        # dcols is made and scattered a chunk of samples at a time, while it is still in cache
-        step = max(1, CHUNK_BYTES // (self._rows() * OH * OW * self.dtype.itemsize))
+        step = self._chunk()  # dcols is scattered while it is still in cache
         for start in range(0, N, step):
             stop = min(start + step, N)
             part = dY[:, start * OH * OW : stop * OH * OW]
             dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
             _col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
         return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
+
+    def _chunk(self) -> int:
+        """Samples whose im2col matrix fits in CHUNK_BYTES (at least one)."""
+        _, OH, OW = self.out_shape
+        return max(1, CHUNK_BYTES // (self._rows() * OH * OW * self.dtype.itemsize))
 
     def _rows(self) -> int:
         """Rows of the im2col matrix: C*kh*kw, in the weight's (c, i, j) order."""
