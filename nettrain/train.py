@@ -308,6 +308,8 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
 def start_run_folder(run: Run, run_dir: Path, columns) -> None:
     """config.yaml, environment.yaml and the metrics rows so far (none, or the resumed ones)."""
     run_dir.mkdir(parents=True, exist_ok=True)
+    for stale in run_dir.glob(".*.tmp"):  # half-written files of a run that was killed
+        stale.unlink(missing_ok=True)
     checkpoint.write_text(run_dir / "config.yaml", yaml.safe_dump(run.cfg, sort_keys=False))
     env = yaml.safe_dump(environment.describe(), sort_keys=False)
     checkpoint.write_text(run_dir / "environment.yaml", env)

@@ -98,3 +98,4 @@ def test_sigkill_never_leaves_a_damaged_file(tmp_path):
     assert proc.wait(timeout=120) == 0, (tmp_path / "stderr.log").read_text()
     meta = check_run_folder(run)
     assert meta["epoch"] == meta["config"]["train"]["epochs"] and meta["partial"] is None
+    assert not list(run.glob(".*.tmp")), "the resumed run clears the half-written files"
