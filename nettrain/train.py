@@ -127,24 +127,15 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
     optimizer = make_optimizer(tc["optimizer"], net.params())
     splits = {"train": True, "validation": validation is not None, "test": test is not None}
     ck, es = tc["checkpoint"], tc["early_stopping"]
-    best = watch(
-        ck["monitor"],
-        ck["mode"],
-        0.0,
-        splits,
-        train.has_classes,
-        src,
-        ("train", "checkpoint", "monitor"),
-    )
-    stopping = es and watch(
-        es["monitor"],
-        es["mode"],
-        es["min_delta"],
-        splits,
-        train.has_classes,
-        src,
-        ("train", "early_stopping", "monitor"),
-    )
+    at = ("train", "checkpoint", "monitor")
+    best = watch(ck["monitor"], ck["mode"], 0.0, splits, train.has_classes, src, at)
+    stopping = None
+    if es is not None:
+        at = ("train", "early_stopping", "monitor")
+        monitor = es["monitor"]
+        if monitor == "auto" and not (splits["validation"] or splits["test"]):
+            monitor = "train_loss"  # with nothing held out, the training loss is what there is
+        stopping = watch(monitor, es["mode"], es["min_delta"], splits, train.has_classes, src, at)
     state = {
         "epoch": 0,
         "batch": 0,
@@ -163,7 +154,7 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
         net.load_params(*weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
-    run = Run(cfg, net, train, validation, test, optimizer, best or None, stopping or None, state)
+    run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
     run.preprocess, run.augment = stats, augment
     return run
 

@@ -751,3 +751,19 @@ def test_plot_needs_a_run_folder(tmp_path, no_matplotlib):
     (tmp_path / "started/metrics.csv").write_text("epoch,train_loss,lr,seconds\n")
     result = run("plot", tmp_path / "started", code=2)
     assert "no epoch has finished" in result.stderr
+
+
+def test_early_stopping_auto_without_held_out_data_watches_the_training_loss(tmp_path):
+    from helpers import write_blobs
+
+    write_blobs(tmp_path, (("train", 60),))
+    text = (
+        "data: {train: train.npz}\n"
+        "model: {layers: [{type: dense, units: 3}, softmax], loss: multinomial_cross_entropy}\n"
+        "train: {epochs: 3, batch_size: 16, early_stopping: {patience: 1}}\n"
+    )
+    (tmp_path / "c.yaml").write_text(text)
+    cfg, src = load_config(tmp_path / "c.yaml")
+    run = train.prepare(cfg, src)
+    assert run.stopping is not None and run.stopping.metric == "train_loss"
+    assert run.stopping.mode == "min" and run.best is None  # no best.npz without held-out data
