@@ -126,24 +126,26 @@ class Conv2d(Layer):
         Wm = self._weight_matrix()
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         y = np.empty((N, F, OH * OW), dtype=self.dtype)
+        pitch = self._pitch()
         # Training lowers the whole batch at once and keeps the im2col matrix for backward;
         # evaluation needs nothing back, so it goes a cache-sized chunk of samples at a time.
         step = N if train else self._chunk()
         for start in range(0, N, step):
             stop = min(start + step, N)
-            cols = self._buffer("cols", (self._rows(), (stop - start) * OH * OW))
-            _im2col(xp[start:stop], *self.k, *self.s, OH, OW, cols)
+            cols = self._buffer("cols", (self._rows(), (stop - start) * OH * pitch))
+            self._lower(xp[start:stop], cols)
             Y = np.dot(Wm, cols, out=self._buffer("Y", (F, cols.shape[1])))
-            _gemm_to_nchw(Y, bias, self.fused_relu, y[start:stop])  # relu, if fused, and NCHW
+            _gemm_to_nchw(Y, bias, self.fused_relu, OW, pitch, y[start:stop])  # relu, NCHW
         self.cols = cols if train else None
         self.y = y
         return y.reshape(N, F, OH, OW)
 
     def backward(self, dy):
         N, (F, OH, OW) = len(dy), self.out_shape
-        dY = self._buffer("dY", (F, N * OH * OW))
+        pitch = self._pitch()
+        dY = self._buffer("dY", (F, N * OH * pitch))
         dy = np.ascontiguousarray(dy, dtype=self.dtype).reshape(N, F, OH * OW)
-        _nchw_to_gemm(dy, self.y, self.fused_relu, dY)
+        _nchw_to_gemm(dy, self.y, self.fused_relu, OW, pitch, dY)
         np.dot(dY, self.cols.T, out=self.grads["weight"].reshape(F, -1))
         if "bias" in self.params:
             np.sum(dY, axis=1, out=self.grads["bias"])
@@ -155,15 +157,39 @@ class Conv2d(Layer):
         step = self._chunk()  # dcols is scattered while it is still in cache
         for start in range(0, N, step):
             stop = min(start + step, N)
-            part = dY[:, start * OH * OW : stop * OH * OW]
+            part = dY[:, start * OH * pitch : stop * OH * pitch]
             dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
-            _col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
+            self._raise(dcols, dxp[start:stop])
         return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
+
+    def _pitch(self) -> int:
+        """Columns of the im2col matrix per output row. With stride 1 they are the padded
+        input's width Wp, not OW: each (c, i, j) row of a sample is then one contiguous run of
+        the padded input, copied in one loop instead of OH short ones; the Wp - OW extra
+        outputs of each row are computed and dropped."""
+        wide = self.s == (1, 1)
+        return self.in_shape[2] + 2 * self.p[1] if wide else self.out_shape[2]
+
+    def _lower(self, xp, cols) -> None:
+        """im2col of padded samples xp into cols (C*kh*kw, len(xp)*OH*pitch)."""
+        _, OH, OW = self.out_shape
+        if self.s == (1, 1):
+            _im2col_wide(xp, *self.k, OH, cols)
+        else:
+            _im2col(xp, *self.k, *self.s, OH, OW, cols)
+
+    def _raise(self, dcols, dxp) -> None:
+        """The adjoint of _lower: dxp (padded) from dcols, summed over windows."""
+        _, OH, OW = self.out_shape
+        if self.s == (1, 1):
+            _col2im_wide(dcols, *self.k, OH, dxp)
+        else:
+            _col2im(dcols, *self.k, *self.s, OH, OW, dxp)
 
     def _chunk(self) -> int:
         """Samples whose im2col matrix fits in CHUNK_BYTES (at least one)."""
-        _, OH, OW = self.out_shape
-        return max(1, CHUNK_BYTES // (self._rows() * OH * OW * self.dtype.itemsize))
+        per_sample = self._rows() * self.out_shape[1] * self._pitch() * self.dtype.itemsize
+        return max(1, CHUNK_BYTES // per_sample)
 
     def _rows(self) -> int:
         """Rows of the im2col matrix: C*kh*kw, in the weight's (c, i, j) order."""
@@ -247,21 +273,87 @@ def _col2im(dcols, kh, kw, sh, sw, OH, OW, dxp):
 
 
 @njit(cache=True, parallel=True)
-def _gemm_to_nchw(Y, bias, relu, y):
-    """Y (F, N*P) + bias -> y (N, F, P), P = OH*OW; with ``relu``, max(., 0) on the way."""
-    N, F, P = y.shape
+def _im2col_wide(xp, kh, kw, OH, cols):
+    """Stride-1 im2col with rows as wide as the padded input: xp (N, C, Hp, Wp) -> cols
+    (C*kh*kw, N*OH*Wp), cols[(c*kh + i)*kw + j, n*OH*Wp + q] = xp[n, c].flat[i*Wp + j + q].
+
+    Column q = oh*Wp + ow is output (oh, ow) for ow < OW; the other columns hold real inputs
+    whose outputs are dropped, except the last kw - 1 of a sample, which would read past the
+    plane and are zero.
+    """
+    N, C, Hp, Wp = xp.shape
+    L = OH * Wp
+    run = L - (kw - 1)
     for n in prange(N):
-        for f in range(F):
-            for p in range(P):
-                v = Y[f, n * P + p] + bias[f]
-                y[n, f, p] = max(v, 0) if relu else v
+        k = 0
+        for c in range(C):
+            plane = xp[n, c].reshape(Hp * Wp)
+            for i in range(kh):
+                for j in range(kw):
+                    # slices first: indices from range() need no negative-index checks, so
+                    # the copy vectorises
+                    dst = cols[k, n * L : (n + 1) * L]
+                    src = plane[i * Wp + j : i * Wp + j + run]
+                    for q in range(run):
+                        dst[q] = src[q]
+                    for q in range(run, L):
+                        dst[q] = 0
+                    k += 1
 
 
 @njit(cache=True, parallel=True)
-def _nchw_to_gemm(dy, y, relu, dY):
-    """dy (N, F, P) -> dY (F, N*P), the forward GEMM's layout; with ``relu``, only where y > 0."""
-    N, F, P = dy.shape
+def _col2im_wide(dcols, kh, kw, OH, dxp):
+    """The adjoint of _im2col_wide: dxp (N, C, Hp, Wp) = dcols summed over windows.
+
+    Each sample is summed by one thread in a fixed order, so the result is the same every run.
+    """
+    N, C, Hp, Wp = dxp.shape
+    L = OH * Wp
+    run = L - (kw - 1)
+    for n in prange(N):
+        k = 0
+        for c in range(C):
+            plane = dxp[n, c].reshape(Hp * Wp)
+            plane[:] = 0
+            for i in range(kh):
+                for j in range(kw):
+                    src = dcols[k, n * L : n * L + run]
+                    dst = plane[i * Wp + j : i * Wp + j + run]
+                    for q in range(run):
+                        dst[q] += src[q]
+                    k += 1
+
+
+@njit(cache=True, parallel=True)
+def _gemm_to_nchw(Y, bias, relu, OW, pitch, y):
+    """Y (F, N*OH*pitch) + bias -> y (N, F, OH*OW), dropping the columns ow >= OW of each
+    output row; with ``relu``, max(., 0) on the way."""
+    N, F, P = y.shape
+    OH = P // OW
     for n in prange(N):
         for f in range(F):
-            for p in range(P):
-                dY[f, n * P + p] = dy[n, f, p] if not relu or y[n, f, p] > 0 else 0
+            b = bias[f]
+            for oh in range(OH):
+                row = (n * OH + oh) * pitch
+                src, dst = Y[f, row : row + OW], y[n, f, oh * OW : (oh + 1) * OW]
+                for ow in range(OW):
+                    v = src[ow] + b
+                    dst[ow] = max(v, 0) if relu else v
+
+
+@njit(cache=True, parallel=True)
+def _nchw_to_gemm(dy, y, relu, OW, pitch, dY):
+    """dy (N, F, OH*OW) -> dY (F, N*OH*pitch), the forward GEMM's layout, zero in the dropped
+    columns; with ``relu``, only where y > 0."""
+    N, F, P = dy.shape
+    OH = P // OW
+    for n in prange(N):
+        for f in range(F):
+            for oh in range(OH):
+                row = (n * OH + oh) * pitch
+                dst = dY[f, row : row + pitch]
+                g, out = dy[n, f, oh * OW : (oh + 1) * OW], y[n, f, oh * OW : (oh + 1) * OW]
+                for ow in range(OW):
+                    dst[ow] = g[ow] if not relu or out[ow] > 0 else 0
+                for ow in range(OW, pitch):
+                    dst[ow] = 0
