@@ -46,7 +46,7 @@ def nettrain_run():
     def step(idx):
         x = data.inputs(idx, net.dtype)
         t = data.targets(idx, net.n_outputs, net.dtype)
-        net.loss_and_backward(x, t)
+        net.loss_and_backward(x, t, input_grad=False)  # as fit trains: no gradient for the data
         opt.step(params, grads)
 
     for b in range(WARMUP_BATCHES):  # compile kernels, warm caches

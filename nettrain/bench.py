@@ -21,8 +21,8 @@ def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int
     t = np.eye(net.n_outputs, dtype=net.dtype)[rng.integers(0, net.n_outputs, batch_size)]
     params, grads = net.params(), net.grads()
     optimizer = make_optimizer(optimizer_cfg, params)
-    for _ in range(2):  # compile and warm caches
-        net.loss_and_backward(x, t)
+    for _ in range(2):  # compile and warm caches; as in fit, no gradient for the data
+        net.loss_and_backward(x, t, input_grad=False)
         net.forward(x, train=False)
     forward = np.zeros(len(net.layers))
     backward = np.zeros(len(net.layers))
@@ -43,7 +43,7 @@ def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int
         opt_time += time.perf_counter() - start
     start = time.perf_counter()
     for _ in range(repeats):
-        net.loss_and_backward(x, t)
+        net.loss_and_backward(x, t, input_grad=False)
         optimizer.step(params, grads)
     step = (time.perf_counter() - start) / repeats
     start = time.perf_counter()

@@ -68,6 +68,8 @@ CASES = [
     (4, 1, 9, 7, 2, [2, 4], 3, 0),
     (2, 3, 5, 5, 2, 5, 1, "same"),
     (1, 2, 3, 3, 3, 3, [1, 2], [3, 0]),
+    (2, 2, 4, 5, 3, 2, 1, [2, 3]),  # stride 1, padding past kernel - 1: outputs see only zeros
+    (3, 1, 6, 6, 5, 3, 1, "same"),  # an odd filter count: the last filter goes alone
 ]
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-4)}
 

@@ -1,5 +1,7 @@
 """Thread settings: --threads works before and after Numba has started its pool."""
 
+import os
+
 import numpy as np
 from click.testing import CliRunner
 
@@ -27,3 +29,13 @@ def test_threads_option_sets_the_thread_count(tmp_path):
     for threads in ("1", "2", "1"):
         result = CliRunner().invoke(cli, ["--threads", threads, "summary", str(config)])
         assert result.exit_code == 0, result.output
+
+
+def test_openblas_threads_park_at_once_unless_the_user_says_otherwise(monkeypatch):
+    threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or None  # leave the count as it is
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
+    configure(threads)
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "20")
+    configure(threads)
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "20"

@@ -11,10 +11,14 @@ Output size: OH = floor((H + 2*ph - kh) / sh) + 1 (rows the stride cannot reach 
 likewise OW. The YAML ``activation`` becomes a separate activation layer after this one; here it
 only chooses the initialiser.
 
-Forward lowers the whole batch to one GEMM: the im2col matrix ``cols`` (C*kh*kw, batch*OH*OW)
-holds each output position's receptive field as a column, rows in the weight's (c, i, j) order,
-so y = weight (filters, C*kh*kw) @ cols. Backward reuses cols for dW and scatters
-dcols = weight.T @ dy back onto the padded input (col2im).
+Two implementations, same results up to rounding:
+- stride 1 (nearly every net): direct convolution, one sample per thread, never building an
+  im2col matrix (``conv2d_direct``). With the few channels of small nets the matrix product of
+  im2col is skinny and limited by memory traffic, which the direct kernels avoid.
+- other strides: the whole batch lowered to one BLAS matrix product through im2col
+  (``conv2d_lowered``).
+With ``fused_relu`` (set by the network builder when a relu follows) both apply max(., 0) to the
+output and mask the gradient by y > 0 inside their kernels.
 """
 
 from __future__ import annotations
@@ -22,10 +26,11 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from numba import njit, prange
 
 from nettrain import init
 from nettrain.config.options import Opt
+from nettrain.layers import conv2d_direct as direct
+from nettrain.layers import conv2d_lowered as lowered
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
@@ -123,29 +128,67 @@ class Conv2d(Layer):
     def forward(self, x, train=True):
         N, (F, OH, OW) = len(x), self.out_shape
         xp = self._padded(x)
-        Wm = self._weight_matrix()
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
-        y = np.empty((N, F, OH * OW), dtype=self.dtype)
-        pitch = self._pitch()
-        # Training lowers the whole batch at once and keeps the im2col matrix for backward;
-        # evaluation needs nothing back, so it goes a cache-sized chunk of samples at a time.
+        y = np.empty((N, F, OH, OW), dtype=self.dtype)
+        if self.s == (1, 1):
+            xp = xp.reshape(N, -1)
+            direct.conv_forward(xp, self._weight_matrix(), bias, self._offsets(), self.fused_relu,
+                                OH, OW, self._pitch(), self._run(), y)  # fmt: skip
+            self.xp = xp if train else None
+        else:
+            self._forward_lowered(xp, bias, train, y)
+        self.y = y
+        return y
+
+    def backward(self, dy):
+        dy = np.ascontiguousarray(dy, dtype=self.dtype)
+        if self.s != (1, 1):
+            return self._backward_lowered(dy)
+        Wm = self._weight_matrix()
+        dWn = self._buffer("dWn", (len(dy), *Wm.shape))
+        dbn = self._buffer("dbn", (len(dy), Wm.shape[0]))
+        direct.conv_weight_grad(self.xp, self._offsets(), dy, self.y, self.fused_relu,
+                                self._pitch(), self._run(), dWn, dbn)  # fmt: skip
+        np.sum(dWn, axis=0, out=self.grads["weight"].reshape(Wm.shape))
+        if "bias" in self.params:
+            np.sum(dbn, axis=0, out=self.grads["bias"])
+        return self._input_grad_direct(dy) if self.needs_input_grad else None
+
+    def _input_grad_direct(self, dy):
+        """dx as a stride-1 convolution: dy (masked), padded by kh - 1 - ph rows and kw - 1 - pw
+        columns on each side, with the weight flipped in space and its filter and channel axes
+        swapped: dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
+        Each output is summed in place, unlike scattering dy back window by window."""
+        (N, F), (C, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p
+        Hd, Wd = H + kh - 1, W + kw - 1
+        dpad = self._buffer("dpad", (N, F, Hd, Wd))
+        direct.pad_gradient(dy, self.y, self.fused_relu, kh - 1 - ph, kw - 1 - pw, dpad)
+        flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        if getattr(self, "dx_offsets", None) is None:
+            self.dx_offsets = direct.tap_offsets(F, Hd, Wd, kh, kw)
+        dx = np.empty((N, C, H, W), dtype=self.dtype)
+        direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),
+                            np.zeros(C, dtype=self.dtype), self.dx_offsets, False, H, W, Wd,
+                            H * Wd - (kw - 1), dx)  # fmt: skip
+        return dx
+
+    def _forward_lowered(self, xp, bias, train, y) -> None:
+        """Strided forward through im2col: training lowers the whole batch at once and keeps
+        the matrix for backward; evaluation goes a cache-sized chunk of samples at a time."""
+        N, (F, OH, OW) = len(xp), self.out_shape
         step = N if train else self._chunk()
         for start in range(0, N, step):
             stop = min(start + step, N)
-            cols = self._buffer("cols", (self._rows(), (stop - start) * OH * pitch))
-            self._lower(xp[start:stop], cols)
-            Y = np.dot(Wm, cols, out=self._buffer("Y", (F, cols.shape[1])))
-            _gemm_to_nchw(Y, bias, self.fused_relu, OW, pitch, y[start:stop])  # relu, NCHW
+            cols = self._buffer("cols", (self._rows(), (stop - start) * OH * OW))
+            lowered.im2col(xp[start:stop], *self.k, *self.s, OH, OW, cols)
+            Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, cols.shape[1])))
+            lowered.gemm_to_nchw(Y, bias, self.fused_relu, y[start:stop].reshape(-1, F, OH * OW))
         self.cols = cols if train else None
-        self.y = y
-        return y.reshape(N, F, OH, OW)
 
-    def backward(self, dy):
+    def _backward_lowered(self, dy):
         N, (F, OH, OW) = len(dy), self.out_shape
-        pitch = self._pitch()
-        dY = self._buffer("dY", (F, N * OH * pitch))
-        dy = np.ascontiguousarray(dy, dtype=self.dtype).reshape(N, F, OH * OW)
-        _nchw_to_gemm(dy, self.y, self.fused_relu, OW, pitch, dY)
+        dY = self._buffer("dY", (F, N * OH * OW))
+        lowered.nchw_to_gemm(dy.reshape(N, F, -1), self.y.reshape(N, F, -1), self.fused_relu, dY)
         np.dot(dY, self.cols.T, out=self.grads["weight"].reshape(F, -1))
         if "bias" in self.params:
             np.sum(dY, axis=1, out=self.grads["bias"])
@@ -157,38 +200,29 @@ class Conv2d(Layer):
         step = self._chunk()  # dcols is scattered while it is still in cache
         for start in range(0, N, step):
             stop = min(start + step, N)
-            part = dY[:, start * OH * pitch : stop * OH * pitch]
+            part = dY[:, start * OH * OW : stop * OH * OW]
             dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
-            self._raise(dcols, dxp[start:stop])
+            lowered.col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
         return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
 
     def _pitch(self) -> int:
-        """Columns of the im2col matrix per output row. With stride 1 they are the padded
-        input's width Wp, not OW: each (c, i, j) row of a sample is then one contiguous run of
-        the padded input, copied in one loop instead of OH short ones; the Wp - OW extra
-        outputs of each row are computed and dropped."""
-        wide = self.s == (1, 1)
-        return self.in_shape[2] + 2 * self.p[1] if wide else self.out_shape[2]
+        """Wp, the padded input's width: the direct kernels' wide output rows."""
+        return self.in_shape[2] + 2 * self.p[1]
 
-    def _lower(self, xp, cols) -> None:
-        """im2col of padded samples xp into cols (C*kh*kw, len(xp)*OH*pitch)."""
-        _, OH, OW = self.out_shape
-        if self.s == (1, 1):
-            _im2col_wide(xp, *self.k, OH, cols)
-        else:
-            _im2col(xp, *self.k, *self.s, OH, OW, cols)
+    def _run(self) -> int:
+        """Wide output columns the direct kernels compute per filter: OH*Wp - (kw - 1)."""
+        return self.out_shape[1] * self._pitch() - (self.k[1] - 1)
 
-    def _raise(self, dcols, dxp) -> None:
-        """The adjoint of _lower: dxp (padded) from dcols, summed over windows."""
-        _, OH, OW = self.out_shape
-        if self.s == (1, 1):
-            _col2im_wide(dcols, *self.k, OH, dxp)
-        else:
-            _col2im(dcols, *self.k, *self.s, OH, OW, dxp)
+    def _offsets(self) -> np.ndarray:
+        """Where each tap (c, i, j) starts in a flat padded sample (see conv2d_direct)."""
+        if getattr(self, "offsets", None) is None:
+            C, H, _ = self.in_shape
+            self.offsets = direct.tap_offsets(C, H + 2 * self.p[0], self._pitch(), *self.k)
+        return self.offsets
 
     def _chunk(self) -> int:
         """Samples whose im2col matrix fits in CHUNK_BYTES (at least one)."""
-        per_sample = self._rows() * self.out_shape[1] * self._pitch() * self.dtype.itemsize
+        per_sample = self._rows() * self.out_shape[1] * self.out_shape[2] * self.dtype.itemsize
         return max(1, CHUNK_BYTES // per_sample)
 
     def _rows(self) -> int:
@@ -216,144 +250,3 @@ class Conv2d(Layer):
     def describe(self):
         k, s, p = self.k, self.s, self.p
         return f"conv2d {self.options['filters']}@{k[0]}x{k[1]} s{shape_text(s)} p{shape_text(p)}"
-
-
-@njit(cache=True, parallel=True)
-def _im2col(xp, kh, kw, sh, sw, OH, OW, cols):
-    """xp (N, C, Hp, Wp), already padded -> cols (C*kh*kw, N*OH*OW).
-
-    cols[(c*kh + i)*kw + j, (n*OH + oh)*OW + ow] = xp[n, c, oh*sh + i, ow*sw + j]. Padding the
-    input first keeps bounds tests out of the inner loop.
-    """
-    N, C = xp.shape[0], xp.shape[1]
-    P = OH * OW
-    for n in prange(N):
-        k = 0
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    dst = cols[k, n * P : (n + 1) * P]
-                    for oh in range(OH):
-                        src = xp[n, c, oh * sh + i, j:]
-                        out = dst[oh * OW : (oh + 1) * OW]
-                        if sw == 1:  # its own loop so that LLVM vectorises the plain copy
-                            for ow in range(OW):
-                                out[ow] = src[ow]
-                        else:
-                            for ow in range(OW):
-                                out[ow] = src[ow * sw]
-                    k += 1
-
-
-@njit(cache=True, parallel=True)
-def _col2im(dcols, kh, kw, sh, sw, OH, OW, dxp):
-    """The adjoint of _im2col: dxp (N, C, Hp, Wp) = dcols (C*kh*kw, N*OH*OW) summed over windows.
-
-    Each sample is summed by one thread in a fixed order, so the result is the same every run.
-    """
-    N, C = dxp.shape[0], dxp.shape[1]
-    P = OH * OW
-    for n in prange(N):
-        dxp[n] = 0
-        k = 0
-        for c in range(C):
-            for i in range(kh):
-                for j in range(kw):
-                    src = dcols[k, n * P : (n + 1) * P]
-                    for oh in range(OH):
-                        dst = dxp[n, c, oh * sh + i, j:]
-                        part = src[oh * OW : (oh + 1) * OW]
-                        if sw == 1:  # its own loop so that LLVM vectorises the plain sum
-                            for ow in range(OW):
-                                dst[ow] += part[ow]
-                        else:
-                            for ow in range(OW):
-                                dst[ow * sw] += part[ow]
-                    k += 1
-
-
-@njit(cache=True, parallel=True)
-def _im2col_wide(xp, kh, kw, OH, cols):
-    """Stride-1 im2col with rows as wide as the padded input: xp (N, C, Hp, Wp) -> cols
-    (C*kh*kw, N*OH*Wp), cols[(c*kh + i)*kw + j, n*OH*Wp + q] = xp[n, c].flat[i*Wp + j + q].
-
-    Column q = oh*Wp + ow is output (oh, ow) for ow < OW; the other columns hold real inputs
-    whose outputs are dropped, except the last kw - 1 of a sample, which would read past the
-    plane and are zero.
-    """
-    N, C, Hp, Wp = xp.shape
-    L = OH * Wp
-    run = L - (kw - 1)
-    for n in prange(N):
-        k = 0
-        for c in range(C):
-            plane = xp[n, c].reshape(Hp * Wp)
-            for i in range(kh):
-                for j in range(kw):
-                    # slices first: indices from range() need no negative-index checks, so
-                    # the copy vectorises
-                    dst = cols[k, n * L : (n + 1) * L]
-                    src = plane[i * Wp + j : i * Wp + j + run]
-                    for q in range(run):
-                        dst[q] = src[q]
-                    for q in range(run, L):
-                        dst[q] = 0
-                    k += 1
-
-
-@njit(cache=True, parallel=True)
-def _col2im_wide(dcols, kh, kw, OH, dxp):
-    """The adjoint of _im2col_wide: dxp (N, C, Hp, Wp) = dcols summed over windows.
-
-    Each sample is summed by one thread in a fixed order, so the result is the same every run.
-    """
-    N, C, Hp, Wp = dxp.shape
-    L = OH * Wp
-    run = L - (kw - 1)
-    for n in prange(N):
-        k = 0
-        for c in range(C):
-            plane = dxp[n, c].reshape(Hp * Wp)
-            plane[:] = 0
-            for i in range(kh):
-                for j in range(kw):
-                    src = dcols[k, n * L : n * L + run]
-                    dst = plane[i * Wp + j : i * Wp + j + run]
-                    for q in range(run):
-                        dst[q] += src[q]
-                    k += 1
-
-
-@njit(cache=True, parallel=True)
-def _gemm_to_nchw(Y, bias, relu, OW, pitch, y):
-    """Y (F, N*OH*pitch) + bias -> y (N, F, OH*OW), dropping the columns ow >= OW of each
-    output row; with ``relu``, max(., 0) on the way."""
-    N, F, P = y.shape
-    OH = P // OW
-    for n in prange(N):
-        for f in range(F):
-            b = bias[f]
-            for oh in range(OH):
-                row = (n * OH + oh) * pitch
-                src, dst = Y[f, row : row + OW], y[n, f, oh * OW : (oh + 1) * OW]
-                for ow in range(OW):
-                    v = src[ow] + b
-                    dst[ow] = max(v, 0) if relu else v
-
-
-@njit(cache=True, parallel=True)
-def _nchw_to_gemm(dy, y, relu, OW, pitch, dY):
-    """dy (N, F, OH*OW) -> dY (F, N*OH*pitch), the forward GEMM's layout, zero in the dropped
-    columns; with ``relu``, only where y > 0."""
-    N, F, P = dy.shape
-    OH = P // OW
-    for n in prange(N):
-        for f in range(F):
-            for oh in range(OH):
-                row = (n * OH + oh) * pitch
-                dst = dY[f, row : row + pitch]
-                g, out = dy[n, f, oh * OW : (oh + 1) * OW], y[n, f, oh * OW : (oh + 1) * OW]
-                for ow in range(OW):
-                    dst[ow] = g[ow] if not relu or out[ow] > 0 else 0
-                for ow in range(OW, pitch):
-                    dst[ow] = 0

@@ -11,6 +11,8 @@ maximum in row-major order within the window. Overlapping windows (stride < size
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 from numba import njit, prange
 
@@ -45,7 +47,7 @@ class MaxPool2d(Layer):
         x = np.ascontiguousarray(x, dtype=self.dtype)
         y = np.empty((len(x), *self.out_shape), dtype=self.dtype)
         self.argmax = np.empty(y.shape, dtype=np.int64)
-        _pool(x, *self.k, *self.s, y, self.argmax)
+        _pool_kernel(*self.k, *self.s)(x, y, self.argmax)
         return y
 
     def backward(self, dy):
@@ -65,26 +67,37 @@ class MaxPool2d(Layer):
         return f"maxpool2d {self.k[0]}x{self.k[1]} s{shape_text(self.s)}"
 
 
-@njit(cache=True, parallel=True)
-def _pool(x, kh, kw, sh, sw, y, argmax):
-    """x (N, C, H, W) -> y, argmax (N, C, OH, OW); argmax is the flat index h*W + w of the max.
+@functools.cache
+def _pool_kernel(kh: int, kw: int, sh: int, sw: int):
+    """The forward kernel for one window size and stride. They are compile-time constants of
+    the kernel (a closure, compiled and cached on disk per window), so that LLVM unrolls the
+    window loops; with them as run-time arguments the kernel ran about 5x slower."""
 
-    Strict '>' over rows then columns keeps the first maximum in row-major order on ties.
-    """
-    N, C, H, W = x.shape
-    OH, OW = y.shape[2], y.shape[3]
-    for n in prange(N):
-        for c in range(C):
-            for oh in range(OH):
-                for ow in range(OW):
-                    h0, w0 = oh * sh, ow * sw
-                    best, at = x[n, c, h0, w0], h0 * W + w0
-                    for h in range(h0, h0 + kh):
-                        for w in range(w0, w0 + kw):
-                            if x[n, c, h, w] > best:
-                                best, at = x[n, c, h, w], h * W + w
-                    y[n, c, oh, ow] = best
-                    argmax[n, c, oh, ow] = at
+    @njit(cache=True, parallel=True)
+    def pool(x, y, argmax):
+        """x (N, C, H, W) -> y, argmax (N, C, OH, OW); argmax is the flat index h*W + w of
+        the max. Strict '>' over rows then columns keeps the first maximum in row-major order
+        on ties."""
+        N, C, H, W = x.shape
+        OH, OW = y.shape[2], y.shape[3]
+        for n in prange(N):
+            for c in range(C):
+                for oh in range(OH):
+                    for ow in range(OW):
+                        h0, w0 = oh * sh, ow * sw
+                        best, at = x[n, c, h0, w0], h0 * W + w0
+                        for h in range(h0, h0 + kh):
+                            for w in range(w0, w0 + kw):
+                                # loaded before the test: selects, not branches that random
+                                # data would mispredict half the time
+                                v = x[n, c, h, w]
+                                better = v > best
+                                best = v if better else best
+                                at = h * W + w if better else at
+                        y[n, c, oh, ow] = best
+                        argmax[n, c, oh, ow] = at
+
+    return pool
 
 
 @njit(cache=True, parallel=True)

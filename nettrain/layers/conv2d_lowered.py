@@ -1,0 +1,89 @@
+"""im2col kernels for strided convolution: the whole batch lowered to one matrix product.
+
+The im2col matrix ``cols`` (C*kh*kw, N*OH*OW) holds each output position's receptive field as a
+column, rows in the weight's (c, i, j) order, so that y = weight (F, C*kh*kw) @ cols; backward
+computes dW = dY @ cols.T and scatters dcols = weight.T @ dY back onto the padded input
+(col2im). Inputs are padded first, which keeps bounds tests out of the inner loops.
+"""
+
+from __future__ import annotations
+
+from numba import njit, prange
+
+
+@njit(cache=True, parallel=True)
+def im2col(xp, kh, kw, sh, sw, OH, OW, cols):
+    """xp (N, C, Hp, Wp), already padded -> cols (C*kh*kw, N*OH*OW).
+
+    cols[(c*kh + i)*kw + j, (n*OH + oh)*OW + ow] = xp[n, c, oh*sh + i, ow*sw + j]. Padding the
+    input first keeps bounds tests out of the inner loop.
+    """
+    N, C = xp.shape[0], xp.shape[1]
+    P = OH * OW
+    for n in prange(N):
+        k = 0
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    dst = cols[k, n * P : (n + 1) * P]
+                    for oh in range(OH):
+                        src = xp[n, c, oh * sh + i, j:]
+                        out = dst[oh * OW : (oh + 1) * OW]
+                        if sw == 1:  # its own loop so that LLVM vectorises the plain copy
+                            for ow in range(OW):
+                                out[ow] = src[ow]
+                        else:
+                            for ow in range(OW):
+                                out[ow] = src[ow * sw]
+                    k += 1
+
+
+@njit(cache=True, parallel=True)
+def col2im(dcols, kh, kw, sh, sw, OH, OW, dxp):
+    """The adjoint of _im2col: dxp (N, C, Hp, Wp) = dcols (C*kh*kw, N*OH*OW) summed over windows.
+
+    Each sample is summed by one thread in a fixed order, so the result is the same every run.
+    """
+    N, C = dxp.shape[0], dxp.shape[1]
+    P = OH * OW
+    for n in prange(N):
+        dxp[n] = 0
+        k = 0
+        for c in range(C):
+            for i in range(kh):
+                for j in range(kw):
+                    src = dcols[k, n * P : (n + 1) * P]
+                    for oh in range(OH):
+                        dst = dxp[n, c, oh * sh + i, j:]
+                        part = src[oh * OW : (oh + 1) * OW]
+                        if sw == 1:  # its own loop so that LLVM vectorises the plain sum
+                            for ow in range(OW):
+                                dst[ow] += part[ow]
+                        else:
+                            for ow in range(OW):
+                                dst[ow * sw] += part[ow]
+                    k += 1
+
+
+@njit(cache=True, parallel=True)
+def gemm_to_nchw(Y, bias, relu, y):
+    """Y (F, N*P) + bias -> y (N, F, P); with ``relu``, max(., 0) on the way."""
+    N, F, P = y.shape
+    for n in prange(N):
+        for f in range(F):
+            b, src, dst = bias[f], Y[f, n * P : (n + 1) * P], y[n, f]
+            for q in range(P):
+                v = src[q] + b
+                dst[q] = max(v, 0) if relu else v
+
+
+@njit(cache=True, parallel=True)
+def nchw_to_gemm(dy, y, relu, dY):
+    """dy (N, F, P) -> dY (F, N*P), the forward GEMM's layout; with ``relu``, only where y > 0."""
+    N, F, P = dy.shape
+    for n in prange(N):
+        for f in range(F):
+            g, out, dst = dy[n, f], y[n, f], dY[f, n * P : (n + 1) * P]
+            for q in range(P):
+                v = g[q]  # loaded first: a select, not a mispredicted branch
+                dst[q] = v if not relu or out[q] > 0 else 0
