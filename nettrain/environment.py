@@ -6,6 +6,13 @@ import os
 import platform
 import sys
 
+THREAD_SETTINGS = (
+    "NETTRAIN_THREADS",
+    "NUMBA_THREADING_LAYER",
+    "NUMBA_THREADING_LAYER_PRIORITY",
+    "OPENBLAS_THREAD_TIMEOUT",
+)
+
 
 def describe() -> dict:
     import numba
@@ -24,6 +31,6 @@ def describe() -> dict:
         "threads_env": {
             k: os.environ[k]
             for k in sorted(os.environ)
-            if k.endswith("_NUM_THREADS") or k == "NETTRAIN_THREADS"
+            if k.endswith("_NUM_THREADS") or k in THREAD_SETTINGS
         },
     }

@@ -1,12 +1,20 @@
 """Thread settings, applied before numpy and Numba are imported.
 
 nettrain runs BLAS (matrix products) and Numba kernels (conv2d, maxpool2d) one after the other,
-never at once, so both may use every core; what must not happen is one pool spinning while the
-other works. Numba's ``workqueue`` layer parks its threads when a kernel ends (the OpenMP layer
-keeps them spinning, which halved throughput on 2 cores), so it is the default here, and OpenBLAS
-is told to park its threads at once (BLAS_SPIN). The thread
-count comes from ``--threads`` or ``NETTRAIN_THREADS`` (default: all cores) and sets BLAS and
-Numba alike. Same thread count, same results: kernels split work by sample, never by sum.
+never at once, so both may use every core. Between two of its jobs a pool's threads either spin
+(ready at once, but holding a core) or sleep (the core is free, but waking them takes time). On
+a 2-core VM (measured with benchmarks/worker.py, LeNet and the MNIST MLP):
+- Numba's sleeping ``workqueue`` threads woke too slowly for kernels of a few milliseconds: both
+  cores were busy only a quarter of the time, and LeNet trained at 5,300-6,100 samples/s. With
+  the OpenMP layer, whose threads spin briefly, it trains at 8,500-9,200. So OpenMP comes first,
+  then TBB (which also spins), then workqueue where neither runtime is installed.
+- OpenBLAS threads spin 2**28 cycles (about 0.1 s) by default, through the Numba kernels that
+  follow: LeNet fell to 2,650 samples/s. 2**4 cycles (sleep at once) slowed the MLP, whose
+  products follow each other within microseconds, to 33,000-43,000 samples/s; 2**20 (about
+  0.3 ms) gives both: 8,500 and 50,000. Hence BLAS_SPIN.
+The thread count comes from ``--threads`` or ``NETTRAIN_THREADS`` (default: all cores) and sets
+BLAS and Numba alike. Same thread count, same results: kernels split work by sample, never by
+sum. Settings the user made in the environment are kept.
 """
 
 from __future__ import annotations
@@ -15,10 +23,8 @@ import os
 import sys
 
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
-# OpenBLAS worker threads spin for 2**n cycles after each product before they sleep; the
-# default (n = 28, about 0.1 s) keeps them spinning through the Numba kernels that follow,
-# taking their cores (LeNet trained about 15% slower). 2**4 cycles: they sleep at once.
-BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "4")
+BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "20")  # spin 2**20 cycles after a product, then sleep
+NUMBA_LAYERS = ("NUMBA_THREADING_LAYER_PRIORITY", "omp tbb workqueue")
 
 
 def configure(threads: int | None = None) -> int:
@@ -36,6 +42,6 @@ def configure(threads: int | None = None) -> int:
 
         numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     else:
-        os.environ.setdefault("NUMBA_THREADING_LAYER", "workqueue")
+        os.environ.setdefault(*NUMBA_LAYERS)
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
     return threads

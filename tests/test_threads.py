@@ -31,11 +31,11 @@ def test_threads_option_sets_the_thread_count(tmp_path):
         assert result.exit_code == 0, result.output
 
 
-def test_openblas_threads_park_at_once_unless_the_user_says_otherwise(monkeypatch):
+def test_openblas_threads_spin_briefly_unless_the_user_says_otherwise(monkeypatch):
     threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or None  # leave the count as it is
     monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     configure(threads)
-    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "20"
     monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "20")
     configure(threads)
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "20"
