@@ -170,8 +170,10 @@ def build_network(model: dict, dtype, input_shape, src=None) -> Network:
         activation = options.get("activation", "linear")
         if "activation" in options and activation != "linear":
             stage.append(ACTIVATIONS[activation](i))
-            if activation == "relu" and hasattr(stage[0], "fused_relu"):
-                stage[0].fused_relu = stage[1].fused = True  # one pass instead of three
+            fused = f"fused_{activation}"  # conv2d + relu, dense + tanh: one pass, not three
+            if hasattr(stage[0], fused):
+                setattr(stage[0], fused, True)
+                stage[1].fused = True
         for layer in stage:
             try:
                 shape = layer.build(shape, dtype)

@@ -96,3 +96,58 @@ def test_activation_keeps_float32(kind):
     layer = build(LAYERS[kind], (4,), dtype=np.float32)
     assert layer.forward(x).dtype == np.float32
     assert layer.backward(x).dtype == np.float32
+
+
+def test_tanh_float32_within_5_ulp_of_the_exact_value():
+    """float32 tanh is a rational approximation (nettrain/layers/tanh.py); float64 is numpy's."""
+    s = np.concatenate([np.linspace(-12, 12, 400_001), np.logspace(-9, 1, 20_001)])
+    s = np.concatenate([s, -s]).astype(np.float32)
+    y = build(Tanh, s.shape, dtype=np.float32).forward(s[None])[0]
+    exact = np.tanh(s.astype(np.float64))
+    ulp = np.spacing(np.abs(exact).astype(np.float32)).astype(np.float64)
+    assert np.max(np.abs(y - exact) / ulp) <= 5
+    assert np.all(np.abs(y) <= 1) and np.all(np.sign(y) == np.sign(s))
+    x64 = s.astype(np.float64)[None]
+    np.testing.assert_array_equal(build(Tanh, s.shape).forward(x64), np.tanh(x64))
+
+
+def test_tanh_float32_special_values():
+    s = np.array([[np.inf, -np.inf, np.nan, 0.0, -0.0, 1e-30, 9.0, -9.5]], dtype=np.float32)
+    y = build(Tanh, (8,), dtype=np.float32).forward(s)
+    expected = np.array([1, -1, 0, 0, 1e-30, 1, -1], dtype=np.float32)
+    np.testing.assert_array_equal(y[0, [0, 1, 3, 4, 5, 6, 7]], expected)
+    assert np.isnan(y[0, 2]) and np.signbit(y[0, 4])
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_tanh_backward_is_dy_times_one_minus_y_squared(dtype):
+    rng = np.random.default_rng(4)
+    layer = build(Tanh, (3, 5), dtype=dtype)
+    y = layer.forward(rng.standard_normal((4, 3, 5)).astype(dtype))
+    dy = rng.standard_normal(y.shape).astype(dtype)
+    np.testing.assert_array_equal(layer.backward(dy), dy * (1 - y * y))
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_dense_with_tanh_folded_in_matches_the_two_layers(dtype):
+    from nettrain.network import build_network
+
+    specs = [{"type": "dense", "units": 6, "activation": "tanh", "bias": True, "init": "auto"}]
+    model = {"layers": specs, "loss": "squared_error"}
+    fused = build_network(model, dtype, (5,))
+    dense, tanh = fused.layers
+    assert dense.fused_tanh and tanh.fused
+    plain = build_network(model, dtype, (5,))
+    plain.layers[0].fused_tanh = plain.layers[1].fused = False
+    rng = np.random.default_rng(5)
+    bias = rng.standard_normal(6)
+    for net in (fused, plain):
+        net.init_params(np.random.default_rng(0))
+        net.layers[0].params["bias"][...] = bias
+    x = rng.standard_normal((4, 5)).astype(dtype)
+    t = rng.standard_normal((4, 6)).astype(dtype)
+    results = [net.loss_and_backward(x, t) for net in (fused, plain)]
+    for a, b in zip(results[0], results[1], strict=True):
+        np.testing.assert_array_equal(a, b)
+    for name, g in fused.grads().items():
+        np.testing.assert_array_equal(g, plain.grads()[name])

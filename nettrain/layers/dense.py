@@ -2,7 +2,9 @@
 
 x: (batch, *in_shape) -> y: (batch, units). A multi-dimensional input is flattened per sample in
 (C, H, W) order. ``weight`` is (in, units), ``bias`` (units,). The YAML ``activation`` becomes a
-separate activation layer after this one; here it only chooses the initialiser.
+separate activation layer after this one; here it only chooses the initialiser. With
+``fused_tanh`` (set by the network builder when a tanh follows) the forward pass adds the bias
+and applies tanh in one pass over the product, in place; the tanh layer then passes it on.
 """
 
 from __future__ import annotations
@@ -14,10 +16,12 @@ import numpy as np
 from nettrain import init
 from nettrain.config.options import Opt
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
+from nettrain.layers.tanh import tanh
 
 
 class Dense(Layer):
     kind = "dense"
+    fused_tanh = False
     OPTIONS = {
         "units": Opt("int", min=1, doc="number of output units"),
         "activation": Opt(
@@ -54,8 +58,11 @@ class Dense(Layer):
     def forward(self, x, train=True):
         self.x2 = x.reshape(len(x), -1)
         y = self.x2 @ self.params["weight"]
-        if "bias" in self.params:
-            y += self.params["bias"]
+        bias = self.params.get("bias")
+        if self.fused_tanh:
+            return tanh(y, bias, out=y)
+        if bias is not None:
+            y += bias
         return y
 
     def backward(self, dy):
