@@ -4,7 +4,7 @@ x: (batch, *in_shape) -> y: (batch, units). A multi-dimensional input is flatten
 (C, H, W) order. ``weight`` is (in, units), ``bias`` (units,). The YAML ``activation`` becomes a
 separate activation layer after this one; here it only chooses the initialiser. With
 ``fused_tanh`` (set by the network builder when a tanh follows) the forward pass adds the bias
-and applies tanh in one pass over the product, in place; the tanh layer then passes it on.
+and applies tanh in one pass over the product; the tanh layer then passes it on.
 """
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ class Dense(Layer):
         y = self.x2 @ self.params["weight"]
         bias = self.params.get("bias")
         if self.fused_tanh:
-            return tanh(y, bias, out=y)
+            return tanh(y, bias)
         if bias is not None:
             y += bias
         return y
