@@ -13,8 +13,10 @@ a 2-core VM (measured with benchmarks/worker.py, LeNet and the MNIST MLP):
   products follow each other within microseconds, to 33,000-43,000 samples/s; 2**20 (about
   0.3 ms) gives both: 8,500 and 50,000. Hence BLAS_SPIN.
 The thread count comes from ``--threads`` or ``NETTRAIN_THREADS`` (default: all cores) and sets
-BLAS and Numba alike. Same thread count, same results: kernels split work by sample, never by
-sum. Settings the user made in the environment are kept.
+BLAS and Numba alike. The Numba kernels give the same bits for any thread count: they split work
+by sample, never a sum (tests/test_threads.py). Settings the user made in the environment are
+kept. (GNU OpenMP does not survive a fork: a program that forks after training, without exec,
+should set NUMBA_THREADING_LAYER=workqueue.)
 """
 
 from __future__ import annotations

@@ -101,6 +101,9 @@ class Conv2d(Layer):
         self.add_param("weight", (filters, C, kh, kw))
         if self.options["bias"]:
             self.add_param("bias", (filters,))
+        if self.s == (1, 1):  # where each tap starts in a padded sample, and in a padded gradient
+            self.offsets = direct.tap_offsets(C, H + 2 * ph, W + 2 * pw, kh, kw)
+            self.dx_offsets = direct.tap_offsets(filters, H + kh - 1, W + kw - 1, kh, kw)
         return (filters, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1)
 
     def _padding(self, padding) -> tuple[int, int]:
@@ -132,7 +135,7 @@ class Conv2d(Layer):
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.s == (1, 1):
             xp = xp.reshape(N, -1)
-            direct.conv_forward(xp, self._weight_matrix(), bias, self._offsets(), self.fused_relu,
+            direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, self.fused_relu,
                                 OH, OW, self._pitch(), self._run(), y)  # fmt: skip
             self.xp = xp if train else None
         else:
@@ -147,7 +150,7 @@ class Conv2d(Layer):
         Wm = self._weight_matrix()
         dWn = self._buffer("dWn", (len(dy), *Wm.shape))
         dbn = self._buffer("dbn", (len(dy), Wm.shape[0]))
-        direct.conv_weight_grad(self.xp, self._offsets(), dy, self.y, self.fused_relu,
+        direct.conv_weight_grad(self.xp, self.offsets, dy, self.y, self.fused_relu,
                                 self._pitch(), self._run(), dWn, dbn)  # fmt: skip
         np.sum(dWn, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
@@ -164,8 +167,6 @@ class Conv2d(Layer):
         dpad = self._buffer("dpad", (N, F, Hd, Wd))
         direct.pad_gradient(dy, self.y, self.fused_relu, kh - 1 - ph, kw - 1 - pw, dpad)
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
-        if getattr(self, "dx_offsets", None) is None:
-            self.dx_offsets = direct.tap_offsets(F, Hd, Wd, kh, kw)
         dx = np.empty((N, C, H, W), dtype=self.dtype)
         direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),
                             np.zeros(C, dtype=self.dtype), self.dx_offsets, False, H, W, Wd,
@@ -212,13 +213,6 @@ class Conv2d(Layer):
     def _run(self) -> int:
         """Wide output columns the direct kernels compute per filter: OH*Wp - (kw - 1)."""
         return self.out_shape[1] * self._pitch() - (self.k[1] - 1)
-
-    def _offsets(self) -> np.ndarray:
-        """Where each tap (c, i, j) starts in a flat padded sample (see conv2d_direct)."""
-        if getattr(self, "offsets", None) is None:
-            C, H, _ = self.in_shape
-            self.offsets = direct.tap_offsets(C, H + 2 * self.p[0], self._pitch(), *self.k)
-        return self.offsets
 
     def _chunk(self) -> int:
         """Samples whose im2col matrix fits in CHUNK_BYTES (at least one)."""

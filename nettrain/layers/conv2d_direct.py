@@ -35,10 +35,16 @@ def tap_offsets(C: int, Hp: int, Wp: int, kh: int, kw: int) -> np.ndarray:
 
 
 @njit(cache=True, inline="always")
+def _runs(x, offsets, t, run):
+    """The runs of x that taps t, t+1, t+2 and t+3 read: x[offsets[t + k] : + run]."""
+    a, b, c, d = offsets[t], offsets[t + 1], offsets[t + 2], offsets[t + 3]
+    return x[a : a + run], x[b : b + run], x[c : c + run], x[d : d + run]
+
+
+@njit(cache=True, inline="always")
 def _taps(out, x, offsets, run, t, w):
     """out (run,) += sum_{k<4} w[t + k] * x[offsets[t + k] : + run]: four taps of one filter."""
-    s0, s1 = x[offsets[t] : offsets[t] + run], x[offsets[t + 1] : offsets[t + 1] + run]
-    s2, s3 = x[offsets[t + 2] : offsets[t + 2] + run], x[offsets[t + 3] : offsets[t + 3] + run]
+    s0, s1, s2, s3 = _runs(x, offsets, t, run)
     a0, a1, a2, a3 = w[t], w[t + 1], w[t + 2], w[t + 3]
     for q in range(run):
         out[q] += a0 * s0[q] + a1 * s1[q] + a2 * s2[q] + a3 * s3[q]
@@ -47,8 +53,7 @@ def _taps(out, x, offsets, run, t, w):
 @njit(cache=True, inline="always")
 def _taps2(o0, o1, x, offsets, run, t, w0, w1):
     """_taps for two filters at once: each run of x is loaded once for both."""
-    s0, s1 = x[offsets[t] : offsets[t] + run], x[offsets[t + 1] : offsets[t + 1] + run]
-    s2, s3 = x[offsets[t + 2] : offsets[t + 2] + run], x[offsets[t + 3] : offsets[t + 3] + run]
+    s0, s1, s2, s3 = _runs(x, offsets, t, run)
     a0, a1, a2, a3 = w0[t], w0[t + 1], w0[t + 2], w0[t + 3]
     b0, b1, b2, b3 = w1[t], w1[t + 1], w1[t + 2], w1[t + 3]
     for q in range(run):
@@ -67,8 +72,7 @@ def _fma1(out, s, w):
 @njit(cache=True, inline="always")
 def _dot_taps(d, x, offsets, run, t, grad):
     """grad[t + k] = d . x[offsets[t + k] : + run] for k < 4, for the taps t.. of one filter."""
-    s0, s1 = x[offsets[t] : offsets[t] + run], x[offsets[t + 1] : offsets[t + 1] + run]
-    s2, s3 = x[offsets[t + 2] : offsets[t + 2] + run], x[offsets[t + 3] : offsets[t + 3] + run]
+    s0, s1, s2, s3 = _runs(x, offsets, t, run)
     a0 = a1 = a2 = a3 = grad.dtype.type(0)
     for q in range(run):
         a0 += d[q] * s0[q]
@@ -81,8 +85,7 @@ def _dot_taps(d, x, offsets, run, t, grad):
 @njit(cache=True, inline="always")
 def _dot_taps2(d0, d1, x, offsets, run, t, g0, g1):
     """_dot_taps for two filters at once: each run of x is loaded once for both."""
-    s0, s1 = x[offsets[t] : offsets[t] + run], x[offsets[t + 1] : offsets[t + 1] + run]
-    s2, s3 = x[offsets[t + 2] : offsets[t + 2] + run], x[offsets[t + 3] : offsets[t + 3] + run]
+    s0, s1, s2, s3 = _runs(x, offsets, t, run)
     a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = g0.dtype.type(0)
     for q in range(run):
         u, v = d0[q], d1[q]
