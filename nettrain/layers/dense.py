@@ -57,10 +57,11 @@ class Dense(Layer):
 
     def forward(self, x, train=True):
         self.x2 = x.reshape(len(x), -1)
-        y = self.x2 @ self.params["weight"]
         bias = self.params.get("bias")
-        if self.fused_tanh:
-            return tanh(y, bias)
+        if self.fused_tanh:  # the product is only read by the tanh pass: a reused buffer
+            s = self._buffer("s", (len(self.x2), self.out_shape[0]))
+            return tanh(np.matmul(self.x2, self.params["weight"], out=s), bias)
+        y = self.x2 @ self.params["weight"]
         if bias is not None:
             y += bias
         return y
