@@ -70,6 +70,7 @@ CASES = [
     (1, 2, 3, 3, 3, 3, [1, 2], [3, 0]),
     (2, 2, 4, 5, 3, 2, 1, [2, 3]),  # stride 1, padding past kernel - 1: outputs see only zeros
     (3, 1, 6, 6, 5, 3, 1, "same"),  # an odd filter count: the last filter goes alone
+    (2, 3, 4, 4, 64, 3, 1, "same"),  # stride 1, but many filters on a small image: im2col
 ]
 TOLERANCE = {np.float64: dict(rtol=1e-10, atol=1e-12), np.float32: dict(rtol=1e-4, atol=1e-4)}
 
@@ -224,6 +225,13 @@ def test_fused_relu_matches_reference(case, monkeypatch):
     np.testing.assert_allclose(dx, ref_dx, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(layer.grads["weight"], ref_dW, rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(layer.grads["bias"], ref_db, rtol=1e-10, atol=1e-12)
+
+
+def test_stride_1_goes_direct_unless_many_filters_meet_small_images():
+    assert build(Conv2d, (1, 28, 28), filters=8, kernel=5, padding="same").direct
+    assert build(Conv2d, (64, 16, 16), filters=64, kernel=3, padding="same").direct
+    assert not build(Conv2d, (64, 8, 8), filters=128, kernel=3, padding="same").direct
+    assert not build(Conv2d, (3, 9, 9), filters=4, kernel=3, stride=2).direct
 
 
 def test_builder_folds_relu_into_conv2d_only():

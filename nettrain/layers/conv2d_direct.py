@@ -16,7 +16,7 @@ Each pass over a run handles four taps of two filters: a run of ``x`` is loaded 
 filters and a run of ``out`` once per four taps. The inner loops are plain unit-stride loops that
 LLVM vectorises; ``fastmath`` allows only reassociation and fused multiply-add, so that sums may
 be regrouped into vector lanes while NaN and Inf still propagate. Samples run in parallel; the
-weight gradient is summed per sample and the per-sample sums are added in sample order, so
+weight gradient is summed in a fixed number of groups of samples, then the groups in order, so
 results do not depend on the thread count.
 """
 
@@ -26,6 +26,9 @@ import numpy as np
 from numba import njit, prange
 
 VECTOR_MATH = {"reassoc", "contract"}
+# Sample groups of the weight gradient: enough to keep 32 threads busy, few enough that their
+# partial sums (GROUPS x the weight's size) stay small beside the activations.
+GROUPS = 32
 
 
 def tap_offsets(C: int, Hp: int, Wp: int, kh: int, kw: int) -> np.ndarray:
@@ -71,7 +74,7 @@ def _fma1(out, s, w):
 
 @njit(cache=True, inline="always")
 def _dot_taps(d, x, offsets, run, t, grad):
-    """grad[t + k] = d . x[offsets[t + k] : + run] for k < 4, for the taps t.. of one filter."""
+    """grad[t + k] += d . x[offsets[t + k] : + run] for k < 4, for the taps t.. of one filter."""
     s0, s1, s2, s3 = _runs(x, offsets, t, run)
     a0 = a1 = a2 = a3 = grad.dtype.type(0)
     for q in range(run):
@@ -79,7 +82,10 @@ def _dot_taps(d, x, offsets, run, t, grad):
         a1 += d[q] * s1[q]
         a2 += d[q] * s2[q]
         a3 += d[q] * s3[q]
-    grad[t], grad[t + 1], grad[t + 2], grad[t + 3] = a0, a1, a2, a3
+    grad[t] += a0
+    grad[t + 1] += a1
+    grad[t + 2] += a2
+    grad[t + 3] += a3
 
 
 @njit(cache=True, inline="always")
@@ -98,8 +104,14 @@ def _dot_taps2(d0, d1, x, offsets, run, t, g0, g1):
         b1 += v * p1
         b2 += v * p2
         b3 += v * p3
-    g0[t], g0[t + 1], g0[t + 2], g0[t + 3] = a0, a1, a2, a3
-    g1[t], g1[t + 1], g1[t + 2], g1[t + 3] = b0, b1, b2, b3
+    g0[t] += a0
+    g0[t + 1] += a1
+    g0[t + 2] += a2
+    g0[t + 3] += a3
+    g1[t] += b0
+    g1[t + 1] += b1
+    g1[t + 2] += b2
+    g1[t + 3] += b3
 
 
 @njit(cache=True, inline="always")
@@ -141,33 +153,40 @@ def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y):
 
 
 @njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
-def conv_weight_grad(xp, offsets, dy, y, relu, pitch, run, dWn, dbn):
+def conv_weight_grad(xp, offsets, dy, y, relu, pitch, run, dWg, dbg):
     """Weight and bias gradients of conv_forward for dy (N, F, OH, OW), masked by y > 0 when
-    ``relu``, per sample: dWn (N, F, T) and dbn (N, F); the caller sums them over samples."""
+    ``relu``, summed per group of samples: group g of G = len(dWg) holds samples
+    g*N//G .. (g+1)*N//G - 1 in dWg[g] (F, T) and dbg[g] (F,); the caller adds the groups. The
+    groups depend on N only, so the sums do not depend on the thread count."""
     N, F, OH, OW = dy.shape
-    T = len(offsets)
-    for n in prange(N):
-        d = np.zeros((F, run), dtype=dy.dtype)  # dy, wide and masked
-        for f in range(F):
-            for oh in range(OH):
-                src, out, dst = dy[n, f, oh], y[n, f, oh], d[f, oh * pitch : oh * pitch + OW]
-                for ow in range(OW):
-                    v = src[ow]  # loaded first: a select, not a mispredicted branch
-                    dst[ow] = v if not relu or out[ow] > 0 else 0
-            dbn[n, f] = np.sum(d[f])
-        x, dW = xp[n], dWn[n]
-        for f in range(0, F, 2):
-            pair = f + 1 < F
-            t = 0
-            while t + 4 <= T:
-                if pair:
-                    _dot_taps2(d[f], d[f + 1], x, offsets, run, t, dW[f], dW[f + 1])
-                else:
-                    _dot_taps(d[f], x, offsets, run, t, dW[f])
-                t += 4
-            for g in range(f, f + 1 + pair):
-                for r in range(t, T):
-                    dW[g, r] = _dot1(d[g], x[offsets[r] : offsets[r] + run])
+    G, T = len(dWg), len(offsets)
+    for g in prange(G):
+        dW, db = dWg[g], dbg[g]
+        dW[:] = 0
+        db[:] = 0
+        d = np.zeros((F, run), dtype=dy.dtype)  # dy of one sample, wide and masked
+        for n in range(g * N // G, (g + 1) * N // G):
+            for f in range(F):
+                for oh in range(OH):
+                    src, out = dy[n, f, oh], y[n, f, oh]
+                    dst = d[f, oh * pitch : oh * pitch + OW]
+                    for ow in range(OW):
+                        v = src[ow]  # loaded first: a select, not a mispredicted branch
+                        dst[ow] = v if not relu or out[ow] > 0 else 0
+                db[f] += np.sum(d[f])
+            x = xp[n]
+            for f in range(0, F, 2):
+                pair = f + 1 < F
+                t = 0
+                while t + 4 <= T:
+                    if pair:
+                        _dot_taps2(d[f], d[f + 1], x, offsets, run, t, dW[f], dW[f + 1])
+                    else:
+                        _dot_taps(d[f], x, offsets, run, t, dW[f])
+                    t += 4
+                for h in range(f, f + 1 + pair):
+                    for r in range(t, T):
+                        dW[h, r] += _dot1(d[h], x[offsets[r] : offsets[r] + run])
 
 
 @njit(cache=True, parallel=True)
