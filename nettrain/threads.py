@@ -4,8 +4,8 @@ nettrain runs BLAS (matrix products) and Numba kernels (conv2d, maxpool2d) one a
 never at once, so both may use every core. Between two of its jobs a pool's threads either spin
 (ready at once, but holding a core) or sleep (the core is free, but waking them takes time). On
 a 2-core VM (measured with benchmarks/worker.py, LeNet and the MNIST MLP):
-- Numba's sleeping ``workqueue`` threads woke too slowly for kernels of a few milliseconds: both
-  cores were busy only a quarter of the time, and LeNet trained at 5,300-6,100 samples/s. With
+- Numba's sleeping ``workqueue`` threads woke too slowly for kernels of a few milliseconds: the
+  second core was busy a quarter of the time, and LeNet trained at 5,300-6,100 samples/s. With
   the OpenMP layer, whose threads spin briefly, it trains at 8,500-9,200. So OpenMP comes first,
   then TBB (which also spins), then workqueue where neither runtime is installed.
 - OpenBLAS threads spin 2**28 cycles (about 0.1 s) by default, through the Numba kernels that
