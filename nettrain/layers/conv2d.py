@@ -107,8 +107,13 @@ class Conv2d(Layer):
         if self.options["bias"]:
             self.add_param("bias", (filters,))
         OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-        run = OH * (W + 2 * pw) - (kw - 1)  # outputs per pass of the direct kernels
-        self.direct = self.s == (1, 1) and (filters < DIRECT_MAX_FILTERS or run >= DIRECT_MIN_RUN)
+        # the direct kernels' output rows are as wide as the padded input (its width Wp is the
+        # pitch), and a pass computes the run = OH*Wp - (kw - 1) outputs that stay inside it
+        self.pitch = W + 2 * pw
+        self.run = OH * self.pitch - (kw - 1)
+        self.direct = self.s == (1, 1) and (
+            filters < DIRECT_MAX_FILTERS or self.run >= DIRECT_MIN_RUN
+        )
         if self.direct:  # where each tap starts in a padded sample, and in a padded gradient
             self.offsets = direct.tap_offsets(C, H + 2 * ph, W + 2 * pw, kh, kw)
             self.dx_offsets = direct.tap_offsets(filters, H + kh - 1, W + kw - 1, kh, kw)
@@ -144,7 +149,7 @@ class Conv2d(Layer):
         if self.direct:
             xp = xp.reshape(N, -1)
             direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, self.fused_relu,
-                                OH, OW, self._pitch(), self._run(), y)  # fmt: skip
+                                OH, OW, self.pitch, self.run, y)  # fmt: skip
             self.xp = xp if train else None
         else:
             self._forward_lowered(xp, bias, train, y)
@@ -159,7 +164,7 @@ class Conv2d(Layer):
         dWg = self._buffer("dWg", (groups, *Wm.shape))
         dbg = self._buffer("dbg", (groups, Wm.shape[0]))
         direct.conv_weight_grad(self.xp, self.offsets, dy, self.y, self.fused_relu,
-                                self._pitch(), self._run(), dWg, dbg)  # fmt: skip
+                                self.pitch, self.run, dWg, dbg)  # fmt: skip
         np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
             np.sum(dbg, axis=0, out=self.grads["bias"])
@@ -213,14 +218,6 @@ class Conv2d(Layer):
             dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
             lowered.col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
         return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
-
-    def _pitch(self) -> int:
-        """Wp, the padded input's width: the direct kernels' wide output rows."""
-        return self.in_shape[2] + 2 * self.p[1]
-
-    def _run(self) -> int:
-        """Wide output columns the direct kernels compute per filter: OH*Wp - (kw - 1)."""
-        return self.out_shape[1] * self._pitch() - (self.k[1] - 1)
 
     def _chunk(self) -> int:
         """Samples whose im2col matrix fits in CHUNK_BYTES (at least one)."""
