@@ -6,11 +6,12 @@ import os
 import platform
 import sys
 
+from nettrain import threads
+
 THREAD_SETTINGS = (
     "NETTRAIN_THREADS",
     "NUMBA_THREADING_LAYER",
     "NUMBA_THREADING_LAYER_PRIORITY",
-    "OPENBLAS_THREAD_TIMEOUT",
 )
 
 
@@ -25,7 +26,8 @@ def describe() -> dict:
         "python": sys.version.split()[0],
         "numpy": numpy.__version__,
         "numba": numba.__version__,
-        "numba_threads": numba.get_num_threads(),
+        "threads": threads.max_threads(),  # the most; fewer while other jobs hold cores
+        "threads_adapt_to_load": threads.adaptive(),
         "cpu_count": os.cpu_count(),
         "platform": platform.platform(),
         "threads_env": {

@@ -76,6 +76,11 @@ def max_threads() -> int:
     return _state["max"]
 
 
+def adaptive() -> bool:
+    """Whether ``adapt`` measures the machine's load (Linux, more than one thread)."""
+    return _state["adaptive"] and _state["max"] > 1
+
+
 def adapt() -> int:
     """Measure the other processes' CPU use (at most every WINDOW seconds) and set the thread
     count to the cores they leave free; returns the count in force. Cheap to call every step."""
@@ -130,3 +135,7 @@ def _cpu_times() -> tuple[int, int]:
     with open("/proc/self/stat", "rb") as f:
         own = f.read().rsplit(b")", 1)[1].split()
     return user + nice + system + irq + softirq, int(own[11]) + int(own[12])
+
+
+# Until configure() is called (nettrain used as a library, not through its CLI): every core.
+_state.update(max=cpu_count(), active=cpu_count(), adaptive=_readable())

@@ -628,7 +628,8 @@ def test_environment_yaml(finished):
     assert env["nettrain"] == nettrain.__version__
     assert env["numpy"] == np.__version__
     assert env["numba"] == numba.__version__
-    assert isinstance(env["numba_threads"], int) and env["numba_threads"] >= 1
+    assert isinstance(env["threads"], int) and env["threads"] >= 1
+    assert isinstance(env["threads_adapt_to_load"], bool)
     assert meta_of(finished / "last.npz")["environment"]["numpy"] == np.__version__
 
 
