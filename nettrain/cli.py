@@ -229,7 +229,7 @@ def predict(ckpt, input, output, fmt):
         write(sys.stdout.buffer)
         return
     if output:
-        from nettrain.checkpoint import write_stream
+        from nettrain.files import write_stream
 
         write_stream(output, write, text=fmt != "npy")  # atomic: never a half-written file
         click.echo(f"{len(outputs)} predictions written to {output}", err=True)

@@ -25,6 +25,7 @@ import yaml
 from nettrain import checkpoint, environment
 from nettrain.assemble import assemble, score
 from nettrain.errors import JobFailed, UserError
+from nettrain.files import write_text
 from nettrain.optim import Optimizer, make_optimizer
 from nettrain.schedule import lr_at
 
@@ -301,9 +302,9 @@ def start_run_folder(run: Run, run_dir: Path, columns) -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     for stale in run_dir.glob(".*.tmp"):  # half-written files of a run that was killed
         stale.unlink(missing_ok=True)
-    checkpoint.write_text(run_dir / "config.yaml", yaml.safe_dump(run.cfg, sort_keys=False))
+    write_text(run_dir / "config.yaml", yaml.safe_dump(run.cfg, sort_keys=False))
     env = yaml.safe_dump(environment.describe(), sort_keys=False)
-    checkpoint.write_text(run_dir / "environment.yaml", env)
+    write_text(run_dir / "environment.yaml", env)
     write_metrics(run_dir / "metrics.csv", columns, run.state["metrics"])
 
 
@@ -376,7 +377,7 @@ def metric_columns(classes: bool, has_validation: bool, has_test: bool) -> list[
 def write_metrics(path: Path, columns, rows) -> None:
     lines = [",".join(columns)]
     lines += [",".join(_csv_value(row[c]) for c in columns) for row in rows]
-    checkpoint.write_text(path, "\n".join(lines) + "\n")
+    write_text(path, "\n".join(lines) + "\n")
 
 
 def _csv_value(v) -> str:

@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numba import njit
 
-from nettrain.config.options import Opt
 from nettrain.errors import UserError
+from nettrain.options import Opt
 
 AUGMENT = {
     "translate": Opt("int", 0, min=0, doc="largest random shift in pixels, each direction"),

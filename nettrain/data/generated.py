@@ -20,8 +20,8 @@ import math
 
 import numpy as np
 
-from nettrain.config.options import Opt
 from nettrain.data.dataset import Dataset
+from nettrain.options import Opt
 
 
 def _options(noise: float, **extra) -> dict:

@@ -14,9 +14,9 @@ import math
 import numpy as np
 
 from nettrain import init
-from nettrain.config.options import Opt
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.tanh import tanh
+from nettrain.options import Opt
 
 
 class Dense(Layer):
