@@ -114,6 +114,7 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
     from nettrain.config import load_config
     from nettrain.errors import UserError
     from nettrain.resume import check_resume
+    from nettrain.runfolder import check_run_dir
 
     if resume and weights:
         raise UserError(
@@ -127,12 +128,12 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         check_resume(cfg, meta, resume)
         run = train.prepare(cfg, src, resume=(arrays, meta, resume))
         run_dir = Path(out) if out else Path(resume).resolve().parent
-        train.check_run_dir(run_dir, overwrite=True)  # continuing a run writes into it
+        check_run_dir(run_dir, overwrite=True)  # continuing a run writes into it
     else:
         weights_state = (checkpoint.load_weights(weights), weights) if weights else None
         run = train.prepare(cfg, src, weights=weights_state)
         run_dir = Path(out) if out else default_run_dir(config)
-        train.check_run_dir(run_dir, overwrite)
+        check_run_dir(run_dir, overwrite)
     click.echo(f"run folder: {run_dir}", err=True)
     progress = not quiet and sys.stderr.isatty()
     try:

@@ -788,7 +788,7 @@ WRITES = re.compile(
 )
 # writes that are not a file of the user's: a probe of the run folder, a stream given by the caller
 NOT_FILES = {
-    ("train.py", 'probe.write_bytes(b"")'),
+    ("runfolder.py", 'probe.write_bytes(b"")'),
     ("inference.py", "np.save(stream, outputs)"),
     ("plot.py", 'atomic_write(out, lambda f: fig.savefig(f, dpi=100, format="png"))'),
 }
