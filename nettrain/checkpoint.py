@@ -1,4 +1,4 @@
-"""Checkpoint files (SPEC.md): an .npz of named arrays plus a JSON ``__meta__`` record.
+"""Checkpoint files (docs/reference.md): an .npz of named arrays plus a JSON ``__meta__`` record.
 
 Arrays: ``layers.{i}.weight|bias`` in the run's dtype, ``optimizer.{param}.{slot}``. ``__meta__``
 is a 0-d string array holding JSON: format version, nettrain version, the resolved config, epoch,
@@ -183,7 +183,7 @@ def _meta(record: np.ndarray, path: str) -> dict:
 
 def load_weights(path) -> dict[str, np.ndarray]:
     """The ``layers.*`` arrays of a checkpoint, or of any .npz that holds such arrays (weights
-    exported by another tool in SPEC.md's layouts need no ``__meta__``)."""
+    exported by another tool in docs/reference.md's layouts need no ``__meta__``)."""
     path = str(path)
     arrays = read_arrays(path)
     if META in arrays:

@@ -1,4 +1,4 @@
-"""Finite-difference proof of every gradient of a net (SPEC.md `gradcheck`).
+"""Finite-difference proof of every gradient of a net (docs/reference.md, "Commands").
 
 For the batch loss L (mean over samples) of a float64 net on a few samples, every parameter
 tensor and the input are checked entry by entry: the backpropagated dL/dw against the central
@@ -7,8 +7,8 @@ difference (L(w + h) - L(w - h)) / 2h. An entry passes when |a - n| <= atol or
 differentiable (a relu input crossing 0, a max-pool switch; each layer's ``kinks()`` tells) are
 counted, not failed. Large tensors are checked on a fixed, seeded subset of entries.
 
-It also runs the seed notes' "numerical validation": after one small step w <- w - a g on every
-parameter, the loss changes by about -a |g|^2.
+It also runs the step check of docs/maths.md ("Numerical validation"): after one small step
+w <- w - a g on every parameter, the loss changes by about -a |g|^2.
 """
 
 from __future__ import annotations
