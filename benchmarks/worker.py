@@ -39,7 +39,7 @@ def nettrain_run():
     configure(THREADS)
     import numpy as np
 
-    from nettrain import train
+    from nettrain import streams, train
     from nettrain.config import load_config
 
     cfg, src = load_config(
@@ -54,7 +54,7 @@ def nettrain_run():
     run = train.prepare(cfg, src)
     net, data, test = run.net, run.train, run.test
     params, grads, opt = net.params(), net.grads(), run.optimizer
-    order = train.epoch_order(0, 0, len(data), True)
+    order = streams.epoch_order(0, 0, len(data), True)
 
     def step(idx):
         x = data.inputs(idx, net.dtype)

@@ -1,10 +1,12 @@
-"""From a resolved config to a built net and its data, shared by fit, gradcheck and evaluate."""
+"""From a resolved config to a built net and its data (the training set, a validation hold-out,
+the test set), shared by fit, gradcheck and evaluate."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from nettrain import data
+from nettrain import data, streams
+from nettrain.config import load_config
 from nettrain.errors import UserError
 from nettrain.network import Network, build_network
 
@@ -65,9 +67,26 @@ def require_input_shape(cfg: dict, src) -> None:
 
 def net_for_config(config, sets=(), dtype=None):
     """(net, cfg) of a config file, reading the data only when model.input is not given."""
-    from nettrain.config import load_config
-
     cfg, src = load_config(config, sets)
     require_input_shape(cfg, src)
     net, _, _ = assemble(cfg, src, dtype, with_data=not cfg["model"]["input"])
     return net, cfg
+
+
+def split_validation(train, cfg: dict, net):
+    """(train, validation): data.validation as a seeded hold-out of the training set or a file."""
+    spec = cfg["data"]["validation"]
+    if spec is None:
+        return train, None
+    if isinstance(spec, (str, dict)):
+        held = data.load_file(spec, cfg["data"], train.classes)
+        return train, data.fit_to_net(held, net.input_shape, net.n_outputs)
+    n = len(train)
+    count = round(spec * n) if isinstance(spec, float) else spec
+    if not 1 <= count < n:
+        raise UserError(
+            "data.validation",
+            f"holding out {count} of {n} training samples leaves no training or no validation set",
+        )
+    order = streams.holdout_order(cfg["seed"], n)
+    return train.subset(np.sort(order[count:])), train.subset(np.sort(order[:count]))

@@ -8,6 +8,7 @@ import time
 
 import numpy as np
 
+from nettrain import streams
 from nettrain.network import Network
 from nettrain.optim import make_optimizer
 
@@ -15,7 +16,7 @@ from nettrain.optim import make_optimizer
 def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int = 20, seed=0):
     """{'layers': [(index, description, forward s, backward s)], 'optimizer': s, 'step': s,
     'inference': s} per batch, means over ``repeats`` after two warm-up steps."""
-    rng = np.random.default_rng(seed)
+    rng = streams.bench_rng(seed)
     net.init_params(rng)
     x = rng.random((batch_size, *net.input_shape)).astype(net.dtype)
     t = np.eye(net.n_outputs, dtype=net.dtype)[rng.integers(0, net.n_outputs, batch_size)]

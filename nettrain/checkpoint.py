@@ -1,56 +1,26 @@
-"""Checkpoint files (SPEC.md): an .npz of named arrays plus a JSON ``__meta__`` record.
+"""Checkpoint files (docs/reference.md): an .npz of named arrays plus a JSON ``__meta__`` record.
 
 Arrays: ``layers.{i}.weight|bias`` in the run's dtype, ``optimizer.{param}.{slot}``. ``__meta__``
 is a 0-d string array holding JSON: format version, nettrain version, the resolved config, epoch,
 step, metrics, RNG state, and a SHA-256 of the arrays so that a damaged file is detected on load.
-Files are written atomically: a temporary file in the same folder, fsync, rename, fsync folder.
+Files are written atomically (``nettrain.files.atomic_write``).
 """
 
 from __future__ import annotations
 
-import errno
 import hashlib
-import io
 import json
-import os
-import struct
-import tempfile
 import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
 from nettrain import __version__
-from nettrain.errors import JobFailed, UserError
+from nettrain.errors import UserError
+from nettrain.files import READ_ERRORS, atomic_write
 
 FORMAT_VERSION = 1
 META = "__meta__"
-# What numpy and zipfile raise on bytes that are not a whole .npz (truncated, damaged, foreign).
-READ_ERRORS = (
-    OSError,
-    ValueError,
-    EOFError,
-    KeyError,
-    RuntimeError,
-    NotImplementedError,
-    OverflowError,
-    MemoryError,
-    struct.error,
-    zlib.error,
-    zipfile.BadZipFile,
-)
-# A write that fails because of the path (no such folder, no permission) is bad input, exit 2;
-# one that fails because the machine did (disk full, I/O error) is a failed job, exit 1.
-PATH_ERRNOS = (
-    errno.ENOENT,
-    errno.ENOTDIR,
-    errno.EISDIR,
-    errno.EACCES,
-    errno.EPERM,
-    errno.EROFS,
-    errno.ENAMETOOLONG,
-)
 # Types of the __meta__ entries nettrain reads; a record with other types is damaged or foreign.
 META_TYPES = {
     "format": int,
@@ -86,68 +56,6 @@ def save(path, arrays: dict[str, np.ndarray], meta: dict) -> None:
     meta = {"format": FORMAT_VERSION, "nettrain": __version__, **meta, "checksum": checksum(arrays)}
     payload = {**arrays, META: np.array(json.dumps(meta))}
     atomic_write(Path(path), lambda f: np.savez(f, **payload))
-
-
-def atomic_write(path: Path, write) -> None:
-    """Call ``write(file)`` on a temporary file beside ``path``, then move it into place.
-
-    A failed write (disk full, no such folder) is raised as a NettrainError naming ``path``
-    (see PATH_ERRNOS for its exit code); the file at ``path`` is then left as it was.
-    """
-    try:
-        _atomic_write(Path(path), write)
-    except OSError as exc:
-        if exc.errno in PATH_ERRNOS:
-            error, hint = UserError, "check that its folder exists and can be written"
-        else:
-            error, hint = JobFailed, "the previous version of the file, if any, is unchanged"
-        raise error(str(path), f"could not write the file: {exc.strerror or exc}", hint) from exc
-
-
-def _atomic_write(path: Path, write) -> None:
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    try:
-        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual file mode
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
-def write_text(path, text: str) -> None:
-    """Atomic text write (config.yaml, metrics.csv)."""
-    atomic_write(Path(path), lambda f: f.write(text.encode("utf-8")))
-
-
-def write_stream(path, write, text: bool = False) -> None:
-    """Atomic write of what ``write(stream)`` writes: to a UTF-8 text stream, or binary."""
-
-    def body(f):
-        if not text:
-            write(f)
-            return
-        stream = io.TextIOWrapper(f, encoding="utf-8", newline="")
-        write(stream)
-        stream.flush()
-        stream.detach()  # f stays open for atomic_write's fsync
-
-    atomic_write(Path(path), body)
 
 
 def load(path) -> tuple[dict[str, np.ndarray], dict]:
@@ -275,7 +183,7 @@ def _meta(record: np.ndarray, path: str) -> dict:
 
 def load_weights(path) -> dict[str, np.ndarray]:
     """The ``layers.*`` arrays of a checkpoint, or of any .npz that holds such arrays (weights
-    exported by another tool in SPEC.md's layouts need no ``__meta__``)."""
+    exported by another tool in docs/reference.md's layouts need no ``__meta__``)."""
     path = str(path)
     arrays = read_arrays(path)
     if META in arrays:

@@ -1,12 +1,14 @@
 """The `nettrain` command line: it parses, calls the library, and prints.
 
-Results go to stdout, messages to stderr. Exit codes (SPEC.md): 0 done; 1 the job ran and failed;
-2 bad input, with one `error: <where>: <what>` line; 130 interrupted after a checkpoint was written.
-Heavy imports (numpy, numba) happen inside the commands so that `--help` stays fast.
+Results go to stdout, messages to stderr; exit codes and error lines: cli_base.py. Heavy imports
+(numpy, numba, the library) happen inside the commands so that `--help` stays fast.
 """
 
 from __future__ import annotations
 
+import io
+import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -14,72 +16,10 @@ from pathlib import Path
 import click
 
 from nettrain import __version__
-from nettrain.errors import NettrainError
+from nettrain.cli_base import Group, PathArg
+from nettrain.errors import UserError
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value parsed as YAML)."
-
-
-class ArgumentError(click.UsageError):
-    """A usage error (a missing argument, an unknown option, a folder given for a file) printed
-    as the one `error:` line every other bad input gets, instead of click's usage block."""
-
-    def show(self, file=None):
-        command = self.ctx.command_path if self.ctx else "nettrain"
-        click.echo(f"error: {command}: {self.format_message()}", err=True)
-        click.echo(f"  see '{command} --help'", err=True)
-
-
-def one_line(exc: click.UsageError) -> click.UsageError:
-    """``exc`` as an ArgumentError, except the usage block that bare `nettrain` prints."""
-    if isinstance(exc, (ArgumentError, getattr(click.exceptions, "NoArgsIsHelpError", ()))):
-        return exc  # bare `nettrain` prints its help, as click does
-    return ArgumentError(exc.format_message(), exc.ctx)
-
-
-class PathArg(click.Path):
-    """click.Path that refuses an empty path (`--weights "$UNSET"` must not mean no weights)."""
-
-    def convert(self, value, param, ctx):
-        if isinstance(value, str) and not value.strip():
-            self.fail("the path is empty", param, ctx)
-        return super().convert(value, param, ctx)
-
-
-class Group(click.Group):
-    """Turns nettrain's errors into their message and exit code (a traceback only with --debug)."""
-
-    def parse_args(self, ctx, args):
-        try:
-            return super().parse_args(ctx, args)
-        except click.UsageError as exc:  # the group's own options
-            raise one_line(exc) from None
-
-    def invoke(self, ctx):
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:  # an unknown command, or a command's arguments
-            raise one_line(exc) from None
-        except NettrainError as exc:
-            if ctx.params.get("debug"):
-                raise
-            click.echo(f"error: {exc}", err=True)
-            if exc.hint:
-                click.echo(f"  {exc.hint}", err=True)
-            ctx.exit(exc.exit_code)
-        except BrokenPipeError:  # the reader of stdout left (| head): click exits quietly
-            raise
-        except OSError as exc:  # a path the user gave cannot be read or written
-            if ctx.params.get("debug"):
-                raise
-            where = exc.filename or "file system"
-            click.echo(f"error: {where}: {exc.strerror or exc}", err=True)
-            ctx.exit(2)
-        except MemoryError:
-            if ctx.params.get("debug"):
-                raise
-            click.echo("error: out of memory: the net, a batch or the data is too large", err=True)
-            click.echo("  reduce train.batch_size or the layer sizes", err=True)
-            ctx.exit(1)
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -112,8 +52,8 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
     """Train the net of CONFIG; write config, metrics and checkpoints to a run folder."""
     from nettrain import checkpoint, train
     from nettrain.config import load_config
-    from nettrain.errors import UserError
     from nettrain.resume import check_resume
+    from nettrain.runfolder import check_run_dir
 
     if resume and weights:
         raise UserError(
@@ -127,12 +67,12 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         check_resume(cfg, meta, resume)
         run = train.prepare(cfg, src, resume=(arrays, meta, resume))
         run_dir = Path(out) if out else Path(resume).resolve().parent
-        train.check_run_dir(run_dir, overwrite=True)  # continuing a run writes into it
+        check_run_dir(run_dir, overwrite=True)  # continuing a run writes into it
     else:
         weights_state = (checkpoint.load_weights(weights), weights) if weights else None
         run = train.prepare(cfg, src, weights=weights_state)
         run_dir = Path(out) if out else default_run_dir(config)
-        train.check_run_dir(run_dir, overwrite)
+        check_run_dir(run_dir, overwrite)
     click.echo(f"run folder: {run_dir}", err=True)
     progress = not quiet and sys.stderr.isatty()
     try:
@@ -155,8 +95,6 @@ def default_run_dir(config) -> Path:
 
 
 def open_null():
-    import io
-
     return io.StringIO()
 
 
@@ -211,7 +149,6 @@ def predict(ckpt, input, output, fmt):
     images. Inputs are scaled and preprocessed as the training data was.
     """
     from nettrain import inference
-    from nettrain.errors import UserError
 
     reads = (Path(ckpt).resolve(), Path(input).resolve())
     if output and Path(output).exists() and Path(output).resolve() in reads:
@@ -229,7 +166,7 @@ def predict(ckpt, input, output, fmt):
         write(sys.stdout.buffer)
         return
     if output:
-        from nettrain.checkpoint import write_stream
+        from nettrain.files import write_stream
 
         write_stream(output, write, text=fmt != "npy")  # atomic: never a half-written file
         click.echo(f"{len(outputs)} predictions written to {output}", err=True)
@@ -257,8 +194,6 @@ def predict(ckpt, input, output, fmt):
 )
 def evaluate(ckpt, data, split, fmt):
     """Loss, accuracy, per-class figures and confusion matrix of CKPT on a labelled set."""
-    import json
-
     import numpy as np
 
     from nettrain import inference, metrics
@@ -312,8 +247,6 @@ def summary(config, sets):
 )
 def bench(config, sets, repeats):
     """Time forward and backward of every layer of CONFIG per batch, and samples/s."""
-    import os
-
     from nettrain.assemble import net_for_config
     from nettrain.bench import format_timing, time_layers
 

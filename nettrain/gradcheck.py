@@ -1,4 +1,4 @@
-"""Finite-difference proof of every gradient of a net (SPEC.md `gradcheck`).
+"""Finite-difference proof of every gradient of a net (docs/reference.md, "Commands").
 
 For the batch loss L (mean over samples) of a float64 net on a few samples, every parameter
 tensor and the input are checked entry by entry: the backpropagated dL/dw against the central
@@ -7,8 +7,8 @@ difference (L(w + h) - L(w - h)) / 2h. An entry passes when |a - n| <= atol or
 differentiable (a relu input crossing 0, a max-pool switch; each layer's ``kinks()`` tells) are
 counted, not failed. Large tensors are checked on a fixed, seeded subset of entries.
 
-It also runs the seed notes' "numerical validation": after one small step w <- w - a g on every
-parameter, the loss changes by about -a |g|^2.
+It also runs the step check of docs/maths.md ("Numerical validation"): after one small step
+w <- w - a g on every parameter, the loss changes by about -a |g|^2.
 """
 
 from __future__ import annotations
@@ -17,7 +17,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from nettrain import checkpoint, data
+from nettrain.assemble import assemble, has_data, require_input_shape
+from nettrain.config import load_config
 from nettrain.network import Network
+from nettrain.streams import gradcheck_entries_rng, gradcheck_rng, init_rng
 
 
 @dataclass
@@ -64,7 +68,7 @@ def check_net(
     _, _, dx = net.loss_and_backward(x, t)
     analytic = {"input": dx.copy(), **{k: g.copy() for k, g in net.grads().items()}}
     base_kinks = _kinks(net)
-    rng = np.random.default_rng([seed, 4])
+    rng = gradcheck_entries_rng(seed)
 
     def loss():
         net.seed_step(seed, 0)
@@ -157,11 +161,6 @@ def gradcheck_config(config, sets=(), weights=None, samples=4, entries=64, check
     The checked batch is ``samples`` seeded picks from the configured training data (after
     data.preprocess), or random inputs and targets of the right shapes when the config has none.
     """
-    from nettrain import checkpoint, data
-    from nettrain.assemble import assemble, has_data, require_input_shape
-    from nettrain.config import load_config
-    from nettrain.train import init_rng
-
     cfg, src = load_config(config, sets)
     require_input_shape(cfg, src)
     net, train, _ = assemble(cfg, src, np.float64, with_data=has_data(cfg))
@@ -171,7 +170,7 @@ def gradcheck_config(config, sets=(), weights=None, samples=4, entries=64, check
         net.load_params(checkpoint.load_weights(weights), weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
-    rng = np.random.default_rng([cfg["seed"], 3])
+    rng = gradcheck_rng(cfg["seed"])
     if not weights:
         # Zero biases put every relu input of a blank image region exactly on the kink at 0;
         # small random biases move the check point off it, so biases get checked too.

@@ -12,8 +12,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from nettrain import checkpoint, data
-from nettrain.assemble import has_data, score
+from nettrain import checkpoint, data, metrics
+from nettrain.assemble import has_data, score, split_validation
 from nettrain.config import config_from_dict
 from nettrain.data import Dataset, preprocess
 from nettrain.errors import UserError
@@ -129,8 +129,6 @@ def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "te
                 "give --data FILE.npz, or --split validation",
             )
         return preprocessed(test, net, meta)
-    from nettrain.train import split_validation
-
     train = data.fit_to_net(train, net.input_shape, net.n_outputs)
     _, validation = split_validation(train, cfg, net)
     if validation is None:
@@ -146,8 +144,6 @@ def evaluate(net: Network, ds) -> dict:
     """{'samples', 'loss', 'accuracy'} of the net on a labelled set, plus per-class figures
     ('classes': precision/recall/F1/support per class, 'confusion': rows true, columns predicted)
     where the targets are class labels."""
-    from nettrain import metrics
-
     ds = data.fit_to_net(ds, net.input_shape, net.n_outputs)
     loss, accuracy, outputs = score(net, ds)
     result = {"samples": len(ds), "loss": loss, "accuracy": accuracy}

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nettrain.config.options import Opt
+from nettrain.options import Opt
 
 INITIALIZERS = {
     "auto": {},

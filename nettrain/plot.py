@@ -8,8 +8,8 @@ from __future__ import annotations
 import csv
 from pathlib import Path
 
-from nettrain.checkpoint import atomic_write
 from nettrain.errors import UserError
+from nettrain.files import atomic_write
 
 SPLITS = ("train", "validation", "test")
 

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import math
 
-from nettrain.config.options import Opt
+from nettrain.options import Opt
 
 COMMON = {"warmup_epochs": Opt("float", 0.0, min=0, doc="epochs of linear warm-up")}
 SCHEDULES = {

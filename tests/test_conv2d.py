@@ -15,7 +15,7 @@ def pair(v):
 
 
 def pads(padding, kernel):
-    """(ph, pw) as the SPEC defines them: valid 0, same (k-1)//2, an int or pair as given."""
+    """(ph, pw) as docs/reference.md defines them: valid 0, same (k-1)//2, an int or a pair."""
     if padding == "valid":
         return (0, 0)
     if padding == "same":

@@ -1,11 +1,11 @@
 """Bad inputs through the CLI: exit code 2, one `error: <where>: <what>` line, no file touched.
 
 Every case below builds its bad input in a fresh folder (also the current folder), runs one
-command and checks the contract of SPEC.md and issue 6: exit code 2; on stderr exactly one line
-`error: ...` (plus at most one hint line, indented); the line names the culprit (config file and
-YAML line, data file and sample, checkpoint and key, or the option); no traceback; nothing on
-stdout; and no file created, changed or removed anywhere (the case folder, the shared data folder,
-the current folder), compared by size, mtime and SHA-256.
+command and checks the contract of docs/reference.md and issue 6: exit code 2; on stderr exactly
+one line `error: ...` (plus at most one hint line, indented); the line names the culprit (config
+file and YAML line, data file and sample, checkpoint and key, or the option); no traceback;
+nothing on stdout; and no file created, changed or removed anywhere (the case folder, the shared
+data folder, the current folder), compared by size, mtime and SHA-256.
 
 Write failures (disk full while a checkpoint or a prediction file is written) are tested after the
 table: they exit 1 and leave the previous file intact.
@@ -788,24 +788,24 @@ WRITES = re.compile(
 )
 # writes that are not a file of the user's: a probe of the run folder, a stream given by the caller
 NOT_FILES = {
-    ("train.py", 'probe.write_bytes(b"")'),
+    ("runfolder.py", 'probe.write_bytes(b"")'),
     ("inference.py", "np.save(stream, outputs)"),
     ("plot.py", 'atomic_write(out, lambda f: fig.savefig(f, dpi=100, format="png"))'),
 }
 
 
 def test_every_file_write_goes_through_atomic_write():
-    """checkpoint.atomic_write (temporary file, fsync, rename) is the one way nettrain writes a
-    file: a new writer elsewhere would leave half-written files after a crash."""
+    """files.atomic_write (temporary file, fsync, rename) is the one way nettrain writes a file:
+    a new writer elsewhere would leave half-written files after a crash."""
     package = Path(checkpoint.__file__).parent
     found = []
     for path in package.rglob("*.py"):
-        if path.name == "checkpoint.py" and path.parent == package:
+        if path.name in ("files.py", "checkpoint.py") and path.parent == package:
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if WRITES.search(line) and (path.name, line.strip()) not in NOT_FILES:
                 found.append(f"{path.relative_to(package)}:{number}: {line.strip()}")
-    assert not found, "write through nettrain.checkpoint.atomic_write instead:\n" + "\n".join(found)
+    assert not found, "write through nettrain.files.atomic_write instead:\n" + "\n".join(found)
 
 
 def resume_args(world, run):

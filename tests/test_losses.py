@@ -1,4 +1,4 @@
-"""Losses against the seed notes' formulas, fused paths against unfused ones, extreme values."""
+"""Losses against the formulas of docs/maths.md, fused paths against unfused ones, extremes."""
 
 import numpy as np
 import pytest

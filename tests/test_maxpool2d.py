@@ -18,7 +18,7 @@ def reference(x, dy, size, stride):
     """y and dx for dL/dy = dy, one window at a time.
 
     np.argmax over the window flattened in row-major order returns the first maximum, which is
-    exactly the SPEC's tie rule.
+    exactly the tie rule of docs/reference.md.
     """
     (kh, kw), (sh, sw) = size, stride
     N, C, H, W = x.shape

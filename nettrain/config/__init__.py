@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 from nettrain.config.schema import validate
 from nettrain.config.source import ConfigSource
 
@@ -15,8 +17,6 @@ def load_config(path, sets=()) -> tuple[dict, ConfigSource]:
 
 def config_from_dict(tree: dict, sets=()) -> tuple[dict, ConfigSource]:
     """Validate an in-memory config tree (e.g. the one stored in a checkpoint)."""
-    import copy
-
     src = ConfigSource(copy.deepcopy(tree), "<checkpoint config>")
     src.check_files = False  # a checkpoint must still load when its training data has moved
     src.apply_overrides(sets)

@@ -8,10 +8,17 @@ the whole config has passed. Layer, optimizer and schedule options come from the
 
 from __future__ import annotations
 
-from nettrain.config.options import Opt, _shown, check_mapping, check_named
 from nettrain.config.source import ConfigSource
+from nettrain.data import DATASETS, generated
+from nettrain.data.augment import AUGMENT, CROP
+from nettrain.data.preprocess import PREPROCESS
+from nettrain.data.sources import check_source
 from nettrain.errors import UserError, did_you_mean
+from nettrain.layers import LAYERS
 from nettrain.losses import LOSSES
+from nettrain.optim import OPTIMIZERS
+from nettrain.options import Opt, _shown, check_mapping, check_named
+from nettrain.schedule import COMMON, SCHEDULES
 
 MONITORS = (
     "auto",
@@ -27,8 +34,7 @@ TOP = {
     "seed": Opt("int", 0, min=0, doc="seed of every random draw (init, shuffling, dropout)"),
     "dtype": Opt("choice", "float32", choices=("float32", "float64"), doc="floating-point type"),
 }
-# The data keys, each checked by _data against the tables of nettrain.data (imported there, not
-# here, because those modules import this package's options); all default to none.
+# The data keys, each checked by _data against the tables of nettrain.data; all default to none.
 DATA = {
     "dataset": "a built-in set: a name or a mapping {name: ..., options}",
     "train": "training data: a path (file or folder) or a mapping of format options",
@@ -79,10 +85,6 @@ def validate(src: ConfigSource) -> dict:
 
 
 def _data(value, src):
-    from nettrain.data import DATASETS, generated
-    from nettrain.data.preprocess import PREPROCESS
-    from nettrain.data.sources import check_source
-
     check_mapping(value, {}, src, ("data",), nested=tuple(DATA))
     given = value or {}
 
@@ -128,8 +130,6 @@ def _data(value, src):
 
 def _augment(value, src, path):
     """data.augment: translate, flip, and a crop mapping."""
-    from nettrain.data.augment import AUGMENT, CROP
-
     augment = check_mapping(value, AUGMENT, src, path, nested=("crop",))
     crop = value.get("crop")
     augment["crop"] = None if crop is None else check_mapping(crop, CROP, src, (*path, "crop"))
@@ -138,8 +138,6 @@ def _augment(value, src, path):
 
 def _holdout(value, src):
     """data.validation: a fraction in (0, 1) or a count of training samples, or a data source."""
-    from nettrain.data.sources import check_source
-
     path = ("data", "validation")
     if value is None:
         return None
@@ -156,8 +154,6 @@ def _holdout(value, src):
 
 
 def _model(value, src):
-    from nettrain.layers import LAYERS
-
     if value is None:
         raise UserError(src.file, "missing section 'model' (model.layers and model.loss)")
     model = check_mapping(value, MODEL, src, ("model",), nested=("layers",))
@@ -175,9 +171,6 @@ def _model(value, src):
 
 
 def _train(value, src):
-    from nettrain.optim import OPTIMIZERS
-    from nettrain.schedule import COMMON, SCHEDULES
-
     sections = ("optimizer", "schedule", "checkpoint", "early_stopping")
     train = check_mapping(value, TRAIN, src, ("train",), nested=sections)
     value = value or {}

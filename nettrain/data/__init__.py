@@ -16,14 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from nettrain.checkpoint import READ_ERRORS
-from nettrain.data import generated
-from nettrain.data.augment import crop_view
+from nettrain.data import generated, preprocess
+from nettrain.data.augment import Augment, crop_view
 from nettrain.data.checks import checked, fit_to_net
+from nettrain.data.csv import read_csv_inputs
 from nettrain.data.dataset import Dataset
 from nettrain.data.idx import idx_shape, read_idx
-from nettrain.data.sources import format_of, idx_images, npz_names, read_npz, resolve
+from nettrain.data.images import read_unlabelled
+from nettrain.data.sources import format_of, idx_images, npz_names, read, read_npz, resolve
 from nettrain.errors import UserError
+from nettrain.files import READ_ERRORS
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -66,8 +68,6 @@ def load_file(spec, data_cfg: dict | None = None, classes=None) -> Dataset:
     With ``data_cfg``, seen through its crop window; with ``classes`` (the training set's class
     names), its labels renumbered to match them.
     """
-    from nettrain.data.sources import read
-
     ds = read(spec)
     if classes is not None:
         ds = same_classes(ds, classes)
@@ -185,8 +185,6 @@ def read_inputs(path, data_cfg: dict, input_shape) -> Dataset:
         x = read_npz(path, [_input_array(path, like.get("x", "x"))])
         x = next(iter(x.values()))
     elif fmt == "csv":
-        from nettrain.data.csv import read_csv_inputs
-
         x = read_csv_inputs(
             path,
             math.prod(input_shape),
@@ -197,8 +195,6 @@ def read_inputs(path, data_cfg: dict, input_shape) -> Dataset:
     elif fmt == "idx":
         x = idx_images(path)
     elif fmt in ("image", "images"):
-        from nettrain.data.images import read_unlabelled
-
         color = "rgb" if len(input_shape) == 3 and input_shape[0] == 3 else "gray"
         x, names = read_unlabelled(path, like.get("size"), color)
     else:
@@ -226,8 +222,6 @@ def for_training(data_cfg: dict, input_shape, sets, src=None):
     """(statistics, sets, augment) for training: ``sets`` (train, validation, test; None where
     absent) seen through ``data.preprocess`` with statistics from the first, the training split
     alone; the ``data.augment`` of its batches (None for none)."""
-    from nettrain.data import preprocess
-    from nettrain.data.augment import Augment
 
     def where(key):
         return src.where(("data", key)) if src else f"data.{key}"

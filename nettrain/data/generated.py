@@ -1,11 +1,11 @@
 """Generated data sets for quick experiments and tests: xor, spirals, circles, moons, blobs.
 
 Each set is 2-D points (blobs: ``features``-D) with integer class labels. The training set is
-drawn from ``default_rng([seed, 100])`` and the test set from ``default_rng([seed, 101])``: two
-independent draws of one distribution; the blob centres, shared by both, from
-``default_rng([seed, 102])``. ``seed`` is the data set's own (default 0), so changing the run's
-seed changes the initial weights, not the data. ``noise`` is the standard deviation of Gaussian
-noise added to every coordinate (blobs: of each cluster around its centre).
+drawn from stream ``[seed, 100]`` and the test set from ``[seed, 101]`` (nettrain.streams): two
+independent draws of one distribution; the blob centres, shared by both, from ``[seed, 102]``.
+``seed`` is the data set's own (default 0), so changing the run's seed changes the initial
+weights, not the data. ``noise`` is the standard deviation of Gaussian noise added to every
+coordinate (blobs: of each cluster around its centre).
 
 - xor: points uniform in [-1, 1]^2, class 1 where x0 and x1 differ in sign;
 - spirals: ``classes`` arms, each three quarters of a turn from the centre to radius 1;
@@ -20,8 +20,9 @@ import math
 
 import numpy as np
 
-from nettrain.config.options import Opt
+from nettrain import streams
 from nettrain.data.dataset import Dataset
+from nettrain.options import Opt
 
 
 def _options(noise: float, **extra) -> dict:
@@ -61,8 +62,11 @@ def make(spec: dict) -> tuple[Dataset, Dataset]:
     spec = resolved(spec)
     name, seed = spec["name"], spec["seed"]
     sets = []
-    for split, n, stream in (("train", spec["n"], 100), ("test", spec["n_test"], 101)):
-        x, y = GENERATORS[name](np.random.default_rng([seed, stream]), n, spec)
+    for split, n, stream in (
+        ("train", spec["n"], streams.GENERATED_TRAIN),
+        ("test", spec["n_test"], streams.GENERATED_TEST),
+    ):
+        x, y = GENERATORS[name](streams.generated_rng(seed, stream), n, spec)
         sets.append(Dataset(x, y, f"{name}/{split}"))
     return sets[0], sets[1]
 
@@ -111,7 +115,7 @@ def _moons(rng, n, spec):
 
 
 def _blobs(rng, n, spec):
-    centres = np.random.default_rng([spec["seed"], 102]).uniform(
+    centres = streams.generated_rng(spec["seed"], streams.GENERATED_CENTRES).uniform(
         -5, 5, (spec["classes"], spec["features"])
     )
     y = rng.integers(0, spec["classes"], n)

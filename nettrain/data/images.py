@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from nettrain.data.checks import checked
-from nettrain.data.sources import IMAGE_SUFFIXES
 from nettrain.errors import UserError
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
 
 

@@ -21,8 +21,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from nettrain.config.options import Opt
 from nettrain.errors import UserError
+from nettrain.options import Opt
 
 PER = Opt("choice", "feature", choices=("feature", "channel"), doc="what a statistic covers")
 PREPROCESS = {

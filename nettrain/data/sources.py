@@ -21,13 +21,13 @@ from pathlib import Path
 
 import numpy as np
 
-from nettrain.checkpoint import READ_ERRORS
-from nettrain.config.options import Opt, _shown, check_named
 from nettrain.data.checks import checked
+from nettrain.data.csv import read_csv
 from nettrain.data.idx import labels_beside, read_idx
+from nettrain.data.images import IMAGE_SUFFIXES, read_folder
 from nettrain.errors import UserError
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+from nettrain.files import READ_ERRORS
+from nettrain.options import Opt, _shown, check_named
 
 
 @dataclass
@@ -221,14 +221,10 @@ def read(spec):
         arrays = read_npz(spec["path"], (spec["x"], spec["y"]))
         return checked(arrays[spec["x"]], arrays[spec["y"]], spec["path"])
     if fmt == "csv":
-        from nettrain.data.csv import read_csv
-
         return read_csv(spec["path"], spec["label"], spec["header"], spec["delimiter"])
     if fmt == "idx":
         return read_idx_pair(spec["images"], spec["labels"])
     if fmt == "images":
-        from nettrain.data.images import read_folder
-
         return read_folder(spec["path"], spec["size"], spec["color"])
     raise UserError(where, f"unsupported data format '{fmt}'")
 

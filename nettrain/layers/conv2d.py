@@ -28,10 +28,10 @@ import math
 import numpy as np
 
 from nettrain import init
-from nettrain.config.options import Opt
 from nettrain.layers import conv2d_direct as direct
 from nettrain.layers import conv2d_lowered as lowered
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
+from nettrain.options import Opt
 
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
 # im2col product is large enough for BLAS to win, and the direct kernels' passes are short.

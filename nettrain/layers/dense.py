@@ -1,4 +1,4 @@
-"""Fully connected layer: s_i = sum_j o_j w_ji + b_i (seed notes, SPEC.md).
+"""Fully connected layer: s_i = sum_j o_j w_ji + b_i (docs/maths.md, docs/reference.md).
 
 x: (batch, *in_shape) -> y: (batch, units). A multi-dimensional input is flattened per sample in
 (C, H, W) order. ``weight`` is (in, units), ``bias`` (units,). The YAML ``activation`` becomes a
@@ -14,9 +14,9 @@ import math
 import numpy as np
 
 from nettrain import init
-from nettrain.config.options import Opt
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.tanh import tanh
+from nettrain.options import Opt
 
 
 class Dense(Layer):

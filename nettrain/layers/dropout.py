@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nettrain.config.options import Opt
 from nettrain.layers.base import Layer
+from nettrain.options import Opt
 
 
 class Dropout(Layer):

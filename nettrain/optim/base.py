@@ -1,10 +1,10 @@
 """The optimizer contract, stated once.
 
 ``step(params, grads)`` updates a dict of named parameters in place from a dict of gradients with
-the same names (``layers.{i}.weight``, SPEC.md). The optimizer owns its state, one dict of slots
-per parameter name, plus ``t``, the number of steps taken; ``state_arrays()`` exposes all of it as
-flat arrays ``optimizer.{param}.{slot}`` and ``optimizer.t`` for checkpoints. The learning rate
-``lr`` is set from outside before each step (the schedule owns it).
+the same names (``layers.{i}.weight``, docs/reference.md). The optimizer owns its state, one
+dict of slots per parameter name, plus ``t``, the number of steps taken; ``state_arrays()``
+exposes all of it as flat arrays ``optimizer.{param}.{slot}`` and ``optimizer.t`` for checkpoints.
+The learning rate ``lr`` is set from outside before each step (the schedule owns it).
 
 ``weight_decay`` (where an optimizer has it) is the classic L2 term added to the gradient,
 g <- g + weight_decay * w, except in adamw, which decays the weights directly.

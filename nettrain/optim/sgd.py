@@ -1,4 +1,4 @@
-"""SGD, optionally with heavy-ball or Nesterov momentum (SPEC.md; PyTorch's form).
+"""SGD, optionally with heavy-ball or Nesterov momentum (docs/reference.md; PyTorch's form).
 
 g <- g + weight_decay w;  with momentum m: v <- m v + g, then g <- v (heavy ball) or
 g <- g + m v (Nesterov);  w <- w - lr g.
@@ -6,8 +6,8 @@ g <- g + m v (Nesterov);  w <- w - lr g.
 
 from __future__ import annotations
 
-from nettrain.config.options import Opt
 from nettrain.optim.base import Optimizer
+from nettrain.options import Opt
 
 
 class SGD(Optimizer):

@@ -1,5 +1,8 @@
 """Typed config options: each checks one YAML value and says what it expected and what it got.
 
+A leaf module (it imports only ``nettrain.errors``): layers, optimizers, schedules and data
+sources declare their ``OPTIONS`` with it, and the config package checks a file against them.
+
 An ``Opt`` describes one key: its kind, default (``REQUIRED`` for none) and range. ``check``
 returns the normalised value or raises a ``UserError`` naming the file, line and key.
 """
@@ -10,9 +13,12 @@ import math
 import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from nettrain.config.source import ConfigSource
 from nettrain.errors import UserError, did_you_mean
+
+if TYPE_CHECKING:  # only annotations: the config package sits above this module
+    from nettrain.config.source import ConfigSource
 
 REQUIRED = object()
 

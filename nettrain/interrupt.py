@@ -1,0 +1,40 @@
+"""Stopping a training cleanly: Ctrl-C or SIGTERM sets a flag that the loop checks after each
+batch; it then writes a checkpoint and raises ``Interrupted`` (exit code 130)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+
+
+class Interrupted(Exception):
+    """Training stopped by Ctrl-C / SIGTERM after writing a checkpoint (exit code 130)."""
+
+    exit_code = 130
+
+
+class StopFlag:
+    """SIGINT/SIGTERM set a flag the loop checks after each batch; a second signal aborts."""
+
+    def __init__(self):
+        self.raised = False
+        self.previous = {}
+
+    def __enter__(self):
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.previous[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.raised:
+            raise KeyboardInterrupt
+        self.raised = True
+        print(
+            "\nstopping after this batch (press Ctrl-C again to abort without saving)",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def __exit__(self, *exc):
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler)
