@@ -453,6 +453,41 @@ def test_gradcheck_fails_on_a_scaled_weight_gradient(runner, data, monkeypatch):
     assert "FAILED" in result.stderr
 
 
+REGRESSION = """\
+data:
+  train: r.npz
+model:
+  layers:
+    - {type: dense, units: 16, activation: tanh}
+    - {type: dense, units: 1}
+  loss: squared_error
+"""
+
+
+@pytest.mark.parametrize("scale", [1, 100])
+def test_gradcheck_passes_a_regression_net_with_large_targets(runner, tmp_path, scale):
+    # targets 25..346 as in the diabetes data: loss ~1e4, gradients ~100; and the same / 100
+    rng = np.random.default_rng(5)
+    y = rng.uniform(25, 346, size=(40, 1)) / scale
+    np.savez(tmp_path / "r.npz", x=rng.standard_normal((40, 10)), y=y)
+    (tmp_path / "r.yaml").write_text(REGRESSION)
+    result = run(runner, "gradcheck", tmp_path / "r.yaml")
+    assert "FAIL" not in result.stdout and "passed" in result.stderr
+
+
+def test_gradcheck_fails_a_wrong_backward_on_large_targets(runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
+    rng = np.random.default_rng(5)
+    np.savez(
+        tmp_path / "r.npz", x=rng.standard_normal((40, 10)), y=rng.uniform(25, 346, (40, 1))
+    )
+    (tmp_path / "r.yaml").write_text(REGRESSION)
+    result = run(runner, "gradcheck", tmp_path / "r.yaml", code=1)
+    v = verdicts(result.stdout)
+    assert v["layers.0.weight"] == v["layers.0.bias"] == v["input"] == "FAIL"
+    assert v["layers.1.weight"] == "ok"
+
+
 # -- error paths ------------------------------------------------------------------------------
 
 
