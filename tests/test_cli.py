@@ -478,9 +478,7 @@ def test_gradcheck_passes_a_regression_net_with_large_targets(runner, tmp_path, 
 def test_gradcheck_fails_a_wrong_backward_on_large_targets(runner, tmp_path, monkeypatch):
     monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
     rng = np.random.default_rng(5)
-    np.savez(
-        tmp_path / "r.npz", x=rng.standard_normal((40, 10)), y=rng.uniform(25, 346, (40, 1))
-    )
+    np.savez(tmp_path / "r.npz", x=rng.standard_normal((40, 10)), y=rng.uniform(25, 346, (40, 1)))
     (tmp_path / "r.yaml").write_text(REGRESSION)
     result = run(runner, "gradcheck", tmp_path / "r.yaml", code=1)
     v = verdicts(result.stdout)

@@ -13,7 +13,6 @@ import yaml
 
 from nettrain.errors import UserError
 
-
 # Keys whose value may be a bare name (or path) standing for a one-key mapping: the key it fills.
 # ``--set train.optimizer.lr=0.01`` on ``optimizer: adam`` first expands it to ``{name: adam}``.
 SHORTHANDS = {
@@ -183,12 +182,10 @@ def _expand_shorthand(node, part, path) -> None:
     """A bare name on the way to a deeper key becomes its mapping: 'adam' -> {name: adam}.
 
     Only the tree changes: the file's line of the shorthand still names the expanded key."""
-    if isinstance(node, dict):
-        value = node[part]
-    elif isinstance(node, list) and isinstance(part, int) and part < len(node):
-        value = node[part]
-    else:
+    in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+    if not (isinstance(node, dict) or in_list):
         return
+    value = node[part]
     key = shorthand_key(path)
     if key is not None and isinstance(value, str):
         node[part] = {key: value}
