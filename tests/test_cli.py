@@ -294,6 +294,60 @@ def test_resume_continues_bit_identically(runner, data, tmp_path):
     assert (meta["epoch"], meta["step"]) == (5, 20)
 
 
+def test_fit_quiet_prints_nothing_on_success(runner, data, trained, tmp_path):
+    result = fit(runner, data, tmp_path / "r", "--quiet")
+    assert (result.stdout, result.stderr) == ("", "")
+    assert (tmp_path / "r" / "last.npz").exists()
+    # a resume that changes train.epochs reports the change, except with --quiet
+    shutil.copytree(trained[0], tmp_path / "c")
+    ckpt = tmp_path / "c" / "last.npz"
+    result = run(runner, "fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=4")
+    assert "train.epochs changes from 3 to 4" in result.stderr and "done:" in result.stderr
+    args = ("fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=5", "--quiet")
+    result = run(runner, *args)
+    assert (result.stdout, result.stderr) == ("", "")
+    # errors still go to stderr
+    result = fit(runner, data, tmp_path / "e", "--quiet", "--set", "train.epochz=1", code=2)
+    assert_user_error(result, "unknown key 'epochz'")
+
+
+def test_resume_without_config_uses_the_checkpoints(runner, data, trained, tmp_path):
+    for name in ("with", "without"):
+        shutil.copytree(trained[0], tmp_path / name)
+    ckpt = tmp_path / "with" / "last.npz"
+    run(runner, "fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=5")
+    ckpt = tmp_path / "without" / "last.npz"
+    result = run(runner, "fit", "--resume", ckpt, "--set", "train.epochs=5")
+    assert "train.epochs changes from 3 to 5" in result.stderr
+    assert_same_arrays(tmp_path / "with" / "last.npz", ckpt)
+    _, a = read_metrics(tmp_path / "with" / "metrics.csv")
+    _, b = read_metrics(ckpt.parent / "metrics.csv")
+    assert [r[:-1] for r in a] == [r[:-1] for r in b] and len(b) == 5
+    # a bad --set still names the --set; a finished run still asks for more epochs
+    result = run(runner, "fit", "--resume", ckpt, "--set", "train.epochz=9", code=2)
+    assert_user_error(result, "--set train.epochz=9", "did you mean 'epochs'")
+    result = run(runner, "fit", "--resume", ckpt, code=2)
+    assert_user_error(result, "already trained 5 epochs", "--set train.epochs=10")
+
+
+def test_resume_without_config_checks_the_training_data(runner, data, tmp_path):
+    world = tmp_path / "world"
+    shutil.copytree(data, world)
+    fit(runner, world, tmp_path / "r", "--set", "train.epochs=1")
+    (world / "train.npz").rename(world / "moved.npz")
+    result = run(runner, "fit", "--resume", tmp_path / "r" / "last.npz", code=2)
+    assert_user_error(result, "last.npz (config): data.train", "not found", "train.npz")
+
+
+@pytest.mark.parametrize("extra", [[], ["--weights", "w.npz"], ["--out", "r"]])
+def test_fit_without_config_or_resume_is_refused(runner, tmp_path, extra, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.npz").write_bytes(b"")
+    result = run(runner, "fit", *extra, code=2)
+    assert_user_error(result, "no CONFIG given", "--resume CKPT")
+    assert list(tmp_path.iterdir()) == [tmp_path / "w.npz"]
+
+
 def test_resume_with_a_changed_model_is_refused(runner, data, trained, tmp_path):
     ckpt = trained[0] / "last.npz"
     before = ckpt.read_bytes()
