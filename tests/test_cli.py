@@ -420,12 +420,43 @@ def test_predict_jsonl_and_npy_agree_with_csv(runner, data, trained, tmp_path):
     array = np.load(out, allow_pickle=False)
     assert array.shape == (30, 3)
     expected = np.array([[float(v) for v in r[2:]] for r in rows])
-    assert np.array_equal(array.astype(np.float64), expected)
+    assert array.dtype == np.float32
+    assert np.array_equal(array, expected.astype(np.float32))  # the texts read back exactly
     out_csv = tmp_path / "p.csv"
     result = run(runner, "predict", ckpt, data / "x.npz", "--output", out_csv)
     assert result.stdout == ""
     assert "written to" in result.stderr
     assert list(csv.reader(out_csv.open())) == [header, *rows]
+
+
+def significant_digits(text):
+    mantissa = text.lower().split("e")[0].lstrip("-").replace(".", "").lstrip("0")
+    return len(mantissa.rstrip("0")) if mantissa else 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_prints_the_shortest_text_of_each_probability(runner, data, tmp_path, dtype):
+    fit(runner, data, tmp_path / "r", "--set", f"dtype={dtype}", "--set", "train.epochs=1")
+    ckpt = tmp_path / "r" / "last.npz"
+    out = tmp_path / "p.npy"
+    run(runner, "predict", ckpt, data / "x.npz", "--format", "npy", "--output", out)
+    array = np.load(out)
+    assert array.dtype == dtype
+    _, _, rows = predict_csv(runner, ckpt, data / "x.npz")
+    jsonl = run(runner, "predict", ckpt, data / "x.npz", "--format", "jsonl").stdout
+    texts = [r[2:] for r in rows]
+    json_texts = [re.findall(r'"p\d": ([^,}]+)', line) for line in jsonl.splitlines()]
+    assert json_texts == texts
+    for k, row in enumerate(texts):
+        for j, text in enumerate(row):
+            value = array[k, j]
+            assert np.array_equal(np.array(text, dtype=dtype), value), (text, value)
+            if dtype == "float32":  # float32's shortest repr: at most 9 digits, not 17
+                assert text == str(value) and significant_digits(text) <= 9, text
+            else:
+                assert text == repr(float(value)), text
+    digits = [significant_digits(t) for row in texts for t in row]
+    assert max(digits) <= 9 if dtype == "float32" else max(digits) >= 15
 
 
 def test_evaluate_text_and_default_test_set(runner, data, trained):
