@@ -39,19 +39,27 @@ def cli(debug, threads):
 
 
 @cli.command()
-@click.argument("config", type=PathArg(dir_okay=False))
+@click.argument("config", type=PathArg(dir_okay=False), required=False)
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 @click.option("--out", type=PathArg(file_okay=False), help="Run folder (default: runs/NAME-TIME).")
-@click.option("--resume", type=PathArg(dir_okay=False), help="Continue exactly from a checkpoint.")
+@click.option(
+    "--resume",
+    type=PathArg(dir_okay=False),
+    help="Continue exactly from a checkpoint (CONFIG optional: the checkpoint holds its config).",
+)
 @click.option(
     "--weights", type=PathArg(dir_okay=False), help="Initialise weights from a checkpoint."
 )
 @click.option("--overwrite", is_flag=True, help="Allow --out to be a folder that holds a run.")
-@click.option("--quiet", is_flag=True, help="No progress bar and no per-epoch lines.")
+@click.option("--quiet", is_flag=True, help="Print nothing unless something goes wrong.")
 def fit(config, sets, out, resume, weights, overwrite, quiet):
-    """Train the net of CONFIG; write config, metrics and checkpoints to a run folder."""
+    """Train the net of CONFIG; write config, metrics and checkpoints to a run folder.
+
+    With --resume CKPT, CONFIG may be left out: the run goes on with the config the checkpoint
+    holds (--set still applies).
+    """
     from nettrain import checkpoint, train
-    from nettrain.config import load_config
+    from nettrain.config import config_from_dict, load_config
     from nettrain.resume import check_resume
     from nettrain.runfolder import check_run_dir
 
@@ -61,10 +69,19 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
             "--resume and --weights exclude each other",
             "--resume continues a run; --weights starts a new one from its weights",
         )
-    cfg, src = load_config(config, sets)
+    if config is None and not resume:
+        raise UserError(
+            "fit",
+            "no CONFIG given",
+            "give a config file, or --resume CKPT to continue a run with the config it holds",
+        )
+    if config is not None:
+        cfg, src = load_config(config, sets)
     if resume:
         arrays, meta = checkpoint.load(resume)
-        check_resume(cfg, meta, resume)
+        if config is None:
+            cfg, src = config_from_dict(meta["config"], sets, f"{resume} (config)", True)
+        check_resume(cfg, meta, resume, report=not quiet)
         run = train.prepare(cfg, src, resume=(arrays, meta, resume))
         run_dir = Path(out) if out else Path(resume).resolve().parent
         check_run_dir(run_dir, overwrite=True)  # continuing a run writes into it
@@ -73,15 +90,17 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         run = train.prepare(cfg, src, weights=weights_state)
         run_dir = Path(out) if out else default_run_dir(config)
         check_run_dir(run_dir, overwrite)
-    click.echo(f"run folder: {run_dir}", err=True)
+    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    say(f"run folder: {run_dir}")
     progress = not quiet and sys.stderr.isatty()
     try:
         train.train(run, run_dir, progress, out=open_null() if quiet else None)
-    except train.Interrupted as exc:
+    except train.Interrupted as exc:  # not a success: said even with --quiet
         click.echo(f"interrupted; checkpoint written to {exc.args[0]}", err=True)
-        click.echo(f"resume with: nettrain fit {config} --resume {exc.args[0]}", err=True)
+        again = f"{config} --resume" if config is not None else "--resume"
+        click.echo(f"resume with: nettrain fit {again} {exc.args[0]}", err=True)
         sys.exit(exc.exit_code)
-    click.echo(f"done: {run_dir}", err=True)
+    say(f"done: {run_dir}")
 
 
 def default_run_dir(config) -> Path:

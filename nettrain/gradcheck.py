@@ -1,11 +1,36 @@
 """Finite-difference proof of every gradient of a net (docs/reference.md, "Commands").
 
 For the batch loss L (mean over samples) of a float64 net on a few samples, every parameter
-tensor and the input are checked entry by entry: the backpropagated dL/dw against the central
-difference (L(w + h) - L(w - h)) / 2h. An entry passes when |a - n| <= atol or
-|a - n| / max(|a|, |n|) <= rtol. Entries whose perturbation crosses a point where the net is not
-differentiable (a relu input crossing 0, a max-pool switch; each layer's ``kinks()`` tells) are
-counted, not failed. Large tensors are checked on a fixed, seeded subset of entries.
+tensor and the input are checked entry by entry: the backpropagated a = dL/dw against the
+central difference n = (L(w + h) - L(w - h)) / 2h. Entries whose perturbation crosses a point
+where the net is not differentiable (a relu input crossing 0, a max-pool switch; each layer's
+``kinks()`` tells) are counted, not failed. Large tensors are checked on a fixed, seeded subset.
+
+The tolerance follows the errors the two sides really have, so that a correct net passes at any
+scale of its targets and loss while a wrong backward still fails. An entry of tensor T passes
+when
+
+    |a - n| <= rtol * G_T + 16 * eps * |L| / h        (rtol = 1e-5, eps = 2.2e-16, h = 1e-6)
+
+- ``16 * eps * |L| / h``, the rounding of the difference: n divides the difference of two loss
+  values by 2h, and each value is rounded (in the sums of the forward pass and of the loss) by
+  a few units in the last place of |L|, c * eps * |L|. So n carries an absolute error of about
+  c * eps * |L| / h, the same for every entry however small its gradient. With |L| ~ 3e4
+  (regression on targets in the hundreds) that is ~7e-6, far above a fixed absolute tolerance
+  such as 1e-8: the reason a fixed one failed correct nets whose loss is large. c is taken as
+  16; the measured c is about 1.
+- ``rtol * G_T``, G_T the largest |a| or |n| of the tensor: a is computed by sums whose terms
+  have the size of the tensor's large entries, so its rounding error is relative to G_T, not to
+  the entry (an entry's own relative error means nothing when the entry is a small difference
+  of large terms). This term scales with the gradients: targets divided by 100 divide both
+  sides of the test by 100, which leaves the same test.
+- The truncation error of the central difference, h^2/6 times the third derivative, is about
+  1e-12 relative at h = 1e-6 and is covered by the rtol term.
+
+A wrong backward errs on the tensor's large entries too (a wrong derivative, a missing term, a
+gradient 1% too large): those errors are a fixed fraction of G_T, far above 1e-5 of it, and
+fail. ``atol`` (0 by default) adds a fixed floor for callers that want one. The report's
+``max rel err`` (the largest |a - n| / max(|a|, |n|) of an entry) is shown for information.
 
 It also runs the step check of docs/maths.md ("Numerical validation"): after one small step
 w <- w - a g on every parameter, the loss changes by about -a |g|^2.
@@ -32,6 +57,7 @@ class TensorCheck:
     kinks: int = 0
     max_abs: float = 0.0
     max_rel: float = 0.0
+    tolerance: float = 0.0
     failed: int = 0
 
     @property
@@ -57,18 +83,25 @@ class StepCheck:
         return self.predicted == 0 or abs(self.ratio - 1) <= self.tolerance
 
 
+NOISE_ULPS = 16  # rounding error of one loss evaluation, in units of eps * |L|
+
+
 def check_net(
-    net: Network, x, t, *, entries=64, check_all=False, h=1e-6, rtol=1e-5, atol=1e-8, seed=0
+    net: Network, x, t, *, entries=64, check_all=False, h=1e-6, rtol=1e-5, atol=0.0, seed=0
 ):
-    """(list of TensorCheck, StepCheck) for ``net`` (float64) on inputs x and targets t."""
+    """(list of TensorCheck, StepCheck) for ``net`` (float64) on inputs x and targets t.
+
+    An entry fails when |a - n| > atol + rtol * G_T + NOISE_ULPS * eps * |L| / h (the module
+    docstring says why)."""
     if net.dtype != np.float64:
         raise ValueError("gradcheck needs a float64 net")
     x = np.array(x, dtype=np.float64)
     net.seed_step(seed, 0)  # every pass below redraws the same dropout masks
-    _, _, dx = net.loss_and_backward(x, t)
+    base_loss, _, dx = net.loss_and_backward(x, t)
     analytic = {"input": dx.copy(), **{k: g.copy() for k, g in net.grads().items()}}
     base_kinks = _kinks(net)
     rng = gradcheck_entries_rng(seed)
+    rounding = atol + NOISE_ULPS * np.finfo(np.float64).eps * abs(float(base_loss)) / h
 
     def loss():
         net.seed_step(seed, 0)
@@ -82,6 +115,7 @@ def check_net(
         if not check_all and flat.size > entries:
             picks = np.sort(rng.choice(flat.size, size=entries, replace=False))
         result = TensorCheck(name, flat.size)
+        pairs = []  # (analytic, numeric) of each entry checked
         for k in picks:
             old = flat[k]
             flat[k] = old + h
@@ -92,13 +126,15 @@ def check_net(
             if not (_same(kinks_up, base_kinks) and _same(kinks_down, base_kinks)):
                 result.kinks += 1
                 continue
-            numeric, a = (up - down) / (2 * h), float(grad[k])
+            pairs.append((float(grad[k]), (up - down) / (2 * h)))
+        scale = max([float(np.max(np.abs(grad), initial=0.0))] + [abs(n) for _, n in pairs])
+        result.tolerance = rtol * scale + rounding
+        for a, numeric in pairs:
             err = abs(a - numeric)
-            rel = err / max(abs(a), abs(numeric)) if err else 0.0
             result.checked += 1
             result.max_abs = max(result.max_abs, err)
-            result.max_rel = max(result.max_rel, rel)
-            if err > atol and rel > rtol:
+            result.max_rel = max(result.max_rel, err / max(abs(a), abs(numeric)) if err else 0.0)
+            if err > result.tolerance:
                 result.failed += 1
         results.append(result)
     return results, step_check(net, x, t, analytic, seed)
@@ -139,13 +175,13 @@ def format_report(results, step: StepCheck) -> str:
     """The table printed by `nettrain gradcheck`."""
     lines = [
         f"{'tensor':<22} {'entries':>9} {'checked':>8} {'kinks':>6} {'max abs err':>12} "
-        f"{'max rel err':>12}  verdict"
+        f"{'tolerance':>10} {'max rel err':>12}  verdict"
     ]
     for r in results:
         verdict = "ok" if r.ok else f"FAIL ({r.failed} entries)"
         lines.append(
             f"{r.name:<22} {r.size:>9} {r.checked:>8} {r.kinks:>6} {r.max_abs:>12.3e} "
-            f"{r.max_rel:>12.3e}  {verdict}"
+            f"{r.tolerance:>10.2e} {r.max_rel:>12.3e}  {verdict}"
         )
     verdict = "ok" if step.ok else "FAIL"
     lines.append(

@@ -96,17 +96,32 @@ def write_predictions(
             record["prediction"] = best
         if class_names:
             record["class"] = class_names[best]
-        record.update({n: float(v) for n, v in zip(names, row, strict=True)})
+        record.update(zip(names, row, strict=True))
         if fmt == "csv":
             fields = [_csv_field(record[k]) for k in header]
             stream.write(",".join(fields) + "\n")
         else:
-            stream.write(json.dumps(record) + "\n")
+            fields = [f"{json.dumps(k)}: {_json_value(v)}" for k, v in record.items()]
+            stream.write("{" + ", ".join(fields) + "}\n")
+
+
+def number(value) -> str:
+    """The shortest text that reads back as the same value in its own precision: '0.1' for a
+    float32 0.1 (not the 17 digits of its float64 widening, '0.10000000149011612')."""
+    if isinstance(value, np.float32) and np.isfinite(value):
+        return str(value)  # numpy's shortest round-trip repr of the float32 (Dragon4, unique)
+    return repr(float(value))
+
+
+def _json_value(value) -> str:
+    if isinstance(value, np.floating) and np.isfinite(value):
+        return number(value)
+    return json.dumps(value.item() if isinstance(value, np.generic) else value)
 
 
 def _csv_field(value) -> str:
-    if isinstance(value, float):
-        return repr(value)
+    if isinstance(value, (float, np.floating)):
+        return number(value)
     text = str(value)
     if any(c in text for c in ',"\n'):
         return '"' + text.replace('"', '""') + '"'

@@ -195,7 +195,7 @@ def check_mapping(value, options: dict, src: ConfigSource, path, nested=()) -> d
         raise UserError(src.where(path), f"expected a mapping, got {_shown(value)}")
     for key in value:
         if key not in options and key not in nested:
-            hint = did_you_mean(key, [*options, *nested])
+            hint = key_hint(key, [*options, *nested], path)
             raise UserError(src.where((*path, key)), f"unknown key '{key}': {hint}")
     out = {}
     for key, opt in options.items():
@@ -209,6 +209,19 @@ def check_mapping(value, options: dict, src: ConfigSource, path, nested=()) -> d
         else:
             out[key] = opt.default
     return out
+
+
+def key_hint(key, known, path) -> str:
+    """What to say of an unknown ``key`` at ``path``: the same key in another section
+    ("did you mean 'dtype' (top level)?"), else the closest of ``known``, else the keys."""
+    from nettrain.config.schema import elsewhere  # schema imports this module
+
+    if not known:
+        return "this takes no options"
+    places = elsewhere(key, path) if isinstance(key, str) else []
+    if places:
+        return f"did you mean {' or '.join(places)}?"
+    return did_you_mean(key, known)
 
 
 def dotted_key(path, key) -> str:

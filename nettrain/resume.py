@@ -27,8 +27,9 @@ def flatten(tree, prefix="") -> dict:
     return {prefix[:-1]: tree}
 
 
-def check_resume(cfg: dict, meta: dict, where: str) -> None:
-    """Print every key that differs from the checkpoint's config; refuse those in FIXED."""
+def check_resume(cfg: dict, meta: dict, where: str, report: bool = True) -> None:
+    """Print every key that differs from the checkpoint's config (unless ``report`` is off);
+    refuse those in FIXED."""
     if "epoch" not in meta or "step" not in meta:
         raise UserError(
             where,
@@ -37,7 +38,7 @@ def check_resume(cfg: dict, meta: dict, where: str) -> None:
         )
     old, new = flatten(meta["config"]), flatten(cfg)
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
-    for key in changed:
+    for key in changed if report else ():
         print(f"resume: {key} changes from {old.get(key)!r} to {new.get(key)!r}", file=sys.stderr)
     fixed = [k for k in changed if any(k == f or k.startswith(f + ".") for f in FIXED)]
     if fixed:

@@ -294,6 +294,60 @@ def test_resume_continues_bit_identically(runner, data, tmp_path):
     assert (meta["epoch"], meta["step"]) == (5, 20)
 
 
+def test_fit_quiet_prints_nothing_on_success(runner, data, trained, tmp_path):
+    result = fit(runner, data, tmp_path / "r", "--quiet")
+    assert (result.stdout, result.stderr) == ("", "")
+    assert (tmp_path / "r" / "last.npz").exists()
+    # a resume that changes train.epochs reports the change, except with --quiet
+    shutil.copytree(trained[0], tmp_path / "c")
+    ckpt = tmp_path / "c" / "last.npz"
+    result = run(runner, "fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=4")
+    assert "train.epochs changes from 3 to 4" in result.stderr and "done:" in result.stderr
+    args = ("fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=5", "--quiet")
+    result = run(runner, *args)
+    assert (result.stdout, result.stderr) == ("", "")
+    # errors still go to stderr
+    result = fit(runner, data, tmp_path / "e", "--quiet", "--set", "train.epochz=1", code=2)
+    assert_user_error(result, "unknown key 'epochz'")
+
+
+def test_resume_without_config_uses_the_checkpoints(runner, data, trained, tmp_path):
+    for name in ("with", "without"):
+        shutil.copytree(trained[0], tmp_path / name)
+    ckpt = tmp_path / "with" / "last.npz"
+    run(runner, "fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=5")
+    ckpt = tmp_path / "without" / "last.npz"
+    result = run(runner, "fit", "--resume", ckpt, "--set", "train.epochs=5")
+    assert "train.epochs changes from 3 to 5" in result.stderr
+    assert_same_arrays(tmp_path / "with" / "last.npz", ckpt)
+    _, a = read_metrics(tmp_path / "with" / "metrics.csv")
+    _, b = read_metrics(ckpt.parent / "metrics.csv")
+    assert [r[:-1] for r in a] == [r[:-1] for r in b] and len(b) == 5
+    # a bad --set still names the --set; a finished run still asks for more epochs
+    result = run(runner, "fit", "--resume", ckpt, "--set", "train.epochz=9", code=2)
+    assert_user_error(result, "--set train.epochz=9", "did you mean 'epochs'")
+    result = run(runner, "fit", "--resume", ckpt, code=2)
+    assert_user_error(result, "already trained 5 epochs", "--set train.epochs=10")
+
+
+def test_resume_without_config_checks_the_training_data(runner, data, tmp_path):
+    world = tmp_path / "world"
+    shutil.copytree(data, world)
+    fit(runner, world, tmp_path / "r", "--set", "train.epochs=1")
+    (world / "train.npz").rename(world / "moved.npz")
+    result = run(runner, "fit", "--resume", tmp_path / "r" / "last.npz", code=2)
+    assert_user_error(result, "last.npz (config): data.train", "not found", "train.npz")
+
+
+@pytest.mark.parametrize("extra", [[], ["--weights", "w.npz"], ["--out", "r"]])
+def test_fit_without_config_or_resume_is_refused(runner, tmp_path, extra, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "w.npz").write_bytes(b"")
+    result = run(runner, "fit", *extra, code=2)
+    assert_user_error(result, "no CONFIG given", "--resume CKPT")
+    assert list(tmp_path.iterdir()) == [tmp_path / "w.npz"]
+
+
 def test_resume_with_a_changed_model_is_refused(runner, data, trained, tmp_path):
     ckpt = trained[0] / "last.npz"
     before = ckpt.read_bytes()
@@ -366,12 +420,43 @@ def test_predict_jsonl_and_npy_agree_with_csv(runner, data, trained, tmp_path):
     array = np.load(out, allow_pickle=False)
     assert array.shape == (30, 3)
     expected = np.array([[float(v) for v in r[2:]] for r in rows])
-    assert np.array_equal(array.astype(np.float64), expected)
+    assert array.dtype == np.float32
+    assert np.array_equal(array, expected.astype(np.float32))  # the texts read back exactly
     out_csv = tmp_path / "p.csv"
     result = run(runner, "predict", ckpt, data / "x.npz", "--output", out_csv)
     assert result.stdout == ""
     assert "written to" in result.stderr
     assert list(csv.reader(out_csv.open())) == [header, *rows]
+
+
+def significant_digits(text):
+    mantissa = text.lower().split("e")[0].lstrip("-").replace(".", "").lstrip("0")
+    return len(mantissa.rstrip("0")) if mantissa else 1
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_predict_prints_the_shortest_text_of_each_probability(runner, data, tmp_path, dtype):
+    fit(runner, data, tmp_path / "r", "--set", f"dtype={dtype}", "--set", "train.epochs=1")
+    ckpt = tmp_path / "r" / "last.npz"
+    out = tmp_path / "p.npy"
+    run(runner, "predict", ckpt, data / "x.npz", "--format", "npy", "--output", out)
+    array = np.load(out)
+    assert array.dtype == dtype
+    _, _, rows = predict_csv(runner, ckpt, data / "x.npz")
+    jsonl = run(runner, "predict", ckpt, data / "x.npz", "--format", "jsonl").stdout
+    texts = [r[2:] for r in rows]
+    json_texts = [re.findall(r'"p\d": ([^,}]+)', line) for line in jsonl.splitlines()]
+    assert json_texts == texts
+    for k, row in enumerate(texts):
+        for j, text in enumerate(row):
+            value = array[k, j]
+            assert np.array_equal(np.array(text, dtype=dtype), value), (text, value)
+            if dtype == "float32":  # float32's shortest repr: at most 9 digits, not 17
+                assert text == str(value) and significant_digits(text) <= 9, text
+            else:
+                assert text == repr(float(value)), text
+    digits = [significant_digits(t) for row in texts for t in row]
+    assert max(digits) <= 9 if dtype == "float32" else max(digits) >= 15
 
 
 def test_evaluate_text_and_default_test_set(runner, data, trained):
@@ -451,6 +536,39 @@ def test_gradcheck_fails_on_a_scaled_weight_gradient(runner, data, monkeypatch):
     assert v["layers.1.weight"] == "FAIL"
     assert v["layers.0.bias"] == v["layers.1.bias"] == v["input"] == "ok"
     assert "FAILED" in result.stderr
+
+
+REGRESSION = """\
+data:
+  train: r.npz
+model:
+  layers:
+    - {type: dense, units: 16, activation: tanh}
+    - {type: dense, units: 1}
+  loss: squared_error
+"""
+
+
+@pytest.mark.parametrize("scale", [1, 100])
+def test_gradcheck_passes_a_regression_net_with_large_targets(runner, tmp_path, scale):
+    # targets 25..346 as in the diabetes data: loss ~1e4, gradients ~100; and the same / 100
+    rng = np.random.default_rng(5)
+    y = rng.uniform(25, 346, size=(40, 1)) / scale
+    np.savez(tmp_path / "r.npz", x=rng.standard_normal((40, 10)), y=y)
+    (tmp_path / "r.yaml").write_text(REGRESSION)
+    result = run(runner, "gradcheck", tmp_path / "r.yaml")
+    assert "FAIL" not in result.stdout and "passed" in result.stderr
+
+
+def test_gradcheck_fails_a_wrong_backward_on_large_targets(runner, tmp_path, monkeypatch):
+    monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
+    rng = np.random.default_rng(5)
+    np.savez(tmp_path / "r.npz", x=rng.standard_normal((40, 10)), y=rng.uniform(25, 346, (40, 1)))
+    (tmp_path / "r.yaml").write_text(REGRESSION)
+    result = run(runner, "gradcheck", tmp_path / "r.yaml", code=1)
+    v = verdicts(result.stdout)
+    assert v["layers.0.weight"] == v["layers.0.bias"] == v["input"] == "FAIL"
+    assert v["layers.1.weight"] == "ok"
 
 
 # -- error paths ------------------------------------------------------------------------------

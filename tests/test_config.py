@@ -585,3 +585,84 @@ def test_set_does_not_blame_unrelated_file_errors_on_a_set(folder):
     message = str(error_of(lambda: load_config(path, ["model.layers.0.units=7"])))
     assert "cfg.yaml:5: model" in message
     assert "--set" not in message
+
+
+# -- --set into shorthand values ------------------------------------------------------------
+
+SHORTHAND = edit(
+    (OPTIMIZER, "  optimizer: adam\n  schedule: cosine"),
+    ("  train: d.npz\n", "  train: d.npz\n  preprocess: standardize\n"),
+)
+
+
+@pytest.mark.parametrize(
+    ("item", "get", "expected"),
+    [
+        (
+            "train.optimizer.lr=0.01",
+            lambda c: c["train"]["optimizer"],
+            {"name": "adam", "lr": 0.01},
+        ),
+        (
+            "train.schedule.min_lr=0.001",
+            lambda c: c["train"]["schedule"],
+            {"name": "cosine", "min_lr": 0.001},
+        ),
+        (
+            "data.preprocess.per=feature",
+            lambda c: c["data"]["preprocess"],
+            {"name": "standardize", "per": "feature"},
+        ),
+        ("train.optimizer.name=sgd", lambda c: c["train"]["optimizer"], {"name": "sgd"}),
+        ("data.train.format=npz", lambda c: c["data"]["train"], {"format": "npz"}),
+    ],
+)
+def test_set_expands_a_shorthand_to_its_mapping(folder, item, get, expected):
+    cfg, _ = load_config(write(folder, SHORTHAND), [item])
+    got = get(cfg)
+    assert {k: got[k] for k in expected} == expected, got
+
+
+def test_set_into_a_bare_layer_name(folder):
+    # '- softmax' becomes {type: softmax}: a key it does not take is refused, naming the --set
+    path = write(folder, SHORTHAND)
+    message = str(error_of(lambda: load_config(path, ["model.layers.2.foo=1"])))
+    assert message.startswith("--set model.layers.2.foo=1: unknown key 'foo'"), message
+    cfg, _ = load_config(path, ["model.layers.2.type=softmax"])
+    assert cfg["model"]["layers"][2] == {"type": "softmax"}
+
+
+def test_set_into_a_shorthand_keeps_the_file_line_of_the_name(folder):
+    path = write(folder, SHORTHAND.replace("optimizer: adam", "optimizer: adamm"))
+    message = str(error_of(lambda: load_config(path, ["train.optimizer.lr=0.01"])))
+    assert "cfg.yaml:17: train.optimizer" in message and "did you mean 'adam'?" in message
+    path = write(folder, SHORTHAND)
+    message = str(error_of(lambda: load_config(path, ["train.optimizer.lr=-1"])))
+    assert message.startswith("--set train.optimizer.lr=-1:"), message
+
+
+def test_set_into_a_null_section_creates_it(folder):
+    path = write(folder, SHORTHAND.replace("  schedule: cosine", "  schedule:"))
+    cfg, _ = load_config(path, ["train.schedule.name=step", "train.schedule.step_size=2"])
+    assert cfg["train"]["schedule"]["name"] == "step"
+    assert cfg["train"]["schedule"]["step_size"] == 2
+
+
+# -- unknown keys that exist in another section -----------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("item", "hint"),
+    [
+        ("model.dtype=float64", "did you mean 'dtype' (top level)?"),
+        ("train.lr=0.1", "did you mean 'train.optimizer.lr'?"),
+        ("model.layers.0.momentum=0.9", "did you mean 'train.optimizer.momentum'?"),
+        ("epochs=3", "did you mean 'train.epochs'?"),
+        ("train.checkpoint.patience=2", "did you mean 'train.early_stopping.patience'?"),
+        ("model.epochz=1", "expected one of: input, layers, loss"),
+    ],
+)
+def test_unknown_key_points_to_the_section_that_has_it(folder, item, hint):
+    message = str(error_of(lambda: load_config(write(folder, BASE), [item])))
+    assert message.startswith(f"--set {item}: unknown key"), message
+    assert message.endswith(hint), message

@@ -67,3 +67,14 @@ def test_every_config_in_configs_is_listed():
     for path in (ROOT / "configs").glob("*.yaml"):
         assert f"`configs/{path.name}`" in README, path.name
     assert re.search(r"nettrain fit configs/\S+\.yaml", README)
+
+
+def test_the_mnist_mlp_time_is_stated_the_same_everywhere():
+    def seconds(text):
+        return {int(n) for n in re.findall(r"(\d+) s(?:econds)?\b", text)}
+
+    quickstart = README.split("## Quickstart", 1)[1].split("\n## ", 1)[0]
+    row = next(line for line in README.splitlines() if line.startswith("| `configs/mnist-mlp"))
+    comment = (ROOT / "configs" / "mnist-mlp.yaml").read_text().splitlines()[0]
+    stated = [seconds(quickstart), seconds(row), seconds(comment)]
+    assert all(len(s) == 1 for s in stated) and len(set.union(*stated)) == 1, stated

@@ -1,6 +1,7 @@
 """The gradient checker itself: it passes correct code, fails wrong code, and spots kinks."""
 
 import numpy as np
+import pytest
 
 from nettrain.gradcheck import check_net, format_report
 from nettrain.network import build_network
@@ -93,3 +94,92 @@ def test_large_tensors_are_sampled_with_a_fixed_seed():
     b, _ = check_net(net, *data(), entries=7)
     assert [r.checked for r in a] == [7, 5, 7, 3, 7]
     assert [r.max_abs for r in a] == [r.max_abs for r in b]
+
+
+# -- the tolerance follows the scale of the loss and the gradients ---------------------------
+
+
+def regression_net():
+    """10 inputs -> 16 tanh -> 1 linear, squared_error: the shape of the diabetes data set."""
+    specs = [
+        {"type": "dense", "units": 16, "activation": "tanh", "bias": True, "init": "auto"},
+        {"type": "dense", "units": 1, "activation": "linear", "bias": True, "init": "auto"},
+    ]
+    net = build_network({"layers": specs, "loss": "squared_error"}, np.float64, (10,))
+    net.init_params(np.random.default_rng(0))
+    rng = np.random.default_rng(3)
+    for name, p in net.params().items():
+        if name.endswith(".bias"):
+            p[...] = rng.uniform(-0.1, 0.1, size=p.shape)
+    return net
+
+
+def regression_data(scale=1.0):
+    """Standardised inputs and targets in 25..346 (the diabetes targets), divided by ``scale``."""
+    rng = np.random.default_rng(2)
+    return rng.standard_normal((4, 10)), rng.uniform(25, 346, size=(4, 1)) / scale
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_passes_a_correct_net_whatever_the_target_scale(scale):
+    net = regression_net()
+    x, t = regression_data(scale)
+    loss, _ = net.evaluate(x, t)
+    assert (loss > 1e4) if scale == 1 else (loss < 10)
+    results, step = check_net(net, x, t)
+    assert all(r.ok for r in results), format_report(results, step)
+    assert step.ok
+
+
+def test_large_loss_makes_errors_a_fixed_tolerance_would_fail():
+    # the control: at loss ~3e4 the finite differences carry absolute errors of ~eps * L / h,
+    # above the 1e-8 / 1e-5 of a fixed tolerance; the scaled one is what lets them pass
+    results, _ = check_net(regression_net(), *regression_data())
+    assert max(r.max_abs for r in results) > 1e-7
+    assert max(r.max_rel for r in results) > 1e-5
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_fails_a_wrong_backward_at_any_target_scale(monkeypatch, scale):
+    from nettrain.layers.tanh import Tanh
+
+    monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
+    results, step = check_net(regression_net(), *regression_data(scale))
+    failed = {r.name for r in results if not r.ok}
+    assert {"layers.0.weight", "layers.0.bias", "input"} <= failed, format_report(results, step)
+
+
+@pytest.mark.parametrize("scale", [1.0, 100.0])
+def test_fails_a_one_percent_weight_gradient_at_any_target_scale(monkeypatch, scale):
+    from nettrain.layers.dense import Dense
+
+    backward = Dense.backward
+
+    def off_by_one_percent(self, dy):
+        dx = backward(self, dy)
+        self.grads["weight"] *= 1.01
+        return dx
+
+    monkeypatch.setattr(Dense, "backward", off_by_one_percent)
+    results, step = check_net(regression_net(), *regression_data(scale))
+    failed = {r.name for r in results if not r.ok}
+    assert failed == {"layers.0.weight", "layers.1.weight"}, format_report(results, step)
+
+
+def test_fails_one_wrong_bias_entry_on_the_large_loss_net(monkeypatch):
+    from nettrain.layers.dense import Dense
+
+    backward = Dense.backward
+
+    def one_entry_off(self, dy):
+        dx = backward(self, dy)
+        bias = self.grads["bias"].reshape(-1)
+        bias[0] += 1e-3 * np.max(np.abs(bias))  # 0.1% of the tensor's largest gradient
+        return dx
+
+    monkeypatch.setattr(Dense, "backward", one_entry_off)
+    results, _ = check_net(regression_net(), *regression_data())
+    assert {r.name: r.failed for r in results if not r.ok} == {
+        "layers.0.bias": 1,
+        "layers.1.bias": 1,
+    }

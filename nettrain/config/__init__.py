@@ -15,10 +15,15 @@ def load_config(path, sets=()) -> tuple[dict, ConfigSource]:
     return validate(src), src
 
 
-def config_from_dict(tree: dict, sets=()) -> tuple[dict, ConfigSource]:
-    """Validate an in-memory config tree (e.g. the one stored in a checkpoint)."""
-    src = ConfigSource(copy.deepcopy(tree), "<checkpoint config>")
-    src.check_files = False  # a checkpoint must still load when its training data has moved
+def config_from_dict(
+    tree: dict, sets=(), file: str = "<checkpoint config>", check_files: bool = False
+) -> tuple[dict, ConfigSource]:
+    """Validate an in-memory config tree (e.g. the one stored in a checkpoint).
+
+    ``check_files`` is off by default: a checkpoint must still load for predict and evaluate
+    when its training data has moved; `fit --resume` without a config turns it on."""
+    src = ConfigSource(copy.deepcopy(tree), file)
+    src.check_files = check_files
     src.apply_overrides(sets)
     return validate(src), src
 

@@ -13,11 +13,11 @@ from nettrain.data import DATASETS, generated
 from nettrain.data.augment import AUGMENT, CROP
 from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import check_source
-from nettrain.errors import UserError, did_you_mean
+from nettrain.errors import UserError
 from nettrain.layers import LAYERS
 from nettrain.losses import LOSSES
 from nettrain.optim import OPTIMIZERS
-from nettrain.options import Opt, _shown, check_mapping, check_named
+from nettrain.options import Opt, _shown, check_mapping, check_named, key_hint
 from nettrain.schedule import COMMON, SCHEDULES
 
 MONITORS = (
@@ -67,13 +67,48 @@ EARLY_STOPPING = {
 }
 
 
+def sections() -> dict:
+    """Where each key can be given: dotted section ("" for the top level) -> its keys (the
+    layer, optimizer and schedule options of every kind; not their "type" or "name")."""
+    from nettrain.layers import LAYERS
+    from nettrain.optim import OPTIMIZERS
+    from nettrain.schedule import COMMON, SCHEDULES
+
+    def union(tables):
+        return {k for t in tables for k in (t if isinstance(t, dict) else t.OPTIONS)}
+
+    return {
+        "": {*TOP, "data", "model", "train"},
+        "data": set(DATA),
+        "model": {*MODEL, "layers"},
+        "model.layers.N": union(LAYERS.values()),
+        "train": {*TRAIN, "optimizer", "schedule", "checkpoint", "early_stopping"},
+        "train.optimizer": union(OPTIMIZERS.values()),
+        "train.schedule": union(SCHEDULES.values()) | set(COMMON),
+        "train.checkpoint": set(CHECKPOINT),
+        "train.early_stopping": set(EARLY_STOPPING),
+    }
+
+
+def elsewhere(key, path) -> list[str]:
+    """The other sections that have ``key``, as the dotted keys to use ('dtype (top level)')."""
+    here = ".".join("N" if isinstance(p, int) else str(p) for p in path)
+    if here.startswith("model.layers.N"):
+        here = "model.layers.N"
+    return [
+        f"'{key}' (top level)" if not section else f"'{section}.{key}'"
+        for section, keys in sections().items()
+        if section != here and key in keys
+    ]
+
+
 def validate(src: ConfigSource) -> dict:
     """The resolved config, or a UserError naming file, line, key, expected and given."""
     tree = src.tree
     known = {**TOP, "data": None, "model": None, "train": None}
     for key in tree:
         if key not in known:
-            raise UserError(src.where((key,)), f"unknown key '{key}': {did_you_mean(key, known)}")
+            raise UserError(src.where((key,)), f"unknown key '{key}': {key_hint(key, known, ())}")
     cfg = {
         key: opt.check(tree[key], src, (key,)) if tree.get(key) is not None else opt.default
         for key, opt in TOP.items()

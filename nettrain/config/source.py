@@ -13,6 +13,29 @@ import yaml
 
 from nettrain.errors import UserError
 
+# Keys whose value may be a bare name (or path) standing for a one-key mapping: the key it fills.
+# ``--set train.optimizer.lr=0.01`` on ``optimizer: adam`` first expands it to ``{name: adam}``.
+SHORTHANDS = {
+    ("train", "optimizer"): "name",
+    ("train", "schedule"): "name",
+    ("data", "dataset"): "name",
+    ("data", "preprocess"): "name",
+    ("data", "train"): "path",
+    ("data", "test"): "path",
+    ("data", "validation"): "path",
+    ("model", "layers", int): "type",
+}
+
+
+def shorthand_key(path) -> str | None:
+    """The key a bare string at ``path`` stands for ('name', 'type', 'path'), or None."""
+    for pattern, key in SHORTHANDS.items():
+        if len(pattern) == len(path) and all(
+            p == q or (p is int and isinstance(q, int)) for p, q in zip(pattern, path, strict=True)
+        ):
+            return key
+    return None
+
 
 def dotted(path) -> str:
     """('model', 'layers', 2, 'units') -> 'model.layers.2.units' (the form --set takes)."""
@@ -135,9 +158,11 @@ class ConfigSource:
         path = tuple(int(p) if p.isdigit() else p for p in key.strip().split("."))
         node = self.tree
         for depth, part in enumerate(path[:-1]):
-            if isinstance(node, dict) and part not in node:  # created here: errors name the --set
+            if isinstance(node, dict) and node.get(part) is None:  # created: errors name the --set
                 self.overrides.setdefault(path[: depth + 1], item)
-            node = _child(node, part, path[: depth + 1], item, create=True)
+                node[part] = {}
+            _expand_shorthand(node, part, path[: depth + 1])
+            node = _child(node, part, path[: depth + 1], item)
         last = path[-1]
         if isinstance(node, list):
             if not isinstance(last, int) or last >= len(node):
@@ -153,10 +178,21 @@ class ConfigSource:
         self.overrides[path] = item
 
 
-def _child(node, part, path, item, create):
+def _expand_shorthand(node, part, path) -> None:
+    """A bare name on the way to a deeper key becomes its mapping: 'adam' -> {name: adam}.
+
+    Only the tree changes: the file's line of the shorthand still names the expanded key."""
+    in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
+    if not (isinstance(node, dict) or in_list):
+        return
+    value = node[part]
+    key = shorthand_key(path)
+    if key is not None and isinstance(value, str):
+        node[part] = {key: value}
+
+
+def _child(node, part, path, item):
     if isinstance(node, dict):
-        if part not in node and create:
-            node[part] = {}
         return node[part]
     if isinstance(node, list) and isinstance(part, int):
         if part >= len(node):
