@@ -211,14 +211,19 @@ def check_mapping(value, options: dict, src: ConfigSource, path, nested=()) -> d
     return out
 
 
+# Functions (key, path) -> ['dtype' (top level)', ...] naming the other sections that have a key:
+# the config schema, which sits above this module, registers its own.
+KEY_LOCATORS: list = []
+
+
 def key_hint(key, known, path) -> str:
     """What to say of an unknown ``key`` at ``path``: the same key in another section
     ("did you mean 'dtype' (top level)?"), else the closest of ``known``, else the keys."""
-    from nettrain.config.schema import elsewhere  # schema imports this module
-
     if not known:
         return "this takes no options"
-    places = elsewhere(key, path) if isinstance(key, str) else []
+    places = (
+        [p for locate in KEY_LOCATORS for p in locate(key, path)] if isinstance(key, str) else []
+    )
     if places:
         return f"did you mean {' or '.join(places)}?"
     return did_you_mean(key, known)

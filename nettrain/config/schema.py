@@ -17,7 +17,7 @@ from nettrain.errors import UserError
 from nettrain.layers import LAYERS
 from nettrain.losses import LOSSES
 from nettrain.optim import OPTIMIZERS
-from nettrain.options import Opt, _shown, check_mapping, check_named, key_hint
+from nettrain.options import KEY_LOCATORS, Opt, _shown, check_mapping, check_named, key_hint
 from nettrain.schedule import COMMON, SCHEDULES
 
 MONITORS = (
@@ -100,6 +100,9 @@ def elsewhere(key, path) -> list[str]:
         for section, keys in sections().items()
         if section != here and key in keys
     ]
+
+
+KEY_LOCATORS.append(elsewhere)
 
 
 def validate(src: ConfigSource) -> dict:
