@@ -6,6 +6,7 @@ import numpy as np
 
 from nettrain import data
 from nettrain.errors import UserError
+from nettrain.metrics import predicted_classes
 from nettrain.network import Network, build_network
 
 
@@ -28,9 +29,9 @@ def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True):
         train, test = data.load(cfg["data"])
         if net is None:
             net = build_network(model, dtype, train.sample_shape, src)
-        train = data.fit_to_net(train, net.input_shape, net.n_outputs)
+        train = data.fit_to_net(train, net.input_shape, net.n_outputs, net.loss_name)
         if test is not None:
-            test = data.fit_to_net(test, net.input_shape, net.n_outputs)
+            test = data.fit_to_net(test, net.input_shape, net.n_outputs, net.loss_name)
     return net, train, test
 
 
@@ -49,7 +50,7 @@ def score(net: Network, ds, batch_size: int = 256):
         loss, out = net.evaluate(x, t)
         total += loss * len(x)
         outputs[idx] = out
-    accuracy = float(np.mean(outputs.argmax(axis=1) == ds.y)) if ds.has_classes else None
+    accuracy = float(np.mean(predicted_classes(outputs) == ds.y)) if ds.has_classes else None
     return total / n, accuracy, outputs
 
 

@@ -134,6 +134,8 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         run_dir = Path(out) if out else default_run_dir(config)
         train.check_run_dir(run_dir, overwrite)
     click.echo(f"run folder: {run_dir}", err=True)
+    for note in run.notes:
+        click.echo(note, err=True)
     progress = not quiet and sys.stderr.isatty()
     try:
         train.train(run, run_dir, progress, out=open_null() if quiet else None)
@@ -264,7 +266,8 @@ def evaluate(ckpt, data, split, fmt):
     from nettrain import inference, metrics
 
     net, meta = inference.load_net(ckpt)
-    result = inference.evaluate(net, inference.evaluation_data(meta, net, data, split))
+    names = meta.get("classes")
+    result = inference.evaluate(net, inference.evaluation_data(meta, net, data, split), names)
     if fmt == "json":
         click.echo(json.dumps(result))
         return
@@ -272,9 +275,16 @@ def evaluate(ckpt, data, split, fmt):
     click.echo(f"loss      {result['loss']:.6f}")
     if result["accuracy"] is not None:
         click.echo(f"accuracy  {100 * result['accuracy']:.2f}%")
+    for key in ("precision", "recall", "f1"):  # of class 1, for 0/1 labels
+        if key in result:
+            click.echo(f"{key:<9} {result[key]:.4f}")
+    for key in ("rmse", "mae", "r2"):
+        if key in result:
+            click.echo(f"{key:<9} {result[key]:.6g}")
     if "classes" in result:
         click.echo("")
-        click.echo(metrics.format_classes(result["classes"], np.array(result["confusion"])))
+        m = np.array(result["confusion"])
+        click.echo(metrics.format_classes(result["classes"], m, names))
 
 
 @cli.command()

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from nettrain import checkpoint, environment
+from nettrain import checkpoint, environment, metrics
 from nettrain.assemble import assemble, score
 from nettrain.errors import JobFailed, UserError
 from nettrain.optim import Optimizer, make_optimizer
@@ -109,6 +109,7 @@ class Run:
     state: dict = field(default_factory=dict)
     preprocess: dict = field(default_factory=dict)  # 'preprocess.*' statistics, checkpointed
     augment: object = None  # data.augment.Augment of the training batches, or None
+    notes: list = field(default_factory=list)  # what fit tells on stderr before training
 
 
 def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
@@ -119,6 +120,7 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
     from nettrain import data
 
     net, train, test = assemble(cfg, src)
+    data.check_learnable(train, cfg["data"])
     train, validation = split_validation(train, cfg, net)
     stats, (train, validation, test), augment = data.for_training(
         cfg["data"], net.input_shape, (train, validation, test), src
@@ -132,10 +134,8 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
     stopping = None
     if es is not None:
         at = ("train", "early_stopping", "monitor")
-        monitor = es["monitor"]
-        if monitor == "auto" and not (splits["validation"] or splits["test"]):
-            monitor = "train_loss"  # with nothing held out, the training loss is what there is
-        stopping = watch(monitor, es["mode"], es["min_delta"], splits, train.has_classes, src, at)
+        monitor, delta = es["monitor"], es["min_delta"]
+        stopping = watch(monitor, es["mode"], delta, splits, train.has_classes, src, at)
     state = {
         "epoch": 0,
         "batch": 0,
@@ -156,7 +156,28 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
         net.init_params(init_rng(cfg["seed"]))
     run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
     run.preprocess, run.augment = stats, augment
+    run.notes = fit_notes(run, ck["monitor"], es and es["monitor"])
     return run
+
+
+def fit_notes(run: Run, best_monitor: str, stopping_monitor: str | None) -> list[str]:
+    """The label column ``label: auto`` took, and what ``monitor: auto`` follows when there is no
+    validation set (never the test set, which is only reported)."""
+    notes = []
+    if run.train.label_note:
+        notes.append(f"{run.train.name}: {run.train.label_note}; data.train.label chooses")
+    if run.validation is None and "auto" in (best_monitor, stopping_monitor):
+        what = " and ".join(
+            w
+            for w, m in (("best.npz", best_monitor), ("early stopping", stopping_monitor))
+            if m == "auto"
+        )
+        notes.append(
+            f"{what} follow{'s' if ' and ' not in what else ''} train_loss: there is no "
+            "validation set (set data.validation, e.g. 0.1, to select on held-out data"
+            + ("; the test set is only reported)" if run.test is not None else ")")
+        )
+    return notes
 
 
 def split_validation(train, cfg: dict, net):
@@ -168,7 +189,7 @@ def split_validation(train, cfg: dict, net):
         return train, None
     if isinstance(spec, (str, dict)):
         held = data.load_file(spec, cfg["data"], train.classes)
-        return train, data.fit_to_net(held, net.input_shape, net.n_outputs)
+        return train, data.fit_to_net(held, net.input_shape, net.n_outputs, net.loss_name)
     n = len(train)
     count = round(spec * n) if isinstance(spec, float) else spec
     if not 1 <= count < n:
@@ -180,14 +201,15 @@ def split_validation(train, cfg: dict, net):
     return train.subset(np.sort(order[count:])), train.subset(np.sort(order[:count]))
 
 
-def watch(metric, mode, min_delta, splits, classes, src, path) -> Watch | None:
-    """The Watch a monitor/mode pair resolves to; None for 'auto' with nothing to score."""
+def watch(metric, mode, min_delta, splits, classes, src, path) -> Watch:
+    """The Watch a monitor/mode pair resolves to. 'auto' never selects on the test set: the
+    validation accuracy (loss for values) when there is a validation set, else train_loss."""
     where = src.where(path) if src else ".".join(path)
     if metric == "auto":
-        split = next((s for s in ("validation", "test") if splits[s]), None)
-        if split is None:
-            return None
-        metric = f"{split}_accuracy" if classes else f"{split}_loss"
+        if not splits["validation"]:
+            metric = "train_loss"
+        else:
+            metric = "validation_accuracy" if classes else "validation_loss"
     split, _, figure = metric.partition("_")
     if not splits[split]:
         raise UserError(
@@ -195,14 +217,15 @@ def watch(metric, mode, min_delta, splits, classes, src, path) -> Watch | None:
             f"monitor '{metric}' needs a {split} set",
             f"give data.{split}, or monitor another figure",
         )
-    if figure == "accuracy" and not classes:
+    if figure != "loss" and figure not in metrics.figure_names(classes):
+        needs, have = ("class labels", "values") if figure == "accuracy" else ("values", "classes")
         raise UserError(
             where,
-            f"monitor '{metric}' needs class labels; the targets are values",
-            f"monitor {split}_loss instead",
+            f"monitor '{metric}' needs {needs}; the targets are {have}",
+            f"monitor {split}_loss or {split}_{metrics.figure_names(classes)[0]} instead",
         )
     if mode == "auto":
-        mode = "max" if figure == "accuracy" else "min"
+        mode = "max" if figure in metrics.HIGHER_IS_BETTER else "min"
     return Watch(metric, mode, min_delta)
 
 
@@ -256,8 +279,7 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
                 state["step"] += 1
                 partial["loss"] += loss * len(idx)
                 partial["seen"] += len(idx)
-                if data.has_classes:
-                    partial["correct"] += int(np.sum(output.argmax(axis=1) == data.y[idx]))
+                metrics.accumulate(partial, data.y[idx], output)
                 bar.update(1)
                 if b % 20 == 0:
                     bar.set_postfix(loss=f"{partial['loss'] / partial['seen']:.4f}", refresh=False)
@@ -340,11 +362,14 @@ def epoch_row(run: Run, epoch: int, partial: dict, batch_size: int) -> dict:
     """The figures of a finished epoch (all but its seconds): train from the running sums,
     validation and test scored now."""
     row = {"epoch": epoch + 1, "train_loss": partial["loss"] / partial["seen"]}
-    if run.train.has_classes:
-        row["train_accuracy"] = partial["correct"] / partial["seen"]
+    train = run.train
+    squares = None if train.has_classes else metrics.total_squares(train.y)
+    figures = metrics.from_sums({**partial, "n": partial["seen"]}, squares)
+    row.update({f"train_{k}": v for k, v in figures.items()})
     for split, ds in (("validation", run.validation), ("test", run.test)):
         if ds is not None:
-            row[f"{split}_loss"], row[f"{split}_accuracy"], _ = score(run.net, ds, batch_size)
+            row[f"{split}_loss"], _, outputs = score(run.net, ds, batch_size)
+            row.update({f"{split}_{k}": v for k, v in metrics.figures(ds.y, outputs).items()})
     row["lr"] = run.optimizer.lr
     return row
 
@@ -366,10 +391,11 @@ def update_monitors(run: Run, row: dict) -> tuple[bool, bool]:
 
 
 def metric_columns(classes: bool, has_validation: bool, has_test: bool) -> list[str]:
+    """epoch, then per set its loss and figures (accuracy; or rmse, mae, r2), lr, seconds."""
     columns = ["epoch"]
     for split, present in (("train", True), ("validation", has_validation), ("test", has_test)):
         if present:
-            columns += [f"{split}_loss"] + ([f"{split}_accuracy"] if classes else [])
+            columns += [f"{split}_{f}" for f in ("loss", *metrics.figure_names(classes))]
     return columns + ["lr", "seconds"]
 
 
@@ -390,6 +416,9 @@ def format_row(row: dict, epochs: int) -> str:
             parts.append(f"{short}_loss {row[f'{split}_loss']:.4f}")
         if row.get(f"{split}_accuracy") is not None:
             parts.append(f"{short}_acc {100 * row[f'{split}_accuracy']:.2f}%")
+        for figure in ("rmse", "mae", "r2"):
+            if f"{split}_{figure}" in row:
+                parts.append(f"{short}_{figure} {row[f'{split}_{figure}']:.4g}")
     parts += [f"lr {row['lr']:.3g}", f"{row['seconds']:.1f}s"]
     return "  ".join(parts)
 

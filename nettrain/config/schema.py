@@ -13,14 +13,10 @@ from nettrain.config.source import ConfigSource
 from nettrain.errors import UserError, did_you_mean
 from nettrain.losses import LOSSES
 
-MONITORS = (
-    "auto",
-    "train_loss",
-    "train_accuracy",
-    "validation_loss",
-    "validation_accuracy",
-    "test_loss",
-    "test_accuracy",
+MONITORS = ("auto",) + tuple(
+    f"{split}_{figure}"
+    for split in ("train", "validation", "test")
+    for figure in ("loss", "accuracy", "rmse", "mae", "r2")
 )
 
 TOP = {

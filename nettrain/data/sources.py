@@ -5,7 +5,7 @@ name, or a mapping whose keys are the options of one format (``SOURCES``); ``for
 where the name does not tell:
 
 - ``npz``: ``{path, x: 'x', y: 'y'}``, the arrays' names in the file;
-- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: 0, header: auto, delimiter: auto}``;
+- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: auto, header: auto, delimiter: auto}``;
 - ``idx`` (MNIST's format, raw or .gz): ``{images, labels}``; a bare path to an images file
   takes the labels file MNIST's naming pairs with it (``*-images-idx3*`` -> ``*-labels-idx1*``);
 - ``images`` (a folder, one sub-folder per class): ``{path, size: null, color: auto}``.
@@ -32,12 +32,13 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 @dataclass
 class Column(Opt):
-    """A CSV column: 0-based index (negative counts from the end), header name, or a list."""
+    """A CSV column: 0-based index (negative counts from the end), header name, a list of them,
+    or ``auto`` (a column named label, target, class or y, else the first)."""
 
     kind: str = "column"
 
     def describe(self) -> str:
-        return "a column index (0-based), a header name, or a list of them"
+        return "a column index (0-based), a header name, a list of them, or auto"
 
     def check(self, value, src, path):
         items = value if isinstance(value, list) and value else [value]
@@ -86,7 +87,7 @@ SOURCES = {
     },
     "csv": {
         "path": Opt("path", doc="the .csv or .tsv file (optionally .gz)"),
-        "label": Column(default=0, doc="the label column(s); every other column is a feature"),
+        "label": Column(default="auto", doc="the label column(s); every other column is a feature"),
         "header": Header(default="auto", doc="whether the first row names the columns"),
         "delimiter": Delimiter(default="auto", doc="the column separator"),
     },
@@ -203,6 +204,24 @@ def resolve(spec) -> dict:
         fmt = spec.get("format") or ("idx" if "images" in spec else format_of(spec["path"]))
     defaults = {k: o.default for k, o in SOURCES.get(fmt, {}).items() if not o.required}
     return {"format": fmt, **defaults, **{k: v for k, v in spec.items() if k != "format"}}
+
+
+def user_source(path, data_cfg: dict) -> dict:
+    """The source of a user's file for evaluate --data and predict: its format told by its name,
+    with the options of the training data (``data_cfg['train']``) where that had the same format
+    (a single image counts as an image folder), so that the file is read as training read its
+    own. An .npz lacking the training data's array names falls back to ``x`` and ``y``."""
+    spec = resolve(str(path))
+    train = resolve(data_cfg["train"]) if data_cfg.get("train") else {}
+    if train.get("format") == {"image": "images"}.get(spec["format"], spec["format"]):
+        own = ("format", "path", "images", "labels")
+        spec.update({k: v for k, v in train.items() if k not in own})
+    if spec["format"] == "npz" and Path(path).is_file():
+        names = npz_names(str(path))
+        for key in ("x", "y"):
+            if spec[key] not in names:
+                spec[key] = key
+    return spec
 
 
 # -- reading -----------------------------------------------------------------------------------
