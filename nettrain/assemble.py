@@ -8,6 +8,7 @@ import numpy as np
 from nettrain import data, streams
 from nettrain.config import load_config
 from nettrain.errors import UserError
+from nettrain.metrics import predicted_classes
 from nettrain.network import Network, build_network
 
 
@@ -30,9 +31,9 @@ def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True):
         train, test = data.load(cfg["data"])
         if net is None:
             net = build_network(model, dtype, train.sample_shape, src)
-        train = data.fit_to_net(train, net.input_shape, net.n_outputs)
+        train = data.fit_to_net(train, net.input_shape, net.n_outputs, net.loss_name)
         if test is not None:
-            test = data.fit_to_net(test, net.input_shape, net.n_outputs)
+            test = data.fit_to_net(test, net.input_shape, net.n_outputs, net.loss_name)
     return net, train, test
 
 
@@ -51,7 +52,7 @@ def score(net: Network, ds, batch_size: int = 256):
         loss, out = net.evaluate(x, t)
         total += loss * len(x)
         outputs[idx] = out
-    accuracy = float(np.mean(outputs.argmax(axis=1) == ds.y)) if ds.has_classes else None
+    accuracy = float(np.mean(predicted_classes(outputs) == ds.y)) if ds.has_classes else None
     return total / n, accuracy, outputs
 
 
@@ -80,7 +81,7 @@ def split_validation(train, cfg: dict, net):
         return train, None
     if isinstance(spec, (str, dict)):
         held = data.load_file(spec, cfg["data"], train.classes)
-        return train, data.fit_to_net(held, net.input_shape, net.n_outputs)
+        return train, data.fit_to_net(held, net.input_shape, net.n_outputs, net.loss_name)
     n = len(train)
     count = round(spec * n) if isinstance(spec, float) else spec
     if not 1 <= count < n:

@@ -6,17 +6,15 @@ Results go to stdout, messages to stderr; exit codes and error lines: cli_base.p
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import click
 
 from nettrain import __version__
-from nettrain.cli_base import Group, PathArg
+from nettrain.cli_base import Group, PathArg, default_run_dir, open_null
 from nettrain.errors import UserError
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value parsed as YAML)."
@@ -92,6 +90,8 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         check_run_dir(run_dir, overwrite)
     say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
     say(f"run folder: {run_dir}")
+    for note in run.notes:
+        say(note)
     progress = not quiet and sys.stderr.isatty()
     try:
         train.train(run, run_dir, progress, out=open_null() if quiet else None)
@@ -101,20 +101,6 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         click.echo(f"resume with: nettrain fit {again} {exc.args[0]}", err=True)
         sys.exit(exc.exit_code)
     say(f"done: {run_dir}")
-
-
-def default_run_dir(config) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    base = Path("runs") / f"{Path(config).stem}-{stamp}"
-    run_dir, n = base, 1
-    while run_dir.exists():
-        n += 1
-        run_dir = base.with_name(f"{base.name}-{n}")
-    return run_dir
-
-
-def open_null():
-    return io.StringIO()
 
 
 @cli.command()
@@ -218,7 +204,8 @@ def evaluate(ckpt, data, split, fmt):
     from nettrain import inference, metrics
 
     net, meta = inference.load_net(ckpt)
-    result = inference.evaluate(net, inference.evaluation_data(meta, net, data, split))
+    names = meta.get("classes")
+    result = inference.evaluate(net, inference.evaluation_data(meta, net, data, split), names)
     if fmt == "json":
         click.echo(json.dumps(result))
         return
@@ -226,9 +213,16 @@ def evaluate(ckpt, data, split, fmt):
     click.echo(f"loss      {result['loss']:.6f}")
     if result["accuracy"] is not None:
         click.echo(f"accuracy  {100 * result['accuracy']:.2f}%")
+    for key in ("precision", "recall", "f1"):  # of class 1, for 0/1 labels
+        if key in result:
+            click.echo(f"{key:<9} {result[key]:.4f}")
+    for key in ("rmse", "mae", "r2"):
+        if key in result:
+            click.echo(f"{key:<9} {result[key]:.6g}")
     if "classes" in result:
         click.echo("")
-        click.echo(metrics.format_classes(result["classes"], np.array(result["confusion"])))
+        m = np.array(result["confusion"])
+        click.echo(metrics.format_classes(result["classes"], m, names))
 
 
 @cli.command()

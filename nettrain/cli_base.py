@@ -7,6 +7,10 @@ Exit codes (docs/reference.md, "Commands"): 0 done; 1 the job ran and failed; 2 
 
 from __future__ import annotations
 
+import io
+from datetime import datetime
+from pathlib import Path
+
 import click
 
 from nettrain.errors import NettrainError
@@ -73,3 +77,19 @@ class Group(click.Group):
             click.echo("error: out of memory: the net, a batch or the data is too large", err=True)
             click.echo("  reduce train.batch_size or the layer sizes", err=True)
             ctx.exit(1)
+
+
+def default_run_dir(config) -> Path:
+    """runs/<config name>-<date>-<time>, with -2, -3, ... when that folder exists."""
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    base = Path("runs") / f"{Path(config).stem}-{stamp}"
+    run_dir, n = base, 1
+    while run_dir.exists():
+        n += 1
+        run_dir = base.with_name(f"{base.name}-{n}")
+    return run_dir
+
+
+def open_null():
+    """A stream that swallows what --quiet silences."""
+    return io.StringIO()

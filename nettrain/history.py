@@ -1,8 +1,9 @@
 """The figures of every epoch: the columns and rows of metrics.csv, and the line printed per epoch.
 
 metrics.csv has a header, then one row per epoch: ``epoch, train_loss, train_accuracy,
-validation_loss, validation_accuracy, test_loss, test_accuracy, lr, seconds``; accuracies only
-where the targets are classes, validation and test figures only where those sets exist. Floats are
+validation_loss, validation_accuracy, test_loss, test_accuracy, lr, seconds``; accuracies where
+the targets are classes (or binary), ``rmse, mae, r2`` in their place where they are values;
+validation and test figures only where those sets exist. Floats are
 written with ``repr`` so that a row read back is the value the run saw.
 """
 
@@ -10,14 +11,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from nettrain import metrics
 from nettrain.files import write_text
 
 
 def metric_columns(classes: bool, has_validation: bool, has_test: bool) -> list[str]:
+    """epoch, then per set its loss and figures (accuracy; or rmse, mae, r2), lr, seconds."""
     columns = ["epoch"]
     for split, present in (("train", True), ("validation", has_validation), ("test", has_test)):
         if present:
-            columns += [f"{split}_loss"] + ([f"{split}_accuracy"] if classes else [])
+            columns += [f"{split}_{f}" for f in ("loss", *metrics.figure_names(classes))]
     return columns + ["lr", "seconds"]
 
 
@@ -38,5 +41,8 @@ def format_row(row: dict, epochs: int) -> str:
             parts.append(f"{short}_loss {row[f'{split}_loss']:.4f}")
         if row.get(f"{split}_accuracy") is not None:
             parts.append(f"{short}_acc {100 * row[f'{split}_accuracy']:.2f}%")
+        for figure in ("rmse", "mae", "r2"):
+            if f"{split}_{figure}" in row:
+                parts.append(f"{short}_{figure} {row[f'{split}_{figure}']:.4g}")
     parts += [f"lr {row['lr']:.3g}", f"{row['seconds']:.1f}s"]
     return "  ".join(parts)

@@ -2,7 +2,9 @@
 
 A checkpoint alone is enough: its ``__meta__`` carries the resolved config and input shape,
 its ``preprocess.*`` arrays the statistics of ``data.preprocess``, which every input passes
-through here exactly as the training data did.
+through here exactly as the training data did. A user's file (predict's INPUT, evaluate --data)
+is read with the training data's options (``data.user_source``), its labels taken as the net's
+loss takes them (``data.fit_to_net``).
 """
 
 from __future__ import annotations
@@ -65,7 +67,7 @@ def preprocessed(ds: Dataset, net: Network, meta: dict) -> Dataset:
     scale = meta.get("input_scale", 1.0)
     if scale != 1.0 and ds.scale == 1.0 and ds.x.dtype.kind in "iu":
         ds = replace(ds, scale=scale)
-    ds = data.fit_to_net(ds, net.input_shape, net.n_outputs)
+    ds = data.fit_to_net(ds, net.input_shape, net.n_outputs, net.loss_name, trained=True)
     return preprocess.apply(meta["data"]["preprocess"], meta["preprocess_stats"], ds)
 
 
@@ -74,21 +76,28 @@ def write_predictions(
 ) -> None:
     """csv / jsonl rows (index, prediction, p0..) or (index, y0..); npy: the raw (N, K) array.
 
-    ``files`` (the inputs' file names) adds a ``file`` column after ``index``; ``class_names``
-    (the training data's class names) a ``class`` column after ``prediction``.
+    A classifier with one output (0/1 labels) has rows (index, prediction, p): prediction 1
+    where p, its sigmoid output, is at least 0.5. ``files`` (the inputs' file names) adds a
+    ``file`` column after ``index``; ``class_names`` (the training data's class names) a
+    ``class`` column after ``prediction``.
     """
+    from nettrain.metrics import predicted_classes
+
     if fmt == "npy":
         np.save(stream, outputs)
         return
     prefix = "p" if classes else "y"
     names = [f"{prefix}{k}" for k in range(outputs.shape[1])]
+    if classes and outputs.shape[1] == 1:
+        names = ["p"]
+    predicted = predicted_classes(outputs) if classes else None
     class_names = class_names if classes else None
     header = ["index", *(["file"] if files else [])]
     header += [*(["prediction"] if classes else []), *(["class"] if class_names else []), *names]
     if fmt == "csv":
         stream.write(",".join(header) + "\n")
     for i, row in enumerate(outputs):
-        best = int(np.argmax(row))
+        best = int(predicted[i]) if classes else None
         record = {"index": i}
         if files:
             record["file"] = files[i]
@@ -131,7 +140,8 @@ def _csv_field(value) -> str:
 def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "test"):
     """The labelled set to evaluate on: --data FILE, else the config's test or validation set."""
     if path:
-        return preprocessed(data.load_file(path, meta["data"], meta.get("classes")), net, meta)
+        source = data.user_source(path, meta["data"])
+        return preprocessed(data.load_file(source, meta["data"], meta.get("classes")), net, meta)
     cfg = {**meta["config"], "data": meta["data"]}
     if not has_data(cfg):
         raise UserError("evaluate", "the checkpoint's config has no data", "give --data FILE.npz")
@@ -144,7 +154,7 @@ def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "te
                 "give --data FILE.npz, or --split validation",
             )
         return preprocessed(test, net, meta)
-    train = data.fit_to_net(train, net.input_shape, net.n_outputs)
+    train = data.fit_to_net(train, net.input_shape, net.n_outputs, net.loss_name)
     _, validation = split_validation(train, cfg, net)
     if validation is None:
         raise UserError(
@@ -155,15 +165,25 @@ def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "te
     return preprocessed(validation, net, meta)
 
 
-def evaluate(net: Network, ds) -> dict:
-    """{'samples', 'loss', 'accuracy'} of the net on a labelled set, plus per-class figures
-    ('classes': precision/recall/F1/support per class, 'confusion': rows true, columns predicted)
-    where the targets are class labels."""
-    ds = data.fit_to_net(ds, net.input_shape, net.n_outputs)
+def evaluate(net: Network, ds, class_names=None) -> dict:
+    """{'samples', 'loss', 'accuracy'} of the net on a labelled set, and the figures of its task:
+    where the targets are values, 'rmse', 'mae', 'r2'; where they are class labels, per-class
+    figures ('classes': precision/recall/F1/support per class, with its 'name' from
+    ``class_names`` where the training data had names; 'confusion': rows true, columns
+    predicted), and for 0/1 labels of one output the 'precision', 'recall', 'f1' of class 1."""
+    ds = data.fit_to_net(ds, net.input_shape, net.n_outputs, net.loss_name, trained=True)
     loss, accuracy, outputs = score(net, ds)
     result = {"samples": len(ds), "loss": loss, "accuracy": accuracy}
-    if ds.has_classes:
-        m = metrics.confusion(ds.y, outputs.argmax(axis=1), net.n_outputs)
-        result["classes"] = metrics.per_class(m)
-        result["confusion"] = m.tolist()
+    if not ds.has_classes:
+        return {**result, **metrics.figures(ds.y, outputs)}
+    k = max(net.n_outputs, 2)
+    m = metrics.confusion(ds.y, metrics.predicted_classes(outputs), k)
+    if net.n_outputs == 1:
+        result.update(metrics.binary(m))
+    result["classes"] = metrics.per_class(m)
+    if class_names:
+        for row in result["classes"]:
+            c = row["class"]
+            row["name"] = str(class_names[c]) if c < len(class_names) else str(c)
+    result["confusion"] = m.tolist()
     return result

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from nettrain import metrics
 from nettrain.errors import UserError
 
 
@@ -25,14 +26,15 @@ class Watch:
         )
 
 
-def watch(metric, mode, min_delta, splits, classes, src, path) -> Watch | None:
-    """The Watch a monitor/mode pair resolves to; None for 'auto' with nothing to score."""
+def watch(metric, mode, min_delta, splits, classes, src, path) -> Watch:
+    """The Watch a monitor/mode pair resolves to. 'auto' never selects on the test set: the
+    validation accuracy (loss for values) when there is a validation set, else train_loss."""
     where = src.where(path) if src else ".".join(path)
     if metric == "auto":
-        split = next((s for s in ("validation", "test") if splits[s]), None)
-        if split is None:
-            return None
-        metric = f"{split}_accuracy" if classes else f"{split}_loss"
+        if not splits["validation"]:
+            metric = "train_loss"
+        else:
+            metric = "validation_accuracy" if classes else "validation_loss"
     split, _, figure = metric.partition("_")
     if not splits[split]:
         raise UserError(
@@ -40,14 +42,15 @@ def watch(metric, mode, min_delta, splits, classes, src, path) -> Watch | None:
             f"monitor '{metric}' needs a {split} set",
             f"give data.{split}, or monitor another figure",
         )
-    if figure == "accuracy" and not classes:
+    if figure != "loss" and figure not in metrics.figure_names(classes):
+        needs, have = ("class labels", "values") if figure == "accuracy" else ("values", "classes")
         raise UserError(
             where,
-            f"monitor '{metric}' needs class labels; the targets are values",
-            f"monitor {split}_loss instead",
+            f"monitor '{metric}' needs {needs}; the targets are {have}",
+            f"monitor {split}_loss or {split}_{metrics.figure_names(classes)[0]} instead",
         )
     if mode == "auto":
-        mode = "max" if figure == "accuracy" else "min"
+        mode = "max" if figure in metrics.HIGHER_IS_BETTER else "min"
     return Watch(metric, mode, min_delta)
 
 
@@ -60,10 +63,7 @@ def monitors(cfg: dict, splits: dict, classes: bool, src) -> tuple[Watch | None,
     stopping = None
     if es is not None:
         at = ("train", "early_stopping", "monitor")
-        monitor = es["monitor"]
-        if monitor == "auto" and not (splits["validation"] or splits["test"]):
-            monitor = "train_loss"  # with nothing held out, the training loss is what there is
-        stopping = watch(monitor, es["mode"], es["min_delta"], splits, classes, src, at)
+        stopping = watch(es["monitor"], es["mode"], es["min_delta"], splits, classes, src, at)
     return best, stopping
 
 

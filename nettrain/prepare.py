@@ -27,6 +27,7 @@ class Run:
     state: dict = field(default_factory=dict)
     preprocess: dict = field(default_factory=dict)  # 'preprocess.*' statistics, checkpointed
     augment: object = None  # data.augment.Augment of the training batches, or None
+    notes: list = field(default_factory=list)  # what fit tells on stderr before training
 
 
 def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
@@ -35,6 +36,7 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
     ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, meta, where).
     """
     net, train, test = assemble(cfg, src)
+    data.check_learnable(train, cfg["data"])
     train, validation = split_validation(train, cfg, net)
     stats, (train, validation, test), augment = data.for_training(
         cfg["data"], net.input_shape, (train, validation, test), src
@@ -62,4 +64,27 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
         net.init_params(init_rng(cfg["seed"]))
     run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
     run.preprocess, run.augment = stats, augment
+    tc = cfg["train"]
+    es = tc["early_stopping"]
+    run.notes = fit_notes(run, tc["checkpoint"]["monitor"], es and es["monitor"])
     return run
+
+
+def fit_notes(run: Run, best_monitor: str, stopping_monitor: str | None) -> list[str]:
+    """The label column ``label: auto`` took, and what ``monitor: auto`` follows when there is no
+    validation set (never the test set, which is only reported)."""
+    notes = []
+    if run.train.label_note:
+        notes.append(f"{run.train.name}: {run.train.label_note}; data.train.label chooses")
+    if run.validation is None and "auto" in (best_monitor, stopping_monitor):
+        what = " and ".join(
+            w
+            for w, m in (("best.npz", best_monitor), ("early stopping", stopping_monitor))
+            if m == "auto"
+        )
+        notes.append(
+            f"{what} follow{'s' if ' and ' not in what else ''} train_loss: there is no "
+            "validation set (set data.validation, e.g. 0.1, to select on held-out data"
+            + ("; the test set is only reported)" if run.test is not None else ")")
+        )
+    return notes

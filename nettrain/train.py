@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from nettrain import metrics
 from nettrain.assemble import score
 from nettrain.errors import JobFailed
 from nettrain.history import format_row, metric_columns
@@ -100,11 +101,11 @@ def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, 
 
 
 def tally(partial: dict, loss: float, output: np.ndarray, data, idx: np.ndarray) -> None:
-    """Add a batch to the epoch's running sums: loss x samples, samples, correct predictions."""
+    """Add a batch to the epoch's running sums: loss x samples, samples, and the sums the
+    task's figures need (correct predictions; or errors)."""
     partial["loss"] += loss * len(idx)
     partial["seen"] += len(idx)
-    if data.has_classes:
-        partial["correct"] += int(np.sum(output.argmax(axis=1) == data.y[idx]))
+    metrics.accumulate(partial, data.y[idx], output)
 
 
 def finite(loss: float, grads: dict) -> bool:
@@ -135,11 +136,14 @@ def epoch_row(run: Run, epoch: int, partial: dict, batch_size: int) -> dict:
     """The figures of a finished epoch (all but its seconds): train from the running sums,
     validation and test scored now."""
     row = {"epoch": epoch + 1, "train_loss": partial["loss"] / partial["seen"]}
-    if run.train.has_classes:
-        row["train_accuracy"] = partial["correct"] / partial["seen"]
+    train = run.train
+    squares = None if train.has_classes else metrics.total_squares(train.y)
+    figures = metrics.from_sums({**partial, "n": partial["seen"]}, squares)
+    row.update({f"train_{k}": v for k, v in figures.items()})
     for split, ds in (("validation", run.validation), ("test", run.test)):
         if ds is not None:
-            row[f"{split}_loss"], row[f"{split}_accuracy"], _ = score(run.net, ds, batch_size)
+            row[f"{split}_loss"], _, outputs = score(run.net, ds, batch_size)
+            row.update({f"{split}_{k}": v for k, v in metrics.figures(ds.y, outputs).items()})
     row["lr"] = run.optimizer.lr
     return row
 

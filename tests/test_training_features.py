@@ -250,10 +250,19 @@ def test_best_follows_validation_accuracy_by_default(data, tmp_path):
     assert meta_of(tmp_path / "run/best.npz")["epoch"] == int(np.argmax(accuracy)) + 1
 
 
-def test_no_best_without_a_scored_set(data, tmp_path):
-    cfg, src = load(data, "data.test=null")
-    train.fit(cfg, src, tmp_path / "run", progress=False)
-    assert not (tmp_path / "run/best.npz").exists()
+@pytest.mark.parametrize("with_test", [True, False])
+def test_best_follows_train_loss_without_a_validation_set(data, tmp_path, with_test):
+    """monitor auto never selects on the test set: it is only reported."""
+    sets = [] if with_test else ["data.test=null"]
+    result = fit(data, tmp_path / "run", *sets, "train.epochs=4")
+    rows = read_csv(tmp_path / "run/metrics.csv")
+    losses = [float(r["train_loss"]) for r in rows]
+    best = meta_of(tmp_path / "run/best.npz")
+    assert best["epoch"] == int(np.argmin(losses)) + 1
+    assert best["best"] == pytest.approx(min(losses))
+    assert "best.npz follows train_loss" in result.stderr
+    assert "set data.validation" in result.stderr
+    assert ("test set is only reported" in result.stderr) == with_test
 
 
 @pytest.mark.parametrize("section", ["checkpoint", "early_stopping"])
@@ -274,16 +283,28 @@ def test_accuracy_monitor_with_float_targets(data):
         train.prepare(cfg, src)
 
 
-def test_float_targets_log_no_accuracy(data, tmp_path):
+def test_float_targets_log_rmse_mae_r2_and_no_accuracy(data, tmp_path):
     cfg, src = load(data, "data.validation=8", name="reg.yaml")
-    train.fit(cfg, src, tmp_path / "run", progress=False)
+    out = io.StringIO()
+    train.fit(cfg, src, tmp_path / "run", progress=False, out=out)
     assert header(tmp_path / "run/metrics.csv") == [
         "epoch",
-        "train_loss",
-        "validation_loss",
+        *("train_loss", "train_rmse", "train_mae", "train_r2"),
+        *("validation_loss", "validation_rmse", "validation_mae", "validation_r2"),
         "lr",
         "seconds",
     ]
+    assert "train_rmse" in out.getvalue() and "val_r2" in out.getvalue()
+    last = read_csv(tmp_path / "run/metrics.csv")[-1]
+    # squared_error over K = 2 outputs: the loss is half the summed squares, so rmse follows it
+    assert float(last["train_rmse"]) == pytest.approx(np.sqrt(float(last["train_loss"])))
+    result = json.loads(
+        run(
+            "evaluate", tmp_path / "run/last.npz", "--split", "validation", "--format", "json"
+        ).stdout
+    )
+    for key in ("loss", "rmse", "mae", "r2"):
+        assert result[key] == pytest.approx(float(last[f"validation_{key}"]), rel=1e-5)
     # auto monitor on values: validation_loss, lower is better
     losses = [float(r["validation_loss"]) for r in read_csv(tmp_path / "run/metrics.csv")]
     assert meta_of(tmp_path / "run/best.npz")["epoch"] == int(np.argmin(losses)) + 1
@@ -320,7 +341,7 @@ def test_every_steps_writes_mid_epoch_checkpoints(data, tmp_path, monkeypatch):
     train.fit(cfg, src, tmp_path / "run", progress=False)
     monkeypatch.undo()
     # 90 samples in batches of 16: 6 steps an epoch; steps 2 and 4 fall inside it, step 6 ends it
-    assert saved == [
+    assert [s for s in saved if s[0] == "last.npz"] == [
         ("last.npz", 0, 2, 2),
         ("last.npz", 0, 4, 4),
         ("last.npz", 1, 0, 6),
@@ -767,4 +788,4 @@ def test_early_stopping_auto_without_held_out_data_watches_the_training_loss(tmp
     cfg, src = load_config(tmp_path / "c.yaml")
     run = train.prepare(cfg, src)
     assert run.stopping is not None and run.stopping.metric == "train_loss"
-    assert run.stopping.mode == "min" and run.best is None  # no best.npz without held-out data
+    assert run.stopping.mode == "min" and run.best.metric == "train_loss"

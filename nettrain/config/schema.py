@@ -20,14 +20,10 @@ from nettrain.optim import OPTIMIZERS
 from nettrain.options import KEY_LOCATORS, Opt, _shown, check_mapping, check_named, key_hint
 from nettrain.schedule import COMMON, SCHEDULES
 
-MONITORS = (
-    "auto",
-    "train_loss",
-    "train_accuracy",
-    "validation_loss",
-    "validation_accuracy",
-    "test_loss",
-    "test_accuracy",
+MONITORS = ("auto",) + tuple(
+    f"{split}_{figure}"
+    for split in ("train", "validation", "test")
+    for figure in ("loss", "accuracy", "rmse", "mae", "r2")
 )
 
 TOP = {

@@ -3,8 +3,9 @@
 ``load(data_cfg)`` returns (train, test) Datasets (test may be None): from a built-in set
 (``data.dataset``: ``mnist``, bundled, pixels scaled to [0, 1], the official 60000/10000 split;
 or a generated one, see generated.py), or from files (``data.train``, ``data.test``; formats in
-sources.py). ``read_inputs`` reads unlabelled inputs for predict. Stored values are kept as they
-are (uint8 pixels stay uint8) and converted one batch at a time (dataset.py).
+sources.py). ``read_inputs`` reads unlabelled inputs for predict; it and evaluate --data read a
+user's file with the training data's options (``sources.user_source``). Stored values are kept
+as they are (uint8 pixels stay uint8) and converted one batch at a time (dataset.py).
 """
 
 from __future__ import annotations
@@ -18,12 +19,18 @@ import numpy as np
 
 from nettrain.data import generated, preprocess
 from nettrain.data.augment import Augment, crop_view
-from nettrain.data.checks import checked, fit_to_net
+from nettrain.data.checks import checked, fit_to_net, informative
 from nettrain.data.csv import read_csv_inputs
 from nettrain.data.dataset import Dataset
 from nettrain.data.idx import idx_shape, read_idx
 from nettrain.data.images import read_unlabelled
-from nettrain.data.sources import format_of, idx_images, npz_names, read, read_npz, resolve
+from nettrain.data.npz import npz_names, read_npz
+from nettrain.data.sources import (
+    idx_images,
+    read,
+    resolve,
+    user_source,
+)
 from nettrain.errors import UserError
 from nettrain.files import READ_ERRORS
 
@@ -39,6 +46,7 @@ __all__ = [
     "DATASETS",
     "Dataset",
     "builtin",
+    "check_learnable",
     "checked",
     "fit_to_net",
     "load",
@@ -46,7 +54,15 @@ __all__ = [
     "mnist",
     "read_inputs",
     "read_npz",
+    "user_source",
 ]
+# the key that names the labels of a training file, by format (a single-class error's hint)
+LABEL_KEY = {
+    "csv": "data.train.label names the label column (e.g. {path: FILE, label: NAME})",
+    "npz": "data.train.y names the labels array (e.g. {path: FILE, y: NAME})",
+    "idx": "data.train.labels names the labels file",
+    "images": "data.train must hold one sub-folder per class",
+}
 
 
 def load(data_cfg: dict) -> tuple[Dataset, Dataset | None]:
@@ -60,6 +76,13 @@ def load(data_cfg: dict) -> tuple[Dataset, Dataset | None]:
     if test is not None:
         test = crop_view(data_cfg.get("augment"), test, CROP_KEY)
     return train, test
+
+
+def check_learnable(train: Dataset, data_cfg: dict) -> None:
+    """Refuse a training file whose labels hold a single class or a constant target, naming the
+    key that picks the label column."""
+    if data_cfg["train"]:
+        informative(train, LABEL_KEY[resolve(data_cfg["train"])["format"]])
 
 
 def load_file(spec, data_cfg: dict | None = None, classes=None) -> Dataset:
@@ -169,9 +192,8 @@ def read_inputs(path, data_cfg: dict, input_shape) -> Dataset:
     path = str(path)
     if not Path(path).exists():
         raise UserError(path, "file not found")
-    fmt = format_of(path)
-    train = resolve(data_cfg["train"]) if data_cfg.get("train") else {}
-    like = train if train.get("format") == fmt else {}
+    like = user_source(path, data_cfg)
+    fmt = like["format"]
     names = None
     if fmt == "npy":
         try:
@@ -182,15 +204,15 @@ def read_inputs(path, data_cfg: dict, input_shape) -> Dataset:
             x.close()
             raise UserError(path, "an .npz archive named .npy", "rename it to .npz")
     elif fmt == "npz":
-        x = read_npz(path, [_input_array(path, like.get("x", "x"))])
+        x = read_npz(path, [_input_array(path, like["x"])])
         x = next(iter(x.values()))
     elif fmt == "csv":
         x = read_csv_inputs(
             path,
             math.prod(input_shape),
-            like.get("label", 0),
-            like.get("header", "auto"),
-            like.get("delimiter", "auto"),
+            like["label"],
+            like["header"],
+            like["delimiter"],
         )
     elif fmt == "idx":
         x = idx_images(path)

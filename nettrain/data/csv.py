@@ -1,9 +1,11 @@
 """CSV and TSV files (optionally gzipped): one sample per line, numeric feature columns.
 
 ``label`` picks the label column(s): a 0-based index (negative counts from the end), a header
-name, or a list of them; every other column is a feature. One label column of integers gives
-class labels, of text gives class names (numbered in sorted order), of other numbers a (N, 1)
-target; a list gives (N, K) targets. ``header: auto`` takes the first line as a header when one
+name, a list of them, or ``auto`` (the default): the header column named ``label``, ``target``,
+``class`` or ``y`` (in that order of preference, any case), else the first column. Every other
+column is a feature. One label column of integers gives class labels, of text gives class names
+(numbered in sorted order), of other numbers a (N, 1) target; a list (even of one column) gives
+(N, K) float targets. ``header: auto`` takes the first line as a header when one
 of its feature fields is not a number. Features that are all integers in 0..255 are kept as
 uint8 (the values are the same; the memory is an eighth).
 """
@@ -37,28 +39,35 @@ def _named_read_errors(read):
     return reading
 
 
+# header names taken as the label column by ``label: auto``, in order of preference
+LABEL_NAMES = ("label", "target", "class", "y")
+
+
 @_named_read_errors
-def read_csv(path, label=0, header="auto", delimiter="auto"):
-    """The labelled Dataset of a CSV/TSV file."""
+def read_csv(path, label="auto", header="auto", delimiter="auto"):
+    """The labelled Dataset of a CSV/TSV file; its ``label_note`` says which column ``auto``
+    took."""
     table = Table(path, header, delimiter)
-    label_cols = table.columns(label, "label")
+    label_cols, note = table.label_columns(label)
     features = [c for c in range(table.ncols) if c not in label_cols]
     if not features:
         raise UserError(table.path, "no feature columns: every column is a label column")
     table.decide_header(features)
     x = table.numbers(features)
-    y, classes = table.labels(label_cols)
-    return checked(x, y, table.path, classes=classes)
+    y, classes = table.labels(label_cols, values=isinstance(label, list))
+    if note is not None:
+        note = f"the labels are {table.column_name(label_cols[0])}, {note}"
+    return checked(x, y, table.path, classes=classes, label_note=note)
 
 
 @_named_read_errors
-def read_csv_inputs(path, n_features: int, label=0, header="auto", delimiter="auto"):
-    """(x (N, F), column names) of a CSV for predict: every column a feature, except that a file
-    with one column more than the net's inputs drops the label column the training data had."""
+def read_csv_inputs(path, n_features: int, label="auto", header="auto", delimiter="auto"):
+    """x (N, F) of a CSV for predict: every column a feature, except that a file with as many
+    columns more than the net's inputs as the training data had label columns drops those."""
     table = Table(path, header, delimiter)
     drop = []
-    if table.ncols == n_features + 1 and not isinstance(label, list):
-        drop = table.columns(label, "label")
+    if table.ncols == n_features + (len(label) if isinstance(label, list) else 1):
+        drop = table.label_columns(label)[0]
     features = [c for c in range(table.ncols) if c not in drop]
     table.decide_header(features)
     return table.numbers(features)
@@ -91,6 +100,18 @@ class Table:
         if self.path.endswith(".gz"):
             return gzip.open(self.path, "rt", encoding="utf-8", newline="")
         return open(self.path, encoding="utf-8", newline="")
+
+    def label_columns(self, label) -> tuple[list[int], str | None]:
+        """(columns of ``label``, None), or for ``auto`` (the column it took, why)."""
+        if label != "auto":
+            return self.columns(label, "label"), None
+        if self.header is not False:
+            names = [f.strip().lower() for f in self.first]
+            for name in LABEL_NAMES:
+                if name in names:
+                    self.header = True
+                    return [names.index(name)], "found by its name"
+        return [0], "the first column (no column is named " + ", ".join(LABEL_NAMES) + ")"
 
     def columns(self, spec, key: str) -> list[int]:
         """0-based indices of the column(s) ``spec`` names (indices or header names)."""
@@ -161,10 +182,11 @@ class Table:
             x = x.astype(np.uint8)
         return x
 
-    def labels(self, cols):
-        """(y, class names or None) of the label columns (see the module docstring)."""
+    def labels(self, cols, values: bool = False):
+        """(y, class names or None) of the label columns (see the module docstring); ``values``:
+        (N, K) float targets whatever the columns hold."""
         text = self._loadtxt(cols, str)
-        if len(cols) == 1 and not all(_is_number(v) for v in text[:, 0]):
+        if len(cols) == 1 and not values and not all(_is_number(v) for v in text[:, 0]):
             empty = np.flatnonzero(np.char.strip(text[:, 0]) == "")
             if len(empty):
                 raise UserError(
@@ -175,7 +197,7 @@ class Table:
             classes, y = np.unique(text[:, 0], return_inverse=True)
             return y.astype(np.int64), [str(c) for c in classes]
         y = self.numbers(cols).astype(np.float64)
-        if len(cols) > 1:
+        if values or len(cols) > 1:
             return y, None
         y = y[:, 0]
         return (y.astype(np.int64), None) if np.all(y == np.round(y)) else (y[:, None], None)

@@ -8,7 +8,8 @@ h x w (the evaluation view of ``augment.crop``). The net sees, per batch, in the
 
 ``scale`` is the built-in scaling of a set (1/255 for MNIST pixels); ``transform`` (a, b) is the
 preprocessing (``data.preprocess``), arrays broadcast against one sample. y is either integer
-class labels (N,), one-hot for every loss, or float targets (N, K). ``names`` (N,) are the
+class labels (N,), one-hot for every loss (for a net with one output: 0/1 labels, the targets
+of its one sigmoid unit), or float targets (N, K). ``names`` (N,) are the
 samples' file names where they come from files (image folders), ``classes`` the class names of
 the labels where the data has them (sub-folder names, text labels in a CSV).
 """
@@ -31,6 +32,7 @@ class Dataset:
     transform: tuple | None = None
     names: list | None = None
     classes: list | None = None
+    label_note: str | None = None
 
     def __len__(self) -> int:
         return len(self.x) if self.rows is None else len(self.rows)
@@ -78,8 +80,11 @@ class Dataset:
         return batch
 
     def targets(self, idx, n_outputs: int, dtype) -> np.ndarray:
-        """y[idx] as (batch, n_outputs) targets in ``dtype``; labels become one-hot rows."""
+        """y[idx] as (batch, n_outputs) targets in ``dtype``; labels become one-hot rows, except
+        for a net with one output, whose target is the 0/1 label itself (binary)."""
         y = self.y[idx]
+        if y.ndim == 1 and n_outputs == 1:
+            return y[:, None].astype(dtype)
         if y.ndim == 1:
             t = np.zeros((len(y), n_outputs), dtype=dtype)
             t[np.arange(len(y)), y] = 1

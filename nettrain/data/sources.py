@@ -5,7 +5,7 @@ name, or a mapping whose keys are the options of one format (``SOURCES``); ``for
 where the name does not tell:
 
 - ``npz``: ``{path, x: 'x', y: 'y'}``, the arrays' names in the file;
-- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: 0, header: auto, delimiter: auto}``;
+- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: auto, header: auto, delimiter: auto}``;
 - ``idx`` (MNIST's format, raw or .gz): ``{images, labels}``; a bare path to an images file
   takes the labels file MNIST's naming pairs with it (``*-images-idx3*`` -> ``*-labels-idx1*``);
 - ``images`` (a folder, one sub-folder per class): ``{path, size: null, color: auto}``.
@@ -15,7 +15,6 @@ A resolved config keeps a path as a path; ``resolve`` gives the full mapping of 
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,19 +24,20 @@ from nettrain.data.checks import checked
 from nettrain.data.csv import read_csv
 from nettrain.data.idx import labels_beside, read_idx
 from nettrain.data.images import IMAGE_SUFFIXES, read_folder
+from nettrain.data.npz import npz_names, read_npz
 from nettrain.errors import UserError
-from nettrain.files import READ_ERRORS
 from nettrain.options import Opt, _shown, check_named
 
 
 @dataclass
 class Column(Opt):
-    """A CSV column: 0-based index (negative counts from the end), header name, or a list."""
+    """A CSV column: 0-based index (negative counts from the end), header name, a list of them,
+    or ``auto`` (a column named label, target, class or y, else the first)."""
 
     kind: str = "column"
 
     def describe(self) -> str:
-        return "a column index (0-based), a header name, or a list of them"
+        return "a column index (0-based), a header name, a list of them, or auto"
 
     def check(self, value, src, path):
         items = value if isinstance(value, list) and value else [value]
@@ -86,7 +86,7 @@ SOURCES = {
     },
     "csv": {
         "path": Opt("path", doc="the .csv or .tsv file (optionally .gz)"),
-        "label": Column(default=0, doc="the label column(s); every other column is a feature"),
+        "label": Column(default="auto", doc="the label column(s); every other column is a feature"),
         "header": Header(default="auto", doc="whether the first row names the columns"),
         "delimiter": Delimiter(default="auto", doc="the column separator"),
     },
@@ -205,6 +205,24 @@ def resolve(spec) -> dict:
     return {"format": fmt, **defaults, **{k: v for k, v in spec.items() if k != "format"}}
 
 
+def user_source(path, data_cfg: dict) -> dict:
+    """The source of a user's file for evaluate --data and predict: its format told by its name,
+    with the options of the training data (``data_cfg['train']``) where that had the same format
+    (a single image counts as an image folder), so that the file is read as training read its
+    own. An .npz lacking the training data's array names falls back to ``x`` and ``y``."""
+    spec = resolve(str(path))
+    train = resolve(data_cfg["train"]) if data_cfg.get("train") else {}
+    if train.get("format") == {"image": "images"}.get(spec["format"], spec["format"]):
+        own = ("format", "path", "images", "labels")
+        spec.update({k: v for k, v in train.items() if k not in own})
+    if spec["format"] == "npz" and Path(path).is_file():
+        names = npz_names(str(path))
+        for key in ("x", "y"):
+            if spec[key] not in names:
+                spec[key] = key
+    return spec
+
+
 # -- reading -----------------------------------------------------------------------------------
 
 
@@ -227,48 +245,6 @@ def read(spec):
     if fmt == "images":
         return read_folder(spec["path"], spec["size"], spec["color"])
     raise UserError(where, f"unsupported data format '{fmt}'")
-
-
-def read_npz(path: str, names) -> dict:
-    """The named arrays of an .npz file, never unpickling anything."""
-    path = str(path)
-    if not path.endswith(".npz"):
-        raise UserError(path, "unsupported data file type (expected .npz with arrays x and y)")
-    _require_zip(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            missing = [n for n in names if n not in f.files]
-            if missing:
-                raise UserError(
-                    path, f"no array '{missing[0]}' in the file (it has: {', '.join(f.files)})"
-                )
-            return {n: f[n] for n in names}
-    except FileNotFoundError:
-        raise UserError(path, "file not found") from None
-    except READ_ERRORS as exc:
-        raise UserError(path, f"cannot read the .npz file: {exc}") from None
-
-
-def npz_names(path: str) -> list[str]:
-    """The array names an .npz file holds."""
-    _require_zip(path)
-    try:
-        with np.load(path, allow_pickle=False) as f:
-            return list(f.files)
-    except FileNotFoundError:
-        raise UserError(path, "file not found") from None
-    except READ_ERRORS as exc:
-        raise UserError(path, f"cannot read the .npz file: {exc}") from None
-
-
-def _require_zip(path: str) -> None:
-    """numpy reads a file that is not a zip archive as a pickle and says so; say what it is."""
-    if Path(path).is_file() and not zipfile.is_zipfile(path):
-        raise UserError(
-            path,
-            "not an .npz file: it is not a zip archive (truncated, damaged, or another kind of "
-            "file)",
-        )
 
 
 def idx_images(path) -> np.ndarray:
