@@ -5,7 +5,10 @@ tensor and the input are checked entry by entry: the backpropagated dL/dw agains
 difference (L(w + h) - L(w - h)) / 2h. An entry passes when |a - n| <= atol or
 |a - n| / max(|a|, |n|) <= rtol. Entries whose perturbation crosses a point where the net is not
 differentiable (a relu input crossing 0, a max-pool switch; each layer's ``kinks()`` tells) are
-counted, not failed. Large tensors are checked on a fixed, seeded subset of entries.
+counted, not failed. Large tensors are checked on a fixed, seeded subset of entries. The loss is
+the training mode's (dropout masks redrawn alike on every pass, batchnorm on the batch's
+statistics); the state (batchnorm's running statistics) is not differentiated, and is left as
+it was.
 
 It also runs the seed notes' "numerical validation": after one small step w <- w - a g on every
 parameter, the loss changes by about -a |g|^2.
@@ -60,16 +63,19 @@ def check_net(
     if net.dtype != np.float64:
         raise ValueError("gradcheck needs a float64 net")
     x = np.array(x, dtype=np.float64)
+    state = {k: a.copy() for k, a in net.state().items()}  # training passes update it
     net.seed_step(seed, 0)  # every pass below redraws the same dropout masks
     _, _, dx = net.loss_and_backward(x, t)
     analytic = {"input": dx.copy(), **{k: g.copy() for k, g in net.grads().items()}}
-    base_kinks = _kinks(net)
     rng = np.random.default_rng([seed, 4])
 
     def loss():
         net.seed_step(seed, 0)
-        value, _ = net.evaluate(x, t, train=True)
-        return value, _kinks(net)
+        s, out, saved = net.forward_saving(x, train=True)
+        value, _ = net.loss_of(s, out, t)
+        return value, [layer.kinks(kept) for layer, kept in zip(net.layers, saved, strict=True)]
+
+    _, base_kinks = loss()
 
     results = []
     for name, tensor in {**net.params(), "input": x}.items():
@@ -97,7 +103,10 @@ def check_net(
             if err > atol and rel > rtol:
                 result.failed += 1
         results.append(result)
-    return results, step_check(net, x, t, analytic, seed)
+    step = step_check(net, x, t, analytic, seed)
+    for k, a in net.state().items():
+        a[...] = state[k]
+    return results, step
 
 
 def step_check(net: Network, x, t, analytic, seed=0) -> StepCheck:
@@ -118,10 +127,6 @@ def step_check(net: Network, x, t, analytic, seed=0) -> StepCheck:
     for k, p in params.items():
         p[...] = saved[k]
     return StepCheck(a, -a * g2, after - before)
-
-
-def _kinks(net: Network):
-    return [layer.kinks() for layer in net.layers]
 
 
 def _same(a, b) -> bool:

@@ -325,7 +325,7 @@ def save_checkpoint(run: Run, path: Path, env: dict) -> None:
         "environment": env,
         **run.state,
     }
-    arrays = {**net.params(), **run.optimizer.state_arrays(), **run.preprocess}
+    arrays = {**net.arrays(), **run.optimizer.state_arrays(), **run.preprocess}
     checkpoint.save(path, arrays, meta)
 
 

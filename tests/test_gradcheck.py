@@ -1,6 +1,7 @@
 """The gradient checker itself: it passes correct code, fails wrong code, and spots kinks."""
 
 import numpy as np
+import pytest
 
 from nettrain.gradcheck import check_net, format_report
 from nettrain.network import build_network
@@ -36,11 +37,16 @@ def test_passes_a_correct_net_and_reports_every_tensor():
     assert "FAIL" not in format_report(results, step)
 
 
-def test_fails_a_wrong_activation_backward(monkeypatch):
-    from nettrain.layers.tanh import Tanh
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_fails_a_wrong_activation_backward(monkeypatch, activation):
+    """A separate sigmoid layer, and tanh as dense applies it in its own kernels."""
+    from nettrain.layers import dense, sigmoid
 
-    monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
-    results, step = check_net(small_net(), *data())
+    if activation == "sigmoid":
+        monkeypatch.setattr(sigmoid.Sigmoid, "backward", lambda self, y, dy, need_dx: dy * y)
+    else:
+        monkeypatch.setattr(dense, "tanh_grad", lambda dy, y: dy * (1 - y))
+    results, step = check_net(small_net(activation), *data())
     failed = {r.name for r in results if not r.ok}
     assert {"layers.0.weight", "layers.0.bias", "input"} <= failed
     assert "FAIL" in format_report(results, step)
@@ -51,8 +57,8 @@ def test_fails_a_slightly_wrong_weight_gradient(monkeypatch):
 
     backward = Dense.backward
 
-    def off_by_one_percent(self, dy):
-        dx = backward(self, dy)
+    def off_by_one_percent(self, saved, dy, need_dx=True):
+        dx = backward(self, saved, dy, need_dx)
         self.grads["weight"] *= 1.01
         return dx
 
@@ -66,8 +72,8 @@ def test_step_check_catches_a_gradient_with_the_wrong_scale(monkeypatch):
 
     backward = Dense.backward
 
-    def doubled(self, dy):
-        dx = backward(self, dy)
+    def doubled(self, saved, dy, need_dx=True):
+        dx = backward(self, saved, dy, need_dx)
         for g in self.grads.values():
             g *= 2
         return dx

@@ -1,4 +1,5 @@
-"""The layer table: YAML `type` -> layer class. Adding a layer = one file + one entry here."""
+"""The layer table: YAML `type` -> layer class. Adding a layer = one file + one entry here (and
+its block in tests/test_layer_table.py, which fails for a layer it has no reference for)."""
 
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.conv2d import Conv2d
