@@ -28,12 +28,17 @@ FUSIONS = {
     ("conv2d", "relu"): "max(., 0) written by the conv kernels; dy masked by y > 0 in backward",
     ("dense", "tanh"): "bias and tanh in one pass over the product; dy * (1 - y^2) in backward",
 }
+# A batchnorm after a conv2d is NOT folded into the conv's weights at evaluation: it would save
+# one element-wise pass over the conv's output against the conv's own 2*C*kh*kw FLOPs per value
+# (a few percent at most), and evaluation would then round differently from training's graph.
 
-# Layers that pass their input's range through unchanged (max-pooling picks one of its inputs).
-RANGE_PRESERVING = ("maxpool2d", "dropout")
+# Layers that pass their input's range through unchanged (max-pooling picks one of its inputs;
+# a mean of values in a range stays in it).
+RANGE_PRESERVING = ("maxpool2d", "avgpool2d", "global_avgpool2d", "dropout")
 ACTIVATION_RANGE = {
     "linear": "(-inf, inf)",
     "relu": "[0, inf)",
+    "leaky_relu": "(-inf, inf)",
     "tanh": "(-1, 1)",
     "sigmoid": "(0, 1)",
     "softmax": "(0, 1), summing to 1",

@@ -196,6 +196,24 @@ TABLE = {
     "dense": Entry(DENSE_CASES, dense, h=1e-4, draw=lambda r: (vector(r), dict(units=3))),
     "conv2d": Entry(CONV_CASES, conv2d, h=1e-4, draw=conv_draw),
     "maxpool2d": Entry(POOL_CASES, pool(ref.maxpool), distinct, h=1e-4, draw=pool_draw),
+    "avgpool2d": Entry(POOL_CASES, pool(ref.avgpool), h=1e-4, draw=pool_draw),
+    "global_avgpool2d": Entry(
+        [((2, 3, 4), {}), ((1, 5, 5), {}), ((3, 1, 7), {})],
+        global_avgpool2d,
+        h=1e-4,
+        draw=lambda r: (chw(r, 1, 6), {}),
+    ),
+    "batchnorm": Entry(
+        [
+            ((4,), {}),
+            ((3, 4, 4), dict(momentum=0.3, eps=1e-3)),
+            ((2, 3, 5), {}),
+            ((2, 1, 1), dict(momentum=1.0)),
+        ],
+        batchnorm,
+        h=1e-5,
+        draw=lambda r: (chw(r, 1, 4), {}),
+    ),
     "dropout": Entry(
         [((5,), dict(drop_prob=0.5)), ((2, 3, 3), dict(drop_prob=0.2)), ((4,), dict(drop_prob=0))],
         dropout,
@@ -206,6 +224,12 @@ TABLE = {
     "sigmoid": Entry(ELEMENTWISE, activation("sigmoid")),
     "tanh": Entry(ELEMENTWISE, activation("tanh")),
     "relu": Entry(ELEMENTWISE, activation("relu"), off_zero, h=1e-4),
+    "leaky_relu": Entry(
+        [*ELEMENTWISE, ((3, 2, 2), dict(negative_slope=0.2))],
+        activation("leaky_relu"),
+        off_zero,
+        h=1e-4,
+    ),
     "softmax": Entry(ELEMENTWISE, softmax),
     # fusions (network.FUSIONS): the pair's reference is the two references in a row
     "conv2d+relu": Entry(CONV_CASES, then(conv2d, "relu"), fused="relu", draw=conv_draw),

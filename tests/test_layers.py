@@ -5,6 +5,7 @@ import pytest
 from helpers import build
 
 from nettrain.layers.dense import Dense
+from nettrain.layers.leaky_relu import LeakyRelu
 from nettrain.layers.relu import Relu
 from nettrain.layers.sigmoid import Sigmoid
 from nettrain.layers.softmax import Softmax
@@ -52,6 +53,12 @@ def test_activations_by_hand():
     y, dx = run(build(Relu, (2,)), [[-1.0, 2.0]], [[5.0, 7.0]])
     np.testing.assert_allclose(y, [[0.0, 2.0]])
     np.testing.assert_allclose(dx, [[0.0, 7.0]])
+    y, dx = run(build(LeakyRelu, (3,)), [[-2.0, 0.0, 2.0]], [[5.0, 7.0, 9.0]])
+    np.testing.assert_allclose(y, [[-0.02, 0.0, 2.0]])
+    np.testing.assert_allclose(dx, [[0.05, 0.07, 9.0]])  # at 0: the slope, as PyTorch
+    y, dx = run(build(LeakyRelu, (2,), negative_slope=0.5), [[-2.0, 4.0]], [[1.0, 1.0]])
+    np.testing.assert_allclose(y, [[-1.0, 4.0]])
+    np.testing.assert_allclose(dx, [[0.5, 1.0]])
 
 
 def test_softmax_jacobian_by_hand():

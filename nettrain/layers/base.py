@@ -33,7 +33,7 @@ import math
 import numpy as np
 
 # The activations, usable as `activation:` on dense/conv2d and as standalone layers.
-ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax")
+ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax", "leaky_relu")
 # More values than this in one sample's output (8 GiB in float32) is a typo in a size, not a net.
 MAX_OUTPUT_VALUES = 2**31
 
