@@ -29,15 +29,16 @@ def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int
     backward = np.zeros(len(net.layers))
     opt_time = 0.0
     for _ in range(repeats):
-        h = x
+        h, saved = x, []
         for i, layer in enumerate(net.layers):
             start = time.perf_counter()
-            h = layer.forward(h, True)
+            h, kept = layer.forward(h, True)
             forward[i] += time.perf_counter() - start
+            saved.append(kept)
         d = np.ones_like(h) / len(h)
         for i in reversed(range(len(net.layers))):
             start = time.perf_counter()
-            d = net.layers[i].backward(d)
+            d = net.layers[i].backward(saved[i], d, need_dx=i > 0)
             backward[i] += time.perf_counter() - start
         start = time.perf_counter()
         optimizer.step(params, grads)
@@ -52,7 +53,7 @@ def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int
         net.forward(x, train=False)
     inference = (time.perf_counter() - start) / repeats
     rows = [
-        (layer.index, layer.describe(), forward[i] / repeats, backward[i] / repeats)
+        (layer.index, layer.label(), forward[i] / repeats, backward[i] / repeats)
         for i, layer in enumerate(net.layers)
     ]
     return {"layers": rows, "optimizer": opt_time / repeats, "step": step, "inference": inference}

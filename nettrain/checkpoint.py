@@ -1,8 +1,9 @@
 """Checkpoint files (docs/reference.md): an .npz of named arrays plus a JSON ``__meta__`` record.
 
-Arrays: ``layers.{i}.weight|bias`` in the run's dtype, ``optimizer.{param}.{slot}``. ``__meta__``
-is a 0-d string array holding JSON: format version, nettrain version, the resolved config, epoch,
-step, metrics, RNG state, and a SHA-256 of the arrays so that a damaged file is detected on load.
+Arrays: ``layers.{i}.<name>`` (parameters and state, e.g. batchnorm's running statistics) in the
+run's dtype, ``optimizer.{param}.{slot}``. ``__meta__`` is a 0-d string array holding JSON: format
+version, nettrain version, the resolved config, epoch, step, metrics, RNG state, and a SHA-256 of
+the arrays so that a damaged file is detected on load.
 Files are written atomically (``nettrain.files.atomic_write``).
 """
 

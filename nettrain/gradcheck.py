@@ -5,6 +5,9 @@ tensor and the input are checked entry by entry: the backpropagated a = dL/dw ag
 central difference n = (L(w + h) - L(w - h)) / 2h. Entries whose perturbation crosses a point
 where the net is not differentiable (a relu input crossing 0, a max-pool switch; each layer's
 ``kinks()`` tells) are counted, not failed. Large tensors are checked on a fixed, seeded subset.
+The loss is the training mode's (dropout masks redrawn alike on every pass, batchnorm on the
+batch's statistics); the state (batchnorm's running statistics) is not differentiated, and is
+left as it was.
 
 The tolerance follows the errors the two sides really have, so that a correct net passes at any
 scale of its targets and loss while a wrong backward still fails. An entry of tensor T passes
@@ -96,17 +99,20 @@ def check_net(
     if net.dtype != np.float64:
         raise ValueError("gradcheck needs a float64 net")
     x = np.array(x, dtype=np.float64)
+    state = {k: a.copy() for k, a in net.state().items()}  # training passes update it
     net.seed_step(seed, 0)  # every pass below redraws the same dropout masks
     base_loss, _, dx = net.loss_and_backward(x, t)
     analytic = {"input": dx.copy(), **{k: g.copy() for k, g in net.grads().items()}}
-    base_kinks = _kinks(net)
     rng = gradcheck_entries_rng(seed)
     rounding = atol + NOISE_ULPS * np.finfo(np.float64).eps * abs(float(base_loss)) / h
 
     def loss():
         net.seed_step(seed, 0)
-        value, _ = net.evaluate(x, t, train=True)
-        return value, _kinks(net)
+        s, out, saved = net.forward_saving(x, train=True)
+        value, _ = net.loss_of(s, out, t)
+        return value, [layer.kinks(kept) for layer, kept in zip(net.layers, saved, strict=True)]
+
+    _, base_kinks = loss()
 
     results = []
     for name, tensor in {**net.params(), "input": x}.items():
@@ -137,7 +143,10 @@ def check_net(
             if err > result.tolerance:
                 result.failed += 1
         results.append(result)
-    return results, step_check(net, x, t, analytic, seed)
+    step = step_check(net, x, t, analytic, seed)
+    for k, a in net.state().items():
+        a[...] = state[k]
+    return results, step
 
 
 def step_check(net: Network, x, t, analytic, seed=0) -> StepCheck:
@@ -158,10 +167,6 @@ def step_check(net: Network, x, t, analytic, seed=0) -> StepCheck:
     for k, p in params.items():
         p[...] = saved[k]
     return StepCheck(a, -a * g2, after - before)
-
-
-def _kinks(net: Network):
-    return [layer.kinks() for layer in net.layers]
 
 
 def _same(a, b) -> bool:

@@ -1,8 +1,9 @@
 """Weight initialisers, drawn from the run's seeded generator.
 
 fan_in / fan_out count the connections into / out of one unit: for dense (in, out); for conv2d
-in_channels*kh*kw and out_channels*kh*kw. ``auto`` picks He normal for relu (which halves the
-variance) and Glorot uniform for the others (sigmoid, tanh, linear, softmax). Biases start at 0.
+in_channels*kh*kw and out_channels*kh*kw. ``auto`` picks He normal for relu and leaky_relu
+(which halve the variance) and Glorot uniform for the others (sigmoid, tanh, linear, softmax).
+Biases start at 0.
 
 In a config: ``init: he_uniform``, or with a parameter ``init: {name: uniform, range: 0.05}``
 (U(-range, range)), ``init: {name: normal, std: 0.01}`` (N(0, std^2)).
@@ -36,7 +37,7 @@ def draw(spec, activation: str, shape, fan_in: int, fan_out: int, rng, dtype) ->
     spec = {"name": spec} if isinstance(spec, str) else spec
     name = spec["name"]
     if name == "auto":
-        name = "he_normal" if activation == "relu" else "glorot_uniform"
+        name = "he_normal" if activation in ("relu", "leaky_relu") else "glorot_uniform"
     if name == "glorot_uniform":
         limit = np.sqrt(6.0 / (fan_in + fan_out))
         w = rng.uniform(-limit, limit, size=shape)

@@ -10,8 +10,8 @@ o (batch, K) are the net's outputs, t (batch, K) the targets (class labels arriv
 
 ``value_and_grad`` returns (batch loss, dL/do) with L the batch mean, so dL/do carries a 1/batch.
 Where the output activation and the loss simplify together (sigmoid + cross_entropy, softmax +
-multinomial_cross_entropy) the fused functions below give dL/ds = (o - t) / batch directly from
-the pre-activation s: no division by o(1 - o), no log of 0.
+multinomial_cross_entropy) the combined functions below (``COMBINED``) give dL/ds = (o - t) / batch
+directly from the pre-activation s: no division by o(1 - o), no log of 0.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from nettrain.layers.softmax import log_softmax
 
 
 def _clip(o):
-    """Keep o inside (0, 1) for the logs and divisions of the unfused cross-entropies."""
+    """Keep o inside (0, 1) for the logs and divisions of the plain cross-entropies."""
     tiny = np.finfo(o.dtype).tiny
     return np.clip(o, tiny, 1 - np.finfo(o.dtype).epsneg)
 
@@ -54,7 +54,7 @@ LOSSES = {
 
 
 def sigmoid_cross_entropy(s, o, t):
-    """Fused sigmoid + cross_entropy from s (batch, K) and o = sigmoid(s).
+    """Combined sigmoid + cross_entropy from s (batch, K) and o = sigmoid(s).
 
     E per unit = softplus(s) - t s = max(s, 0) - t s + log(1 + exp(-|s|)); dL/ds = (o - t) / batch.
     """
@@ -64,7 +64,7 @@ def sigmoid_cross_entropy(s, o, t):
 
 
 def softmax_multinomial_cross_entropy(s, o, t):
-    """Fused softmax + multinomial_cross_entropy from s (batch, K) and o = softmax(s).
+    """Combined softmax + multinomial_cross_entropy from s (batch, K) and o = softmax(s).
 
     E = -sum_i t_i log_softmax(s)_i; dL/ds = (o - t) / batch.
     """
@@ -72,8 +72,8 @@ def softmax_multinomial_cross_entropy(s, o, t):
     return float(-np.sum(t * log_softmax(s), dtype=np.float64) / n), (o - t) / n
 
 
-# (output activation, loss) -> fused function taking (s, o, t)
-FUSED = {
+# (output activation, loss) -> the loss taken through the activation: (s, o, t) -> (value, dL/ds)
+COMBINED = {
     ("sigmoid", "cross_entropy"): sigmoid_cross_entropy,
     ("softmax", "multinomial_cross_entropy"): softmax_multinomial_cross_entropy,
 }

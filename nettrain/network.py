@@ -1,12 +1,14 @@
 """A network: the layer list of a config, built with every shape known before data is read.
 
 Each entry of ``model.layers`` becomes one layer, plus a separate activation layer when the entry
-says ``activation:`` (activations are layers internally). Every internal layer keeps the index of
-its YAML entry, so parameters are named ``layers.{index}.{weight|bias}`` everywhere: optimizer
-state, checkpoints, gradcheck tables and logs.
+says ``activation:`` (activations are layers internally), unless ``FUSIONS`` says the layer
+applies that activation in its own kernels. Every internal layer keeps the index of its YAML
+entry, so parameters and state are named ``layers.{index}.{name}`` everywhere: optimizer state
+(parameters only), checkpoints, ``--resume``, ``--weights``, gradcheck tables and logs.
 
 The loss is attached to the net: ``loss_and_backward(x, t)`` runs forward, the loss and backward
-in one call, using the fused sigmoid/softmax + cross-entropy gradient when the output allows it.
+in one call, taking the loss through the output activation (``losses.COMBINED``) when the pair
+allows it.
 """
 
 from __future__ import annotations
@@ -15,19 +17,38 @@ import math
 
 import numpy as np
 
+from nettrain import streams
 from nettrain.errors import UserError
 from nettrain.layers import ACTIVATIONS, LAYERS, ShapeError
-from nettrain.losses import FUSED, LOSSES
+from nettrain.layers.base import defaults
+from nettrain.losses import COMBINED, LOSSES
 
-# Layers that pass their input's range through unchanged (max-pooling picks one of its inputs).
-RANGE_PRESERVING = ("maxpool2d", "dropout")
+# (layer, activation) pairs that run as ONE layer, the activation applied inside the layer's
+# kernels (one pass over the output instead of two or three), and how. Nothing else fuses.
+FUSIONS = {
+    ("conv2d", "relu"): "max(., 0) written by the conv kernels; dy masked by y > 0 in backward",
+    ("dense", "tanh"): "bias and tanh in one pass over the product; dy * (1 - y^2) in backward",
+}
+# A batchnorm after a conv2d is NOT folded into the conv's weights at evaluation: it would save
+# one element-wise pass over the conv's output against the conv's own 2*C*kh*kw FLOPs per value
+# (a few percent at most), and evaluation would then round differently from training's graph.
+
+# Layers that pass their input's range through unchanged (max-pooling picks one of its inputs;
+# a mean of values in a range stays in it).
+RANGE_PRESERVING = ("maxpool2d", "avgpool2d", "global_avgpool2d", "dropout")
 ACTIVATION_RANGE = {
     "linear": "(-inf, inf)",
     "relu": "[0, inf)",
+    "leaky_relu": "(-inf, inf)",
     "tanh": "(-1, 1)",
     "sigmoid": "(0, 1)",
     "softmax": "(0, 1), summing to 1",
 }
+
+
+def activation_of(layer) -> str:
+    """The activation that sets a layer's output range: its own kind or the fused one."""
+    return layer.fused or layer.kind
 
 
 class Network:
@@ -36,55 +57,69 @@ class Network:
     def __init__(self, layers, input_shape, dtype, loss: str):
         self.layers = layers
         self.input_shape = tuple(input_shape)
-        self.output_shape = layers[-1].out_shape if layers else self.input_shape
+        self.output_shape = layers[-1].out_shape
         self.dtype = np.dtype(dtype)
         self.loss_name = loss
         self.loss = LOSSES[loss]
-        last = layers[-1].kind if layers else "linear"
-        self.fused = FUSED.get((last, loss))
+        last = layers[-1]
+        # the combined loss starts from the last layer's input: only for a separate activation
+        self.combined = None if last.fused else COMBINED.get((last.kind, loss))
 
     @property
     def n_outputs(self) -> int:
         return math.prod(self.output_shape)
 
-    # -- parameters by name ------------------------------------------------------------------
+    # -- parameters and state by name --------------------------------------------------------
 
     def params(self) -> dict[str, np.ndarray]:
         """{'layers.0.weight': array, ...} in layer order; the arrays are the live parameters."""
-        return {
-            f"layers.{layer.index}.{name}": p
-            for layer in self.layers
-            for name, p in layer.params.items()
-        }
+        return self._named("params")
 
     def grads(self) -> dict[str, np.ndarray]:
         """Gradients of the last ``loss_and_backward``, named as ``params()``."""
+        return self._named("grads")
+
+    def state(self) -> dict[str, np.ndarray]:
+        """{'layers.1.running_mean': array, ...}: the live arrays that are saved and restored
+        with the parameters but never trained."""
+        return self._named("state")
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        """Parameters and state: what a checkpoint holds of the net."""
+        return {**self.params(), **self.state()}
+
+    def _named(self, table: str) -> dict[str, np.ndarray]:
         return {
-            f"layers.{layer.index}.{name}": g
+            f"layers.{layer.index}.{name}": a
             for layer in self.layers
-            for name, g in layer.grads.items()
+            for name, a in getattr(layer, table).items()
         }
 
     def init_params(self, rng: np.random.Generator) -> None:
+        """Draw every parameter from ``rng`` and set the state to its initial values."""
         for layer in self.layers:
             layer.init_params(rng)
 
     def load_params(self, arrays: dict, where: str) -> None:
-        """Copy named arrays (e.g. from a checkpoint) into the parameters, checking each one.
+        """Copy named arrays (e.g. from a checkpoint) into the parameters and state, checking
+        each one.
 
-        Every ``layers.*`` array must match a parameter by name and shape and hold finite
-        floating-point values; float16/32/64 are cast to the net's dtype (fine-tuning a float32
-        run from float64 weights is legitimate), integer, complex or text arrays are refused.
+        Every ``layers.*`` array must match a parameter or state array by name and shape and
+        hold finite floating-point values; float16/32/64 are cast to the net's dtype (fine-tuning
+        a float32 run from float64 weights is legitimate), integer, complex or text arrays are
+        refused.
         """
-        params = self.params()
+        params, state = self.params(), self.state()
+        targets = {**params, **state}
         hint = "the checkpoint was written for a different model.layers"
-        missing = [k for k in params if k not in arrays]
+        missing = [k for k in targets if k not in arrays]
         if missing:
-            raise UserError(where, f"no array '{missing[0]}' for this net's parameter", hint)
-        extra = [k for k in arrays if k.startswith("layers.") and k not in params]
+            what = "parameter" if missing[0] in params else "state (a running statistic)"
+            raise UserError(where, f"no array '{missing[0]}' for this net's {what}", hint)
+        extra = [k for k in arrays if k.startswith("layers.") and k not in targets]
         if extra:
             raise UserError(where, f"array '{extra[0]}' matches no parameter of this net", hint)
-        for name, p in params.items():
+        for name, p in targets.items():
             a = arrays[name]
             if a.shape != p.shape:
                 raise UserError(
@@ -99,10 +134,10 @@ class Network:
             p[...] = a
 
     def seed_step(self, seed: int, step: int) -> None:
-        """Give each stochastic layer the generator of this training step: [seed, 2, step, i]."""
+        """Give each stochastic layer the generator of this training step (streams.dropout_rng)."""
         for layer in self.layers:
             if layer.stochastic:
-                layer.rng = np.random.default_rng([seed, 2, step, layer.index])
+                layer.rng = streams.dropout_rng(seed, step, layer.index)
 
     def param_count(self) -> int:
         return sum(p.size for p in self.params().values())
@@ -111,8 +146,26 @@ class Network:
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
         for layer in self.layers:
-            x = layer.forward(x, train)
+            x, _ = layer.forward(x, train)
         return x
+
+    def forward_saving(self, x: np.ndarray, train: bool = True):
+        """(input of the last layer, output, [each layer's saved]): a forward pass that keeps
+        what backward needs (nothing, in evaluation)."""
+        saved = []
+        for layer in self.layers:
+            s = x
+            x, kept = layer.forward(x, train)
+            saved.append(kept)
+        return s, x, saved
+
+    def loss_of(self, s, out, t):
+        """(mean loss, dL/d(output), or dL/d(last layer's input) with a combined loss) on the
+        batch, from the last layer's input s and the output."""
+        n = len(out)
+        if self.combined is not None:
+            return self.combined(s.reshape(n, -1), out.reshape(n, -1), t)
+        return self.loss(out.reshape(n, -1), t)
 
     def loss_and_backward(self, x: np.ndarray, t: np.ndarray, input_grad: bool = True):
         """Forward, loss and backward on one batch; gradients land in ``grads()``.
@@ -123,37 +176,19 @@ class Network:
         largest product).
         """
         n = len(x)
-        if self.layers:
-            self.layers[0].needs_input_grad = input_grad
-        if self.fused is not None:
-            s = x
-            for layer in self.layers[:-1]:
-                s = layer.forward(s, True)
-            out = self.layers[-1].forward(s, True)
-            value, delta = self.fused(s.reshape(n, -1), out.reshape(n, -1), t)
-            layers = self.layers[:-1]
-        else:
-            out = self.forward(x, train=True)
-            value, delta = self.loss(out.reshape(n, -1), t)
-            layers = self.layers
-        delta = delta.reshape((n, *layers[-1].out_shape) if layers else x.shape)
-        for layer in reversed(layers):
-            delta = layer.backward(delta)
+        s, out, saved = self.forward_saving(x, True)
+        value, delta = self.loss_of(s, out, t)
+        stop = len(self.layers) - (self.combined is not None)
+        delta = delta.reshape((n, *self.layers[stop - 1].out_shape) if stop else x.shape)
+        for i in reversed(range(stop)):
+            delta = self.layers[i].backward(saved[i], delta, need_dx=input_grad or i > 0)
         return value, out.reshape(n, -1), delta
 
     def evaluate(self, x: np.ndarray, t: np.ndarray, train: bool = False):
         """(mean loss, outputs (batch, K)) without touching gradients."""
-        n = len(x)
-        if self.fused is not None:
-            s = x
-            for layer in self.layers[:-1]:
-                s = layer.forward(s, train)
-            out = self.layers[-1].forward(s, train)
-            value, _ = self.fused(s.reshape(n, -1), out.reshape(n, -1), t)
-        else:
-            out = self.forward(x, train=train)
-            value, _ = self.loss(out.reshape(n, -1), t)
-        return value, out.reshape(n, -1)
+        s, out, _ = self.forward_saving(x, train)
+        value, _ = self.loss_of(s, out, t)
+        return value, out.reshape(len(x), -1)
 
 
 def build_network(model: dict, dtype, input_shape, src=None) -> Network:
@@ -165,21 +200,18 @@ def build_network(model: dict, dtype, input_shape, src=None) -> Network:
     layers = []
     shape = tuple(input_shape)
     for i, spec in enumerate(model["layers"]):
-        options = {k: v for k, v in spec.items() if k != "type"}
-        stage = [LAYERS[spec["type"]](i, **options)]
+        kind, options = spec["type"], {k: v for k, v in spec.items() if k != "type"}
         activation = options.get("activation", "linear")
-        if "activation" in options and activation != "linear":
-            stage.append(ACTIVATIONS[activation](i))
-            fused = f"fused_{activation}"  # conv2d + relu, dense + tanh: one pass, not three
-            if hasattr(stage[0], fused):
-                setattr(stage[0], fused, True)
-                stage[1].fused = True
+        fused = activation if (kind, activation) in FUSIONS else None
+        stage = [LAYERS[kind](i, fused=fused, **options)]
+        if activation != "linear" and fused is None:
+            stage.append(ACTIVATIONS[activation](i, **defaults(ACTIVATIONS[activation])))
         for layer in stage:
             try:
                 shape = layer.build(shape, dtype)
             except ShapeError as exc:
                 where = src.where(("model", "layers", i)) if src else f"model.layers.{i}"
-                raise UserError(where, f"{spec['type']} layer {i} cannot be built: {exc}") from None
+                raise UserError(where, f"{kind} layer {i} cannot be built: {exc}") from None
             layers.append(layer)
     net = Network(layers, input_shape, dtype, model["loss"])
     check_loss(net, model, src)
@@ -191,7 +223,8 @@ def output_activation(net: Network) -> tuple[str, int]:
     for layer in reversed(net.layers):
         if layer.kind in RANGE_PRESERVING:
             continue
-        return (layer.kind if layer.kind in ACTIVATIONS else "linear"), layer.index
+        kind = activation_of(layer)
+        return (kind if kind in ACTIVATIONS else "linear"), layer.index
     return "linear", -1
 
 

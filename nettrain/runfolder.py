@@ -80,7 +80,7 @@ def save_checkpoint(run, path: Path, env: dict) -> None:
         "environment": env,
         **run.state,
     }
-    arrays = {**net.params(), **run.optimizer.state_arrays(), **run.preprocess}
+    arrays = {**net.arrays(), **run.optimizer.state_arrays(), **run.preprocess}
     checkpoint.save(path, arrays, meta)
 
 

@@ -1,5 +1,6 @@
 """The layer table of `nettrain summary`: one row per model.layers entry (its activation folded
-in), with output shape, parameter count and forward FLOPs per sample, then the totals."""
+in), with output shape, parameter count and forward FLOPs per sample, then the totals (and the
+state values, saved but not trained, such as batchnorm's running statistics)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,9 @@ def summary_rows(net: Network) -> list[tuple]:
     rows: dict[int, list] = {}
     for layer in net.layers:
         if layer.index not in rows:
-            rows[layer.index] = [layer.index, layer.describe(), layer.out_shape, 0, 0]
+            rows[layer.index] = [layer.index, layer.label(), layer.out_shape, 0, 0]
         else:
-            rows[layer.index][1] += f" + {layer.describe()}"
+            rows[layer.index][1] += f" + {layer.label()}"
             rows[layer.index][2] = layer.out_shape
         rows[layer.index][3] += layer.param_count()
         rows[layer.index][4] += layer.flops()
@@ -31,9 +32,12 @@ def format_summary(net: Network) -> str:
     total_f = sum(r[4] for r in rows)
     lines.append(f"{'':>3}  {'total':<30} {'':<16} {total_p:>10,} {total_f:>14,}")
     lines.append(
-        f"loss: {net.loss_name}{' (fused with the output activation)' if net.fused else ''}"
+        f"loss: {net.loss_name}{' (taken through the output activation)' if net.combined else ''}"
         f"; dtype: {net.dtype}; parameters: {total_p * net.dtype.itemsize:,} bytes"
     )
+    state = sum(a.size for a in net.state().values())
+    if state:
+        lines.append(f"state (saved, not trained): {state:,} values")
     return "\n".join(lines)
 
 

@@ -10,16 +10,23 @@ def layer_grad_errors(layer, x, rng, h=1e-6):
 
     The scalar checked is L = sum(forward(x) * R) for a fixed random R, so dL/dy = R. Returns a
     dict {'input': err, 'weight': err, ...} with err = max |a - n| / max(|a|, |n|, 1e-8).
-    The layer must already be built (float64) and initialised; x should avoid kinks.
+    The layer must already be built (float64) and initialised; x should avoid kinks. A
+    stochastic layer (dropout) draws the same values on every pass.
     """
-    y = layer.forward(x, train=True)
+
+    def forward():
+        if layer.stochastic:
+            layer.rng = np.random.default_rng(9)
+        return layer.forward(x, train=True)
+
+    y, saved = forward()
     R = rng.standard_normal(y.shape)
-    dx = layer.backward(R.copy())
+    dx = layer.backward(saved, R.copy())
     analytic = {"input": dx.copy()}
     analytic.update({name: g.copy() for name, g in layer.grads.items()})
 
     def loss():
-        return float(np.sum(layer.forward(x, train=True) * R))
+        return float(np.sum(forward()[0] * R))
 
     tensors = {"input": x, **layer.params}
     errors = {}
@@ -40,11 +47,12 @@ def layer_grad_errors(layer, x, rng, h=1e-6):
     return errors
 
 
-def build(layer_cls, in_shape, index=0, dtype=np.float64, seed=0, **options):
-    """A layer built on ``in_shape`` with defaults filled from its OPTIONS, params initialised."""
+def build(layer_cls, in_shape, index=0, dtype=np.float64, seed=0, fused=None, **options):
+    """A layer built on ``in_shape`` with defaults filled from its OPTIONS, params initialised;
+    ``fused``: the activation it applies in its kernels, as the network builder would ask."""
     opts = {k: o.default for k, o in layer_cls.OPTIONS.items() if not o.required}
     opts.update(options)
-    layer = layer_cls(index, **opts)
+    layer = layer_cls(index, fused=fused, **opts)
     layer.build(tuple(in_shape), dtype)
     layer.init_params(np.random.default_rng(seed))
     return layer

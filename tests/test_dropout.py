@@ -25,17 +25,16 @@ def dropout(p, shape=(500,), dtype=np.float64, seed=0):
 def test_eval_mode_is_the_identity():
     layer = dropout(0.5)
     x = np.random.default_rng(1).standard_normal((20, 500))
-    y = layer.forward(x, train=False)
+    y, saved = layer.forward(x, train=False)
     assert_array_equal(y, x)
-    dy = np.random.default_rng(2).standard_normal((20, 500))
-    assert_array_equal(layer.backward(dy), dy)
+    assert saved is None
 
 
 @pytest.mark.parametrize("p", [0.2, 0.5, 0.8])
 def test_train_mode_drops_and_scales(p):
     layer = dropout(p)
     x = np.ones((200, 500))
-    y = layer.forward(x, train=True)
+    y, _ = layer.forward(x, train=True)
     dropped = np.mean(y == 0)
     assert dropped == pytest.approx(p, abs=0.01)  # 100000 units: 7 standard deviations
     kept = y[y != 0]
@@ -43,7 +42,7 @@ def test_train_mode_drops_and_scales(p):
     assert y.mean() == pytest.approx(1.0, abs=0.03)  # the expectation is preserved
     # on varied inputs: y is x or 0, times 1 / (1 - p)
     x = np.random.default_rng(3).standard_normal((200, 500))
-    y = layer.forward(x, train=True)
+    y, _ = layer.forward(x, train=True)
     zero = y == 0
     np.testing.assert_allclose(y[~zero], x[~zero] / (1 - p))
     assert y.mean() == pytest.approx(x.mean(), abs=0.03)
@@ -52,7 +51,7 @@ def test_train_mode_drops_and_scales(p):
 def test_float32_dropout():
     layer = dropout(0.25, dtype=np.float32)
     x = np.ones((100, 500), dtype=np.float32)
-    y = layer.forward(x, train=True)
+    y, _ = layer.forward(x, train=True)
     assert y.dtype == np.float32
     np.testing.assert_allclose(y[y != 0], np.float32(1 / 0.75), rtol=1e-6)
 
@@ -61,22 +60,23 @@ def test_backward_uses_the_forward_mask():
     layer = dropout(0.4)
     rng = np.random.default_rng(4)
     x = rng.standard_normal((30, 500))
-    y = layer.forward(x, train=True)
+    y, saved = layer.forward(x, train=True)
     dy = rng.standard_normal((30, 500))
-    dx = layer.backward(dy)
+    dx = layer.backward(saved, dy)
     kept = y != 0
     assert_array_equal(dx[~kept], 0)
     np.testing.assert_allclose(dx[kept], dy[kept] / 0.6)
     # a second backward on the same forward is the same
-    assert_array_equal(layer.backward(dy), dx)
+    assert_array_equal(layer.backward(saved, dy), dx)
 
 
 def test_drop_prob_zero_is_the_identity():
     layer = dropout(0.0)
     x = np.random.default_rng(5).standard_normal((20, 500))
-    assert_array_equal(layer.forward(x, train=True), x)
+    y, saved = layer.forward(x, train=True)
+    assert_array_equal(y, x)
     dy = np.random.default_rng(6).standard_normal((20, 500))
-    assert_array_equal(layer.backward(dy), dy)
+    assert_array_equal(layer.backward(saved, dy), dy)
 
 
 # -- masks from the run's seed ---------------------------------------------------------------
@@ -110,8 +110,8 @@ def net_of(tmp_path, *sets, dtype=np.float64, text=MODEL):
 
 def masks(net, x, seed, step):
     net.seed_step(seed, step)
-    net.forward(x, train=True)
-    return [layer.mask.copy() for layer in net.layers if layer.kind == "dropout"]
+    _, _, saved = net.forward_saving(x, train=True)
+    return [kept for layer, kept in zip(net.layers, saved, strict=True) if layer.kind == "dropout"]
 
 
 def test_seed_step_fixes_the_masks(tmp_path):
@@ -197,8 +197,9 @@ def test_net_with_dropout_passes_gradcheck(tmp_path):
     assert all(r.ok for r in results), [(r.name, r.failed, r.max_rel) for r in results]
     assert step.ok
     assert all(r.checked > 0 for r in results)
-    # the masks really dropped units in the checked passes
-    assert any(np.any(layer.mask == 0) for layer in net.layers if layer.kind == "dropout")
+    # the masks really drop units in the checked passes
+    net.seed_step(0, 0)
+    assert any(np.any(mask == 0) for mask in masks(net, x, seed=0, step=0))
 
 
 def test_gradcheck_fails_if_masks_are_not_reseeded(tmp_path):

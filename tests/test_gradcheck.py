@@ -37,11 +37,16 @@ def test_passes_a_correct_net_and_reports_every_tensor():
     assert "FAIL" not in format_report(results, step)
 
 
-def test_fails_a_wrong_activation_backward(monkeypatch):
-    from nettrain.layers.tanh import Tanh
+@pytest.mark.parametrize("activation", ["sigmoid", "tanh"])
+def test_fails_a_wrong_activation_backward(monkeypatch, activation):
+    """A separate sigmoid layer, and tanh as dense applies it in its own kernels."""
+    from nettrain.layers import dense, sigmoid
 
-    monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
-    results, step = check_net(small_net(), *data())
+    if activation == "sigmoid":
+        monkeypatch.setattr(sigmoid.Sigmoid, "backward", lambda self, y, dy, need_dx: dy * y)
+    else:
+        monkeypatch.setattr(dense, "tanh_grad", lambda dy, y: dy * (1 - y))
+    results, step = check_net(small_net(activation), *data())
     failed = {r.name for r in results if not r.ok}
     assert {"layers.0.weight", "layers.0.bias", "input"} <= failed
     assert "FAIL" in format_report(results, step)
@@ -52,8 +57,8 @@ def test_fails_a_slightly_wrong_weight_gradient(monkeypatch):
 
     backward = Dense.backward
 
-    def off_by_one_percent(self, dy):
-        dx = backward(self, dy)
+    def off_by_one_percent(self, saved, dy, need_dx=True):
+        dx = backward(self, saved, dy, need_dx)
         self.grads["weight"] *= 1.01
         return dx
 
@@ -67,8 +72,8 @@ def test_step_check_catches_a_gradient_with_the_wrong_scale(monkeypatch):
 
     backward = Dense.backward
 
-    def doubled(self, dy):
-        dx = backward(self, dy)
+    def doubled(self, saved, dy, need_dx=True):
+        dx = backward(self, saved, dy, need_dx)
         for g in self.grads.values():
             g *= 2
         return dx
@@ -141,9 +146,7 @@ def test_large_loss_makes_errors_a_fixed_tolerance_would_fail():
 
 @pytest.mark.parametrize("scale", [1.0, 100.0])
 def test_fails_a_wrong_backward_at_any_target_scale(monkeypatch, scale):
-    from nettrain.layers.tanh import Tanh
-
-    monkeypatch.setattr(Tanh, "backward", lambda self, dy: dy * (1 - self.y))
+    monkeypatch.setattr("nettrain.layers.dense.tanh_grad", lambda dy, y: dy * (1 - y))
     results, step = check_net(regression_net(), *regression_data(scale))
     failed = {r.name for r in results if not r.ok}
     assert {"layers.0.weight", "layers.0.bias", "input"} <= failed, format_report(results, step)
@@ -155,8 +158,8 @@ def test_fails_a_one_percent_weight_gradient_at_any_target_scale(monkeypatch, sc
 
     backward = Dense.backward
 
-    def off_by_one_percent(self, dy):
-        dx = backward(self, dy)
+    def off_by_one_percent(self, saved, dy, need_dx=True):
+        dx = backward(self, saved, dy, need_dx)
         self.grads["weight"] *= 1.01
         return dx
 
@@ -171,8 +174,8 @@ def test_fails_one_wrong_bias_entry_on_the_large_loss_net(monkeypatch):
 
     backward = Dense.backward
 
-    def one_entry_off(self, dy):
-        dx = backward(self, dy)
+    def one_entry_off(self, saved, dy, need_dx=True):
+        dx = backward(self, saved, dy, need_dx)
         bias = self.grads["bias"].reshape(-1)
         bias[0] += 1e-3 * np.max(np.abs(bias))  # 0.1% of the tensor's largest gradient
         return dx

@@ -4,36 +4,18 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import build, layer_grad_errors
+from helpers import build
+from references import maxpool as reference
+from references import pair
 
 from nettrain.layers.base import ShapeError
 from nettrain.layers.maxpool2d import MaxPool2d
 
 
-def pair(v):
-    return (v, v) if isinstance(v, int) else tuple(v)
-
-
-def reference(x, dy, size, stride):
-    """y and dx for dL/dy = dy, one window at a time.
-
-    np.argmax over the window flattened in row-major order returns the first maximum, which is
-    exactly the tie rule of docs/reference.md.
-    """
-    (kh, kw), (sh, sw) = size, stride
-    N, C, H, W = x.shape
-    OH, OW = (H - kh) // sh + 1, (W - kw) // sw + 1
-    y = np.zeros((N, C, OH, OW))
-    dx = np.zeros(x.shape)
-    for oh in range(OH):
-        for ow in range(OW):
-            rows, cols = slice(oh * sh, oh * sh + kh), slice(ow * sw, ow * sw + kw)
-            window = x[:, :, rows, cols].reshape(N, C, kh * kw)
-            first = np.argmax(window, axis=2)
-            y[:, :, oh, ow] = np.take_along_axis(window, first[..., None], axis=2)[..., 0]
-            n, c = np.indices((N, C))
-            dx[n, c, rows.start + first // kw, cols.start + first % kw] += dy[:, :, oh, ow]
-    return y, dx
+def run(layer, x, dy=None):
+    """(y, dx) of a training forward and, with dy, the backward."""
+    y, saved = layer.forward(np.asarray(x, dtype=layer.dtype), train=True)
+    return y, (None if dy is None else layer.backward(saved, np.asarray(dy, dtype=layer.dtype)))
 
 
 # (batch, channels, H, W, size, stride)
@@ -48,20 +30,18 @@ CASES = [
 
 
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("ties", [False, True])
 @pytest.mark.parametrize("case", CASES)
-def test_matches_reference(case, ties, dtype):
+def test_matches_reference_with_ties(case, dtype):
+    """Without ties in test_layer_table.py; here small integers make ties common, so that the
+    tie rule is checked on every window shape."""
     N, C, H, W, size, stride = case
     layer = build(MaxPool2d, (C, H, W), dtype=dtype, size=size, stride=stride)
     rng = np.random.default_rng(1)
-    # small integers make ties common, so the tie rule is checked on every window shape
-    x = rng.integers(0, 3, (N, C, H, W)) if ties else rng.standard_normal((N, C, H, W))
-    x = x.astype(dtype)
+    x = rng.integers(0, 3, (N, C, H, W)).astype(dtype)
     dy = rng.standard_normal((N, *layer.out_shape)).astype(dtype)
     ref_y, ref_dx = reference(x, dy, pair(size), pair(stride or size))
 
-    y = layer.forward(x)
-    dx = layer.backward(dy)
+    y, dx = run(layer, x, dy)
     np.testing.assert_array_equal(y, ref_y)
     tol = 1e-12 if dtype == np.float64 else 1e-5  # overlapping windows add in float32
     np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
@@ -70,9 +50,8 @@ def test_matches_reference(case, ties, dtype):
 def test_by_hand():
     layer = build(MaxPool2d, (1, 4, 4), size=2)
     x = np.array([[[[1, 5, 2, 0], [3, 4, 8, 7], [9, 0, 1, 1], [2, 6, 3, 4]]]], dtype=float)
-    y = layer.forward(x)
+    y, dx = run(layer, x, [[[[1.0, 2.0], [3.0, 4.0]]]])
     np.testing.assert_array_equal(y, [[[[5, 8], [9, 4]]]])
-    dx = layer.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
     expected = [[[[0, 1, 0, 0], [0, 0, 2, 0], [3, 0, 0, 0], [0, 0, 0, 4]]]]
     np.testing.assert_array_equal(dx, expected)
 
@@ -87,8 +66,8 @@ def test_by_hand():
 )
 def test_tie_goes_to_first_in_row_major_order(window, expected):
     layer = build(MaxPool2d, (1, 2, 2), size=2)
-    layer.forward(np.array([[window]], dtype=float))
-    np.testing.assert_array_equal(layer.backward(np.ones((1, 1, 1, 1))), [[expected]])
+    _, dx = run(layer, [[window]], np.ones((1, 1, 1, 1)))
+    np.testing.assert_array_equal(dx, [[expected]])
 
 
 def test_overlapping_windows_add_up():
@@ -96,8 +75,8 @@ def test_overlapping_windows_add_up():
     layer = build(MaxPool2d, (1, 5, 5), size=3, stride=2)
     x = np.arange(25.0).reshape(1, 1, 5, 5) / 100
     x[0, 0, 2, 2] = 10
-    np.testing.assert_array_equal(layer.forward(x), np.full((1, 1, 2, 2), 10.0))
-    dx = layer.backward(np.array([[[[1.0, 2.0], [3.0, 4.0]]]]))
+    y, dx = run(layer, x, [[[[1.0, 2.0], [3.0, 4.0]]]])
+    np.testing.assert_array_equal(y, np.full((1, 1, 2, 2), 10.0))
     expected = np.zeros((1, 1, 5, 5))
     expected[0, 0, 2, 2] = 10
     np.testing.assert_array_equal(dx, expected)
@@ -107,46 +86,20 @@ def test_output_rounds_down():
     layer = build(MaxPool2d, (1, 5, 5), size=2)
     assert layer.out_shape == (1, 2, 2)
     x = np.arange(25.0).reshape(1, 1, 5, 5)  # the maxima sit in the dropped last row/column
-    np.testing.assert_array_equal(layer.forward(x), [[[[6, 8], [16, 18]]]])
-    dx = layer.backward(np.ones((1, 1, 2, 2)))
+    y, dx = run(layer, x, np.ones((1, 1, 2, 2)))
+    np.testing.assert_array_equal(y, [[[[6, 8], [16, 18]]]])
     assert dx[0, 0, 4].sum() == 0 and dx[0, 0, :, 4].sum() == 0 and dx.sum() == 4
-
-
-@pytest.mark.parametrize(
-    "in_shape, size, stride",
-    [((2, 6, 6), 2, None), ((1, 7, 6), 3, 2), ((2, 5, 7), [2, 3], [1, 2])],
-)
-def test_gradcheck(in_shape, size, stride):
-    layer = build(MaxPool2d, in_shape, size=size, stride=stride)
-    rng = np.random.default_rng(3)
-    n = 2 * int(np.prod(in_shape))
-    # distinct values 0.01 apart: a step of 1e-6 never changes which input is a window's max
-    x = rng.permutation(n).reshape(2, *in_shape) * 0.01
-    layer.forward(x)
-    before = layer.kinks()
-    errors = layer_grad_errors(layer, x, rng)
-    assert errors["input"] < 1e-6, errors
-    np.testing.assert_array_equal(layer.kinks(), before)
 
 
 def test_kinks_mark_the_switch():
     layer = build(MaxPool2d, (1, 2, 2), size=2)
     x = np.array([[[[1.0, 2.0], [3.0, 4.0]]]])
-    layer.forward(x)
-    kinks = layer.kinks()
-    kinks[...] = -1  # a copy: the layer's own record is untouched
-    np.testing.assert_array_equal(layer.kinks(), [[[[3]]]])
+    _, saved = layer.forward(x)
+    kinks = layer.kinks(saved)
+    kinks[...] = -1  # a copy: what backward uses is untouched
+    np.testing.assert_array_equal(layer.kinks(saved), [[[[3]]]])
     x[0, 0, 0, 0] = 5
-    layer.forward(x)
-    np.testing.assert_array_equal(layer.kinks(), [[[[0]]]])
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_keeps_dtype(dtype):
-    layer = build(MaxPool2d, (2, 6, 6), dtype=dtype, size=2)
-    x = np.random.default_rng(4).standard_normal((2, 2, 6, 6)).astype(dtype)
-    y = layer.forward(x)
-    assert y.dtype == layer.backward(np.ones_like(y)).dtype == dtype
+    np.testing.assert_array_equal(layer.kinks(layer.forward(x)[1]), [[[[0]]]])
 
 
 def test_stride_defaults_to_size_and_summary():

@@ -42,17 +42,15 @@ LENET = [
 
 def test_lenet_shapes_and_names():
     net = net_of(LENET, "multinomial_cross_entropy", (1, 28, 28), np.float32)
-    assert [layer.out_shape for layer in net.layers] == [
-        (8, 28, 28),
-        (8, 28, 28),
-        (8, 14, 14),
-        (16, 14, 14),
-        (16, 14, 14),
-        (16, 4, 4),
-        (150,),
-        (150,),
-        (10,),
-        (10,),
+    # conv2d + relu and dense + tanh run as one layer each (network.FUSIONS)
+    assert [(layer.kind, layer.fused, layer.out_shape) for layer in net.layers] == [
+        ("conv2d", "relu", (8, 28, 28)),
+        ("maxpool2d", None, (8, 14, 14)),
+        ("conv2d", "relu", (16, 14, 14)),
+        ("maxpool2d", None, (16, 4, 4)),
+        ("dense", "tanh", (150,)),
+        ("dense", None, (10,)),
+        ("softmax", None, (10,)),
     ]
     shapes = {k: v.shape for k, v in net.params().items()}
     assert shapes == {
@@ -66,7 +64,8 @@ def test_lenet_shapes_and_names():
         "layers.5.bias": (10,),
     }
     assert all(p.dtype == np.float32 for p in net.params().values())
-    assert net.fused is not None
+    assert net.combined is not None
+    assert net.state() == {}
 
 
 def test_a_layer_that_cannot_fit_names_its_index():
@@ -99,7 +98,7 @@ def test_cross_entropy_accepts_sigmoid_behind_maxpool():
         {"type": "maxpool2d", "size": [2, 2]},
     ]
     net = net_of(specs, "cross_entropy", (1, 6, 6))
-    assert net.fused is None  # the last layer is the pool, so the unfused gradient is used
+    assert net.combined is None  # the last layer is the pool: the loss is not taken through it
 
 
 def check(net, x, t):

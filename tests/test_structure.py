@@ -139,16 +139,12 @@ def test_the_training_loop_reads_in_one_screen():
 
 # -- random streams ------------------------------------------------------------------------------
 
-# default_rng calls outside streams.py: the layer contract's files, redesigned in parallel; the
-# dropout stream they draw from is checked against the registry below.
-LAYER_CONTRACT = {"network.py", "layers/dropout.py"}
-
 
 def test_random_generators_come_from_the_stream_registry():
     found = [
         f"{p.relative_to(PACKAGE)}:{n}"
         for p in PACKAGE.rglob("*.py")
-        if p.name != "streams.py" and str(p.relative_to(PACKAGE)) not in LAYER_CONTRACT
+        if p.name != "streams.py"
         for n, line in enumerate(p.read_text().splitlines(), 1)
         if "default_rng(" in line
     ]

@@ -1,9 +1,14 @@
-"""The layer table: YAML `type` -> layer class. Adding a layer = one file + one entry here."""
+"""The layer table: YAML `type` -> layer class. Adding a layer = one file + one entry here (and
+its block in tests/test_layer_table.py, which fails for a layer it has no reference for)."""
 
+from nettrain.layers.avgpool2d import AvgPool2d
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
+from nettrain.layers.batchnorm import BatchNorm
 from nettrain.layers.conv2d import Conv2d
 from nettrain.layers.dense import Dense
 from nettrain.layers.dropout import Dropout
+from nettrain.layers.global_avgpool2d import GlobalAvgPool2d
+from nettrain.layers.leaky_relu import LeakyRelu
 from nettrain.layers.linear import Linear
 from nettrain.layers.maxpool2d import MaxPool2d
 from nettrain.layers.relu import Relu
@@ -17,12 +22,16 @@ ACTIVATIONS = {
     "tanh": Tanh,
     "relu": Relu,
     "softmax": Softmax,
+    "leaky_relu": LeakyRelu,
 }
 
 LAYERS = {
     "dense": Dense,
     "conv2d": Conv2d,
     "maxpool2d": MaxPool2d,
+    "avgpool2d": AvgPool2d,
+    "global_avgpool2d": GlobalAvgPool2d,
+    "batchnorm": BatchNorm,
     "dropout": Dropout,
     **ACTIVATIONS,
 }

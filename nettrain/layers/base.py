@@ -1,18 +1,29 @@
 """The layer contract every layer follows.
 
-A layer is built once from its YAML options, then:
+A layer is made once from its YAML options (and ``fused``, the activation the network builder
+asks it to apply inside its own kernels, see ``network.FUSIONS``), then:
 
-- ``build(in_shape, dtype) -> out_shape``: per-sample shapes (no batch axis), known before any
-  data is read; allocates ``params`` and ``grads`` (same names, shapes and dtype). Raises
-  ``ShapeError`` when the layer cannot take that input.
-- ``init_params(rng)``: fills ``params`` from the run's seeded ``numpy.random.Generator``.
-- ``forward(x, train) -> y``: x (batch, *in_shape) -> y (batch, *out_shape); caches exactly what
-  backward needs.
-- ``backward(dy) -> dx``: dy = dL/dy (batch, *out_shape) -> dL/dx (batch, *in_shape); writes the
-  parameter gradients into ``grads``. It only uses what forward cached. When
-  ``needs_input_grad`` is False (the first layer, in training) it may skip dx and return None.
-  Layers never update their own parameters: the optimizer does, through the names
-  ``layers.{index}.{param}``.
+- ``shapes(in_shape) -> (out_shape, {param: shape}, {state: shape})``: the pure shape pass, on
+  per-sample shapes (no batch axis). It allocates and changes nothing, and raises ``ShapeError``
+  when the layer cannot take that input. Parameters are trained; state (batchnorm's running
+  statistics, PyTorch's "buffers") is saved and restored with them but never trained.
+- ``build(in_shape, dtype) -> out_shape``: runs the shape pass, then allocates ``params``,
+  ``grads`` (same names, shapes and dtype) and ``state``, and ``setup()`` precomputes what the
+  kernels need from the shapes. The network names them ``layers.{index}.{name}``: optimizer state
+  (parameters only), checkpoints, ``--resume``, ``--weights`` and gradcheck use those names, with
+  no code per layer.
+- ``init_params(rng)``: draws ``params`` from the run's seeded ``numpy.random.Generator`` and sets
+  ``state`` to its initial values.
+- ``forward(x, train) -> (y, saved)``: x (batch, *in_shape) -> y (batch, *out_shape). ``saved``
+  is exactly what backward needs; evaluation (``train`` False) keeps nothing and gives None.
+  Training may update ``state`` (batchnorm's running statistics); evaluation reads it.
+- ``backward(saved, dy, need_dx=True) -> dx``: dy = dL/dy (batch, *out_shape) -> dL/dx
+  (batch, *in_shape), using only ``saved``; writes the parameter gradients into ``grads``. With
+  ``need_dx`` False (the first layer, in training) it may skip dx and return None.
+  Layers never update their own parameters: the optimizer does.
+
+Scratch arrays that kernels reuse from batch to batch (``_buffer``) are storage, not state: a
+``saved`` may point into one until the next forward.
 """
 
 from __future__ import annotations
@@ -22,7 +33,7 @@ import math
 import numpy as np
 
 # The activations, usable as `activation:` on dense/conv2d and as standalone layers.
-ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax")
+ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax", "leaky_relu")
 # More values than this in one sample's output (8 GiB in float32) is a typo in a size, not a net.
 MAX_OUTPUT_VALUES = 2**31
 
@@ -36,42 +47,55 @@ class Layer:
 
     kind = "layer"  # the YAML `type`
     OPTIONS: dict = {}
+    FUSABLE: tuple = ()  # activations this layer can apply in its own kernels
     stochastic = False  # True for layers that draw from ``self.rng`` in training (dropout)
+    flops_per_value = 0  # forward FLOPs per output value, for element-wise layers
 
-    def __init__(self, index: int, **options):
+    def __init__(self, index: int, fused: str | None = None, **options):
+        if fused is not None and fused not in self.FUSABLE:
+            raise ValueError(f"{self.kind} cannot apply {fused} in its kernels")
         self.index = index  # position in model.layers; parameters are named after it
+        self.fused = fused  # the activation applied inside this layer's kernels, or None
         self.options = options
         self.in_shape: tuple = ()
         self.out_shape: tuple = ()
         self.dtype = np.dtype(np.float32)
         self.params: dict[str, np.ndarray] = {}
         self.grads: dict[str, np.ndarray] = {}
-        self.needs_input_grad = True  # False for the first layer in training: backward -> None
+        self.state: dict[str, np.ndarray] = {}
         self._buffers: dict[str, np.ndarray] = {}  # scratch arrays reused from batch to batch
 
+    def shapes(self, in_shape: tuple) -> tuple[tuple, dict, dict]:
+        """(out_shape, {param: shape}, {state: shape}); element-wise layers keep the shape."""
+        return tuple(in_shape), {}, {}
+
     def build(self, in_shape: tuple, dtype) -> tuple:
-        self.in_shape = tuple(in_shape)
-        self.dtype = np.dtype(dtype)
-        self.out_shape = self.output_shape(self.in_shape)
-        if math.prod(self.out_shape) > MAX_OUTPUT_VALUES:
+        out_shape, params, state = self.shapes(tuple(in_shape))
+        self.in_shape, self.out_shape, self.dtype = tuple(in_shape), out_shape, np.dtype(dtype)
+        for table, shapes in ((self.params, params), (self.state, state)):
+            for name, shape in shapes.items():
+                table[name] = self._zeros(name, shape)
+                if table is self.params:
+                    self.grads[name] = self._zeros(name, shape)
+        if math.prod(out_shape) > MAX_OUTPUT_VALUES:
             raise ShapeError(
-                f"its output of shape {self.out_shape} would hold "
-                f"{math.prod(self.out_shape):,} values per sample"
+                f"its output of shape {out_shape} would hold "
+                f"{math.prod(out_shape):,} values per sample"
             )
-        return self.out_shape
+        self.setup()
+        return out_shape
 
-    def output_shape(self, in_shape: tuple) -> tuple:
-        return in_shape
-
-    def add_param(self, name: str, shape: tuple) -> None:
+    def _zeros(self, name: str, shape: tuple) -> np.ndarray:
         try:
-            self.params[name] = np.zeros(shape, dtype=self.dtype)
-            self.grads[name] = np.zeros(shape, dtype=self.dtype)
+            return np.zeros(shape, dtype=self.dtype)
         except (MemoryError, ValueError):  # numpy: "Maximum allowed dimension exceeded"
             raise ShapeError(
                 f"its {name} of shape {tuple(shape)} ({math.prod(shape):,} values) does not fit "
                 "in memory"
             ) from None
+
+    def setup(self) -> None:
+        """After allocation: precompute what the kernels need from the shapes (conv2d's taps)."""
 
     def _buffer(self, name: str, shape) -> np.ndarray:
         """A C-contiguous scratch array of ``shape``, carved from storage kept between batches,
@@ -85,24 +109,34 @@ class Layer:
     def init_params(self, rng: np.random.Generator) -> None:
         """Parameter-free layers have nothing to draw."""
 
-    def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+    def forward(self, x: np.ndarray, train: bool = True) -> tuple[np.ndarray, object]:
         raise NotImplementedError
 
-    def backward(self, dy: np.ndarray) -> np.ndarray:
+    def backward(self, saved, dy: np.ndarray, need_dx: bool = True) -> np.ndarray | None:
         raise NotImplementedError
 
     def flops(self) -> int:
         """Forward floating-point operations per sample (a multiply-add counts 2)."""
-        return 0
+        return self.flops_per_value * math.prod(self.out_shape)
 
-    def kinks(self):
-        """For gradcheck: an array that changes when a perturbation crosses a point where this
-        layer is not differentiable (a relu input crossing 0, a max-pool switch), else None."""
+    def kinks(self, saved):
+        """For gradcheck, from a training forward's ``saved``: an array that changes when a
+        perturbation crosses a point where this layer is not differentiable (a relu input
+        crossing 0, a max-pool switch), else None."""
         return None
 
     def describe(self) -> str:
         """Short text for the summary table, e.g. 'dense 150'."""
         return self.kind
 
+    def label(self) -> str:
+        """describe(), with the activation applied in this layer's kernels: 'conv2d ... + relu'."""
+        return self.describe() + (f" + {self.fused}" if self.fused else "")
+
     def param_count(self) -> int:
         return int(sum(p.size for p in self.params.values()))
+
+
+def defaults(layer_cls) -> dict:
+    """The layer's options with every default filled in (for activations the builder adds)."""
+    return {k: o.default for k, o in layer_cls.OPTIONS.items() if not o.required}

@@ -17,8 +17,8 @@ Two implementations, same results up to rounding:
   im2col is skinny and limited by memory traffic, which the direct kernels avoid.
 - other strides, and stride 1 with many filters on small images (DIRECT_MAX_FILTERS): the whole
   batch lowered to one BLAS matrix product through im2col (``conv2d_lowered``).
-With ``fused_relu`` (set by the network builder when a relu follows) both apply max(., 0) to the
-output and mask the gradient by y > 0 inside their kernels.
+With ``fused="relu"`` (the network builder's choice) both apply max(., 0) to the output and mask
+the gradient by y > 0 inside their kernels.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from nettrain import init
 from nettrain.layers import conv2d_direct as direct
 from nettrain.layers import conv2d_lowered as lowered
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
+from nettrain.layers.relu import Relu
 from nettrain.options import Opt
 
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
@@ -71,9 +72,24 @@ def needs_chw(kind: str, in_shape: tuple) -> ShapeError:
     )
 
 
+def _padding(padding, kernel) -> tuple[int, int]:
+    """(ph, pw) of the padding option for a (kh, kw) kernel."""
+    if padding == "valid":
+        return (0, 0)
+    if padding == "same":
+        kh, kw = kernel
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ShapeError(
+                f"padding 'same' needs an odd kernel, got kernel {kh}x{kw}; give an explicit "
+                f"integer padding instead, e.g. padding: {kh // 2} (or a pair [ph, pw])"
+            )
+        return ((kh - 1) // 2, (kw - 1) // 2)
+    return as_pair(padding, "padding", 0)
+
+
 class Conv2d(Layer):
     kind = "conv2d"
-    fused_relu = False  # set by the network builder when a relu follows: applied in the kernels
+    FUSABLE = ("relu",)
     OPTIONS = {
         "filters": Opt("int", min=1, doc="number of output channels"),
         "kernel": Opt("size", doc="kernel height and width: an integer or [h, w]"),
@@ -86,51 +102,43 @@ class Conv2d(Layer):
         "init": init.INIT_OPTION,
     }
 
-    def output_shape(self, in_shape):
+    def geometry(self):
+        """(kernel, stride, padding) as (h, w) pairs, from the options."""
+        k = as_pair(self.options["kernel"], "kernel", 1)
+        stride = as_pair(self.options["stride"], "stride", 1)
+        return k, stride, _padding(self.options["padding"], k)
+
+    def shapes(self, in_shape):
         if len(in_shape) != 3:
             raise needs_chw(self.kind, in_shape)
         filters = self.options["filters"]
         if filters < 1:
             raise ShapeError(f"filters must be >= 1, got {filters}")
         C, H, W = in_shape
-        self.k = as_pair(self.options["kernel"], "kernel", 1)
-        self.s = as_pair(self.options["stride"], "stride", 1)
-        self.p = self._padding(self.options["padding"])
-        (kh, kw), (ph, pw), (sh, sw) = self.k, self.p, self.s
+        (kh, kw), (sh, sw), (ph, pw) = self.geometry()
         if kh > H + 2 * ph or kw > W + 2 * pw:
             raise ShapeError(
                 f"conv2d kernel {kh}x{kw} is larger than its padded input "
                 f"{H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, padding {ph}x{pw}); "
                 f"use a smaller kernel or more padding"
             )
-        self.add_param("weight", (filters, C, kh, kw))
+        params = {"weight": (filters, C, kh, kw)}
         if self.options["bias"]:
-            self.add_param("bias", (filters,))
-        OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+            params["bias"] = (filters,)
+        return (filters, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1), params, {}
+
+    def setup(self):
+        self.k, self.s, self.p = self.geometry()
+        (C, H, W), (F, OH, _) = self.in_shape, self.out_shape
+        (kh, kw), (ph, pw) = self.k, self.p
         # the direct kernels' output rows are as wide as the padded input (its width Wp is the
         # pitch), and a pass computes the run = OH*Wp - (kw - 1) outputs that stay inside it
         self.pitch = W + 2 * pw
         self.run = OH * self.pitch - (kw - 1)
-        self.direct = self.s == (1, 1) and (
-            filters < DIRECT_MAX_FILTERS or self.run >= DIRECT_MIN_RUN
-        )
+        self.direct = self.s == (1, 1) and (F < DIRECT_MAX_FILTERS or self.run >= DIRECT_MIN_RUN)
         if self.direct:  # where each tap starts in a padded sample, and in a padded gradient
             self.offsets = direct.tap_offsets(C, H + 2 * ph, W + 2 * pw, kh, kw)
-            self.dx_offsets = direct.tap_offsets(filters, H + kh - 1, W + kw - 1, kh, kw)
-        return (filters, OH, OW)
-
-    def _padding(self, padding) -> tuple[int, int]:
-        if padding == "valid":
-            return (0, 0)
-        if padding == "same":
-            kh, kw = self.k
-            if kh % 2 == 0 or kw % 2 == 0:
-                raise ShapeError(
-                    f"padding 'same' needs an odd kernel, got kernel {kh}x{kw}; give an explicit "
-                    f"integer padding instead, e.g. padding: {kh // 2} (or a pair [ph, pw])"
-                )
-            return ((kh - 1) // 2, (kw - 1) // 2)
-        return as_pair(padding, "padding", 0)
+            self.dx_offsets = direct.tap_offsets(F, H + kh - 1, W + kw - 1, kh, kw)
 
     def init_params(self, rng):
         F, C, kh, kw = self.params["weight"].shape
@@ -142,35 +150,38 @@ class Conv2d(Layer):
             self.params["bias"][...] = 0
 
     def forward(self, x, train=True):
-        N, (F, OH, OW) = len(x), self.out_shape
+        """saved: (the padded input (direct) or the im2col matrix (strided), y when relu is
+        fused in, else None)."""
+        N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         xp = self._padded(x)
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.direct:
             xp = xp.reshape(N, -1)
-            direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, self.fused_relu,
+            direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
                                 OH, OW, self.pitch, self.run, y)  # fmt: skip
-            self.xp = xp if train else None
+            kept = xp
         else:
-            self._forward_lowered(xp, bias, train, y)
-        self.y = y
-        return y
+            kept = self._forward_lowered(xp, bias, train, y)
+        return y, ((kept, y if relu else None) if train else None)
 
-    def backward(self, dy):
+    def backward(self, saved, dy, need_dx=True):
+        kept, y = saved
+        relu = y is not None
         dy = np.ascontiguousarray(dy, dtype=self.dtype)
+        y = y if relu else dy  # the kernels read y only with relu; any array of its type will do
         if not self.direct:
-            return self._backward_lowered(dy)
+            return self._backward_lowered(kept, y, relu, dy, need_dx)
         Wm, groups = self._weight_matrix(), min(len(dy), direct.GROUPS)
         dWg = self._buffer("dWg", (groups, *Wm.shape))
         dbg = self._buffer("dbg", (groups, Wm.shape[0]))
-        direct.conv_weight_grad(self.xp, self.offsets, dy, self.y, self.fused_relu,
-                                self.pitch, self.run, dWg, dbg)  # fmt: skip
+        direct.conv_weight_grad(kept, self.offsets, dy, y, relu, self.pitch, self.run, dWg, dbg)
         np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
             np.sum(dbg, axis=0, out=self.grads["bias"])
-        return self._input_grad_direct(dy) if self.needs_input_grad else None
+        return self._input_grad_direct(dy, y, relu) if need_dx else None
 
-    def _input_grad_direct(self, dy):
+    def _input_grad_direct(self, dy, y, relu):
         """dx as a stride-1 convolution: dy (masked), padded by kh - 1 - ph rows and kw - 1 - pw
         columns on each side, with the weight flipped in space and its filter and channel axes
         swapped: dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
@@ -178,7 +189,7 @@ class Conv2d(Layer):
         (N, F), (C, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p
         Hd, Wd = H + kh - 1, W + kw - 1
         dpad = self._buffer("dpad", (N, F, Hd, Wd))
-        direct.pad_gradient(dy, self.y, self.fused_relu, kh - 1 - ph, kw - 1 - pw, dpad)
+        direct.pad_gradient(dy, y, relu, kh - 1 - ph, kw - 1 - pw, dpad)
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         dx = np.empty((N, C, H, W), dtype=self.dtype)
         direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),
@@ -186,27 +197,28 @@ class Conv2d(Layer):
                             H * Wd - (kw - 1), dx)  # fmt: skip
         return dx
 
-    def _forward_lowered(self, xp, bias, train, y) -> None:
+    def _forward_lowered(self, xp, bias, train, y):
         """Strided forward through im2col: training lowers the whole batch at once and keeps
-        the matrix for backward; evaluation goes a cache-sized chunk of samples at a time."""
-        N, (F, OH, OW) = len(xp), self.out_shape
+        the matrix for backward (returned); evaluation goes a cache-sized chunk of samples at a
+        time and keeps nothing."""
+        N, (F, OH, OW), relu = len(xp), self.out_shape, self.fused is not None
         step = N if train else self._chunk()
         for start in range(0, N, step):
             stop = min(start + step, N)
             cols = self._buffer("cols", (self._rows(), (stop - start) * OH * OW))
             lowered.im2col(xp[start:stop], *self.k, *self.s, OH, OW, cols)
             Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, cols.shape[1])))
-            lowered.gemm_to_nchw(Y, bias, self.fused_relu, y[start:stop].reshape(-1, F, OH * OW))
-        self.cols = cols if train else None
+            lowered.gemm_to_nchw(Y, bias, relu, y[start:stop].reshape(-1, F, OH * OW))
+        return cols if train else None
 
-    def _backward_lowered(self, dy):
+    def _backward_lowered(self, cols, y, relu, dy, need_dx):
         N, (F, OH, OW) = len(dy), self.out_shape
         dY = self._buffer("dY", (F, N * OH * OW))
-        lowered.nchw_to_gemm(dy.reshape(N, F, -1), self.y.reshape(N, F, -1), self.fused_relu, dY)
-        np.dot(dY, self.cols.T, out=self.grads["weight"].reshape(F, -1))
+        lowered.nchw_to_gemm(dy.reshape(N, F, -1), y.reshape(N, F, -1), relu, dY)
+        np.dot(dY, cols.T, out=self.grads["weight"].reshape(F, -1))
         if "bias" in self.params:
             np.sum(dY, axis=1, out=self.grads["bias"])
-        if not self.needs_input_grad:
+        if not need_dx:
             return None
         (ph, pw), (C, H, W) = self.p, self.in_shape
         dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=self.dtype)
@@ -244,7 +256,10 @@ class Conv2d(Layer):
     def flops(self):
         F, OH, OW = self.out_shape
         per_output = 2 * self.in_shape[0] * self.k[0] * self.k[1] + ("bias" in self.params)
-        return per_output * F * OH * OW
+        return (per_output + (Relu.flops_per_value if self.fused else 0)) * F * OH * OW
+
+    def kinks(self, saved):
+        return None if saved[1] is None else saved[1] > 0
 
     def describe(self):
         k, s, p = self.k, self.s, self.p

@@ -3,8 +3,8 @@
 x: (batch, *in_shape) -> y: (batch, units). A multi-dimensional input is flattened per sample in
 (C, H, W) order. ``weight`` is (in, units), ``bias`` (units,). The YAML ``activation`` becomes a
 separate activation layer after this one; here it only chooses the initialiser. With
-``fused_tanh`` (set by the network builder when a tanh follows) the forward pass adds the bias
-and applies tanh in one pass over the product; the tanh layer then passes it on.
+``fused="tanh"`` (the network builder's choice) the forward pass adds the bias and applies tanh
+in one pass over the product, and backward takes dy * (1 - y^2) before the products.
 """
 
 from __future__ import annotations
@@ -15,13 +15,13 @@ import numpy as np
 
 from nettrain import init
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
-from nettrain.layers.tanh import tanh
+from nettrain.layers.tanh import Tanh, tanh, tanh_grad
 from nettrain.options import Opt
 
 
 class Dense(Layer):
     kind = "dense"
-    fused_tanh = False
+    FUSABLE = ("tanh",)
     OPTIONS = {
         "units": Opt("int", min=1, doc="number of output units"),
         "activation": Opt(
@@ -31,15 +31,14 @@ class Dense(Layer):
         "init": init.INIT_OPTION,
     }
 
-    def output_shape(self, in_shape):
+    def shapes(self, in_shape):
         units = self.options["units"]
         if units < 1:
             raise ShapeError(f"units must be >= 1, got {units}")
-        n_in = math.prod(in_shape)
-        self.add_param("weight", (n_in, units))
+        params = {"weight": (math.prod(in_shape), units)}
         if self.options["bias"]:
-            self.add_param("bias", (units,))
-        return (units,)
+            params["bias"] = (units,)
+        return (units,), params, {}
 
     def init_params(self, rng):
         n_in, units = self.params["weight"].shape
@@ -56,27 +55,33 @@ class Dense(Layer):
             self.params["bias"][...] = 0
 
     def forward(self, x, train=True):
-        self.x2 = x.reshape(len(x), -1)
+        """saved: (x flattened (batch, in), y when tanh is fused in, else None)."""
+        x2 = x.reshape(len(x), -1)
         bias = self.params.get("bias")
-        if self.fused_tanh:  # the product is only read by the tanh pass: a reused buffer
-            s = self._buffer("s", (len(self.x2), self.out_shape[0]))
-            return tanh(np.matmul(self.x2, self.params["weight"], out=s), bias)
-        y = self.x2 @ self.params["weight"]
-        if bias is not None:
-            y += bias
-        return y
+        if self.fused:  # the product is only read by the tanh pass: a reused buffer
+            s = self._buffer("s", (len(x2), self.out_shape[0]))
+            y = tanh(np.matmul(x2, self.params["weight"], out=s), bias)
+        else:
+            y = x2 @ self.params["weight"]
+            if bias is not None:
+                y += bias
+        return y, ((x2, y if self.fused else None) if train else None)
 
-    def backward(self, dy):
-        np.dot(self.x2.T, dy, out=self.grads["weight"])
+    def backward(self, saved, dy, need_dx=True):
+        x2, y = saved
+        if self.fused:
+            dy = tanh_grad(dy, y)
+        np.dot(x2.T, dy, out=self.grads["weight"])
         if "bias" in self.params:
             np.sum(dy, axis=0, out=self.grads["bias"])
-        if not self.needs_input_grad:
+        if not need_dx:
             return None
         return (dy @ self.params["weight"].T).reshape((len(dy), *self.in_shape))
 
     def flops(self):
         n_in, units = self.params["weight"].shape
-        return 2 * n_in * units + (units if "bias" in self.params else 0)
+        fused = Tanh.flops_per_value * units if self.fused else 0
+        return 2 * n_in * units + (units if "bias" in self.params else 0) + fused
 
     def describe(self):
         return f"dense {self.options['units']}"

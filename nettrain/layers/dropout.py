@@ -8,8 +8,7 @@ seed (see Network.seed_step), so that runs and resumed runs draw the same masks.
 
 from __future__ import annotations
 
-import numpy as np
-
+from nettrain import streams
 from nettrain.layers.base import Layer
 from nettrain.options import Opt
 
@@ -27,25 +26,25 @@ class Dropout(Layer):
     }
     stochastic = True
 
+    flops_per_value = 1
+
     def __init__(self, index, **options):
         super().__init__(index, **options)
-        self.rng = np.random.default_rng(0)
-        self.mask = None
+        # Replaced by each training step's generator (Network.seed_step); this one serves a
+        # layer used on its own.
+        self.rng = streams.dropout_rng(0, 0, index)
 
     def forward(self, x, train=True):
+        """saved: the mask (0 or 1 / (1 - drop_prob) per value), None when nothing is dropped."""
         p = self.options["drop_prob"]
         if not train or p == 0:
-            self.mask = None
-            return x
+            return x, None
         keep = self.rng.random(x.shape, dtype=self.dtype) >= p
-        self.mask = keep.astype(self.dtype) / self.dtype.type(1 - p)
-        return x * self.mask
+        mask = keep.astype(self.dtype) / self.dtype.type(1 - p)
+        return x * mask, mask
 
-    def backward(self, dy):
-        return dy if self.mask is None else dy * self.mask
-
-    def flops(self):
-        return int(np.prod(self.out_shape))
+    def backward(self, saved, dy, need_dx=True):
+        return dy if saved is None else dy * saved
 
     def describe(self):
         return f"dropout p={self.options['drop_prob']}"

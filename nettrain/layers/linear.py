@@ -9,7 +9,8 @@ class Linear(Layer):
     kind = "linear"
 
     def forward(self, x, train=True):
-        return x
+        """saved: nothing."""
+        return x, None
 
-    def backward(self, dy):
+    def backward(self, saved, dy, need_dx=True):
         return dy

@@ -28,43 +28,50 @@ class MaxPool2d(Layer):
         "stride": Opt("size", None, doc="step between windows; defaults to size"),
     }
 
-    def output_shape(self, in_shape):
+    def geometry(self):
+        """(window, stride) as (h, w) pairs, from the options."""
+        k = as_pair(self.options["size"], "size", 1)
+        stride = self.options["stride"]
+        return k, (k if stride is None else as_pair(stride, "stride", 1))
+
+    def shapes(self, in_shape):
         if len(in_shape) != 3:
             raise needs_chw(self.kind, in_shape)
         C, H, W = in_shape
-        self.k = as_pair(self.options["size"], "size", 1)
-        stride = self.options["stride"]
-        self.s = self.k if stride is None else as_pair(stride, "stride", 1)
-        (kh, kw), (sh, sw) = self.k, self.s
+        (kh, kw), (sh, sw) = self.geometry()
         if kh > H or kw > W:
             raise ShapeError(
-                f"maxpool2d window {kh}x{kw} is larger than its input {H}x{W}; "
+                f"{self.kind} window {kh}x{kw} is larger than its input {H}x{W}; "
                 f"use a smaller size or drop the pooling layer"
             )
-        return (C, (H - kh) // sh + 1, (W - kw) // sw + 1)
+        return (C, (H - kh) // sh + 1, (W - kw) // sw + 1), {}, {}
+
+    def setup(self):
+        self.k, self.s = self.geometry()
 
     def forward(self, x, train=True):
+        """saved: argmax (batch, C, OH, OW), each window's max as a flat index h*W + w."""
         x = np.ascontiguousarray(x, dtype=self.dtype)
         y = np.empty((len(x), *self.out_shape), dtype=self.dtype)
-        self.argmax = np.empty(y.shape, dtype=np.int64)
-        _pool_kernel(*self.k, *self.s)(x, y, self.argmax)
-        return y
+        argmax = np.empty(y.shape, dtype=np.int64)
+        _pool_kernel(*self.k, *self.s)(x, y, argmax)
+        return y, (argmax if train else None)
 
-    def backward(self, dy):
+    def backward(self, saved, dy, need_dx=True):
         N, (C, H, W) = len(dy), self.in_shape
         dx = np.empty((N, C, H * W), dtype=self.dtype)
-        _unpool(np.ascontiguousarray(dy, dtype=self.dtype), self.argmax, dx)
+        _unpool(np.ascontiguousarray(dy, dtype=self.dtype), saved, dx)
         return dx.reshape(N, C, H, W)
 
     def flops(self):
         C, OH, OW = self.out_shape
         return self.k[0] * self.k[1] * C * OH * OW
 
-    def kinks(self):
-        return self.argmax.copy()
+    def kinks(self, saved):
+        return saved.copy()
 
     def describe(self):
-        return f"maxpool2d {self.k[0]}x{self.k[1]} s{shape_text(self.s)}"
+        return f"{self.kind} {self.k[0]}x{self.k[1]} s{shape_text(self.s)}"
 
 
 @functools.cache

@@ -12,17 +12,15 @@ from nettrain.layers.base import Layer
 
 class Relu(Layer):
     kind = "relu"
-    fused = False  # True when the layer before applies max(., 0) and its mask (conv2d)
+    flops_per_value = 1
 
     def forward(self, x, train=True):
-        self.y = x if self.fused else np.maximum(x, 0)
-        return self.y
+        """saved: y (the gradient passes where y > 0)."""
+        y = np.maximum(x, 0)
+        return y, (y if train else None)
 
-    def backward(self, dy):
-        return dy if self.fused else dy * (self.y > 0)
+    def backward(self, saved, dy, need_dx=True):
+        return dy * (saved > 0)
 
-    def flops(self):
-        return int(np.prod(self.out_shape))
-
-    def kinks(self):
-        return self.y > 0
+    def kinks(self, saved):
+        return saved > 0

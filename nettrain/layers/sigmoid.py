@@ -18,13 +18,12 @@ def sigmoid(s: np.ndarray) -> np.ndarray:
 
 class Sigmoid(Layer):
     kind = "sigmoid"
+    flops_per_value = 4
 
     def forward(self, x, train=True):
-        self.y = sigmoid(x)
-        return self.y
+        """saved: y."""
+        y = sigmoid(x)
+        return y, (y if train else None)
 
-    def backward(self, dy):
-        return dy * self.y * (1 - self.y)
-
-    def flops(self):
-        return 4 * int(np.prod(self.out_shape))
+    def backward(self, saved, dy, need_dx=True):
+        return dy * saved * (1 - saved)

@@ -27,16 +27,15 @@ def log_softmax(s: np.ndarray) -> np.ndarray:
 
 class Softmax(Layer):
     kind = "softmax"
+    flops_per_value = 5
 
     def forward(self, x, train=True):
-        self.y = softmax(x.reshape(len(x), -1)).reshape(x.shape)
-        return self.y
+        """saved: y."""
+        y = softmax(x.reshape(len(x), -1)).reshape(x.shape)
+        return y, (y if train else None)
 
-    def backward(self, dy):
-        o = self.y.reshape(len(dy), -1)
+    def backward(self, saved, dy, need_dx=True):
+        o = saved.reshape(len(dy), -1)
         g = dy.reshape(len(dy), -1)
         dx = o * (g - (g * o).sum(axis=1, keepdims=True))
         return dx.reshape(dy.shape)
-
-    def flops(self):
-        return 5 * int(np.prod(self.out_shape))

@@ -1,0 +1,154 @@
+"""Batch normalisation, PyTorch's BatchNorm1d/2d conventions (weights move between the two).
+
+x: (batch, C, *rest) -> y: same shape, one statistic per channel c (the first per-sample axis:
+a dense layer's units, a conv/pool layer's channels) over the batch and the other axes, i.e.
+over m = batch * prod(rest) values.
+
+Training: y = weight * xhat + bias, xhat = (x - mean_B) / sqrt(var_B + eps), with the batch's
+mean and biased variance (sum of squares / m); then
+    running_mean <- (1 - momentum) running_mean + momentum mean_B
+    running_var  <- (1 - momentum) running_var  + momentum var_B * m / (m - 1)   (unbiased).
+With m = 1 (a batch of one sample after a dense layer) the unbiased variance is undefined:
+the sample is normalised by its own statistics (y = bias, dx = 0) and the running statistics
+are left as they are, so a short last batch cannot poison them. (PyTorch refuses such a batch.)
+Evaluation: y = weight * (x - running_mean) / sqrt(running_var + eps) + bias.
+
+Backward (training), per channel, with g = dy summed over the m values:
+    dbias = sum g,  dweight = sum g xhat,
+    dx = weight / (m sqrt(var_B + eps)) * (m g - dbias - xhat dweight).
+
+Statistics and sums are taken in float64, each channel by one thread in a fixed order, so the
+results do not depend on the thread count.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit, prange
+
+from nettrain.layers.base import Layer, ShapeError
+from nettrain.options import Opt
+
+VECTOR_MATH = {"reassoc", "contract"}
+
+
+class BatchNorm(Layer):
+    kind = "batchnorm"
+    OPTIONS = {
+        "momentum": Opt(
+            "float", 0.1, min=0, max=1, doc="weight of each batch in the running statistics"
+        ),
+        "eps": Opt("float", 1e-5, min=0, exclusive_min=True, doc="added to the variance"),
+    }
+    flops_per_value = 2
+
+    def shapes(self, in_shape):
+        if not in_shape:
+            raise ShapeError("batchnorm needs an input with at least one axis")
+        C = in_shape[0]
+        return tuple(in_shape), {"weight": (C,), "bias": (C,)}, {
+            "running_mean": (C,), "running_var": (C,),
+        }  # fmt: skip
+
+    def init_params(self, rng):
+        self.params["weight"][...] = 1
+        self.params["bias"][...] = 0
+        self.state["running_mean"][...] = 0
+        self.state["running_var"][...] = 1
+
+    def forward(self, x, train=True):
+        """saved: (xhat (batch, C, rest), 1 / sqrt(var_B + eps) (C,) float64)."""
+        N, C = len(x), self.in_shape[0]
+        x3 = np.ascontiguousarray(x, dtype=self.dtype).reshape(N, C, -1)
+        y = np.empty(x3.shape, dtype=self.dtype)
+        eps, w, b = self.options["eps"], self.params["weight"], self.params["bias"]
+        if not train:
+            rm, rv = self.state["running_mean"], self.state["running_var"]
+            scale = w.astype(np.float64) / np.sqrt(rv.astype(np.float64) + eps)
+            shift = b - rm.astype(np.float64) * scale
+            _affine(x3, scale, shift, y)
+            return y.reshape(x.shape), None
+        xhat = np.empty(x3.shape, dtype=self.dtype)
+        mean, var = np.empty(C), np.empty(C)
+        _normalise(x3, w, b, eps, xhat, y, mean, var)
+        m = x3.shape[0] * x3.shape[2]
+        if m > 1:
+            momentum = self.options["momentum"]
+            for name, batch in (("running_mean", mean), ("running_var", var * (m / (m - 1)))):
+                run = self.state[name]
+                run[...] = (1 - momentum) * run + momentum * batch
+        return y.reshape(x.shape), (xhat, 1 / np.sqrt(var + eps))
+
+    def backward(self, saved, dy, need_dx=True):
+        xhat, inv = saved
+        dy3 = np.ascontiguousarray(dy, dtype=self.dtype).reshape(xhat.shape)
+        dx = np.empty(xhat.shape, dtype=self.dtype) if need_dx else xhat[:0]
+        dw, db = np.empty(len(inv)), np.empty(len(inv))
+        _backward(dy3, xhat, self.params["weight"], inv, need_dx, dx, dw, db)
+        self.grads["weight"][...] = dw
+        self.grads["bias"][...] = db
+        return dx.reshape(dy.shape) if need_dx else None
+
+    def describe(self):
+        return "batchnorm"
+
+
+@njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
+def _normalise(x, w, b, eps, xhat, y, mean, var):
+    """x (N, C, S) -> xhat, y (N, C, S), with each channel's mean and biased variance (C,)."""
+    N, C, S = x.shape
+    m = N * S
+    for c in prange(C):
+        total = 0.0
+        for n in range(N):
+            for s in range(S):
+                total += x[n, c, s]
+        mu = total / m
+        total = 0.0
+        for n in range(N):
+            for s in range(S):
+                d = x[n, c, s] - mu
+                total += d * d
+        v = total / m
+        inv = 1 / math.sqrt(v + eps)
+        mean[c], var[c] = mu, v
+        wc, bc = w[c], b[c]
+        for n in range(N):
+            for s in range(S):
+                h = (x[n, c, s] - mu) * inv
+                xhat[n, c, s] = h
+                y[n, c, s] = wc * h + bc
+
+
+@njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
+def _affine(x, scale, shift, y):
+    """y = x * scale[c] + shift[c] for x, y (N, C, S): evaluation with the running statistics."""
+    N, C, S = x.shape
+    for n in prange(N):
+        for c in range(C):
+            a, b = scale[c], shift[c]
+            for s in range(S):
+                y[n, c, s] = x[n, c, s] * a + b
+
+
+@njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
+def _backward(dy, xhat, w, inv, need_dx, dx, dw, db):
+    """dw, db (C,) and, with need_dx, dx (N, C, S) from dy, xhat (N, C, S) and inv (C,)."""
+    N, C, S = dy.shape
+    m = N * S
+    for c in prange(C):
+        sg = 0.0
+        sgx = 0.0
+        for n in range(N):
+            for s in range(S):
+                g = dy[n, c, s]
+                sg += g
+                sgx += g * xhat[n, c, s]
+        dw[c], db[c] = sgx, sg
+        if need_dx:
+            k = w[c] * inv[c] / m
+            for n in range(N):
+                for s in range(S):
+                    dx[n, c, s] = k * (m * dy[n, c, s] - sg - xhat[n, c, s] * sgx)

@@ -1,0 +1,36 @@
+"""Global average pooling, NCHW: the mean of each channel's plane.
+
+x: (batch, C, H, W) -> y: (batch, C) with y[n, c] = sum_{h, w} x[n, c, h, w] / (H W);
+backward spreads dy[n, c] / (H W) over the plane.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nettrain.layers.base import Layer
+from nettrain.layers.conv2d import needs_chw
+
+
+class GlobalAvgPool2d(Layer):
+    kind = "global_avgpool2d"
+
+    def shapes(self, in_shape):
+        if len(in_shape) != 3:
+            raise needs_chw(self.kind, in_shape)
+        return (in_shape[0],), {}, {}
+
+    def forward(self, x, train=True):
+        """saved: nothing (backward needs only the shapes)."""
+        N, C = len(x), self.in_shape[0]
+        y = np.mean(x.reshape(N, C, -1), axis=2, dtype=self.dtype)
+        return y, None
+
+    def backward(self, saved, dy, need_dx=True):
+        N, (C, H, W) = len(dy), self.in_shape
+        dx = np.empty((N, C, H * W), dtype=self.dtype)
+        dx[...] = (dy / self.dtype.type(H * W))[:, :, None]
+        return dx.reshape(N, C, H, W)
+
+    def flops(self):
+        return int(np.prod(self.in_shape))
