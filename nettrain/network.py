@@ -17,7 +17,7 @@ import math
 
 import numpy as np
 
-from nettrain import streams
+from nettrain import streams, threads
 from nettrain.errors import UserError
 from nettrain.layers import ACTIVATIONS, LAYERS, ShapeError
 from nettrain.layers.base import defaults
@@ -145,6 +145,7 @@ class Network:
     # -- passes ------------------------------------------------------------------------------
 
     def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+        threads.adapt()  # every pass starts with the cores other jobs leave free
         for layer in self.layers:
             x, _ = layer.forward(x, train)
         return x
@@ -152,6 +153,7 @@ class Network:
     def forward_saving(self, x: np.ndarray, train: bool = True):
         """(input of the last layer, output, [each layer's saved]): a forward pass that keeps
         what backward needs (nothing, in evaluation)."""
+        threads.adapt()
         saved = []
         for layer in self.layers:
             s = x
