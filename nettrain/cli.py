@@ -13,7 +13,7 @@ from pathlib import Path
 
 import click
 
-from nettrain import __version__
+from nettrain import __version__, threads
 from nettrain.cli_base import Group, PathArg, default_run_dir, open_null
 from nettrain.errors import UserError
 
@@ -27,13 +27,16 @@ SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value 
     "--threads",
     type=click.IntRange(1),
     envvar="NETTRAIN_THREADS",
-    help="Threads for BLAS and Numba kernels (default: all cores; env NETTRAIN_THREADS).",
+    help="Most threads for BLAS and Numba kernels (default: all cores; fewer while other "
+    "processes keep cores busy; env NETTRAIN_THREADS).",
 )
 def cli(debug, threads):
     """Train neural networks described in YAML files (backprop by hand on numpy and Numba)."""
+    from nettrain.memory import keep_freed_memory
     from nettrain.threads import configure
 
     configure(threads)
+    keep_freed_memory()
 
 
 @cli.command()
@@ -100,6 +103,12 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         again = f"{config} --resume" if config is not None else "--resume"
         click.echo(f"resume with: nettrain fit {again} {exc.args[0]}", err=True)
         sys.exit(exc.exit_code)
+    if threads.changes():
+        say(
+            "note: other processes took cores during the run, so nettrain changed its thread "
+            "count; matrix products round differently on another thread count, so a rerun may "
+            "differ in the last bits (--threads N keeps the count fixed)"
+        )
     say(f"done: {run_dir}")
 
 

@@ -1,60 +1,77 @@
 """Thread settings, applied before numpy and Numba are imported, and adapted to a busy machine.
 
-nettrain's threaded work is its Numba kernels (conv2d, pooling, tanh) and its matrix products
-(``nettrain.blas``: single-threaded BLAS calls on row blocks, shared out over threads). Both give
-the same bits for any thread count: kernels split work by sample, never a sum, and a product's
-row blocks depend on its shapes alone (tests/test_threads.py). So the thread count is free to
-change in the middle of a run, and it does:
+nettrain runs BLAS (matrix products) and Numba kernels (conv2d, pooling, tanh, batchnorm) one
+after the other, never at once, so both may use every core. Between two of its jobs a pool's
+threads either spin (ready at once, but holding a core) or sleep (the core is free, but waking
+them takes time). Alone on a 2-core VM (measured with ``nettrain bench``, LeNet and the MNIST MLP):
+- Numba's sleeping ``workqueue`` threads woke too slowly for kernels of a few milliseconds (LeNet
+  trained at 5,300-6,100 samples/s instead of 8,500-9,200), so the OpenMP layer, whose threads
+  spin briefly, comes first, then TBB (which also spins), then workqueue;
+- OpenBLAS threads spin 2**28 cycles by default, through the Numba kernels that follow (LeNet fell
+  to 2,650 samples/s); 2**4 (sleep at once) slowed the MLP, whose products follow each other
+  within microseconds; 2**20 (about 0.3 ms) serves both (BLAS_SPIN). Handing products to threads
+  that sleep instead (one BLAS call per block of rows, on a Python thread pool) cost the MLP a
+  quarter of its speed: a wake-up on this VM takes about 0.1 ms.
 
-- ``--threads N`` / ``NETTRAIN_THREADS`` (default: every core this process may use) is the most
-  threads nettrain uses;
-- ``adapt()``, called between training steps and inference batches, measures twice a second how
-  much CPU time *other* processes took (``/proc/stat`` less this process's own time) and uses the
-  cores they leave free, at least one: two trainings started together on 2 cores each run on one
-  thread instead of fighting over two, and a training beside a busy job gives the job its core.
-  It lowers the count at once and raises it after two measurements agree.
+Spinning threads are what a busy machine cannot afford: two trainings of the MNIST MLP started
+together on 2 cores each took 11-19 times as long as one alone (LeNet: 6.4 times), as each run's
+threads spun on the core the other one needed. ``OMP_WAIT_POLICY=passive`` only brought that to 9
+times, OpenBLAS sleeping at once to 4 times; one thread each, 1.15 times. Hence ``adapt()``,
+called before every forward pass: twice a second it measures the CPU time *other* processes took
+(``/proc/stat`` less this process's own) and uses only the cores they leave free, at least one,
+for BLAS and Numba alike. It lowers the count at once and raises it after two measurements agree.
 
-Measured on a 2-core VM (AMD EPYC, ``configs/mnist-mlp.yaml``, 3 epochs, benchmarks/fair.py):
-with OpenBLAS's own threads, which spin while they wait, two runs side by side each took 11-19
-times as long as one alone; ``OMP_WAIT_POLICY=passive`` only brought that to 9 times, OpenBLAS
-sleeping at once to 4 times; one thread each, 1.15 times. Numba uses its OpenMP threading layer
-when the OpenMP runtime is installed (its threads spin briefly between kernels; the parked threads
-of the ``workqueue`` layer woke too slowly for kernels of a few milliseconds: LeNet trained at
-5,300-6,100 samples/s instead of 8,500-9,200), then TBB, then workqueue. Settings the user made in
-the environment are kept. (GNU OpenMP does not survive a fork: a program that forks after
-training, without exec, should set NUMBA_THREADING_LAYER=workqueue.)
+A count given with ``--threads`` or ``NETTRAIN_THREADS`` is used as it is; by default nettrain
+uses every core this process may use, fewer while other processes keep cores busy. The Numba
+kernels give the same bits for any thread count (they split work by sample, never a sum:
+tests/test_layer_table.py); OpenBLAS's products do not for some shapes (64x784 @ 784x256 rounds
+differently on 1 and 2 threads), so a run during which ``adapt`` changed the count may differ in
+the last bits from a rerun. ``changes()`` tells, and ``fit`` says so; a fixed count keeps runs
+bit-identical. Settings the user made in the environment are kept.
+(GNU OpenMP does not survive a fork: a program that forks after training, without exec, should
+set NUMBA_THREADING_LAYER=workqueue.)
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
 import sys
 import time
 
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
+BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "20")  # spin 2**20 cycles after a product, then sleep
 NUMBA_LAYERS = ("NUMBA_THREADING_LAYER_PRIORITY", "omp tbb workqueue")
+# OpenBLAS's setter, under the names its builds export (numpy's wheels prefix it)
+BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
+                "scipy_openblas_set_num_threads", "openblas_set_num_threads64_")  # fmt: skip
 WINDOW = 0.5  # seconds between two measurements of the other processes' CPU time
 
-_state = {"max": 1, "active": 1, "adaptive": False, "last": None, "raise_votes": 0}
+_state = {"max": 1, "active": 1, "adaptive": False, "last": None, "votes": 0, "changes": 0}
 
 
-def configure(threads: int | None = None, adaptive: bool = True) -> int:
-    """Set the thread environment for this process; returns the most threads it will use."""
+def configure(threads: int | None = None, adapt_to_load: bool | None = None) -> int:
+    """Set the thread environment for this process; returns the most threads it will use.
+
+    A count given here or in NETTRAIN_THREADS is kept as it is; without one, every core this
+    process may use, fewer while other processes keep cores busy (``adapt``). ``adapt_to_load``
+    overrides that choice."""
     if threads is None:
-        threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or cpu_count()
-    os.environ["NETTRAIN_THREADS"] = str(threads)
-    for name in BLAS_VARIABLES:  # each BLAS call is one thread: nettrain.blas shares them out
-        os.environ[name] = "1"
-    if "numba" in sys.modules:
+        threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or None
+    adaptive = threads is None if adapt_to_load is None else adapt_to_load
+    threads = threads or cpu_count()
+    for name in BLAS_VARIABLES:
+        os.environ[name] = str(threads)
+    os.environ.setdefault(*BLAS_SPIN)
+    numba = sys.modules.get("numba")
+    if numba is not None:
         # Numba has read its environment already, and refuses a changed NUMBA_NUM_THREADS once
         # its pool runs: set the pool's active size instead.
-        import numba
-
         threads = min(threads, numba.config.NUMBA_NUM_THREADS)
     else:
         os.environ.setdefault(*NUMBA_LAYERS)
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
-    _state.update(max=threads, adaptive=adaptive and _readable(), last=None, raise_votes=0)
+    _state.update(max=threads, adaptive=adaptive and _readable(), last=None, votes=0, changes=0)
     _set_active(threads)
     return threads
 
@@ -68,7 +85,7 @@ def cpu_count() -> int:
 
 
 def active_threads() -> int:
-    """Threads to use now: at most the configured count, fewer while other jobs hold cores."""
+    """Threads in use now: at most the configured count, fewer while other jobs hold cores."""
     return _state["active"]
 
 
@@ -77,14 +94,19 @@ def max_threads() -> int:
 
 
 def adaptive() -> bool:
-    """Whether ``adapt`` measures the machine's load (Linux, more than one thread)."""
+    """Whether ``adapt`` follows the machine's load (Linux, more than one thread)."""
     return _state["adaptive"] and _state["max"] > 1
+
+
+def changes() -> int:
+    """How many times ``adapt`` changed the thread count since ``configure``."""
+    return _state["changes"]
 
 
 def adapt() -> int:
     """Measure the other processes' CPU use (at most every WINDOW seconds) and set the thread
     count to the cores they leave free; returns the count in force. Cheap to call every step."""
-    if not _state["adaptive"] or _state["max"] <= 1:
+    if not adaptive():
         return _state["active"]
     now = time.monotonic()
     last = _state["last"]
@@ -94,29 +116,55 @@ def adapt() -> int:
     _state["last"] = sample
     if last is None:
         return _state["active"]
-    wall = (sample[0] - last[0]) * os.sysconf("SC_CLK_TCK")
-    others = max(0.0, (sample[1] - last[1]) - (sample[2] - last[2])) / wall  # in cores
+    ticks = (sample[0] - last[0]) * os.sysconf("SC_CLK_TCK")
+    others = max(0.0, (sample[1] - last[1]) - (sample[2] - last[2])) / ticks  # in cores
     free = min(cpu_count(), os.cpu_count() or 1) - others
     target = max(1, min(_state["max"], int(free + 0.5)))
-    if target < _state["active"]:
-        _state["raise_votes"] = 0
+    votes = _state["votes"] + 1 if target > _state["active"] else 0
+    _state["votes"] = votes
+    if target < _state["active"] or votes >= 2:
+        _state["votes"] = 0
+        _state["changes"] += 1
         _set_active(target)
-    elif target > _state["active"]:
-        _state["raise_votes"] += 1
-        if _state["raise_votes"] >= 2:
-            _state["raise_votes"] = 0
-            _set_active(target)
-    else:
-        _state["raise_votes"] = 0
-        _set_active(target)  # Numba may have started since: give its pool the count too
     return _state["active"]
 
 
 def _set_active(count: int) -> None:
     _state["active"] = count
     numba = sys.modules.get("numba")
-    if numba is not None and numba.get_num_threads() != count:
+    if numba is not None:
         numba.set_num_threads(min(count, numba.config.NUMBA_NUM_THREADS))
+    if "numpy" in sys.modules:
+        for setter in _blas_setters():
+            setter(count)
+
+
+_setters: list | None = None
+
+
+def _blas_setters() -> list:
+    """The thread-count setters of the OpenBLAS libraries loaded in this process (found once)."""
+    global _setters
+    if _setters is None:
+        _setters = []
+        try:
+            with open("/proc/self/maps") as f:
+                paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()})
+        except OSError:  # not Linux: the count set before numpy was imported stays
+            paths = []
+        for path in paths:
+            try:
+                lib = ctypes.CDLL(path)
+            except OSError:
+                continue
+            for name in BLAS_SETTERS:
+                if hasattr(lib, name):
+                    setter = getattr(lib, name)
+                    setter.argtypes = [ctypes.c_int]
+                    setter.restype = None
+                    _setters.append(setter)
+                    break
+    return _setters
 
 
 def _readable() -> bool:

@@ -1,6 +1,7 @@
 """Thread settings: --threads works before and after Numba has started its pool. (That every
 layer's results do not depend on the thread count: test_layer_table.py.)"""
 
+import ctypes
 import os
 import subprocess
 import sys
@@ -11,7 +12,6 @@ import pytest
 from click.testing import CliRunner
 
 import nettrain.threads as threads_module
-from nettrain.blas import blocks, matmul
 from nettrain.cli import cli
 from nettrain.layers.maxpool2d import MaxPool2d
 from nettrain.threads import active_threads, configure, max_threads
@@ -38,42 +38,56 @@ def test_threads_option_sets_the_thread_count(tmp_path):
         assert result.exit_code == 0, result.output
 
 
-def test_blas_calls_are_single_threaded_and_nettrain_shares_out_the_blocks():
+def test_a_given_count_is_kept_and_the_default_adapts(monkeypatch):
+    previous = max_threads()
+    monkeypatch.delenv("NETTRAIN_THREADS", raising=False)
+    try:
+        assert configure(1) == 1 and not threads_module.adaptive()
+        monkeypatch.setenv("NETTRAIN_THREADS", "2")
+        assert configure() == 2 and not threads_module.adaptive()
+        monkeypatch.delenv("NETTRAIN_THREADS")
+        assert configure() == threads_module.cpu_count()
+        assert threads_module.adaptive() == (threads_module.cpu_count() > 1)
+    finally:
+        configure(previous)
+
+
+def test_openblas_threads_spin_briefly_unless_the_user_says_otherwise(monkeypatch):
     threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or None  # leave the count as it is
+    monkeypatch.delenv("OPENBLAS_THREAD_TIMEOUT", raising=False)
     configure(threads)
-    assert os.environ["OPENBLAS_NUM_THREADS"] == "1"
-    assert int(os.environ["NETTRAIN_THREADS"]) == max_threads() >= active_threads() >= 1
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("shape", [(64, 784, 256), (784, 64, 256), (1000, 300, 70), (5, 7, 3)])
-def test_blocked_products_give_the_same_bits_for_any_thread_count(shape, dtype):
-    m, k, n = shape
-    rng = np.random.default_rng(m)
-    a = rng.standard_normal((m, k)).astype(dtype)
-    b = rng.standard_normal((k, n)).astype(dtype)
-    threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or None
-    results = []
-    for count in (1, 2, 3):
-        configure(count)
-        results += [matmul(a, b), matmul(np.asfortranarray(a), b)]
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "20"
+    monkeypatch.setenv("OPENBLAS_THREAD_TIMEOUT", "4")
     configure(threads)
-    for r in results[1:]:
-        np.testing.assert_array_equal(results[0], r)
-    tolerance = 1e-4 if dtype == np.float32 else 1e-12
-    np.testing.assert_allclose(results[0], a.astype(np.float64) @ b, rtol=tolerance, atol=tolerance)
-    out = np.empty((m, n), dtype)
-    assert matmul(a, b, out=out) is out
+    assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
 
 
-def test_blocks_depend_on_the_shapes_only_and_cover_the_product():
-    for m, k, n in [(64, 784, 256), (784, 64, 256), (3, 3, 3), (4096, 10, 4096)]:
-        axis, parts = blocks(m, k, n)
-        span = (m, n)[axis]
-        assert parts[0][0] == 0 and parts[-1][1] == span
-        assert all(a < b for a, b in parts)
-        assert all(p[1] == q[0] for p, q in zip(parts, parts[1:], strict=False))
-    assert blocks(5, 7, 3) == (0, [(0, 5)])  # too small to be worth a thread
+def openblas_threads() -> int | None:
+    """OpenBLAS's own idea of its thread count, where its getter can be found."""
+    with open("/proc/self/maps") as f:
+        paths = sorted({ln.split()[-1] for ln in f if "openblas" in ln.lower()})
+    for path in paths:
+        lib = ctypes.CDLL(path)
+        for name in ("openblas_get_num_threads", "scipy_openblas_get_num_threads64_"):
+            if hasattr(lib, name):
+                return getattr(lib, name)()
+    return None
+
+
+def test_the_active_count_reaches_numba_and_openblas():
+    import numba
+
+    previous = max_threads()
+    try:
+        configure(2)
+        threads_module._set_active(1)
+        assert numba.get_num_threads() == 1 and active_threads() == 1
+        assert openblas_threads() in (1, None)
+        threads_module._set_active(2)
+        assert numba.get_num_threads() == min(2, numba.config.NUMBA_NUM_THREADS)
+        assert openblas_threads() in (2, None)
+    finally:
+        configure(previous)
 
 
 class FakeClock:
@@ -95,12 +109,13 @@ def test_adapt_gives_up_a_core_another_process_holds_and_takes_it_back(monkeypat
     monkeypatch.setattr(threads_module.os, "cpu_count", lambda: 2)
     threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or None
     clock = FakeClock(monkeypatch)
-    configure(2)
+    configure(2, adapt_to_load=True)
     try:
         assert clock.tick() == 2  # first measurement: nothing to compare yet
         assert clock.tick() == 2  # idle machine: both cores
         clock.others = 1.0
         assert clock.tick() == 1  # another job holds a core: give it up at once
+        assert threads_module.changes() == 1
         assert clock.tick() == 1
         clock.others = 0.0
         assert clock.tick() == 1  # one idle measurement is not enough to take it back
@@ -120,7 +135,7 @@ def test_adapt_sees_a_real_busy_process():
     if threads_module.cpu_count() < 2 or not threads_module._readable():
         pytest.skip("needs 2 cores and /proc")
     previous = max_threads()
-    configure(2)
+    configure(2, adapt_to_load=True)
     spin = "import time\nend = time.monotonic() + 20\nwhile time.monotonic() < end: pass\n"
     busy = subprocess.Popen([sys.executable, "-c", spin])
     try:

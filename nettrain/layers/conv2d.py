@@ -28,7 +28,6 @@ import math
 import numpy as np
 
 from nettrain import init
-from nettrain.blas import matmul
 from nettrain.layers import conv2d_direct as direct
 from nettrain.layers import conv2d_lowered as lowered
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
@@ -208,7 +207,7 @@ class Conv2d(Layer):
             stop = min(start + step, N)
             cols = self._buffer("cols", (self._rows(), (stop - start) * OH * OW))
             lowered.im2col(xp[start:stop], *self.k, *self.s, OH, OW, cols)
-            Y = matmul(self._weight_matrix(), cols, out=self._buffer("Y", (F, cols.shape[1])))
+            Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, cols.shape[1])))
             lowered.gemm_to_nchw(Y, bias, relu, y[start:stop].reshape(-1, F, OH * OW))
         return cols if train else None
 
@@ -216,7 +215,7 @@ class Conv2d(Layer):
         N, (F, OH, OW) = len(dy), self.out_shape
         dY = self._buffer("dY", (F, N * OH * OW))
         lowered.nchw_to_gemm(dy.reshape(N, F, -1), y.reshape(N, F, -1), relu, dY)
-        matmul(dY, cols.T, out=self.grads["weight"].reshape(F, -1))
+        np.dot(dY, cols.T, out=self.grads["weight"].reshape(F, -1))
         if "bias" in self.params:
             np.sum(dY, axis=1, out=self.grads["bias"])
         if not need_dx:
@@ -228,7 +227,7 @@ class Conv2d(Layer):
         for start in range(0, N, step):
             stop = min(start + step, N)
             part = dY[:, start * OH * OW : stop * OH * OW]
-            dcols = matmul(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
+            dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
             lowered.col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
         return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
 

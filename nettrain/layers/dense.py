@@ -14,7 +14,6 @@ import math
 import numpy as np
 
 from nettrain import init
-from nettrain.blas import matmul
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.tanh import Tanh, tanh, tanh_grad
 from nettrain.options import Opt
@@ -61,9 +60,9 @@ class Dense(Layer):
         bias = self.params.get("bias")
         if self.fused:  # the product is only read by the tanh pass: a reused buffer
             s = self._buffer("s", (len(x2), self.out_shape[0]))
-            y = tanh(matmul(x2, self.params["weight"], out=s), bias)
+            y = tanh(np.matmul(x2, self.params["weight"], out=s), bias)
         else:
-            y = matmul(x2, self.params["weight"])
+            y = x2 @ self.params["weight"]
             if bias is not None:
                 y += bias
         return y, ((x2, y if self.fused else None) if train else None)
@@ -72,12 +71,12 @@ class Dense(Layer):
         x2, y = saved
         if self.fused:
             dy = tanh_grad(dy, y)
-        matmul(x2.T, dy, out=self.grads["weight"])
+        np.dot(x2.T, dy, out=self.grads["weight"])
         if "bias" in self.params:
             np.sum(dy, axis=0, out=self.grads["bias"])
         if not need_dx:
             return None
-        return matmul(dy, self.params["weight"].T).reshape((len(dy), *self.in_shape))
+        return (dy @ self.params["weight"].T).reshape((len(dy), *self.in_shape))
 
     def flops(self):
         n_in, units = self.params["weight"].shape
