@@ -71,6 +71,11 @@ class Model:
         return [net for net, _, _ in self._members]
 
     @property
+    def members(self) -> list:
+        """[(net, meta, where)] per checkpoint (nettrain/ensemble.py): what the CLI prints from."""
+        return list(self._members)
+
+    @property
     def input_shape(self) -> tuple:
         return self._trained("input_shape")[0].input_shape
 

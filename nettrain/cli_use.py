@@ -48,7 +48,7 @@ def predict(ckpt, input, output, fmt):
 
     _not_overwritten(output, [*ckpt, input])
     model = load(ckpt)
-    members = model._members
+    members = model.members
     sets = ensemble.inputs(members, input)
     outputs = ensemble.mean_outputs(members, sets)
     meta = members[0][1]

@@ -178,3 +178,30 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     accuracy = float(next(line for line in printed if line.startswith("test accuracy")).split()[-1])
     assert accuracy > 0.9
     assert sorted(p.name for p in tmp_path.iterdir()) == ["xor.npz", "xor.onnx"]
+
+
+def test_predict_on_a_handful_of_inputs_is_fast():
+    """No per-call setup beyond the forward pass: a few inputs take well under a millisecond on
+    an idle machine; the bound leaves a hundredfold margin for a busy one."""
+    import time
+
+    model = nettrain.Model.from_config(XOR, {"train.epochs": 1})
+    model.fit()
+    x = np.zeros((3, 2), np.float32)
+    model.predict(x)
+    times = []
+    for _ in range(20):
+        start = time.perf_counter()
+        model.predict(x)
+        times.append(time.perf_counter() - start)
+    assert sorted(times)[10] < 0.02
+
+
+def test_export_without_the_onnx_package_says_how_to_install_it(tmp_path, monkeypatch):
+    model = nettrain.Model.from_config(XOR, {"train.epochs": 1})
+    model.fit()
+    monkeypatch.setitem(sys.modules, "onnx", None)  # import onnx raises ImportError
+    with pytest.raises(UserError, match="needs the onnx package") as caught:
+        model.export(tmp_path / "x.onnx")
+    assert caught.value.hint == "pip install 'nettrain[onnx]'"
+    assert list(tmp_path.iterdir()) == []

@@ -411,7 +411,7 @@ def test_torch_runs_every_config_net(config_checkpoints, tmp_path):
     errors = {}
     for config in CONFIGS:
         ckpt, x = config_checkpoints(config)
-        net, meta, _ = nettrain.load(ckpt)._members[0]
+        net, meta, _ = nettrain.load(ckpt).members[0]
         spec, seen = meta["data"]["preprocess"], x
         if spec:  # the torch net takes the inputs after data.preprocess, x * a + b
             a, b = affine(spec, meta["preprocess_stats"], net.input_shape)
