@@ -12,23 +12,24 @@ from nettrain.metrics import predicted_classes
 from nettrain.network import Network, build_network
 
 
-def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True):
+def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True, sets=None):
     """(net, train, test): the net built before any data is read when model.input is given.
 
-    train/test are None when ``with_data`` is False; then model.input must be set.
+    train/test are None when ``with_data`` is False; then model.input must be set. ``sets``:
+    (train, test) Datasets to use instead of the config's data (the Python API's arrays).
     """
     dtype = np.dtype(dtype or cfg["dtype"])
     model = cfg["model"]
     net = build_network(model, dtype, model["input"], src) if model["input"] else None
     train = test = None
     if with_data:
-        if not has_data(cfg):
+        if sets is None and not has_data(cfg):
             raise UserError(
                 src.file if src else "config",
-                "no data: the config has no data section",
+                "no training data: the config has neither data.dataset nor data.train",
                 "give data.dataset (e.g. mnist) or data.train (a file)",
             )
-        train, test = data.load(cfg["data"])
+        train, test = data.load(cfg["data"]) if sets is None else sets
         if net is None:
             net = build_network(model, dtype, train.sample_shape, src)
         train = data.fit_to_net(train, net.input_shape, net.n_outputs, net.loss_name)

@@ -6,7 +6,6 @@ Results go to stdout, messages to stderr; exit codes and error lines: cli_base.p
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
@@ -15,6 +14,7 @@ import click
 
 from nettrain import __version__, threads
 from nettrain.cli_base import Group, PathArg, default_run_dir, open_null
+from nettrain.cli_use import evaluate, export, predict
 from nettrain.errors import UserError
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value parsed as YAML)."
@@ -144,97 +144,6 @@ def gradcheck(config, sets, weights, samples, entries, check_all):
 
 
 @cli.command()
-@click.argument("ckpt", type=PathArg(dir_okay=False))
-@click.argument("input", type=PathArg())
-@click.option("--output", type=PathArg(dir_okay=False), help="Write here instead of stdout.")
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["csv", "jsonl", "npy"]),
-    default="csv",
-    show_default=True,
-    help="Output format.",
-)
-def predict(ckpt, input, output, fmt):
-    """Run the net of checkpoint CKPT on the inputs in INPUT.
-
-    INPUT: .npz (array x, or the training data's name for it), .npy, .csv/.tsv (without labels,
-    or with the training data's label column), an IDX images file, an image, or a folder of
-    images. Inputs are scaled and preprocessed as the training data was.
-    """
-    from nettrain import inference
-
-    reads = (Path(ckpt).resolve(), Path(input).resolve())
-    if output and Path(output).exists() and Path(output).resolve() in reads:
-        raise UserError(output, "--output would overwrite the checkpoint or the inputs it reads")
-    net, meta = inference.load_net(ckpt)
-    inputs = inference.read_inputs(input, net, meta)
-    outputs = inference.predict(net, inputs)
-    classes = meta.get("targets") == "classes"
-
-    def write(stream):
-        names = meta.get("classes")
-        inference.write_predictions(outputs, classes, fmt, stream, inputs.names, names)
-
-    if fmt == "npy" and not output:
-        write(sys.stdout.buffer)
-        return
-    if output:
-        from nettrain.files import write_stream
-
-        write_stream(output, write, text=fmt != "npy")  # atomic: never a half-written file
-        click.echo(f"{len(outputs)} predictions written to {output}", err=True)
-    else:
-        write(sys.stdout)
-
-
-@cli.command()
-@click.argument("ckpt", type=PathArg(dir_okay=False))
-@click.option("--data", type=PathArg(), help="Labelled data file or image folder to score.")
-@click.option(
-    "--split",
-    type=click.Choice(["test", "validation"]),
-    default="test",
-    show_default=True,
-    help="Without --data: which of the config's sets to score.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(["text", "json"]),
-    default="text",
-    show_default=True,
-    help="Output format.",
-)
-def evaluate(ckpt, data, split, fmt):
-    """Loss, accuracy, per-class figures and confusion matrix of CKPT on a labelled set."""
-    import numpy as np
-
-    from nettrain import inference, metrics
-
-    net, meta = inference.load_net(ckpt)
-    names = meta.get("classes")
-    result = inference.evaluate(net, inference.evaluation_data(meta, net, data, split), names)
-    if fmt == "json":
-        click.echo(json.dumps(result))
-        return
-    click.echo(f"samples   {result['samples']}")
-    click.echo(f"loss      {result['loss']:.6f}")
-    if result["accuracy"] is not None:
-        click.echo(f"accuracy  {100 * result['accuracy']:.2f}%")
-    for key in ("precision", "recall", "f1"):  # of class 1, for 0/1 labels
-        if key in result:
-            click.echo(f"{key:<9} {result[key]:.4f}")
-    for key in ("rmse", "mae", "r2"):
-        if key in result:
-            click.echo(f"{key:<9} {result[key]:.6g}")
-    if "classes" in result:
-        click.echo("")
-        m = np.array(result["confusion"])
-        click.echo(metrics.format_classes(result["classes"], m, names))
-
-
-@cli.command()
 @click.argument("run", type=PathArg(file_okay=False))
 @click.option("--output", type=PathArg(dir_okay=False), help="PNG path (default RUN/curves.png).")
 def plot(run, output):
@@ -292,6 +201,10 @@ def datasets():
     for r in rows:
         line = f"{r['name']:<9}{shape(r['train']):<18}{shape(r['test']):<18}{r['classes']:<9}"
         click.echo(line + r["options"])
+
+
+for command in (predict, evaluate, export):  # the commands that use trained nets: cli_use.py
+    cli.add_command(command)
 
 
 def main():

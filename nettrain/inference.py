@@ -26,6 +26,12 @@ def load_net(path) -> tuple[Network, dict]:
     """(net with the checkpoint's weights, meta); meta gains 'data' (the validated data section)
     and 'preprocess_stats' (the checkpoint's preprocess.* arrays)."""
     arrays, meta = checkpoint.load(path)
+    return net_of(arrays, meta, path), meta
+
+
+def net_of(arrays: dict, meta: dict, path) -> Network:
+    """The net of a loaded checkpoint (``checkpoint.load``); adds 'data' and 'preprocess_stats'
+    to ``meta`` as load_net says."""
     try:
         cfg, _ = config_from_dict(meta["config"])
     except UserError as exc:
@@ -36,7 +42,7 @@ def load_net(path) -> tuple[Network, dict]:
     meta["preprocess_stats"] = preprocess.from_checkpoint(
         cfg["data"]["preprocess"], arrays, net.input_shape, str(path)
     )
-    return net, meta
+    return net
 
 
 def predict(net: Network, x, batch_size: int = 256) -> np.ndarray:
@@ -173,12 +179,18 @@ def evaluate(net: Network, ds, class_names=None) -> dict:
     predicted), and for 0/1 labels of one output the 'precision', 'recall', 'f1' of class 1."""
     ds = data.fit_to_net(ds, net.input_shape, net.n_outputs, net.loss_name, trained=True)
     loss, accuracy, outputs = score(net, ds)
+    return report(ds, outputs, loss, accuracy, class_names)
+
+
+def report(ds, outputs: np.ndarray, loss: float, accuracy, class_names=None) -> dict:
+    """evaluate's dict from the outputs (N, K) on labelled set ``ds`` and their loss/accuracy."""
     result = {"samples": len(ds), "loss": loss, "accuracy": accuracy}
     if not ds.has_classes:
         return {**result, **metrics.figures(ds.y, outputs)}
-    k = max(net.n_outputs, 2)
+    n_outputs = outputs.shape[1]
+    k = max(n_outputs, 2)
     m = metrics.confusion(ds.y, metrics.predicted_classes(outputs), k)
-    if net.n_outputs == 1:
+    if n_outputs == 1:
         result.update(metrics.binary(m))
     result["classes"] = metrics.per_class(m)
     if class_names:

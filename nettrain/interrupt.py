@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import signal
 import sys
+import threading
 
 
 class Interrupted(Exception):
@@ -21,6 +22,8 @@ class StopFlag:
         self.previous = {}
 
     def __enter__(self):
+        if threading.current_thread() is not threading.main_thread():
+            return self  # signals reach the main thread only (a training run in a worker thread)
         for sig in (signal.SIGINT, signal.SIGTERM):
             self.previous[sig] = signal.signal(sig, self._handle)
         return self

@@ -30,12 +30,13 @@ class Run:
     notes: list = field(default_factory=list)  # what fit tells on stderr before training
 
 
-def prepare(cfg: dict, src=None, *, weights=None, resume=None) -> Run:
+def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run:
     """Build the net, read and check the data, set up optimizer and monitors, load weights.
 
-    ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, meta, where).
+    ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, meta, where);
+    ``sets``: (train, test) Datasets instead of the config's data.
     """
-    net, train, test = assemble(cfg, src)
+    net, train, test = assemble(cfg, src, sets=sets)
     data.check_learnable(train, cfg["data"])
     train, validation = split_validation(train, cfg, net)
     stats, (train, validation, test), augment = data.for_training(

@@ -19,15 +19,20 @@ from nettrain.history import write_metrics
 
 
 class RunFolder:
-    """The files of ``run`` in folder ``path``; metrics.csv holds the rows of ``columns``."""
+    """The files of ``run`` in folder ``path``; metrics.csv holds the rows of ``columns``.
+    With ``path`` None (the Python API's fit without ``out``) nothing is written."""
 
-    def __init__(self, path: Path, run, columns):
-        self.path, self.run, self.columns = Path(path), run, columns
+    def __init__(self, path: Path | None, run, columns):
+        self.path = None if path is None else Path(path)
+        self.run, self.columns = run, columns
+        self.last = None if path is None else self.path / "last.npz"  # the resumable checkpoint
         self.env = None
         self.last_save = time.monotonic()
 
     def start(self) -> None:
         """config.yaml, environment.yaml and the metrics rows so far (none, or the resumed ones)."""
+        if self.path is None:
+            return
         self.path.mkdir(parents=True, exist_ok=True)
         for stale in self.path.glob(".*.tmp"):  # half-written files of a run that was killed
             stale.unlink(missing_ok=True)
@@ -39,10 +44,14 @@ class RunFolder:
         self.last_save = time.monotonic()
 
     def write_metrics(self) -> None:
+        if self.path is None:
+            return
         write_metrics(self.path / "metrics.csv", self.columns, self.run.state["metrics"])
 
     def save(self, name: str) -> None:
         """Checkpoint ``name`` (last.npz, best.npz, epoch-NNN.npz) of the run as it stands."""
+        if self.path is None:
+            return
         save_checkpoint(self.run, self.path / name, self.env)
         if name == "last.npz":
             self.last_save = time.monotonic()

@@ -72,8 +72,15 @@ def configure(threads: int | None = None, adapt_to_load: bool | None = None) -> 
         os.environ.setdefault(*NUMBA_LAYERS)
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
     _state.update(max=threads, adaptive=adaptive and _readable(), last=None, votes=0, changes=0)
+    _state["configured"] = True
     _set_active(threads)
     return threads
+
+
+def configured() -> bool:
+    """Whether ``configure`` ran in this process (the CLI calls it first; the Python API when
+    nothing did)."""
+    return _state.get("configured", False)
 
 
 def cpu_count() -> int:

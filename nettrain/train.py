@@ -35,8 +35,12 @@ def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=Tr
     return train(prepare(cfg, src, weights=weights, resume=resume), run_dir, progress, out)
 
 
-def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict]:
-    """Train ``run`` to the end (or early stop), writing the run folder; the metrics rows."""
+def train(
+    run: Run, run_dir: Path | None, progress: bool = True, out=None, on_epoch=None
+) -> list[dict]:
+    """Train ``run`` to the end (or early stop), writing the run folder (none for None); the
+    metrics rows. ``on_epoch(row)`` is called after every epoch with its figures; training stops
+    there when it returns False."""
     out = out or sys.stdout
     cfg, data, state, tc = run.cfg, run.train, run.state, run.cfg["train"]
     params, grads = run.net.params(), run.net.grads()
@@ -56,7 +60,7 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
                     idx = order[b * bs : (b + 1) * bs]
                     loss, output = forward_backward(run, idx, n_batches)
                     if not finite(loss, grads):
-                        raise diverged(epoch, b, loss, folder.path)
+                        raise diverged(epoch, b, loss, folder.last)
                     run.optimizer.step(params, grads)
                     state["step"] += 1
                     tally(partial, loss, output, data, idx)
@@ -67,7 +71,7 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
                         state.update(epoch=epoch, batch=b + 1, partial=partial)
                         folder.save("last.npz")
                         if stop.raised:
-                            raise Interrupted(folder.path / "last.npz")
+                            raise Interrupted(folder.last)
 
             row = epoch_row(run, epoch, partial, max(bs, 64))
             row["seconds"] = time.perf_counter() - started
@@ -76,13 +80,15 @@ def train(run: Run, run_dir: Path, progress: bool = True, out=None) -> list[dict
             print(format_row(row, tc["epochs"]), file=out, flush=True)
             improved, stop_early = update_monitors(run, row)
             folder.end_epoch(epoch, improved)
+            if on_epoch is not None and on_epoch(dict(row)) is False:
+                break
             if stop_early:
                 waited = state["stopping"]
                 print(f"early stopping: {run.stopping.metric} has not improved for "
                       f"{waited['wait']} epochs (best {waited['best']:.6g})", file=out)  # fmt: skip
                 break
             if stop.raised:
-                raise Interrupted(folder.path / "last.npz")
+                raise Interrupted(folder.last)
     return state["metrics"]
 
 
@@ -148,11 +154,11 @@ def epoch_row(run: Run, epoch: int, partial: dict, batch_size: int) -> dict:
     return row
 
 
-def diverged(epoch: int, batch: int, loss: float, run_dir: Path) -> JobFailed:
+def diverged(epoch: int, batch: int, loss: float, last: Path | None) -> JobFailed:
     what = "loss" if not math.isfinite(loss) else "gradient"
+    saved = f"; the last good checkpoint is {last}" if last else ""
     return JobFailed(
         f"epoch {epoch + 1}, batch {batch + 1}",
         f"training diverged: the {what} is not finite (loss = {loss}); no update was applied",
-        f"likely causes: a learning rate too high (try 10x smaller) or unscaled inputs; "
-        f"the last good checkpoint is {run_dir / 'last.npz'}",
+        f"likely causes: a learning rate too high (try 10x smaller) or unscaled inputs{saved}",
     )

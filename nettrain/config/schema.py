@@ -143,11 +143,8 @@ def _data(value, src):
         raise UserError(
             src.where(("data", "train")), "give either data.dataset or data.train, not both"
         )
-    if not data["dataset"] and not data["train"]:
-        raise UserError(
-            src.where(("data",)),
-            "no training data: give data.dataset (e.g. mnist) or data.train (a file)",
-        )
+    # No data.dataset nor data.train: the Python API's fit(x, y) brings arrays; fit without
+    # them refuses the config (assemble.py).
     if data["dataset"] and data["test"]:
         raise UserError(
             src.where(("data", "test")),

@@ -1,0 +1,228 @@
+"""ONNX export (docs/reference.md, "Export"): a checkpoint's net, or the mean of several, as one
+graph that onnxruntime runs.
+
+The graph takes ``input``, float32 (N, *input_shape) with N dynamic, holding what ``nettrain
+predict`` receives as float inputs (already on the scale the net was trained on: predict scales
+only integer pixels), and gives ``output`` (N, K). It holds, per net:
+
+- ``data.preprocess`` as ``x * a + b`` (Mul, Add) with the checkpoint's statistics, the float32
+  constants nettrain applies;
+- each internal layer in evaluation mode (``EXPORTERS``): dense as Flatten + Gemm (weight (in,
+  out) as nettrain stores it, so transB = 0), conv2d as Conv (pads on both sides, strides,
+  non-square kernels), maxpool2d / avgpool2d as MaxPool / AveragePool without padding (output
+  size rounds down, ceil_mode 0), global_avgpool2d as GlobalAveragePool + Flatten, batchnorm as
+  BatchNormalization with the running statistics, dropout and linear as nothing, softmax over
+  all units of a sample (Flatten, Softmax on axis 1, Reshape back);
+- a final Flatten to (N, K).
+Several nets: each its own subgraph (names prefixed ``net{k}/``), then Mean. Everything is
+computed in float32 (onnxruntime has no float64 Conv or pooling on CPU): a float64 checkpoint
+is exported with its weights rounded to float32.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from nettrain import __version__
+from nettrain.errors import UserError
+
+DEFAULT_OPSET = 17
+MIN_OPSET = 13  # Softmax over a chosen axis (opset 13's semantics) and Mean of any count
+
+
+def onnx_module():
+    """The onnx package, or a UserError saying how to install it."""
+    try:
+        import onnx
+    except ImportError:
+        raise UserError(
+            "export", "--format onnx needs the onnx package", "pip install 'nettrain[onnx]'"
+        ) from None
+    return onnx
+
+
+class Graph:
+    """Nodes and constants of a graph under construction; names made unique by a prefix."""
+
+    def __init__(self, onnx, prefix: str):
+        self.onnx, self.prefix = onnx, prefix
+        self.nodes, self.constants, self.count = [], [], 0
+
+    def name(self, what: str) -> str:
+        self.count += 1
+        return f"{self.prefix}{what}_{self.count}"
+
+    def constant(self, what: str, value) -> str:
+        name = self.name(what)
+        array = np.ascontiguousarray(np.asarray(value, dtype=np.float32))
+        self.constants.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def shape(self, what: str, dims) -> str:
+        name = self.name(what)
+        array = np.asarray(dims, dtype=np.int64)
+        self.constants.append(self.onnx.numpy_helper.from_array(array, name))
+        return name
+
+    def node(self, op: str, inputs, **attrs) -> str:
+        out = self.name(op.lower())
+        self.nodes.append(self.onnx.helper.make_node(op, list(inputs), [out], name=out, **attrs))
+        return out
+
+    def flat(self, x: str, rank: int) -> str:
+        """x as (N, features): Flatten when it has more than one axis per sample."""
+        return self.node("Flatten", [x], axis=1) if rank > 1 else x
+
+
+def _dense(g: Graph, layer, x: str) -> str:
+    x = g.flat(x, len(layer.in_shape))
+    inputs = [x, g.constant("weight", layer.params["weight"])]
+    if "bias" in layer.params:
+        inputs.append(g.constant("bias", layer.params["bias"]))
+    return g.node("Gemm", inputs)
+
+
+def _conv2d(g: Graph, layer, x: str) -> str:
+    (kh, kw), (sh, sw), (ph, pw) = layer.geometry()
+    inputs = [x, g.constant("weight", layer.params["weight"])]
+    if "bias" in layer.params:
+        inputs.append(g.constant("bias", layer.params["bias"]))
+    return g.node("Conv", inputs, kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw])
+
+
+def _pool(op: str):
+    def export(g: Graph, layer, x: str) -> str:
+        (kh, kw), (sh, sw) = layer.geometry()
+        return g.node(op, [x], kernel_shape=[kh, kw], strides=[sh, sw], ceil_mode=0)
+
+    return export
+
+
+def _global_avgpool2d(g: Graph, layer, x: str) -> str:
+    return g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
+
+
+def _batchnorm(g: Graph, layer, x: str) -> str:
+    p, s = layer.params, layer.state
+    inputs = [x, g.constant("weight", p["weight"]), g.constant("bias", p["bias"])]
+    inputs += [g.constant("mean", s["running_mean"]), g.constant("var", s["running_var"])]
+    return g.node("BatchNormalization", inputs, epsilon=float(layer.options["eps"]))
+
+
+def _softmax(g: Graph, layer, x: str) -> str:
+    shape = layer.in_shape
+    y = g.node("Softmax", [g.flat(x, len(shape))], axis=1)
+    if len(shape) > 1:
+        y = g.node("Reshape", [y, g.shape("shape", [-1, *shape])])
+    return y
+
+
+def _unary(op: str):
+    return lambda g, layer, x: g.node(op, [x])
+
+
+def _leaky_relu(g: Graph, layer, x: str) -> str:
+    return g.node("LeakyRelu", [x], alpha=float(layer.options["negative_slope"]))
+
+
+def _identity(g: Graph, layer, x: str) -> str:
+    return x
+
+
+# internal layer kind -> its nodes; a kind missing here is refused, never skipped
+EXPORTERS = {
+    "dense": _dense,
+    "conv2d": _conv2d,
+    "maxpool2d": _pool("MaxPool"),
+    "avgpool2d": _pool("AveragePool"),
+    "global_avgpool2d": _global_avgpool2d,
+    "batchnorm": _batchnorm,
+    "dropout": _identity,  # evaluation mode
+    "linear": _identity,
+    "relu": _unary("Relu"),
+    "sigmoid": _unary("Sigmoid"),
+    "tanh": _unary("Tanh"),
+    "leaky_relu": _leaky_relu,
+    "softmax": _softmax,
+}
+FUSED = {"relu": "Relu", "tanh": "Tanh"}  # activations a layer applies in its own kernels
+
+
+def net_nodes(g: Graph, net, meta: dict, where: str, x: str) -> str:
+    """Append the nodes of one net (preprocessing, layers, flatten) reading x; its output."""
+    from nettrain.data import preprocess
+
+    spec = meta["data"]["preprocess"]
+    if spec is not None:
+        a, b = preprocess.affine(spec, meta["preprocess_stats"], net.input_shape)
+        a, b = (v.astype(net.dtype).astype(np.float32) for v in (a, b))
+        if np.any(a != 1):
+            x = g.node("Mul", [x, g.constant("preprocess_a", a)])
+        if np.any(b != 0):
+            x = g.node("Add", [x, g.constant("preprocess_b", b)])
+    for layer in net.layers:
+        export = EXPORTERS.get(layer.kind)
+        if export is None or (layer.fused and layer.fused not in FUSED):
+            what = layer.kind + (f" + {layer.fused}" if layer.fused else "")
+            raise UserError(
+                f"{where}: layer {layer.index} ({what})",
+                "cannot be exported to ONNX: nettrain has no ONNX form for it",
+                "export the net with --format safetensors, or leave the layer out",
+            )
+        x = export(g, layer, x)
+        if layer.fused:
+            x = g.node(FUSED[layer.fused], [x])
+    return g.flat(x, len(net.output_shape))
+
+
+def check_opset(onnx, opset: int) -> None:
+    newest = onnx.defs.onnx_opset_version()
+    if not MIN_OPSET <= opset <= newest:
+        raise UserError(
+            "--opset",
+            f"opset {opset} is not supported: choose {MIN_OPSET} to {newest}",
+            f"the default, {DEFAULT_OPSET}, loads in onnxruntime 1.12 and later",
+        )
+
+
+def to_onnx(models: list, opset: int = DEFAULT_OPSET) -> bytes:
+    """The serialized ONNX model of ``models`` [(net, meta, where)]: one net, or the mean of
+    several; checked with ``onnx.checker.check_model(full_check=True)``."""
+    onnx = onnx_module()
+    check_opset(onnx, opset)
+    helper, TP = onnx.helper, onnx.TensorProto
+    net0 = models[0][0]
+    g = Graph(onnx, "")
+    outputs = []
+    for k, (net, meta, where) in enumerate(models):
+        g.prefix = f"net{k}/" if len(models) > 1 else ""
+        outputs.append(net_nodes(g, net, meta, where, "input"))
+    g.prefix = ""
+    last = g.node("Mean", outputs) if len(outputs) > 1 else outputs[0]
+    g.nodes.append(helper.make_node("Identity", [last], ["output"], name="output"))
+    graph = helper.make_graph(
+        g.nodes,
+        "nettrain",
+        [helper.make_tensor_value_info("input", TP.FLOAT, ["N", *net0.input_shape])],
+        [helper.make_tensor_value_info("output", TP.FLOAT, ["N", net0.n_outputs])],
+        g.constants,
+    )
+    opsets = [helper.make_opsetid("", opset)]
+    model = helper.make_model(
+        graph,
+        opset_imports=opsets,
+        producer_name="nettrain",
+        producer_version=__version__,
+        ir_version=helper.find_min_ir_version_for(opsets),
+    )
+    configs = [meta["config"] for _, meta, _ in models]
+    props = {
+        "nettrain_version": __version__,
+        "nettrain_config": json.dumps(configs[0] if len(configs) == 1 else configs),
+        "nettrain_input_scale": json.dumps([meta.get("input_scale", 1.0) for _, meta, _ in models]),
+    }
+    helper.set_model_props(model, props)
+    onnx.checker.check_model(model, full_check=True)
+    return model.SerializeToString()

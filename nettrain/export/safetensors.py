@@ -1,0 +1,57 @@
+"""safetensors export (docs/reference.md, "Export"): a net's parameters and batchnorm statistics
+for PyTorch.
+
+Tensors keep their checkpoint names (``layers.{i}.weight``, ``layers.{i}.bias``,
+``layers.{i}.running_mean``, ``layers.{i}.running_var``; i is the entry of ``model.layers``) in
+the checkpoint's dtype and in PyTorch's layouts: a dense weight transposed to
+``torch.nn.Linear``'s (out, in); conv2d (out, in, kh, kw) and batchnorm (C,) are torch's already.
+Metadata: ``format: pt`` (what ``safetensors.torch`` expects), ``nettrain_config`` (the resolved
+config as JSON) and ``nettrain_version``. The README builds the torch.nn model of a config and
+loads the file into it with ``load_state_dict``.
+"""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from nettrain import __version__
+from nettrain.errors import UserError
+
+
+def torch_layout(net) -> dict[str, np.ndarray]:
+    """The net's parameters and state by checkpoint name, in PyTorch's layouts."""
+    kinds = {layer.index: layer.kind for layer in net.layers if layer.params or layer.state}
+    tensors = {}
+    for name, a in net.arrays().items():
+        index = int(name.split(".")[1])
+        if kinds[index] == "dense" and name.endswith(".weight"):
+            a = a.T
+        tensors[name] = np.ascontiguousarray(a)
+    return tensors
+
+
+def to_safetensors(members: list) -> bytes:
+    """The safetensors bytes of one member (net, meta, where)."""
+    if len(members) > 1:
+        raise UserError(
+            "export",
+            "--format safetensors takes one checkpoint (a file of one net's weights)",
+            "export each net on its own, or use --format onnx for one averaging graph",
+        )
+    try:
+        from safetensors.numpy import save
+    except ImportError:
+        raise UserError(
+            "export",
+            "--format safetensors needs the safetensors package",
+            "pip install 'nettrain[onnx]'",
+        ) from None
+    net, meta, _ = members[0]
+    metadata = {
+        "format": "pt",
+        "nettrain_config": json.dumps(meta["config"]),
+        "nettrain_version": __version__,
+    }
+    return save(torch_layout(net), metadata=metadata)
