@@ -16,12 +16,15 @@ from pathlib import Path
 
 from nettrain import threads
 from nettrain.errors import UserError
+from nettrain.memory import keep_freed_memory
 
 
 def _ready() -> None:
-    """Thread settings as the CLI makes them (NETTRAIN_THREADS, else adapt to the load)."""
+    """Thread and memory settings as the CLI makes them (NETTRAIN_THREADS, else adapt to the
+    load; freed batch memory kept for the next batch)."""
     if not threads.configured():
         threads.configure()
+    keep_freed_memory()
 
 
 def load(ckpt) -> Model:
