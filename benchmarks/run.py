@@ -2,8 +2,9 @@
 
     python benchmarks/run.py [--threads 2] [--rounds 3] [--output benchmarks/results/latest.json]
 
-For the MNIST `mlp` (784-256-128-10 tanh, batch 64) and `lenet` (configs/mnist-lenet.yaml,
-batch 128), float32, SGD momentum 0.9: training samples/s over one whole epoch after a warm-up,
+For the MNIST `mlp` (784-256-128-10 tanh, batch 64), `lenet` (configs/mnist-lenet.yaml,
+batch 128), and the CIFAR-shaped `cifar` and `cifar-bn` (benchmarks/configs/, batch 64, random
+3x32x32 inputs), float32, SGD momentum 0.9: training samples/s over one whole epoch after a warm-up,
 inference samples/s, the ratio nettrain/PyTorch, achieved GFLOP/s (3x the forward FLOPs per
 trained sample) against the float32 matrix-product peak measured in the same run, and peak
 resident memory of each process. Then the peak memory of a real `nettrain fit` of the LeNet
@@ -26,6 +27,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+NETS = ("mlp", "lenet", "cifar", "cifar-bn")
 
 
 def child_env(threads: int, **extra) -> dict:
@@ -60,6 +62,25 @@ def matmul_peak(threads: int) -> float:
     )
     out, _ = run_child([sys.executable, "-c", code], child_env(threads))
     return float(out)
+
+
+def cpu_model() -> tuple[str, str]:
+    """(model name, widest vector instructions: AVX-512, AVX2, AVX or SSE) from /proc/cpuinfo."""
+    model, flags = "unknown CPU", set()
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return model, "unknown"
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key.strip() == "model name" and model == "unknown CPU":
+            model = value.strip()
+        elif key.strip() == "flags" and not flags:
+            flags = set(value.split())
+    for flag, width in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in flags:
+            return model, width
+    return model, "SSE"
 
 
 def has_torch() -> bool:
@@ -147,13 +168,23 @@ def main():
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--output", default=str(ROOT / "benchmarks/results/latest.json"))
+    parser.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
+    parser.add_argument("--no-startup", action="store_true", help="skip the fit and start-up runs")
     args = parser.parse_args()
     t = args.threads
     frameworks = ["nettrain"] + (["torch"] if has_torch() else [])
-    result = {"threads": t, "matmul_peak_gflops": matmul_peak(t), "rounds": [], "nets": {}}
+    model, width = cpu_model()
+    result = {
+        "threads": t,
+        "cpu": model,
+        "vector_width": width,
+        "matmul_peak_gflops": matmul_peak(t),
+        "rounds": [],
+        "nets": {},
+    }
     for _ in range(args.rounds):
         runs = {}
-        for net in ("mlp", "lenet"):
+        for net in args.nets:
             for fw in frameworks:
                 out, _ = run_child(
                     [sys.executable, "benchmarks/worker.py", fw, net, str(t)], child_env(t)
@@ -162,8 +193,9 @@ def main():
                 print(f"{net:6s} {fw:9s} {out.strip()}", file=sys.stderr)
         result["rounds"].append(runs)
     result["nets"] = best_rounds(result["rounds"])
-    result["fit_lenet"] = fit_memory_and_time(t)
-    result["startup"] = startup(t)
+    if not args.no_startup:
+        result["fit_lenet"] = fit_memory_and_time(t)
+        result["startup"] = startup(t)
     if has_torch():
         import torch
 
@@ -189,8 +221,8 @@ def best_rounds(rounds: list) -> dict:
 def table(r: dict) -> str:
     peak = r["matmul_peak_gflops"]
     lines = [
-        f"threads: {r['threads']}; float32 matrix-product peak: {peak:.1f} GFLOP/s; "
-        f"best of {len(r['rounds'])} rounds",
+        f"CPU: {r['cpu']} ({r['vector_width']}); threads: {r['threads']}; float32 "
+        f"matrix-product peak: {peak:.1f} GFLOP/s; best of {len(r['rounds'])} rounds",
         "",
         "| net | framework | train samples/s | ratio | GFLOP/s (% peak) | inference samples/s "
         "| ratio | peak RSS MB |",
@@ -222,6 +254,8 @@ def table(r: dict) -> str:
                 lines.append(
                     f"{net} {what} ratio, round by round: " + ", ".join(f"{x:.2f}" for x in ratios)
                 )
+    if "startup" not in r:
+        return "\n".join(lines)
     f, s = r["fit_lenet"], r["startup"]
     lines += [
         "",

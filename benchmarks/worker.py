@@ -1,9 +1,11 @@
 """One measurement in its own process (so that its peak memory is its own).
 
-    python benchmarks/worker.py nettrain|torch mlp|lenet THREADS
+    python benchmarks/worker.py nettrain|torch mlp|lenet|cifar|cifar-bn THREADS
 
 Prints one JSON object: training samples/s over a whole epoch after a warm-up epoch part,
 inference samples/s over the 10000 test images (the best of 5 passes), peak resident memory.
+The MNIST nets train on MNIST; `cifar` and `cifar-bn` (benchmarks/configs/) on random 3x32x32
+inputs with random labels: CIFAR_TRAIN samples, inference over CIFAR_TEST in batches of 256.
 """
 
 from __future__ import annotations
@@ -14,23 +16,40 @@ import sys
 import time
 
 FRAMEWORK, NET, THREADS = sys.argv[1], sys.argv[2], int(sys.argv[3])
-BATCH = {"mlp": 64, "lenet": 128}[NET]
-CONFIG = {"mlp": "configs/mnist-mlp.yaml", "lenet": "configs/mnist-lenet.yaml"}[NET]
-LR = {"mlp": 0.05, "lenet": 0.05}[NET]
-WARMUP_BATCHES = 50
-INFERENCE_PASSES = 5
+CIFAR = NET.startswith("cifar")
+BATCH = {"mlp": 64, "lenet": 128, "cifar": 64, "cifar-bn": 64}[NET]
+CONFIG = {
+    "mlp": "configs/mnist-mlp.yaml",
+    "lenet": "configs/mnist-lenet.yaml",
+    "cifar": "benchmarks/configs/cifar.yaml",
+    "cifar-bn": "benchmarks/configs/cifar-bn.yaml",
+}[NET]
+LR = 0.01 if CIFAR else 0.05
+WARMUP_BATCHES = 5 if CIFAR else 50
+INFERENCE_PASSES = 3 if CIFAR else 5
+CIFAR_TRAIN, CIFAR_TEST = 2560, 1024
+CHUNK = 256 if CIFAR else 1000  # samples per inference call
 
 
 def best_pass(predict, n: int, passes: int = INFERENCE_PASSES) -> float:
-    """Seconds of the fastest of ``passes`` passes of predict(start) over n samples, 1000 at a
+    """Seconds of the fastest of ``passes`` passes of predict(start) over n samples, CHUNK at a
     time: one pass takes well under a second, so the best of a few is steadier."""
     times = []
     for _ in range(passes):
         start = time.perf_counter()
-        for b in range(0, n, 1000):
+        for b in range(0, n, CHUNK):
             predict(b)
         times.append(time.perf_counter() - start)
     return min(times)
+
+
+def random_images():
+    """(x, labels, x_test) for the cifar nets: uniform [0, 1) 3x32x32 float32 images."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    x = rng.random((CIFAR_TRAIN + CIFAR_TEST, 3, 32, 32), dtype=np.float32)
+    return x[:CIFAR_TRAIN], rng.integers(0, 10, CIFAR_TRAIN), x[CIFAR_TRAIN:]
 
 
 def nettrain_run():
@@ -42,6 +61,8 @@ def nettrain_run():
     from nettrain import streams, train
     from nettrain.config import load_config
 
+    if CIFAR:
+        return nettrain_random()
     cfg, src = load_config(
         CONFIG,
         [
@@ -69,10 +90,56 @@ def nettrain_run():
         step(order[b : b + BATCH])
     train_seconds = time.perf_counter() - start
     xs = test.inputs(np.arange(len(test)), net.dtype)
-    net.forward(xs[:1000], train=False)
-    infer_seconds = best_pass(lambda b: net.forward(xs[b : b + 1000], train=False), len(xs))
+    net.forward(xs[:CHUNK], train=False)
+    infer_seconds = best_pass(lambda b: net.forward(xs[b : b + CHUNK], train=False), len(xs))
     flops = sum(layer.flops() for layer in net.layers)
     return len(data), train_seconds, len(test), infer_seconds, flops
+
+
+def nettrain_random():
+    """The cifar nets: built from their config, trained on random images as fit would."""
+    import numpy as np
+
+    from nettrain import streams
+    from nettrain.assemble import net_for_config
+    from nettrain.optim import make_optimizer
+
+    net, cfg = net_for_config(CONFIG, [f"train.optimizer.lr={LR}"])
+    net.init_params(streams.bench_rng(0))
+    x, labels, xs = random_images()
+    targets = np.eye(10, dtype=np.float32)[labels]
+    params, grads = net.params(), net.grads()
+    opt = make_optimizer(cfg["train"]["optimizer"], params)
+    order = np.random.default_rng(1).permutation(len(x))
+
+    def step(idx):
+        net.loss_and_backward(x[idx], targets[idx], input_grad=False)
+        opt.step(params, grads)
+
+    for b in range(WARMUP_BATCHES):
+        step(order[b * BATCH : (b + 1) * BATCH])
+    start = time.perf_counter()
+    for b in range(0, len(x), BATCH):
+        step(order[b : b + BATCH])
+    train_seconds = time.perf_counter() - start
+    net.forward(xs[:CHUNK], train=False)
+    infer_seconds = best_pass(lambda b: net.forward(xs[b : b + CHUNK], train=False), len(xs))
+    flops = sum(layer.flops() for layer in net.layers)
+    return len(x), train_seconds, len(xs), infer_seconds, flops
+
+
+def torch_cifar(nn, bn: bool):
+    """The cifar net in PyTorch; with ``bn`` a BatchNorm2d after every conv (conv bias off)."""
+    layers, channels = [], 3
+    for filters, pool in ((32, False), (32, True), (64, False), (64, True)):
+        layers.append(nn.Conv2d(channels, filters, 3, padding=1, bias=not bn))
+        layers += [nn.BatchNorm2d(filters)] if bn else []
+        layers.append(nn.ReLU())
+        layers += [nn.MaxPool2d(2)] if pool else []
+        channels = filters
+    return nn.Sequential(
+        *layers, nn.Flatten(), nn.Linear(64 * 8 * 8, 256), nn.ReLU(), nn.Linear(256, 10)
+    )
 
 
 def torch_run():
@@ -80,11 +147,20 @@ def torch_run():
     import torch
 
     torch.set_num_threads(THREADS)
-    from nettrain.data import mnist
-
-    data, test = mnist("train"), mnist("test")
     torch.manual_seed(0)
     nn = torch.nn
+    if CIFAR:
+        model = torch_cifar(nn, NET == "cifar-bn")
+        x, labels, x_test = random_images()
+        x_all, y_all, xs = torch.from_numpy(x), torch.from_numpy(labels), torch.from_numpy(x_test)
+        scale = 1.0
+    else:
+        from nettrain.data import mnist
+
+        data, test = mnist("train"), mnist("test")
+        x_all, y_all = torch.from_numpy(data.x), torch.from_numpy(data.y)
+        xs = torch.from_numpy(test.x).float().div_(255.0)
+        scale = 255.0
     if NET == "mlp":
         model = nn.Sequential(
             nn.Flatten(),
@@ -94,7 +170,7 @@ def torch_run():
             nn.Tanh(),
             nn.Linear(128, 10),
         )
-    else:
+    elif NET == "lenet":
         model = nn.Sequential(
             nn.Conv2d(1, 8, 5, padding=2),
             nn.ReLU(),
@@ -109,12 +185,10 @@ def torch_run():
         )
     opt = torch.optim.SGD(model.parameters(), lr=LR, momentum=0.9)
     loss_fn = nn.CrossEntropyLoss()  # softmax + multinomial cross-entropy, mean over the batch
-    x_all = torch.from_numpy(data.x)
-    y_all = torch.from_numpy(data.y)
-    order = torch.from_numpy(np.random.default_rng([0, 1, 0]).permutation(len(data.x)))
+    order = torch.from_numpy(np.random.default_rng([0, 1, 0]).permutation(len(x_all)))
 
     def step(idx):
-        x = x_all[idx].float().div_(255.0)
+        x = x_all[idx].float().div_(scale)
         opt.zero_grad(set_to_none=True)
         loss = loss_fn(model(x), y_all[idx])
         loss.backward()
@@ -126,11 +200,11 @@ def torch_run():
     for b in range(0, len(order), BATCH):
         step(order[b : b + BATCH])
     train_seconds = time.perf_counter() - start
-    xs = torch.from_numpy(test.x).float().div_(255.0)
+    model.eval()
     with torch.no_grad():
-        model(xs[:1000])
-        infer_seconds = best_pass(lambda b: model(xs[b : b + 1000]), len(xs))
-    return len(data.x), train_seconds, len(test.x), infer_seconds, None
+        model(xs[:CHUNK])
+        infer_seconds = best_pass(lambda b: model(xs[b : b + CHUNK]), len(xs))
+    return len(x_all), train_seconds, len(xs), infer_seconds, None
 
 
 if __name__ == "__main__":

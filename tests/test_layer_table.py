@@ -170,6 +170,8 @@ CONV_CASES = [
     ((2, 4, 5), dict(filters=3, kernel=2, stride=1, padding=[2, 3])),  # outputs of zeros only
     ((1, 6, 6), dict(filters=5, kernel=3, stride=1, padding="same")),  # odd filter count
     ((1, 4, 4), dict(filters=64, kernel=3, stride=1, padding="same")),  # stride 1 via im2col
+    ((2, 5, 6), dict(filters=11, kernel=3, stride=1, padding="same")),  # 8 + 2 + 1 filters a pass
+    ((9, 5, 4), dict(filters=3, kernel=[3, 2], stride=1, padding=1)),  # dx: 8 + 1 channels
 ]
 POOL_CASES = [
     ((1, 4, 4), dict(size=2, stride=None)),
