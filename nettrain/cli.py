@@ -13,8 +13,8 @@ from pathlib import Path
 
 import click
 
-from nettrain import __version__, threads
-from nettrain.cli_base import Group, PathArg, default_run_dir, open_null
+from nettrain import __version__
+from nettrain.cli_base import Group, PathArg
 from nettrain.errors import UserError
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value parsed as YAML)."
@@ -59,57 +59,12 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
     With --resume CKPT, CONFIG may be left out: the run goes on with the config the checkpoint
     holds (--set still applies).
     """
-    from nettrain import checkpoint, train
-    from nettrain.config import config_from_dict, load_config
-    from nettrain.resume import check_resume
-    from nettrain.runfolder import check_run_dir
+    from nettrain.distributed import failures, world
+    from nettrain.fitting import run_fit
 
-    if resume and weights:
-        raise UserError(
-            "fit",
-            "--resume and --weights exclude each other",
-            "--resume continues a run; --weights starts a new one from its weights",
-        )
-    if config is None and not resume:
-        raise UserError(
-            "fit",
-            "no CONFIG given",
-            "give a config file, or --resume CKPT to continue a run with the config it holds",
-        )
-    if config is not None:
-        cfg, src = load_config(config, sets)
-    if resume:
-        arrays, meta = checkpoint.load(resume)
-        if config is None:
-            cfg, src = config_from_dict(meta["config"], sets, f"{resume} (config)", True)
-        check_resume(cfg, meta, resume, report=not quiet)
-        run = train.prepare(cfg, src, resume=(arrays, meta, resume))
-        run_dir = Path(out) if out else Path(resume).resolve().parent
-        check_run_dir(run_dir, overwrite=True)  # continuing a run writes into it
-    else:
-        weights_state = (checkpoint.load_weights(weights), weights) if weights else None
-        run = train.prepare(cfg, src, weights=weights_state)
-        run_dir = Path(out) if out else default_run_dir(config)
-        check_run_dir(run_dir, overwrite)
-    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
-    say(f"run folder: {run_dir}")
-    for note in run.notes:
-        say(note)
-    progress = not quiet and sys.stderr.isatty()
-    try:
-        train.train(run, run_dir, progress, out=open_null() if quiet else None)
-    except train.Interrupted as exc:  # not a success: said even with --quiet
-        click.echo(f"interrupted; checkpoint written to {exc.args[0]}", err=True)
-        again = f"{config} --resume" if config is not None else "--resume"
-        click.echo(f"resume with: nettrain fit {again} {exc.args[0]}", err=True)
-        sys.exit(exc.exit_code)
-    if threads.changes():
-        say(
-            "note: other processes took cores during the run, so nettrain changed its thread "
-            "count; matrix products round differently on another thread count, so a rerun may "
-            "differ in the last bits (--threads N keeps the count fixed)"
-        )
-    say(f"done: {run_dir}")
+    w = world()  # one process, or a rank of `mpirun -np N nettrain fit`
+    with failures(w):
+        run_fit(config, sets, out, resume, weights, overwrite, quiet or not w.root, w)
 
 
 @cli.command()
