@@ -249,5 +249,29 @@ def datasets():
         click.echo(line + r["options"])
 
 
+@cli.command()
+@click.argument("data", type=PathArg(exists=False))
+@click.argument("out", type=PathArg())
+def convert(data, out):
+    """Write a labelled data file (CSV, IDX, image folder, .npz) as arrays that training
+    memory-maps: OUT.npz (uncompressed, arrays x and y) or a folder OUT with x.npy and y.npy."""
+    import numpy as np
+
+    from nettrain.data.sources import read, resolve
+
+    ds = read(resolve(str(data)))
+    x, y, target = ds.raw(slice(None)), ds.y, Path(out)
+    if target.suffix == ".npz":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(target, x=x, y=y)
+    else:
+        target.mkdir(parents=True, exist_ok=True)
+        np.save(target / "x.npy", x)
+        np.save(target / "y.npy", y)
+    click.echo(f"{target}: x {x.dtype} {tuple(x.shape)}, y {y.dtype} {tuple(y.shape)}")
+    if ds.classes:
+        click.echo(f"labels 0..{len(ds.classes) - 1} stand for: {', '.join(ds.classes)}", err=True)
+
+
 def main():
     cli(prog_name="nettrain")

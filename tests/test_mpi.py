@@ -218,6 +218,32 @@ def test_sigint_to_one_rank_stops_all_at_one_step_and_resumes_on_three(folder):
     assert_close(weights(last), weights(folder / "one" / "last.npz"))
 
 
+def test_sigusr1_to_mpirun_stops_every_rank_cleanly(folder):
+    """Open MPI's mpirun kills its ranks 0.2 s after its own SIGINT/SIGTERM, but forwards
+    SIGUSR1: the documented way to stop a job from outside."""
+    job = start(2, folder, "usr1", "--set", "train.checkpoint.every_steps=0")
+    try:
+        ranks_of(job, 2, folder, "usr1")
+        job.send_signal(signal.SIGUSR1)
+        _, err = job.communicate(timeout=TIMEOUT)
+    finally:
+        job.kill()
+    assert job.returncode == 130, err
+    with np.load(folder / "usr1" / "last.npz") as f:
+        assert "layers.0.weight" in f.files
+
+
+def test_ranks_share_the_cores_of_their_machine():
+    script = "from nettrain import threads; print(threads.configure(), threads.adaptive())"
+    env = {k: v for k, v in ENV.items() if k != "NETTRAIN_THREADS"}
+    env.update(OMPI_COMM_WORLD_SIZE="4", OMPI_COMM_WORLD_LOCAL_SIZE="2")
+    result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                            text=True, timeout=TIMEOUT)  # fmt: skip
+    count, adaptive = result.stdout.split()
+    assert int(count) == max(1, min(len(os.sched_getaffinity(0)), os.cpu_count() // 2))
+    assert adaptive == "False"
+
+
 def test_a_killed_rank_ends_the_job_with_an_error(folder):
     job = start(2, folder, "killed")
     try:

@@ -1,4 +1,8 @@
-"""Reading .npz data files: named arrays, never unpickling anything."""
+"""Reading .npz and .npy data files: named arrays, never unpickling anything.
+
+An array stored uncompressed (``numpy.savez``, not ``savez_compressed``) and every .npy file is
+opened memory-mapped: a data set larger than memory trains, each batch reading only its rows.
+"""
 
 from __future__ import annotations
 
@@ -24,7 +28,8 @@ def read_npz(path: str, names) -> dict:
                 raise UserError(
                     path, f"no array '{missing[0]}' in the file (it has: {', '.join(f.files)})"
                 )
-            return {n: f[n] for n in names}
+            mapped = {n: mapped_member(path, f"{n}.npy") for n in names}
+            return {n: f[n] if mapped[n] is None else mapped[n] for n in names}
     except FileNotFoundError:
         raise UserError(path, "file not found") from None
     except READ_ERRORS as exc:
@@ -51,3 +56,56 @@ def _require_zip(path: str) -> None:
             "not an .npz file: it is not a zip archive (truncated, damaged, or another kind of "
             "file)",
         )
+
+
+def mapped_member(path: str, member: str) -> np.ndarray | None:
+    """Array ``member`` of an .npz memory-mapped, or None where it is compressed (or not a
+    plain array): numpy maps .npy files, not the members of a zip, so the member's data is
+    found at its offset in the archive."""
+    with zipfile.ZipFile(path) as z:
+        info = z.getinfo(member)
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+    with open(path, "rb") as f:
+        f.seek(info.header_offset)
+        local = f.read(30)  # the local file header: its name and extra field lengths at 26, 28
+        name_len, extra_len = (
+            int.from_bytes(local[26:28], "little"),
+            int.from_bytes(local[28:30], "little"),
+        )
+        f.seek(info.header_offset + 30 + name_len + extra_len)
+        return _mapped_npy(path, f)
+
+
+def read_npy(path: str) -> np.ndarray:
+    """An .npy file, memory-mapped (read-only)."""
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            array = _mapped_npy(path, f)
+    except FileNotFoundError:
+        raise UserError(path, "file not found") from None
+    except READ_ERRORS as exc:
+        raise UserError(path, f"cannot read the .npy file: {exc}") from None
+    if array is None:
+        raise UserError(path, "the .npy file holds Python objects, not numbers")
+    return array
+
+
+def _mapped_npy(path: str, f) -> np.ndarray | None:
+    """The .npy array whose header starts at f's position, mapped from ``path``."""
+    version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        return None
+    read = (
+        np.lib.format.read_array_header_1_0
+        if version == (1, 0)
+        else np.lib.format.read_array_header_2_0
+    )
+    shape, fortran, dtype = read(f)
+    if dtype.hasobject:
+        return None
+    if 0 in shape:
+        return np.zeros(shape, dtype)
+    order = "F" if fortran else "C"
+    return np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape, order=order)
