@@ -221,7 +221,8 @@ def user_source(path, data_cfg: dict) -> dict:
     spec = resolve(str(path))
     train = resolve(data_cfg["train"]) if data_cfg.get("train") else {}
     if train.get("format") == {"image": "images"}.get(spec["format"], spec["format"]):
-        own = ("format", "path", "images", "labels") + (("x", "y") if spec["format"] == "npy" else ())
+        own = ("format", "path", "images", "labels")
+        own += ("x", "y") if spec["format"] == "npy" else ()
         spec.update({k: v for k, v in train.items() if k not in own})
     if spec["format"] == "npz" and Path(path).is_file():
         names = npz_names(str(path))
