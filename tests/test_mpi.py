@@ -161,6 +161,13 @@ def test_two_ranks_repeat_bit_for_bit_print_once_and_match_one_process(folder):
     one = fit(1, folder, "--out", str(folder / "one"), "--quiet")  # mpirun -n 1: one process
     assert one.returncode == 0, one.stderr
     assert_close(a, weights(folder / "one" / "last.npz"))
+    # the same figures (validation scored in blocks, gathered), so the same best.npz
+    two, one = (np.genfromtxt(folder / f / "metrics.csv", delimiter=",", names=True)
+                for f in ("two0", "one"))  # fmt: skip
+    for name in two.dtype.names:
+        if name != "seconds":
+            assert np.allclose(two[name], one[name], rtol=1e-9, atol=0), name
+    assert_close(weights(folder / "two0" / "best.npz"), weights(folder / "one" / "best.npz"))
     env = (folder / "two0" / "environment.yaml").read_text()
     assert "mpi_ranks: 2" in env
 
