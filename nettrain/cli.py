@@ -255,19 +255,21 @@ def datasets():
 def convert(data, out):
     """Write a labelled data file (CSV, IDX, image folder, .npz) as arrays that training
     memory-maps: OUT.npz (uncompressed, arrays x and y) or a folder OUT with x.npy and y.npy."""
+    # np.savez stores its arrays uncompressed, so that training can map them
     import numpy as np
 
     from nettrain.data.sources import read, resolve
+    from nettrain.files import atomic_write
 
     ds = read(resolve(str(data)))
     x, y, target = ds.raw(slice(None)), ds.y, Path(out)
     if target.suffix == ".npz":
         target.parent.mkdir(parents=True, exist_ok=True)
-        np.savez(target, x=x, y=y)
+        atomic_write(target, lambda f: np.savez(f, x=x, y=y))
     else:
         target.mkdir(parents=True, exist_ok=True)
-        np.save(target / "x.npy", x)
-        np.save(target / "y.npy", y)
+        for name, a in (("x.npy", x), ("y.npy", y)):
+            atomic_write(target / name, lambda f, a=a: np.save(f, a))
     click.echo(f"{target}: x {x.dtype} {tuple(x.shape)}, y {y.dtype} {tuple(y.shape)}")
     if ds.classes:
         click.echo(f"labels 0..{len(ds.classes) - 1} stand for: {', '.join(ds.classes)}", err=True)

@@ -67,3 +67,13 @@ def test_converted_csv_trains_to_the_same_weights(tmp_path):
         for k in a.files:
             if k.startswith("layers."):
                 assert np.array_equal(a[k], b[k]), k
+
+
+def test_a_truncated_npy_is_a_clear_error(tmp_path):
+    np.save(tmp_path / "x.npy", np.zeros((10, 4)))
+    np.save(tmp_path / "y.npy", np.arange(10) % 2)
+    (tmp_path / "x.npy").write_bytes((tmp_path / "x.npy").read_bytes()[:200])
+    (tmp_path / "c.yaml").write_text(CONFIG.format(train="{x: x.npy, y: y.npy}"))
+    run = nettrain("fit", "c.yaml", "--out", "run", cwd=tmp_path)
+    assert run.returncode == 2
+    assert "x.npy: not an .npy array of numbers" in run.stderr

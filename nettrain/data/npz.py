@@ -6,7 +6,10 @@ opened memory-mapped: a data set larger than memory trains, each batch reading o
 
 from __future__ import annotations
 
+import math
 import mmap
+import os
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -60,22 +63,24 @@ def _require_zip(path: str) -> None:
 
 
 def mapped_member(path: str, member: str) -> np.ndarray | None:
-    """Array ``member`` of an .npz memory-mapped, or None where it is compressed (or not a
-    plain array): numpy maps .npy files, not the members of a zip, so the member's data is
-    found at its offset in the archive."""
-    with zipfile.ZipFile(path) as z:
-        info = z.getinfo(member)
+    """Array ``member`` of an .npz memory-mapped, or None where it is compressed, not a plain
+    array or damaged (numpy's own reading then says what is wrong): numpy maps .npy files, not
+    the members of a zip, so the member's data is found at its offset in the archive."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo(member)
         if info.compress_type != zipfile.ZIP_STORED:
             return None
-    with open(path, "rb") as f:
-        f.seek(info.header_offset)
-        local = f.read(30)  # the local file header: its name and extra field lengths at 26, 28
-        name_len, extra_len = (
-            int.from_bytes(local[26:28], "little"),
-            int.from_bytes(local[28:30], "little"),
-        )
-        f.seek(info.header_offset + 30 + name_len + extra_len)
-        return _mapped_npy(path, f)
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)  # the local file header: name and extra lengths at 26 and 28
+            if local[:4] != b"PK\x03\x04":
+                return None
+            skip = int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+            f.seek(info.header_offset + 30 + skip)
+            return _mapped_npy(path, f, info.file_size)
+    except Exception:  # noqa: BLE001 - any damage: numpy's own reading reports it
+        return None
 
 
 def read_npy(path: str) -> np.ndarray:
@@ -83,28 +88,27 @@ def read_npy(path: str) -> np.ndarray:
     path = str(path)
     try:
         with open(path, "rb") as f:
-            array = _mapped_npy(path, f)
+            array = _mapped_npy(path, f, os.fstat(f.fileno()).st_size)
     except FileNotFoundError:
         raise UserError(path, "file not found") from None
-    except READ_ERRORS as exc:
+    except (*READ_ERRORS, SyntaxError, tokenize.TokenError) as exc:  # a damaged header
         raise UserError(path, f"cannot read the .npy file: {exc}") from None
     if array is None:
-        raise UserError(path, "the .npy file holds Python objects, not numbers")
+        raise UserError(path, "not an .npy array of numbers (Python objects, or truncated)")
     return array
 
 
-def _mapped_npy(path: str, f) -> np.ndarray | None:
-    """The .npy array whose header starts at f's position, mapped from ``path``."""
+def _mapped_npy(path: str, f, size: int) -> np.ndarray | None:
+    """The .npy array whose header starts at f's position, mapped from ``path``; None where it
+    holds objects or its data would not fit in the ``size`` bytes from that position."""
+    start = f.tell()
     version = np.lib.format.read_magic(f)
     if version not in ((1, 0), (2, 0)):
         return None
-    read = (
-        np.lib.format.read_array_header_1_0
-        if version == (1, 0)
-        else np.lib.format.read_array_header_2_0
-    )
+    header = np.lib.format
+    read = header.read_array_header_1_0 if version == (1, 0) else header.read_array_header_2_0
     shape, fortran, dtype = read(f)
-    if dtype.hasobject:
+    if dtype.hasobject or f.tell() - start + math.prod(shape) * dtype.itemsize > size:
         return None
     if 0 in shape:
         return np.zeros(shape, dtype)
