@@ -205,27 +205,28 @@ def exit_code(exc: BaseException) -> int:
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     if isinstance(exc, KeyboardInterrupt):
         return 130
-    if isinstance(exc, (NettrainError,)) or hasattr(exc, "exit_code"):
+    if hasattr(exc, "exit_code"):  # NettrainError, Interrupted
         return exc.exit_code
     return 2 if isinstance(exc, OSError) else 1
 
 
 @contextlib.contextmanager
-def failures(w: Single):
-    """Under MPI, a failure every rank meets (bad data, divergence, a stop request) ends each
-    rank with its exit code, rank 0 alone telling why; a failure of one rank alone is printed by
-    that rank, which then aborts the job (the others would wait for it forever)."""
+def failures(w: Single, wait: float = AGREE_SECONDS):
+    """Under MPI, a failure every rank meets (bad data, divergence, a stop request) ends the
+    job once: rank 0 tells why and exits with the code, which mpirun passes on, the others exit
+    quietly with 0. A failure of one rank alone (the others are not here within ``wait`` s)
+    is printed by that rank, which then aborts the job: the others would wait for it forever."""
     try:
         yield
     except BaseException as exc:
         code = exit_code(exc)
         if w.size == 1 or code == 0:
             raise
-        if w.agree():
+        if w.agree(wait):
             if w.root:
                 raise
             sys.exit(0)  # rank 0 tells why and gives mpirun its exit code
         what = exc if isinstance(exc, NettrainError) else f"{type(exc).__name__}: {exc}"
-        print(f"error: rank {w.rank}: {what} (the other ranks go on; ending the job)",
+        print(f"error: rank {w.rank}: {what} (this rank alone; ending the job)",
               file=sys.stderr, flush=True)  # fmt: skip
         w.abort(code)

@@ -122,6 +122,29 @@ print(json.dumps([w.rank, grads["a"].tolist(), grads["b"].tolist(), loss, sums, 
     assert [r[6] for r in rows] == [[[0, 3], [0, 0]], [[3, 6], [0, 1]], [[6, 10], [1, 2]]]
 
 
+def test_an_error_of_one_rank_alone_aborts_the_job_an_error_of_all_is_told_once():
+    script = """
+import sys
+from nettrain.distributed import failures, world
+from nettrain.errors import UserError
+w = world()
+try:  # as the CLI's group does: rank 0's error printed, its exit code
+    with failures(w, wait=1.0):
+        if w.rank == 1 or sys.argv[1] == "all":
+            raise UserError("data.csv", "line 3: not a number")
+        w.barrier()  # rank 0 waits for rank 1, which never comes
+except UserError as exc:
+    print(f"error: {exc}", file=sys.stderr)
+    sys.exit(exc.exit_code)
+"""
+    alone = mpirun(3, sys.executable, "-c", script, "one")
+    assert alone.returncode == 2
+    assert "error: rank 1: data.csv: line 3: not a number" in alone.stderr
+    every = mpirun(3, sys.executable, "-c", script, "all")
+    assert every.returncode == 2
+    assert every.stderr.count("not a number") == 1 and "rank" not in every.stderr
+
+
 def test_n_ranks_end_with_the_weights_of_one_process_on_every_rank(folder):
     """Library training under mpirun -n 3: every rank's weights, and rank 0's run folder, equal
     the one-process run's to 1e-10 (batchnorm, dropout, augmentation, uneven and empty shares)."""
