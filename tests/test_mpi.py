@@ -263,6 +263,14 @@ def test_sigusr1_to_mpirun_stops_every_rank_cleanly(folder):
         assert "layers.0.weight" in f.files
 
 
+def test_without_a_launcher_mpi_is_never_imported():
+    script = "import sys; from nettrain.distributed import world; "
+    script += "print(world().size, 'mpi4py' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True,
+                            text=True, timeout=TIMEOUT)  # fmt: skip
+    assert result.stdout.split() == ["1", "False"], result.stderr
+
+
 def test_ranks_share_the_cores_of_their_machine():
     script = "from nettrain import threads; print(threads.configure(), threads.adaptive())"
     env = {k: v for k, v in ENV.items() if k != "NETTRAIN_THREADS"}
