@@ -12,10 +12,9 @@ from pathlib import Path
 
 import click
 
-from nettrain import __version__, threads
-from nettrain.cli_base import Group, PathArg, default_run_dir, open_null
+from nettrain import __version__
+from nettrain.cli_base import Group, PathArg
 from nettrain.cli_use import evaluate, export, predict
-from nettrain.errors import UserError
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value parsed as YAML)."
 
@@ -59,57 +58,12 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
     With --resume CKPT, CONFIG may be left out: the run goes on with the config the checkpoint
     holds (--set still applies).
     """
-    from nettrain import checkpoint, train
-    from nettrain.config import config_from_dict, load_config
-    from nettrain.resume import check_resume
-    from nettrain.runfolder import check_run_dir
+    from nettrain.distributed import failures, world
+    from nettrain.fitting import run_fit
 
-    if resume and weights:
-        raise UserError(
-            "fit",
-            "--resume and --weights exclude each other",
-            "--resume continues a run; --weights starts a new one from its weights",
-        )
-    if config is None and not resume:
-        raise UserError(
-            "fit",
-            "no CONFIG given",
-            "give a config file, or --resume CKPT to continue a run with the config it holds",
-        )
-    if config is not None:
-        cfg, src = load_config(config, sets)
-    if resume:
-        arrays, meta = checkpoint.load(resume)
-        if config is None:
-            cfg, src = config_from_dict(meta["config"], sets, f"{resume} (config)", True)
-        check_resume(cfg, meta, resume, report=not quiet)
-        run = train.prepare(cfg, src, resume=(arrays, meta, resume))
-        run_dir = Path(out) if out else Path(resume).resolve().parent
-        check_run_dir(run_dir, overwrite=True)  # continuing a run writes into it
-    else:
-        weights_state = (checkpoint.load_weights(weights), weights) if weights else None
-        run = train.prepare(cfg, src, weights=weights_state)
-        run_dir = Path(out) if out else default_run_dir(config)
-        check_run_dir(run_dir, overwrite)
-    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
-    say(f"run folder: {run_dir}")
-    for note in run.notes:
-        say(note)
-    progress = not quiet and sys.stderr.isatty()
-    try:
-        train.train(run, run_dir, progress, out=open_null() if quiet else None)
-    except train.Interrupted as exc:  # not a success: said even with --quiet
-        click.echo(f"interrupted; checkpoint written to {exc.args[0]}", err=True)
-        again = f"{config} --resume" if config is not None else "--resume"
-        click.echo(f"resume with: nettrain fit {again} {exc.args[0]}", err=True)
-        sys.exit(exc.exit_code)
-    if threads.changes():
-        say(
-            "note: other processes took cores during the run, so nettrain changed its thread "
-            "count; matrix products round differently on another thread count, so a rerun may "
-            "differ in the last bits (--threads N keeps the count fixed)"
-        )
-    say(f"done: {run_dir}")
+    w = world()  # one process, or a rank of `mpirun -np N nettrain fit`
+    with failures(w):
+        run_fit(config, sets, out, resume, weights, overwrite, quiet or not w.root, w)
 
 
 @cli.command()
@@ -205,6 +159,32 @@ def datasets():
 
 for command in (predict, evaluate, export):  # the commands that use trained nets: cli_use.py
     cli.add_command(command)
+
+
+@cli.command()
+@click.argument("data", type=PathArg(exists=False))
+@click.argument("out", type=PathArg())
+def convert(data, out):
+    """Write a labelled data file (CSV, IDX, image folder, .npz) as arrays that training
+    memory-maps: OUT.npz (uncompressed, arrays x and y) or a folder OUT with x.npy and y.npy."""
+    # np.savez stores its arrays uncompressed, so that training can map them
+    import numpy as np
+
+    from nettrain.data.sources import read, resolve
+    from nettrain.files import atomic_write
+
+    ds = read(resolve(str(data)))
+    x, y, target = ds.raw(slice(None)), ds.y, Path(out)
+    if target.suffix == ".npz":
+        target.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(target, lambda f: np.savez(f, x=x, y=y))
+    else:
+        target.mkdir(parents=True, exist_ok=True)
+        for name, a in (("x.npy", x), ("y.npy", y)):
+            atomic_write(target / name, lambda f, a=a: np.save(f, a))
+    click.echo(f"{target}: x {x.dtype} {tuple(x.shape)}, y {y.dtype} {tuple(y.shape)}")
+    if ds.classes:
+        click.echo(f"labels 0..{len(ds.classes) - 1} stand for: {', '.join(ds.classes)}", err=True)
 
 
 def main():

@@ -6,7 +6,7 @@ import os
 import platform
 import sys
 
-from nettrain import threads
+from nettrain import launcher, threads
 
 THREAD_SETTINGS = (
     "NETTRAIN_THREADS",
@@ -29,6 +29,8 @@ def describe() -> dict:
         "threads": threads.max_threads(),  # the most; fewer while other jobs hold cores
         "threads_adapt_to_load": threads.adaptive(),
         "cpu_count": os.cpu_count(),
+        "mpi_ranks": launcher.world_size(),  # processes training together (mpirun -np N)
+        "mpi_ranks_on_machine": launcher.local_size(),
         "platform": platform.platform(),
         "threads_env": {
             k: os.environ[k]

@@ -9,6 +9,8 @@ o (batch, K) are the net's outputs, t (batch, K) the targets (class labels arriv
 - multinomial_cross_entropy: E = -sum_i t_i log o_i                         dE/do_i = -t_i / o_i
 
 ``value_and_grad`` returns (batch loss, dL/do) with L the batch mean, so dL/do carries a 1/batch.
+``n``, when given, is the batch size to divide by instead of len(o): a rank of a data-parallel
+run computes its share of a global batch of n samples (nettrain.distributed).
 Where the output activation and the loss simplify together (sigmoid + cross_entropy, softmax +
 multinomial_cross_entropy) the combined functions below (``COMBINED``) give dL/ds = (o - t) / batch
 directly from the pre-activation s: no division by o(1 - o), no log of 0.
@@ -27,21 +29,21 @@ def _clip(o):
     return np.clip(o, tiny, 1 - np.finfo(o.dtype).epsneg)
 
 
-def squared_error(o, t):
-    n = len(o)
+def squared_error(o, t, n=None):
+    n = n or len(o)
     diff = o - t
     return 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / n, diff / n
 
 
-def cross_entropy(o, t):
-    n = len(o)
+def cross_entropy(o, t, n=None):
+    n = n or len(o)
     c = _clip(o)
     value = -np.sum(t * np.log(c) + (1 - t) * np.log1p(-c), dtype=np.float64) / n
     return float(value), (c - t) / (c * (1 - c)) / n
 
 
-def multinomial_cross_entropy(o, t):
-    n = len(o)
+def multinomial_cross_entropy(o, t, n=None):
+    n = n or len(o)
     c = _clip(o)
     return float(-np.sum(t * np.log(c), dtype=np.float64) / n), -t / c / n
 
@@ -53,22 +55,22 @@ LOSSES = {
 }
 
 
-def sigmoid_cross_entropy(s, o, t):
+def sigmoid_cross_entropy(s, o, t, n=None):
     """Combined sigmoid + cross_entropy from s (batch, K) and o = sigmoid(s).
 
     E per unit = softplus(s) - t s = max(s, 0) - t s + log(1 + exp(-|s|)); dL/ds = (o - t) / batch.
     """
-    n = len(s)
+    n = n or len(s)
     per_unit = np.maximum(s, 0) - t * s + np.log1p(np.exp(-np.abs(s)))
     return float(np.sum(per_unit, dtype=np.float64) / n), (o - t) / n
 
 
-def softmax_multinomial_cross_entropy(s, o, t):
+def softmax_multinomial_cross_entropy(s, o, t, n=None):
     """Combined softmax + multinomial_cross_entropy from s (batch, K) and o = softmax(s).
 
     E = -sum_i t_i log_softmax(s)_i; dL/ds = (o - t) / batch.
     """
-    n = len(s)
+    n = n or len(s)
     return float(-np.sum(t * log_softmax(s), dtype=np.float64) / n), (o - t) / n
 
 

@@ -133,11 +133,15 @@ class Network:
                 raise UserError(where, f"'{name}' holds NaN or Inf values")
             p[...] = a
 
-    def seed_step(self, seed: int, step: int) -> None:
-        """Give each stochastic layer the generator of this training step (streams.dropout_rng)."""
+    def seed_step(self, seed: int, step: int, rows: tuple | None = None) -> None:
+        """Give each stochastic layer the generator of this training step (streams.dropout_rng)
+        and ``rows`` (lo, hi, n): this process computes rows lo:hi of a batch of n (a rank of a
+        data-parallel run; None: the whole batch), so that it draws the whole batch's masks and
+        keeps its rows."""
         for layer in self.layers:
             if layer.stochastic:
                 layer.rng = streams.dropout_rng(seed, step, layer.index)
+                layer.rows = rows
 
     def param_count(self) -> int:
         return sum(p.size for p in self.params().values())
@@ -161,30 +165,46 @@ class Network:
             saved.append(kept)
         return s, x, saved
 
-    def loss_of(self, s, out, t):
+    def loss_of(self, s, out, t, total=None):
         """(mean loss, dL/d(output), or dL/d(last layer's input) with a combined loss) on the
-        batch, from the last layer's input s and the output."""
+        batch, from the last layer's input s and the output; divided by ``total`` samples when
+        given (this batch is a share of a larger one), else by the batch's own size."""
         n = len(out)
         if self.combined is not None:
-            return self.combined(s.reshape(n, -1), out.reshape(n, -1), t)
-        return self.loss(out.reshape(n, -1), t)
+            return self.combined(s.reshape(n, -1), out.reshape(n, -1), t, total)
+        return self.loss(out.reshape(n, -1), t, total)
 
-    def loss_and_backward(self, x: np.ndarray, t: np.ndarray, input_grad: bool = True):
+    def loss_and_backward(self, x: np.ndarray, t: np.ndarray, input_grad: bool = True, total=None):
         """Forward, loss and backward on one batch; gradients land in ``grads()``.
 
         x (batch, *input_shape), t (batch, K) targets. Returns (mean loss over the batch,
         outputs (batch, K), dL/dx (batch, *input_shape), or None when ``input_grad`` is False:
         training needs no gradient for its data, and skipping it saves the first layer's
-        largest product).
+        largest product). ``total``: the size of the global batch this one is a share of.
         """
         n = len(x)
         s, out, saved = self.forward_saving(x, True)
-        value, delta = self.loss_of(s, out, t)
+        value, delta = self.loss_of(s, out, t, total)
         stop = len(self.layers) - (self.combined is not None)
         delta = delta.reshape((n, *self.layers[stop - 1].out_shape) if stop else x.shape)
         for i in reversed(range(stop)):
             delta = self.layers[i].backward(saved[i], delta, need_dx=input_grad or i > 0)
         return value, out.reshape(n, -1), delta
+
+    def empty_pass(self, input_grad: bool = False) -> None:
+        """A training pass over a share of no samples (a rank of a data-parallel run whose share
+        of a short batch is empty): zero gradients, and the sums over the ranks that layers with
+        whole-batch statistics (batchnorm) make, in the order a pass makes them."""
+        saved = {}
+        for i, layer in enumerate(self.layers):
+            if getattr(layer, "allsum", None) is not None:
+                saved[i] = layer.forward(np.zeros((0, *layer.in_shape), self.dtype), True)[1]
+        for i in reversed(saved):
+            layer = self.layers[i]
+            dy = np.zeros((0, *layer.out_shape), self.dtype)
+            layer.backward(saved[i], dy, need_dx=input_grad or i > 0)
+        for g in self.grads().values():
+            g[...] = 0
 
     def evaluate(self, x: np.ndarray, t: np.ndarray, train: bool = False):
         """(mean loss, outputs (batch, K)) without touching gradients."""

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from nettrain import data
 from nettrain.assemble import assemble, split_validation
+from nettrain.distributed import Single, world
 from nettrain.monitors import Watch, monitors
 from nettrain.optim import Optimizer, make_optimizer
 from nettrain.streams import init_rng
@@ -28,6 +29,7 @@ class Run:
     preprocess: dict = field(default_factory=dict)  # 'preprocess.*' statistics, checkpointed
     augment: object = None  # data.augment.Augment of the training batches, or None
     notes: list = field(default_factory=list)  # what fit tells on stderr before training
+    world: Single = field(default_factory=Single)  # the processes training together (MPI)
 
 
 def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run:
@@ -64,7 +66,8 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
     else:
         net.init_params(init_rng(cfg["seed"]))
     run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
-    run.preprocess, run.augment = stats, augment
+    run.preprocess, run.augment, run.world = stats, augment, world()
+    run.world.attach(net)
     tc = cfg["train"]
     es = tc["early_stopping"]
     run.notes = fit_notes(run, tc["checkpoint"]["monitor"], es and es["monitor"])

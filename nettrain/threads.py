@@ -27,7 +27,8 @@ kernels give the same bits for any thread count (they split work by sample, neve
 tests/test_layer_table.py); OpenBLAS's products do not for some shapes (64x784 @ 784x256 rounds
 differently on 1 and 2 threads), so a run during which ``adapt`` changed the count may differ in
 the last bits from a rerun. ``changes()`` tells, and ``fit`` says so; a fixed count keeps runs
-bit-identical. Settings the user made in the environment are kept.
+bit-identical. Settings the user made in the environment are kept. Under ``mpirun`` with several
+ranks on a machine, each rank takes its share of the cores (``shared_cores``), fixed.
 (GNU OpenMP does not survive a fork: a program that forks after training, without exec, should
 set NUMBA_THREADING_LAYER=workqueue.)
 """
@@ -38,6 +39,8 @@ import ctypes
 import os
 import sys
 import time
+
+from nettrain import launcher
 
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "20")  # spin 2**20 cycles after a product, then sleep
@@ -59,6 +62,8 @@ def configure(threads: int | None = None, adapt_to_load: bool | None = None) -> 
     if threads is None:
         threads = int(os.environ.get("NETTRAIN_THREADS", 0)) or None
     adaptive = threads is None if adapt_to_load is None else adapt_to_load
+    if threads is None and launcher.local_size() > 1:  # mpirun: the cores shared by its ranks
+        threads, adaptive = shared_cores(), bool(adapt_to_load)
     threads = threads or cpu_count()
     for name in BLAS_VARIABLES:
         os.environ[name] = str(threads)
@@ -81,6 +86,13 @@ def configured() -> bool:
     """Whether ``configure`` ran in this process (the CLI calls it first; the Python API when
     nothing did)."""
     return _state.get("configured", False)
+
+
+def shared_cores() -> int:
+    """This rank's share of the machine's cores when an MPI launcher started several ranks on
+    it (never more than the cores it is bound to); a fixed count, since the other ranks' load is
+    expected, not a reason to give way."""
+    return max(1, min(cpu_count(), (os.cpu_count() or 1) // launcher.local_size()))
 
 
 def cpu_count() -> int:

@@ -17,13 +17,12 @@ import numpy as np
 from tqdm import tqdm
 
 from nettrain import metrics
-from nettrain.assemble import score
+from nettrain.distributed import run_folder
 from nettrain.errors import JobFailed
 from nettrain.history import format_row, metric_columns
 from nettrain.interrupt import Interrupted, StopFlag
 from nettrain.monitors import update_monitors
 from nettrain.prepare import Run, prepare
-from nettrain.runfolder import RunFolder
 from nettrain.schedule import lr_at
 from nettrain.streams import augment_rng, epoch_order
 
@@ -42,10 +41,10 @@ def train(
     metrics rows. ``on_epoch(row)`` is called after every epoch with its figures; training stops
     there when it returns False."""
     out = out or sys.stdout
-    cfg, data, state, tc = run.cfg, run.train, run.state, run.cfg["train"]
+    cfg, data, state, tc, world = run.cfg, run.train, run.state, run.cfg["train"], run.world
     params, grads = run.net.params(), run.net.grads()
     columns = metric_columns(data.has_classes, run.validation is not None, run.test is not None)
-    folder = RunFolder(run_dir, run, columns)
+    folder = run_folder(world, run_dir, run, columns)  # rank 0 writes, the others do not
     folder.start()
     n, bs = len(data), tc["batch_size"]
     n_batches = math.ceil(n / bs)
@@ -58,19 +57,19 @@ def train(
             with progress_bar(epoch, n_batches, state["batch"], progress) as bar:
                 for b in range(state["batch"], n_batches):
                     idx = order[b * bs : (b + 1) * bs]
-                    loss, output = forward_backward(run, idx, n_batches)
-                    if not finite(loss, grads):
+                    loss, sums, stopping = step(run, idx, n_batches, stop.raised)
+                    if not finite(loss, grads):  # on every rank alike: the sums are shared
                         raise diverged(epoch, b, loss, folder.last)
                     run.optimizer.step(params, grads)
                     state["step"] += 1
-                    tally(partial, loss, output, data, idx)
+                    tally(partial, loss, len(idx), sums)
                     advance(bar, b, partial)
                     due = folder.checkpoint_due(state["step"])
-                    if (stop.raised or due) and b + 1 < n_batches:  # mid-epoch: position saved too
+                    if (stopping or due) and b + 1 < n_batches:  # mid-epoch: position saved too
                         partial["seconds"] = time.perf_counter() - started
                         state.update(epoch=epoch, batch=b + 1, partial=partial)
                         folder.save("last.npz")
-                        if stop.raised:
+                        if stopping:
                             raise Interrupted(folder.last)
 
             row = epoch_row(run, epoch, partial, max(bs, 64))
@@ -87,31 +86,53 @@ def train(
                 print(f"early stopping: {run.stopping.metric} has not improved for "
                       f"{waited['wait']} epochs (best {waited['best']:.6g})", file=out)  # fmt: skip
                 break
-            if stop.raised:
+            if world.any(stop.raised):
                 raise Interrupted(folder.last)
     return state["metrics"]
 
 
+def step(run: Run, idx: np.ndarray, n_batches: int, stop: bool) -> tuple[float, dict, bool]:
+    """Forward and backward of this process's share of the batch ``idx``, then the sums over
+    every process (one allreduce under MPI): (batch loss, the batch's metric sums, whether any
+    process was asked to stop), with the batch's mean gradient in the net's grads."""
+    mine, y = idx[run.world.block(len(idx))], run.train.y
+    sums = {"correct": 0} if y.ndim == 1 else {k: [0.0] * y[0].size for k in ("abs", "sq")}
+    if len(mine):
+        loss, output = forward_backward(run, idx, n_batches)
+        metrics.accumulate(sums, y[mine], output)
+    else:  # a short last batch leaves some ranks nothing to compute
+        loss = 0.0
+        run.net.empty_pass()
+    return run.world.reduce_step(run.net.grads(), loss, sums, stop)
+
+
 def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, np.ndarray]:
-    """(batch loss, outputs) of the samples ``idx`` at the current step, with every gradient
-    of the loss in the net's grads and the optimizer's learning rate set for the step."""
+    """(loss, outputs) of this process's share of the batch ``idx`` (all of it in one process)
+    at the current step, with the gradients of the loss, divided by the whole batch's size, in
+    the net's grads and the optimizer's learning rate set for the step."""
     net, data, tc = run.net, run.train, run.cfg["train"]
     seed, step = run.cfg["seed"], run.state["step"]
+    rows = run.world.block(len(idx))
+    part = (rows.start, rows.stop, len(idx))
     views = augment_rng(seed, step) if run.augment else None
-    x = data.inputs(idx, net.dtype, run.augment, views)
-    t = data.targets(idx, net.n_outputs, net.dtype)
+    x = data.inputs(idx[rows], net.dtype, run.augment, views, part)
+    t = data.targets(idx[rows], net.n_outputs, net.dtype)
     run.optimizer.lr = lr_at(tc["schedule"], tc["optimizer"]["lr"], step, n_batches, tc["epochs"])
-    net.seed_step(seed, step)
-    loss, output, _ = net.loss_and_backward(x, t, input_grad=False)
+    net.seed_step(seed, step, part if run.world.size > 1 else None)
+    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx))
     return loss, output
 
 
-def tally(partial: dict, loss: float, output: np.ndarray, data, idx: np.ndarray) -> None:
-    """Add a batch to the epoch's running sums: loss x samples, samples, and the sums the
-    task's figures need (correct predictions; or errors)."""
-    partial["loss"] += loss * len(idx)
-    partial["seen"] += len(idx)
-    metrics.accumulate(partial, data.y[idx], output)
+def tally(partial: dict, loss: float, n: int, sums: dict) -> None:
+    """Add a batch of n samples to the epoch's running sums: loss x samples, samples, and the
+    sums the task's figures need (correct predictions; or errors)."""
+    partial["loss"] += loss * n
+    partial["seen"] += n
+    for key, add in sums.items():
+        if key == "correct":
+            partial[key] = partial.get(key, 0) + add
+        else:
+            partial[key] = (np.asarray(partial.get(key, 0.0)) + np.asarray(add)).tolist()
 
 
 def finite(loss: float, grads: dict) -> bool:
@@ -148,7 +169,7 @@ def epoch_row(run: Run, epoch: int, partial: dict, batch_size: int) -> dict:
     row.update({f"train_{k}": v for k, v in figures.items()})
     for split, ds in (("validation", run.validation), ("test", run.test)):
         if ds is not None:
-            row[f"{split}_loss"], _, outputs = score(run.net, ds, batch_size)
+            row[f"{split}_loss"], outputs = run.world.score(run.net, ds, batch_size)
             row.update({f"{split}_{k}": v for k, v in metrics.figures(ds.y, outputs).items()})
     row["lr"] = run.optimizer.lr
     return row

@@ -791,6 +791,8 @@ NOT_FILES = {
     ("runfolder.py", 'probe.write_bytes(b"")'),
     ("inference.py", "np.save(stream, outputs)"),
     ("plot.py", 'atomic_write(out, lambda f: fig.savefig(f, dpi=100, format="png"))'),
+    ("cli.py", "atomic_write(target, lambda f: np.savez(f, x=x, y=y))"),
+    ("cli.py", "atomic_write(target / name, lambda f, a=a: np.save(f, a))"),
 }
 
 

@@ -60,6 +60,7 @@ __all__ = [
 LABEL_KEY = {
     "csv": "data.train.label names the label column (e.g. {path: FILE, label: NAME})",
     "npz": "data.train.y names the labels array (e.g. {path: FILE, y: NAME})",
+    "npy": "data.train.y names the labels file (e.g. {x: X.npy, y: Y.npy})",
     "idx": "data.train.labels names the labels file",
     "images": "data.train must hold one sub-folder per class",
 }

@@ -66,10 +66,14 @@ class Augment:
             )
         return aug
 
-    def apply(self, ds, idx, rng: np.random.Generator) -> np.ndarray:
-        """Random views (batch, C, h, w) of samples ``idx`` of ``ds``, in the stored dtype."""
+    def apply(self, ds, idx, rng: np.random.Generator, part=None) -> np.ndarray:
+        """Random views (batch, C, h, w) of samples ``idx`` of ``ds``, in the stored dtype.
+
+        ``part`` (lo, hi, n): ``idx`` are rows lo:hi of a batch of n (a rank's share in a
+        data-parallel run); the draws are the whole batch's, so a sample's view depends on its
+        place in the batch, never on the rank."""
         rows = ds.stored_rows(idx)
-        n = len(rows)
+        lo, hi, n = part or (0, len(rows), len(rows))
         C, H, W = ds.x.shape[1:]
         _, h, w = ds.sample_shape
         top = np.full(n, (H - h) // 2, np.int64)
@@ -83,7 +87,8 @@ class Augment:
             top -= rng.integers(-k, k + 1, n)
             left -= rng.integers(-k, k + 1, n)
         flip = rng.random(n) < 0.5 if self.flip else np.zeros(n, np.bool_)
-        out = np.empty((n, C, h, w), ds.x.dtype)
+        top, left, flip = top[lo:hi], left[lo:hi], flip[lo:hi]
+        out = np.empty((len(rows), C, h, w), ds.x.dtype)
         _gather(ds.x, rows.astype(np.int64), top, left, flip, out)
         return out
 

@@ -23,6 +23,8 @@ import numpy as np
 from nettrain.data.dataset import Dataset
 from nettrain.errors import UserError
 
+CHECK_ROWS = 4096  # samples checked at once
+
 
 def checked(x: np.ndarray, y: np.ndarray | None, where: str, **fields) -> Dataset:
     """A Dataset after checking types, lengths and values of x and y.
@@ -35,9 +37,12 @@ def checked(x: np.ndarray, y: np.ndarray | None, where: str, **fields) -> Datase
         )
     if len(x) == 0:
         raise UserError(where, "the data set is empty")
-    if x.dtype.kind == "f" and not np.all(np.isfinite(x)):
-        bad = int(np.argwhere(~np.isfinite(x.reshape(len(x), -1)))[0][0])
-        raise UserError(where, f"x holds NaN or Inf (first in sample {bad})")
+    if x.dtype.kind == "f":  # in blocks of rows: a memory-mapped x is never read whole
+        for start in range(0, len(x), CHECK_ROWS):
+            block = x[start : start + CHECK_ROWS]
+            if not np.all(np.isfinite(block)):
+                bad = start + int(np.argwhere(~np.isfinite(block.reshape(len(block), -1)))[0][0])
+                raise UserError(where, f"x holds NaN or Inf (first in sample {bad})")
     if y is not None:
         y = checked_targets(y, len(x), where)
     return Dataset(x, y, where, **fields)

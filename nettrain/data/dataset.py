@@ -62,14 +62,14 @@ class Dataset:
         top, left, h, w = self.window
         return self.x[rows, :, top : top + h, left : left + w]
 
-    def inputs(self, idx, dtype, augment=None, rng=None) -> np.ndarray:
+    def inputs(self, idx, dtype, augment=None, rng=None, part=None) -> np.ndarray:
         """Samples ``idx`` as the net's input: (batch, *sample_shape) in ``dtype``.
 
         ``augment`` (an ``augment.Augment``) with its ``rng`` draws a random view of each sample
-        instead of the stored one (training batches only).
+        instead of the stored one (training batches only); ``part``: see ``Augment.apply``.
         """
         dtype = np.dtype(dtype)
-        raw = self.raw(idx) if augment is None else augment.apply(self, idx, rng)
+        raw = self.raw(idx) if augment is None else augment.apply(self, idx, rng, part)
         batch = raw.astype(dtype)
         if self.scale != 1.0:
             batch *= dtype.type(self.scale)

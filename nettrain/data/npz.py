@@ -1,7 +1,15 @@
-"""Reading .npz data files: named arrays, never unpickling anything."""
+"""Reading .npz and .npy data files: named arrays, never unpickling anything.
+
+An array stored uncompressed (``numpy.savez``, not ``savez_compressed``) and every .npy file is
+opened memory-mapped: a data set larger than memory trains, each batch reading only its rows.
+"""
 
 from __future__ import annotations
 
+import math
+import mmap
+import os
+import tokenize
 import zipfile
 from pathlib import Path
 
@@ -24,7 +32,8 @@ def read_npz(path: str, names) -> dict:
                 raise UserError(
                     path, f"no array '{missing[0]}' in the file (it has: {', '.join(f.files)})"
                 )
-            return {n: f[n] for n in names}
+            mapped = {n: mapped_member(path, f"{n}.npy") for n in names}
+            return {n: f[n] if mapped[n] is None else mapped[n] for n in names}
     except FileNotFoundError:
         raise UserError(path, "file not found") from None
     except READ_ERRORS as exc:
@@ -51,3 +60,63 @@ def _require_zip(path: str) -> None:
             "not an .npz file: it is not a zip archive (truncated, damaged, or another kind of "
             "file)",
         )
+
+
+def mapped_member(path: str, member: str) -> np.ndarray | None:
+    """Array ``member`` of an .npz memory-mapped, or None where it is compressed, not a plain
+    array or damaged (numpy's own reading then says what is wrong): numpy maps .npy files, not
+    the members of a zip, so the member's data is found at its offset in the archive."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            info = z.getinfo(member)
+        if info.compress_type != zipfile.ZIP_STORED:
+            return None
+        with open(path, "rb") as f:
+            f.seek(info.header_offset)
+            local = f.read(30)  # the local file header: name and extra lengths at 26 and 28
+            if local[:4] != b"PK\x03\x04":
+                return None
+            skip = int.from_bytes(local[26:28], "little") + int.from_bytes(local[28:30], "little")
+            f.seek(info.header_offset + 30 + skip)
+            return _mapped_npy(path, f, info.file_size)
+    except Exception:  # noqa: BLE001 - any damage: numpy's own reading reports it
+        return None
+
+
+def read_npy(path: str) -> np.ndarray:
+    """An .npy file, memory-mapped (read-only)."""
+    path = str(path)
+    try:
+        with open(path, "rb") as f:
+            array = _mapped_npy(path, f, os.fstat(f.fileno()).st_size)
+    except FileNotFoundError:
+        raise UserError(path, "file not found") from None
+    except (*READ_ERRORS, SyntaxError, tokenize.TokenError) as exc:  # a damaged header
+        raise UserError(path, f"cannot read the .npy file: {exc}") from None
+    if array is None:
+        raise UserError(path, "not an .npy array of numbers (Python objects, or truncated)")
+    return array
+
+
+def _mapped_npy(path: str, f, size: int) -> np.ndarray | None:
+    """The .npy array whose header starts at f's position, mapped from ``path``; None where it
+    holds objects or its data would not fit in the ``size`` bytes from that position."""
+    start = f.tell()
+    version = np.lib.format.read_magic(f)
+    if version not in ((1, 0), (2, 0)):
+        return None
+    header = np.lib.format
+    read = header.read_array_header_1_0 if version == (1, 0) else header.read_array_header_2_0
+    shape, fortran, dtype = read(f)
+    if dtype.hasobject or f.tell() - start + math.prod(shape) * dtype.itemsize > size:
+        return None
+    if 0 in shape:
+        return np.zeros(shape, dtype)
+    order = "F" if fortran else "C"
+    mapped = np.memmap(path, dtype=dtype, mode="r", offset=f.tell(), shape=shape, order=order)
+    # Batches read scattered rows: without this hint every row read pulls in the 128 KiB
+    # around it, and a shuffled epoch over a large file reads it many times over.
+    advise = getattr(getattr(mapped, "_mmap", None), "madvise", None)
+    if advise is not None and hasattr(mmap, "MADV_RANDOM"):
+        advise(mmap.MADV_RANDOM)
+    return mapped

@@ -24,7 +24,7 @@ from nettrain.data.checks import checked
 from nettrain.data.csv import read_csv
 from nettrain.data.idx import labels_beside, read_idx
 from nettrain.data.images import IMAGE_SUFFIXES, read_folder
-from nettrain.data.npz import npz_names, read_npz
+from nettrain.data.npz import npz_names, read_npy, read_npz
 from nettrain.errors import UserError
 from nettrain.options import Opt, _shown, check_named
 
@@ -84,6 +84,10 @@ SOURCES = {
         "x": Opt("str", "x", doc="name of the inputs array (N, ...)"),
         "y": Opt("str", "y", doc="name of the labels (N,) or targets (N, K) array"),
     },
+    "npy": {
+        "x": Opt("path", doc="the .npy file of the inputs (N, ...), memory-mapped"),
+        "y": Opt("path", doc="the .npy file of the labels (N,) or targets (N, K)"),
+    },
     "csv": {
         "path": Opt("path", doc="the .csv or .tsv file (optionally .gz)"),
         "label": Column(default="auto", doc="the label column(s); every other column is a feature"),
@@ -141,6 +145,8 @@ def check_source(value, src, path):
     fmt = value.get("format")
     if fmt is None and "images" in value:
         fmt = "idx"
+    elif fmt is None and "path" not in value and str(value.get("x", "")).endswith(".npy"):
+        fmt = "npy"
     elif fmt is None:
         if not isinstance(value.get("path"), str):
             raise UserError(
@@ -155,7 +161,7 @@ def check_source(value, src, path):
                 f"add format: one of {', '.join(SOURCES)}",
             )
     spec = check_named({**value, "format": fmt}, SOURCES, src, path, "format")
-    for key in ("path", "images", "labels"):
+    for key in ("path", "images", "labels", *(("x", "y") if fmt == "npy" else ())):
         if key in spec:
             _must_exist(spec[key], src, (*path, key), folder=fmt == "images" and key == "path")
     return spec
@@ -200,7 +206,9 @@ def resolve(spec) -> dict:
         fmt = format_of(spec)
         spec = {"images": spec, "labels": labels_beside(spec)} if fmt == "idx" else {"path": spec}
     else:
-        fmt = spec.get("format") or ("idx" if "images" in spec else format_of(spec["path"]))
+        fmt = spec.get("format") or (
+            "idx" if "images" in spec else "npy" if "path" not in spec else format_of(spec["path"])
+        )
     defaults = {k: o.default for k, o in SOURCES.get(fmt, {}).items() if not o.required}
     return {"format": fmt, **defaults, **{k: v for k, v in spec.items() if k != "format"}}
 
@@ -214,6 +222,7 @@ def user_source(path, data_cfg: dict) -> dict:
     train = resolve(data_cfg["train"]) if data_cfg.get("train") else {}
     if train.get("format") == {"image": "images"}.get(spec["format"], spec["format"]):
         own = ("format", "path", "images", "labels")
+        own += ("x", "y") if spec["format"] == "npy" else ()
         spec.update({k: v for k, v in train.items() if k not in own})
     if spec["format"] == "npz" and Path(path).is_file():
         names = npz_names(str(path))
@@ -230,14 +239,20 @@ def read(spec):
     """The labelled Dataset a (resolved) source names."""
     spec = resolve(spec)
     fmt = spec["format"]
-    where = str(spec.get("path") or spec.get("images"))
+    where = str(spec.get("path") or spec.get("images") or spec.get("x"))
     if not Path(where).exists():
         raise UserError(where, "file not found")
-    if fmt in (None, "npy", "image") or (fmt == "idx" and spec["labels"] is None):
+    if (
+        fmt in (None, "image")
+        or (fmt == "npy" and "x" not in spec)
+        or (fmt == "idx" and spec["labels"] is None)
+    ):
         _labelled_format(where, fmt, None, ())
-    if fmt == "npz":
+    if fmt == "npz":  # x memory-mapped where stored uncompressed; the labels in memory
         arrays = read_npz(spec["path"], (spec["x"], spec["y"]))
-        return checked(arrays[spec["x"]], arrays[spec["y"]], spec["path"])
+        return checked(arrays[spec["x"]], np.array(arrays[spec["y"]]), spec["path"])
+    if fmt == "npy":
+        return checked(read_npy(spec["x"]), np.array(read_npy(spec["y"])), spec["x"])
     if fmt == "csv":
         return read_csv(spec["path"], spec["label"], spec["header"], spec["delimiter"])
     if fmt == "idx":

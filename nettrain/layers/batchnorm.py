@@ -19,6 +19,11 @@ Backward (training), per channel, with g = dy summed over the m values:
 
 Statistics and sums are taken in float64, each channel by one thread in a fixed order, so the
 results do not depend on the thread count.
+
+In a data-parallel run (nettrain.distributed) ``allsum`` sums over the ranks: each rank holds a
+share of the batch, and the mean, the variance, m and the backward's sums are those of the whole
+batch (PyTorch's SyncBatchNorm), so N ranks compute what one process computes. The parameter
+gradients stay each rank's own sums; the step's allreduce adds them up.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ class BatchNorm(Layer):
         "eps": Opt("float", 1e-5, min=0, exclusive_min=True, doc="added to the variance"),
     }
     flops_per_value = 2
+    allsum = None  # a sum over the ranks of a data-parallel run; None: this process alone
 
     def shapes(self, in_shape):
         if not in_shape:
@@ -61,7 +67,7 @@ class BatchNorm(Layer):
     def forward(self, x, train=True):
         """saved: (xhat (batch, C, rest), 1 / sqrt(var_B + eps) (C,) float64)."""
         N, C = len(x), self.in_shape[0]
-        x3 = np.ascontiguousarray(x, dtype=self.dtype).reshape(N, C, -1)
+        x3 = np.ascontiguousarray(x, dtype=self.dtype).reshape(N, C, math.prod(self.in_shape[1:]))
         y = np.empty(x3.shape, dtype=self.dtype)
         eps, w, b = self.options["eps"], self.params["weight"], self.params["bias"]
         if not train:
@@ -71,22 +77,46 @@ class BatchNorm(Layer):
             _affine(x3, scale, shift, y)
             return y.reshape(x.shape), None
         xhat = np.empty(x3.shape, dtype=self.dtype)
-        mean, var = np.empty(C), np.empty(C)
-        _normalise(x3, w, b, eps, xhat, y, mean, var)
-        m = x3.shape[0] * x3.shape[2]
+        if self.allsum is None:
+            mean, var = np.empty(C), np.empty(C)
+            _normalise(x3, w, b, eps, xhat, y, mean, var)
+            m = x3.shape[0] * x3.shape[2]
+        else:
+            mean, var, m = self._global_statistics(x3)
+            _apply(x3, w, b, mean, 1 / np.sqrt(var + eps), xhat, y)
         if m > 1:
             momentum = self.options["momentum"]
             for name, batch in (("running_mean", mean), ("running_var", var * (m / (m - 1)))):
                 run = self.state[name]
                 run[...] = (1 - momentum) * run + momentum * batch
-        return y.reshape(x.shape), (xhat, 1 / np.sqrt(var + eps))
+        return y.reshape(x.shape), (xhat, 1 / np.sqrt(var + eps), m)
+
+    def _global_statistics(self, x3):
+        """(mean, biased variance, m) of the whole batch, summed over the ranks."""
+        C = x3.shape[1]
+        sums = np.zeros(C + 1)
+        _sums(x3, np.zeros(C), False, sums[:C])
+        sums[C] = x3.shape[0] * x3.shape[2]
+        sums = self.allsum(sums)
+        m = int(sums[C])
+        mean = sums[:C] / max(m, 1)
+        squares = np.zeros(C)
+        _sums(x3, mean, True, squares)
+        return mean, self.allsum(squares) / max(m, 1), m
 
     def backward(self, saved, dy, need_dx=True):
-        xhat, inv = saved
+        xhat, inv, m = saved
         dy3 = np.ascontiguousarray(dy, dtype=self.dtype).reshape(xhat.shape)
         dx = np.empty(xhat.shape, dtype=self.dtype) if need_dx else xhat[:0]
         dw, db = np.empty(len(inv)), np.empty(len(inv))
-        _backward(dy3, xhat, self.params["weight"], inv, need_dx, dx, dw, db)
+        if self.allsum is None:
+            _backward(dy3, xhat, self.params["weight"], inv, need_dx, dx, dw, db)
+        else:  # this rank's sums are its gradients; dx needs the whole batch's
+            _backward(dy3, xhat, self.params["weight"], inv, False, dx, dw, db)
+            if need_dx:
+                total = self.allsum(np.concatenate([db, dw]))
+                C = len(inv)
+                _dx(dy3, xhat, self.params["weight"], inv, total[:C], total[C:], m, dx)
         self.grads["weight"][...] = dw
         self.grads["bias"][...] = db
         return dx.reshape(dy.shape) if need_dx else None
@@ -152,3 +182,42 @@ def _backward(dy, xhat, w, inv, need_dx, dx, dw, db):
             for n in range(N):
                 for s in range(S):
                     dx[n, c, s] = k * (m * dy[n, c, s] - sg - xhat[n, c, s] * sgx)
+
+
+@njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
+def _sums(x, centre, squares, out):
+    """out[c]: the sum of x[:, c, :], or with ``squares`` of its squared deviations from
+    centre[c]."""
+    N, C, S = x.shape
+    for c in prange(C):
+        total = 0.0
+        mu = centre[c]
+        for n in range(N):
+            for s in range(S):
+                d = x[n, c, s] - mu
+                total += d * d if squares else d
+        out[c] = total
+
+
+@njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
+def _apply(x, w, b, mean, inv, xhat, y):
+    """xhat = (x - mean[c]) inv[c], y = w[c] xhat + b[c] for x (N, C, S)."""
+    N, C, S = x.shape
+    for c in prange(C):
+        mu, k, wc, bc = mean[c], inv[c], w[c], b[c]
+        for n in range(N):
+            for s in range(S):
+                h = (x[n, c, s] - mu) * k
+                xhat[n, c, s] = h
+                y[n, c, s] = wc * h + bc
+
+
+@njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
+def _dx(dy, xhat, w, inv, sg, sgx, m, dx):
+    """dx (N, C, S) from the whole batch's sums sg, sgx (C,) over m values per channel."""
+    N, C, S = dy.shape
+    for c in prange(C):
+        k = w[c] * inv[c] / m
+        for n in range(N):
+            for s in range(S):
+                dx[n, c, s] = k * (m * dy[n, c, s] - sg[c] - xhat[n, c, s] * sgx[c])

@@ -33,13 +33,18 @@ class Dropout(Layer):
         # Replaced by each training step's generator (Network.seed_step); this one serves a
         # layer used on its own.
         self.rng = streams.dropout_rng(0, 0, index)
+        self.rows = None  # (lo, hi, n): rows lo:hi of a batch of n (Network.seed_step)
 
     def forward(self, x, train=True):
         """saved: the mask (0 or 1 / (1 - drop_prob) per value), None when nothing is dropped."""
         p = self.options["drop_prob"]
         if not train or p == 0:
             return x, None
-        keep = self.rng.random(x.shape, dtype=self.dtype) >= p
+        if self.rows is None:
+            keep = self.rng.random(x.shape, dtype=self.dtype) >= p
+        else:  # the whole batch's mask, so that a sample's mask does not depend on its rank
+            lo, hi, n = self.rows
+            keep = self.rng.random((n, *x.shape[1:]), dtype=self.dtype)[lo:hi] >= p
         mask = keep.astype(self.dtype) / self.dtype.type(1 - p)
         return x * mask, mask
 
