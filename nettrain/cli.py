@@ -6,13 +6,12 @@ Results go to stdout, messages to stderr; exit codes and error lines: cli_base.p
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
 import click
 
-from nettrain import __version__
+from nettrain import __version__, threads
 from nettrain.cli_base import Group, PathArg
 from nettrain.cli_use import evaluate, export, predict
 
@@ -138,7 +137,7 @@ def bench(config, sets, repeats):
     net, cfg = net_for_config(config, sets)
     batch = cfg["train"]["batch_size"]
     result = time_layers(net, batch, cfg["train"]["optimizer"], repeats)
-    click.echo(format_timing(result, batch, int(os.environ["NETTRAIN_THREADS"])))
+    click.echo(format_timing(result, batch, threads.active_threads()))
 
 
 @cli.command()

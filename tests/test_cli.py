@@ -663,3 +663,14 @@ def test_run_folder_is_copied_whole(data, trained, tmp_path, runner):
     shutil.copy(trained[0] / "last.npz", moved)
     _, _, rows = predict_csv(runner, moved, data / "x.npz")
     assert len(rows) == 30
+
+
+def test_bench_runs_with_the_default_thread_count(runner, tmp_path, monkeypatch):
+    """Without --threads or NETTRAIN_THREADS the count follows the load: bench says which."""
+    monkeypatch.delenv("NETTRAIN_THREADS", raising=False)
+    (tmp_path / "c.yaml").write_text(
+        "model: {input: [4], layers: [{type: dense, units: 3}, softmax], "
+        "loss: multinomial_cross_entropy}\ntrain: {batch_size: 8}\n"
+    )
+    result = run(runner, "bench", tmp_path / "c.yaml", "--repeats", "2")
+    assert re.search(r"samples/s \(\d+ threads?\)", result.stdout)
