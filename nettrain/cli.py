@@ -12,7 +12,7 @@ from pathlib import Path
 
 import click
 
-from nettrain import __version__, threads
+from nettrain import __version__, compiling, threads
 from nettrain.cli_base import Group, PathArg, default_run_dir, open_null
 from nettrain.cli_use import evaluate, export, predict
 from nettrain.errors import UserError
@@ -97,7 +97,8 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
         say(note)
     progress = not quiet and sys.stderr.isatty()
     try:
-        train.train(run, run_dir, progress, out=open_null() if quiet else None)
+        with compiling.notice(None if quiet else sys.stderr):
+            train.train(run, run_dir, progress, out=open_null() if quiet else None)
     except train.Interrupted as exc:  # not a success: said even with --quiet
         click.echo(f"interrupted; checkpoint written to {exc.args[0]}", err=True)
         again = f"{config} --resume" if config is not None else "--resume"

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nettrain import metrics
+from nettrain import compiling, metrics
 from nettrain.assemble import score
 from nettrain.errors import JobFailed
 from nettrain.history import format_row, metric_columns
@@ -103,6 +103,7 @@ def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, 
     run.optimizer.lr = lr_at(tc["schedule"], tc["optimizer"]["lr"], step, n_batches, tc["epochs"])
     net.seed_step(seed, step)
     loss, output, _ = net.loss_and_backward(x, t, input_grad=False)
+    compiling.settled()  # a first run: the training step's kernels are compiled now
     return loss, output
 
 
