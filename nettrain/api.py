@@ -14,7 +14,7 @@ import json
 import sys
 from pathlib import Path
 
-from nettrain import threads
+from nettrain import compiling, threads
 from nettrain.errors import UserError
 from nettrain.memory import keep_freed_memory
 
@@ -134,8 +134,9 @@ class Model:
         targets (N, K)); ``test`` = (x, y) adds a scored test set. ``data.validation`` and
         ``data.preprocess`` of the config apply either way. ``out``: a run folder written as by
         ``nettrain fit --out`` (nothing is written without it). ``callback(row)`` is called after
-        every epoch; returning False stops there. ``verbose``: print the epoch lines. A model
-        that was trained (or loaded) before goes on from its weights, with a new optimizer.
+        every epoch; returning False stops there. ``verbose``: print the epoch lines (and, on
+        stderr, that kernels are being compiled on a first run). A model that was trained (or
+        loaded) before goes on from its weights, with a new optimizer.
         """
         _ready()
         from nettrain import data, train
@@ -163,7 +164,8 @@ class Model:
         self._members = [(run.net, meta_of(run), "fit")]
         stream = sys.stdout if verbose else io.StringIO()
         try:
-            return train.train(run, out, progress=False, out=stream, on_epoch=callback)
+            with compiling.notice(sys.stderr if verbose else None):
+                return train.train(run, out, progress=False, out=stream, on_epoch=callback)
         except train.Interrupted:
             if out is None:  # nothing was saved: an ordinary Ctrl-C, the model as it stands
                 raise KeyboardInterrupt from None

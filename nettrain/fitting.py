@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from nettrain import threads
+from nettrain import compiling, threads
 from nettrain.cli_base import default_run_dir, open_null
 from nettrain.errors import UserError
 
@@ -53,7 +53,8 @@ def run_fit(config, sets, out, resume, weights, overwrite, quiet, w):
         say(note)
     progress = not quiet and sys.stderr.isatty()
     try:
-        train.train(run, run_dir, progress, out=open_null() if quiet else None)
+        with compiling.notice(None if quiet else sys.stderr):
+            train.train(run, run_dir, progress, out=open_null() if quiet else None)
     except train.Interrupted as exc:  # not a success: said even with --quiet (by rank 0)
         if not w.root:
             sys.exit(exc.exit_code)

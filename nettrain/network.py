@@ -2,9 +2,11 @@
 
 Each entry of ``model.layers`` becomes one layer, plus a separate activation layer when the entry
 says ``activation:`` (activations are layers internally), unless ``FUSIONS`` says the layer
-applies that activation in its own kernels. Every internal layer keeps the index of its YAML
-entry, so parameters and state are named ``layers.{index}.{name}`` everywhere: optimizer state
-(parameters only), checkpoints, ``--resume``, ``--weights``, gradcheck tables and logs.
+applies that activation in its own kernels; a standalone activation entry that ``FUSIONS`` pairs
+with the entry before it (which has no activation of its own) is applied by that layer too.
+Every internal layer keeps the index of its YAML entry, so parameters and state are named
+``layers.{index}.{name}`` everywhere: optimizer state (parameters only), checkpoints,
+``--resume``, ``--weights``, gradcheck tables and logs.
 
 The loss is attached to the net: ``loss_and_backward(x, t)`` runs forward, the loss and backward
 in one call, taking the loss through the output activation (``losses.COMBINED``) when the pair
@@ -28,7 +30,11 @@ from nettrain.losses import COMBINED, LOSSES
 FUSIONS = {
     ("conv2d", "relu"): "max(., 0) written by the conv kernels; dy masked by y > 0 in backward",
     ("dense", "tanh"): "bias and tanh in one pass over the product; dy * (1 - y^2) in backward",
+    ("batchnorm", "relu"): "max(., 0) written by the normalising pass, in training and "
+    "evaluation; dy masked by y > 0 in backward",
 }
+# A pair fuses whether the activation is the layer's `activation:` or a standalone entry right
+# after a layer with none (`{type: batchnorm}, {type: relu}`): the same results, bit for bit.
 # A batchnorm after a conv2d is NOT folded into the conv's weights at evaluation: it would save
 # one element-wise pass over the conv's output against the conv's own 2*C*kh*kw FLOPs per value
 # (a few percent at most), and evaluation would then round differently from training's graph.
@@ -221,10 +227,17 @@ def build_network(model: dict, dtype, input_shape, src=None) -> Network:
     """
     layers = []
     shape = tuple(input_shape)
-    for i, spec in enumerate(model["layers"]):
+    specs, absorbed = model["layers"], set()
+    for i, spec in enumerate(specs):
+        if i in absorbed:  # a standalone activation applied by the layer before it
+            continue
         kind, options = spec["type"], {k: v for k, v in spec.items() if k != "type"}
         activation = options.get("activation", "linear")
         fused = activation if (kind, activation) in FUSIONS else None
+        after = specs[i + 1] if i + 1 < len(specs) else {}
+        if activation == "linear" and set(after) == {"type"} and (kind, after["type"]) in FUSIONS:
+            fused = after["type"]
+            absorbed.add(i + 1)
         stage = [LAYERS[kind](i, fused=fused, **options)]
         if activation != "linear" and fused is None:
             stage.append(ACTIVATIONS[activation](i, **defaults(ACTIVATIONS[activation])))

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from nettrain import metrics
+from nettrain import compiling, metrics
 from nettrain.distributed import run_folder
 from nettrain.errors import JobFailed
 from nettrain.history import format_row, metric_columns
@@ -120,6 +120,7 @@ def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, 
     run.optimizer.lr = lr_at(tc["schedule"], tc["optimizer"]["lr"], step, n_batches, tc["epochs"])
     net.seed_step(seed, step, part if run.world.size > 1 else None)
     loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx))
+    compiling.settled()  # a first run: the training step's kernels are compiled now
     return loss, output
 
 

@@ -177,6 +177,31 @@ def test_gradcheck_differentiates_training_mode_and_leaves_the_running_statistic
         np.testing.assert_array_equal(a, before[k])
 
 
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_a_relu_after_batchnorm_runs_in_its_kernels_with_the_same_bits(dtype, monkeypatch):
+    from nettrain import network
+
+    def pairs(net):
+        return [(layer.kind, layer.fused) for layer in net.layers if layer.index in (5, 6)]
+
+    fused = net_of(CONV_BN, (2, 6, 6), dtype=dtype)
+    assert pairs(fused) == [("batchnorm", "relu")]  # the standalone relu entry is absorbed
+    others = {k: v for k, v in network.FUSIONS.items() if k != ("batchnorm", "relu")}
+    monkeypatch.setattr(network, "FUSIONS", others)
+    plain = net_of(CONV_BN, (2, 6, 6), dtype=dtype)
+    assert pairs(plain) == [("batchnorm", None), ("relu", None)]
+    rng = np.random.default_rng(3)
+    x, t = rng.standard_normal((5, 2, 6, 6)).astype(dtype), np.eye(3, dtype=dtype)[[0, 1, 2, 1, 0]]
+    results = []
+    for net in (fused, plain):
+        loss, out, dx = net.loss_and_backward(x, t)
+        _, evaluated = net.evaluate(x, t)
+        results.append([loss, out, dx, evaluated, *net.grads().values(), *net.state().values()])
+    assert len(results[0]) == len(results[1])
+    for a, b in zip(*results, strict=True):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_summary_and_bench_know_the_new_layers():
     net = net_of(CONV_BN, (2, 6, 6), dtype=np.float32)
     text = format_summary(net)

@@ -181,6 +181,12 @@ POOL_CASES = [
     ((2, 4, 4), dict(size=4, stride=None)),  # one window over the whole plane
 ]
 ELEMENTWISE = [((5,), {}), ((2, 3, 3), {})]
+BATCHNORM_CASES = [
+    ((4,), {}),
+    ((3, 4, 4), dict(momentum=0.3, eps=1e-3)),
+    ((2, 3, 5), {}),
+    ((2, 1, 1), dict(momentum=1.0)),
+]
 
 
 def conv_draw(rng):
@@ -205,17 +211,7 @@ TABLE = {
         h=1e-4,
         draw=lambda r: (chw(r, 1, 6), {}),
     ),
-    "batchnorm": Entry(
-        [
-            ((4,), {}),
-            ((3, 4, 4), dict(momentum=0.3, eps=1e-3)),
-            ((2, 3, 5), {}),
-            ((2, 1, 1), dict(momentum=1.0)),
-        ],
-        batchnorm,
-        h=1e-5,
-        draw=lambda r: (chw(r, 1, 4), {}),
-    ),
+    "batchnorm": Entry(BATCHNORM_CASES, batchnorm, h=1e-5, draw=lambda r: (chw(r, 1, 4), {})),
     "dropout": Entry(
         [((5,), dict(drop_prob=0.5)), ((2, 3, 3), dict(drop_prob=0.2)), ((4,), dict(drop_prob=0))],
         dropout,
@@ -235,6 +231,13 @@ TABLE = {
     "softmax": Entry(ELEMENTWISE, softmax),
     # fusions (network.FUSIONS): the pair's reference is the two references in a row
     "conv2d+relu": Entry(CONV_CASES, then(conv2d, "relu"), fused="relu", draw=conv_draw),
+    "batchnorm+relu": Entry(
+        BATCHNORM_CASES,
+        then(batchnorm, "relu"),
+        fused="relu",
+        h=1e-5,
+        draw=lambda r: (chw(r, 1, 4), {}),
+    ),
     "dense+tanh": Entry(
         DENSE_CASES, then(dense, "tanh"), fused="tanh", draw=lambda r: (vector(r), dict(units=3))
     ),

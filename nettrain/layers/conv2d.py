@@ -30,6 +30,7 @@ import numpy as np
 from nettrain import init
 from nettrain.layers import conv2d_direct as direct
 from nettrain.layers import conv2d_lowered as lowered
+from nettrain.layers import conv2d_wgrad as wgrad
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.relu import Relu
 from nettrain.options import Opt
@@ -172,24 +173,27 @@ class Conv2d(Layer):
         y = y if relu else dy  # the kernels read y only with relu; any array of its type will do
         if not self.direct:
             return self._backward_lowered(kept, y, relu, dy, need_dx)
-        Wm, groups = self._weight_matrix(), min(len(dy), direct.GROUPS)
+        (N, F), (_, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p
+        Wm, groups = self._weight_matrix(), min(N, wgrad.GROUPS)
         dWg = self._buffer("dWg", (groups, *Wm.shape))
-        dbg = self._buffer("dbg", (groups, Wm.shape[0]))
-        direct.conv_weight_grad(kept, self.offsets, dy, y, relu, self.pitch, self.run, dWg, dbg)
+        dbg = self._buffer("dbg", (groups, F))
+        # the input gradient is a stride-1 convolution of dy (masked), padded by kh - 1 - ph
+        # rows and kw - 1 - pw columns on each side: written by the weight-gradient pass
+        Hd, Wd = H + kh - 1, W + kw - 1
+        dpad = self._buffer("dpad", (N, F, Hd, Wd) if need_dx else (N, 0, 1, 1))
+        wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, self.pitch, self.run, dWg, dbg,
+                               kh - 1 - ph, kw - 1 - pw, dpad)  # fmt: skip
         np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
             np.sum(dbg, axis=0, out=self.grads["bias"])
-        return self._input_grad_direct(dy, y, relu) if need_dx else None
+        return self._input_grad_direct(dpad) if need_dx else None
 
-    def _input_grad_direct(self, dy, y, relu):
-        """dx as a stride-1 convolution: dy (masked), padded by kh - 1 - ph rows and kw - 1 - pw
-        columns on each side, with the weight flipped in space and its filter and channel axes
-        swapped: dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
+    def _input_grad_direct(self, dpad):
+        """dx as a stride-1 convolution of dpad (the masked dy, padded), with the weight flipped
+        in space and its filter and channel axes swapped:
+        dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
         Each output is summed in place, unlike scattering dy back window by window."""
-        (N, F), (C, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p
-        Hd, Wd = H + kh - 1, W + kw - 1
-        dpad = self._buffer("dpad", (N, F, Hd, Wd))
-        direct.pad_gradient(dy, y, relu, kh - 1 - ph, kw - 1 - pw, dpad)
+        (N, _, _, Wd), (C, H, W), kw = dpad.shape, self.in_shape, self.k[1]
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         dx = np.empty((N, C, H, W), dtype=self.dtype)
         direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),

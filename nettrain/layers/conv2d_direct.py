@@ -22,6 +22,14 @@ loops that LLVM vectorises; ``fastmath`` allows only reassociation and fused mul
 that sums may be regrouped into vector lanes while NaN and Inf still propagate. Samples run in
 parallel; the weight gradient is summed in a fixed number of groups of samples, then the groups
 in order, so results do not depend on the thread count.
+
+Compile time (Numba compiles every kernel on a first run and caches it on disk): each filter-block
+width has its own kernel, compiled only when a layer's filter count needs it (8, 16, 32 and 64
+filters use the eight-filter kernel alone). Each kernel is a small parallel loop over samples
+(or groups of samples) around a serial per-sample function: Numba's parallel passes then work on a
+one-line body instead of the whole inlined kernel. Measured on LeNet's second conv, CPU seconds
+of compilation: forward 4.9 -> 2.8, weight gradient 5.4 -> 2.6 (the same speed once compiled).
+The weight-gradient kernels live in ``conv2d_wgrad``.
 """
 
 from __future__ import annotations
@@ -30,9 +38,6 @@ import numpy as np
 from numba import njit, prange
 
 VECTOR_MATH = {"reassoc", "contract"}
-# Sample groups of the weight gradient: enough to keep 32 threads busy, few enough that their
-# partial sums (GROUPS x the weight's size) stay small beside the activations.
-GROUPS = 32
 
 
 def tap_offsets(C: int, Hp: int, Wp: int, kh: int, kw: int) -> np.ndarray:
@@ -104,164 +109,91 @@ def _fma1(out, s, w):
 
 
 @njit(cache=True, inline="always")
-def _dot_taps(d, x, offsets, run, t, grad):
-    """grad[t + k] += d . x[offsets[t + k] : + run] for k < 4, for the taps t.. of one filter."""
-    s0, s1, s2, s3 = _runs(x, offsets, t, run)
-    a0 = a1 = a2 = a3 = grad.dtype.type(0)
-    for q in range(run):
-        a0 += d[q] * s0[q]
-        a1 += d[q] * s1[q]
-        a2 += d[q] * s2[q]
-        a3 += d[q] * s3[q]
-    grad[t] += a0
-    grad[t + 1] += a1
-    grad[t + 2] += a2
-    grad[t + 3] += a3
+def _finish(acc, width, x, offsets, run, t, Wm, f, relu, OH, OW, pitch, y):
+    """Taps t.. of filters f .. f + width - 1 (the last T % 4), then their outputs into y
+    (F, OH, OW), with max(., 0) when ``relu``."""
+    for g in range(f, f + width):
+        for r in range(t, len(offsets)):
+            _fma1(acc[g - f], x[offsets[r] : offsets[r] + run], Wm[g, r])
+        for oh in range(OH):
+            src, dst = acc[g - f, oh * pitch : oh * pitch + OW], y[g, oh]
+            for ow in range(OW):
+                dst[ow] = max(src[ow], 0) if relu else src[ow]
 
 
-@njit(cache=True, inline="always")
-def _dot_taps2(d0, d1, x, offsets, run, t, g0, g1):
-    """_dot_taps for two filters at once: each run of x is loaded once for both."""
-    s0, s1, s2, s3 = _runs(x, offsets, t, run)
-    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = g0.dtype.type(0)
-    for q in range(run):
-        u, v = d0[q], d1[q]
-        p0, p1, p2, p3 = s0[q], s1[q], s2[q], s3[q]
-        a0 += u * p0
-        a1 += u * p1
-        a2 += u * p2
-        a3 += u * p3
-        b0 += v * p0
-        b1 += v * p1
-        b2 += v * p2
-        b3 += v * p3
-    g0[t] += a0
-    g0[t + 1] += a1
-    g0[t + 2] += a2
-    g0[t + 3] += a3
-    g1[t] += b0
-    g1[t + 1] += b1
-    g1[t + 2] += b2
-    g1[t + 3] += b3
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _sample8(x, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
+    """Filters f0 .. f1 - 1 (a multiple of 8) of one sample x (C*Hp*Wp,) into y (F, OH, OW)."""
+    acc = np.empty((8, run), dtype=y.dtype)
+    for f in range(f0, f1, 8):
+        for k in range(8):
+            acc[k] = bias[f + k]
+        t = 0
+        while t + 4 <= len(offsets):
+            _taps8(acc, x, offsets, run, t, Wm, f)
+            t += 4
+        _finish(acc, 8, x, offsets, run, t, Wm, f, relu, OH, OW, pitch, y)
 
 
-@njit(cache=True, inline="always")
-def _dot_taps4(d, x, offsets, run, t, dW, f):
-    """dW[f + k, t + j] += d[f + k] . x[offsets[t + j] : + run] for k, j < 4: sixteen sums."""
-    s0, s1, s2, s3 = _runs(x, offsets, t, run)
-    d0, d1, d2, d3 = d[f], d[f + 1], d[f + 2], d[f + 3]
-    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = c0 = c1 = c2 = c3 = e0 = e1 = e2 = e3 = dW.dtype.type(0)
-    for q in range(run):
-        p0, p1, p2, p3 = s0[q], s1[q], s2[q], s3[q]
-        u, v, w, r = d0[q], d1[q], d2[q], d3[q]
-        a0, a1, a2, a3 = a0 + u * p0, a1 + u * p1, a2 + u * p2, a3 + u * p3
-        b0, b1, b2, b3 = b0 + v * p0, b1 + v * p1, b2 + v * p2, b3 + v * p3
-        c0, c1, c2, c3 = c0 + w * p0, c1 + w * p1, c2 + w * p2, c3 + w * p3
-        e0, e1, e2, e3 = e0 + r * p0, e1 + r * p1, e2 + r * p2, e3 + r * p3
-    g = dW[f : f + 4, t : t + 4]
-    g[0, 0], g[0, 1], g[0, 2], g[0, 3] = g[0, 0] + a0, g[0, 1] + a1, g[0, 2] + a2, g[0, 3] + a3
-    g[1, 0], g[1, 1], g[1, 2], g[1, 3] = g[1, 0] + b0, g[1, 1] + b1, g[1, 2] + b2, g[1, 3] + b3
-    g[2, 0], g[2, 1], g[2, 2], g[2, 3] = g[2, 0] + c0, g[2, 1] + c1, g[2, 2] + c2, g[2, 3] + c3
-    g[3, 0], g[3, 1], g[3, 2], g[3, 3] = g[3, 0] + e0, g[3, 1] + e1, g[3, 2] + e2, g[3, 3] + e3
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _sample2(x, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
+    """_sample8 two filters at a time."""
+    acc = np.empty((2, run), dtype=y.dtype)
+    for f in range(f0, f1, 2):
+        acc[0], acc[1] = bias[f], bias[f + 1]
+        t = 0
+        while t + 4 <= len(offsets):
+            _taps2(acc[0], acc[1], x, offsets, run, t, Wm[f], Wm[f + 1])
+            t += 4
+        _finish(acc, 2, x, offsets, run, t, Wm, f, relu, OH, OW, pitch, y)
 
 
-@njit(cache=True, inline="always")
-def _dot1(d, s):
-    """d . s."""
-    a = d.dtype.type(0)
-    for q in range(len(d)):
-        a += d[q] * s[q]
-    return a
-
-
-@njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
-def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y):
-    """xp (N, C*Hp*Wp) padded samples, Wm (F, T), bias (F,) -> y (N, F, OH, OW), with
-    max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). Filters go eight at a time,
-    then in pairs, then one."""
-    N, F = xp.shape[0], Wm.shape[0]
-    T = len(offsets)
-    for n in prange(N):
-        acc = np.empty((8, run), dtype=y.dtype)
-        x, f = xp[n], 0
-        while f < F:
-            width = 8 if f + 8 <= F else (2 if f + 2 <= F else 1)
-            for k in range(width):
-                acc[k] = bias[f + k]
-            t = 0
-            while t + 4 <= T:
-                if width == 8:
-                    _taps8(acc, x, offsets, run, t, Wm, f)
-                elif width == 2:
-                    _taps2(acc[0], acc[1], x, offsets, run, t, Wm[f], Wm[f + 1])
-                else:
-                    _taps(acc[0], x, offsets, run, t, Wm[f])
-                t += 4
-            for g in range(f, f + width):
-                for r in range(t, T):
-                    _fma1(acc[g - f], x[offsets[r] : offsets[r] + run], Wm[g, r])
-                for oh in range(OH):
-                    src, dst = acc[g - f, oh * pitch : oh * pitch + OW], y[n, g, oh]
-                    for ow in range(OW):
-                        dst[ow] = max(src[ow], 0) if relu else src[ow]
-            f += width
-
-
-@njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
-def conv_weight_grad(xp, offsets, dy, y, relu, pitch, run, dWg, dbg):
-    """Weight and bias gradients of conv_forward for dy (N, F, OH, OW), masked by y > 0 when
-    ``relu``, summed per group of samples: group g of G = len(dWg) holds samples
-    g*N//G .. (g+1)*N//G - 1 in dWg[g] (F, T) and dbg[g] (F,); the caller adds the groups. The
-    groups depend on N only, so the sums do not depend on the thread count."""
-    N, F, OH, OW = dy.shape
-    G, T = len(dWg), len(offsets)
-    for g in prange(G):
-        dW, db = dWg[g], dbg[g]
-        dW[:] = 0
-        db[:] = 0
-        d = np.zeros((F, run), dtype=dy.dtype)  # dy of one sample, wide and masked
-        for n in range(g * N // G, (g + 1) * N // G):
-            for f in range(F):
-                for oh in range(OH):
-                    src, out = dy[n, f, oh], y[n, f, oh]
-                    dst = d[f, oh * pitch : oh * pitch + OW]
-                    for ow in range(OW):
-                        v = src[ow]  # loaded first: a select, not a mispredicted branch
-                        dst[ow] = v if not relu or out[ow] > 0 else 0
-                db[f] += np.sum(d[f])
-            x, f = xp[n], 0
-            while f < F:
-                width = 4 if f + 4 <= F else (2 if f + 2 <= F else 1)
-                t = 0
-                while t + 4 <= T:
-                    if width == 4:
-                        _dot_taps4(d, x, offsets, run, t, dW, f)
-                    elif width == 2:
-                        _dot_taps2(d[f], d[f + 1], x, offsets, run, t, dW[f], dW[f + 1])
-                    else:
-                        _dot_taps(d[f], x, offsets, run, t, dW[f])
-                    t += 4
-                for h in range(f, f + width):
-                    for r in range(t, T):
-                        dW[h, r] += _dot1(d[h], x[offsets[r] : offsets[r] + run])
-                f += width
+@njit(cache=True, fastmath=VECTOR_MATH)
+def _sample1(x, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
+    """_sample8 one filter at a time."""
+    acc = np.empty((1, run), dtype=y.dtype)
+    for f in range(f0, f1):
+        acc[0] = bias[f]
+        t = 0
+        while t + 4 <= len(offsets):
+            _taps(acc[0], x, offsets, run, t, Wm[f])
+            t += 4
+        _finish(acc, 1, x, offsets, run, t, Wm, f, relu, OH, OW, pitch, y)
 
 
 @njit(cache=True, parallel=True)
-def pad_gradient(dy, y, relu, top, left, dpad):
-    """dpad (N, F, Hd, Wd) = zeros with dy (N, F, OH, OW), masked by y > 0 when ``relu``,
-    placed at row ``top`` and column ``left``; parts falling outside (negative offsets) are
-    dropped. The input gradient is then a stride-1 convolution of dpad (see Conv2d)."""
-    N, F, OH, OW = dy.shape
-    Hd, Wd = dpad.shape[2], dpad.shape[3]
-    r0, r1 = max(0, -top), min(OH, Hd - top)  # the rows and columns of dy that land in dpad
-    c0, c1 = max(0, -left), min(OW, Wd - left)
-    for n in prange(N):
-        dpad[n].reshape(F * Hd * Wd)[:] = 0
-        for f in range(F):
-            for oh in range(r0, r1):
-                src, out = dy[n, f, oh, c0:c1], y[n, f, oh, c0:c1]
-                dst = dpad[n, f, oh + top, c0 + left : c1 + left]
-                for q in range(c1 - c0):
-                    v = src[q]  # loaded first: a select, not a mispredicted branch
-                    dst[q] = v if not relu or out[q] > 0 else 0
+def _forward8(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
+    for n in prange(len(xp)):
+        _sample8(xp[n], Wm, bias, offsets, relu, OH, OW, pitch, run, y[n], f0, f1)
+
+
+@njit(cache=True, parallel=True)
+def _forward2(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
+    for n in prange(len(xp)):
+        _sample2(xp[n], Wm, bias, offsets, relu, OH, OW, pitch, run, y[n], f0, f1)
+
+
+@njit(cache=True, parallel=True)
+def _forward1(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
+    for n in prange(len(xp)):
+        _sample1(xp[n], Wm, bias, offsets, relu, OH, OW, pitch, run, y[n], f0, f1)
+
+
+def blocks(F: int, widest: int) -> list[tuple[int, int, int]]:
+    """[(width, f0, f1)]: filters 0 .. F - 1 in blocks of ``widest`` filters, then pairs, then
+    one; only the widths that F needs."""
+    wide = F // widest * widest
+    pairs = wide + (F - wide) // 2 * 2
+    spans = [(widest, 0, wide), (2, wide, pairs), (1, pairs, F)]
+    return [span for span in spans if span[2] > span[1]]
+
+
+FORWARD = {8: _forward8, 2: _forward2, 1: _forward1}
+
+
+def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y):
+    """xp (N, C*Hp*Wp) padded samples, Wm (F, T), bias (F,) -> y (N, F, OH, OW), with
+    max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). Filters go eight at a time,
+    then in pairs, then one, each width by its own kernel."""
+    for width, f0, f1 in blocks(Wm.shape[0], 8):
+        FORWARD[width](xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1)
