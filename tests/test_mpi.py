@@ -239,16 +239,18 @@ def test_sigint_to_one_rank_stops_all_at_one_step_and_resumes_on_three(folder):
         job.kill()
     assert job.returncode == 130, err
     assert err.count("interrupted; checkpoint written") == 1
-    # the interrupted run, resumed on 3 ranks for two more epochs, ends where one process ends
-    # (how far it got in its second depends on the machine's speed)
+    # the interrupted run, resumed on 3 ranks for two more epochs, ends where the same run never
+    # interrupted ends. How far it got in its second depends on the machine's speed: hundreds of
+    # epochs on an idle one, over which this tiny net's training is chaotic enough to grow the
+    # rounding differences between 2 ranks and one process to O(1); so the reference is 2 ranks.
     last = folder / "stop" / "last.npz"
     with np.load(last) as f:
         epochs = f"train.epochs={json.loads(str(f['__meta__']))['epoch'] + 2}"
     resumed = fit(3, folder, "--resume", str(last), "--set", epochs, "--quiet")
     assert resumed.returncode == 0, resumed.stderr
-    one = fit(0, folder, "--out", str(folder / "one"), "--set", epochs, "--quiet")
-    assert one.returncode == 0, one.stderr
-    assert_close(weights(last), weights(folder / "one" / "last.npz"))
+    whole = fit(2, folder, "--out", str(folder / "whole"), "--set", epochs, "--quiet")
+    assert whole.returncode == 0, whole.stderr
+    assert_close(weights(last), weights(folder / "whole" / "last.npz"))
 
 
 def test_sigusr1_to_mpirun_stops_every_rank_cleanly(folder):
