@@ -478,27 +478,35 @@ def nettrain_process(config, out):
     )
 
 
-def signal_when_training(proc, out, sig, delay=0.2):
+def signal_when_training(runs, delay=0.2):
+    """Send each (process, run folder, signal) its signal once every run is training (all at
+    once, so that none finishes while another is handled); [(exit code, stdout, stderr)]."""
     deadline = time.monotonic() + 60
-    while not (out / "metrics.csv").exists():  # written just before the loop starts
-        assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline, "the run never started"
-        time.sleep(0.02)
+    for proc, out, _ in runs:
+        while not (out / "metrics.csv").exists():  # written just before the loop starts
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < deadline, "the run never started"
+            time.sleep(0.02)
     time.sleep(delay)
-    assert proc.poll() is None, "the run finished before the signal: make it bigger"
-    proc.send_signal(sig)
-    stdout, stderr = proc.communicate(timeout=60)
-    return proc.returncode, stdout, stderr
+    for proc, _, sig in runs:
+        assert proc.poll() is None, "the run finished before the signal: make it bigger"
+        proc.send_signal(sig)
+    results = []
+    for proc, _, _ in runs:
+        stdout, stderr = proc.communicate(timeout=60)
+        results.append((proc.returncode, stdout, stderr))
+    return results
 
 
 def test_sigint_and_sigterm_stop_with_a_resumable_checkpoint(big, tmp_path):
     full = nettrain_process(big, tmp_path / "full")
     cut = nettrain_process(big, tmp_path / "cut")
     term = nettrain_process(big, tmp_path / "term")
-    code, _, stderr = signal_when_training(cut, tmp_path / "cut", signal.SIGINT)
+    (code, _, stderr), (code_term, _, stderr_term) = signal_when_training(
+        [(cut, tmp_path / "cut", signal.SIGINT), (term, tmp_path / "term", signal.SIGTERM)]
+    )
     assert code == 130, stderr
     assert "--resume" in stderr and "Traceback" not in stderr
-    code_term, _, stderr_term = signal_when_training(term, tmp_path / "term", signal.SIGTERM)
     assert code_term == 130, stderr_term
     assert "--resume" in stderr_term and "Traceback" not in stderr_term
     out, err = full.communicate(timeout=120)
