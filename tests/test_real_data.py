@@ -13,6 +13,7 @@ from click.testing import CliRunner
 
 from nettrain import data
 from nettrain.cli import cli
+from nettrain.data.csv import read_csv
 from nettrain.errors import UserError
 
 CLASSIFIER = """\
@@ -474,3 +475,21 @@ def test_a_wrong_width_predict_input_gets_a_hint_for_a_trained_net(tmp_path):
     assert "samples have shape (7,), the net's input is (4,)" in result.stderr
     assert "model.input" not in result.stderr
     assert "takes 4 values per sample" in result.stderr
+
+
+def test_the_only_text_column_is_the_label_when_none_is_named(tmp_path):
+    """iris as users write it: four measurements, then 'species' names; no label key."""
+    rng = np.random.default_rng(4)
+    names = np.array(["setosa", "versicolor", "virginica"])
+    y = rng.integers(0, 3, 90)
+    x = rng.standard_normal((90, 4)) + 2.0 * y[:, None]
+    lines = ["a,b,c,d,species"] + [
+        ",".join(f"{v:.3f}" for v in row) + f",{names[k]}" for row, k in zip(x, y, strict=True)
+    ]
+    (tmp_path / "iris.csv").write_text("\n".join(lines) + "\n")
+    ds = read_csv(tmp_path / "iris.csv")
+    assert ds.classes == list(names) and ds.x.shape == (90, 4)
+    assert "the only column holding text" in ds.label_note and "species" in ds.label_note
+    np.testing.assert_array_equal(ds.y, y)
+    (tmp_path / "plain.csv").write_text("1,2,3\n4,5,6\n")  # no text: still the first column
+    assert "the first column" in read_csv(tmp_path / "plain.csv").label_note

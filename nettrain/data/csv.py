@@ -2,7 +2,8 @@
 
 ``label`` picks the label column(s): a 0-based index (negative counts from the end), a header
 name, a list of them, or ``auto`` (the default): the header column named ``label``, ``target``,
-``class`` or ``y`` (in that order of preference, any case), else the first column. Every other
+``class`` or ``y`` (in that order of preference, any case), else the only column whose first
+data row holds text (class names, as iris's ``species``), else the first column. Every other
 column is a feature. One label column of integers gives class labels, of text gives class names
 (numbered in sorted order), of other numbers a (N, 1) target; a list (even of one column) gives
 (N, K) float targets. ``header: auto`` takes the first line as a header when one
@@ -111,7 +112,20 @@ class Table:
                 if name in names:
                     self.header = True
                     return [names.index(name)], "found by its name"
+        row = self.first_data_row()
+        text = [c for c, field in enumerate(row) if field.strip() and not _is_number(field)]
+        if len(text) == 1:  # class names (iris's 'species'): the one column a feature cannot be
+            return text, "the only column holding text"
         return [0], "the first column (no column is named " + ", ".join(LABEL_NAMES) + ")"
+
+    def first_data_row(self) -> list[str]:
+        """The fields of the first line below a header (of the first line with header: false)."""
+        if self.header is False:
+            return self.first
+        with self.open() as f:
+            f.readline()
+            row = next(csv.reader([f.readline().rstrip("\r\n")], delimiter=self.delimiter))
+        return row if len(row) == self.ncols else []
 
     def columns(self, spec, key: str) -> list[int]:
         """0-based indices of the column(s) ``spec`` names (indices or header names)."""
