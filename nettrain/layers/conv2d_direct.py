@@ -10,7 +10,9 @@ sample would read past its input and are never outputs. With Wm = weight.reshape
     out[f, q] = bias[f] + sum_t Wm[f, t] * x[offsets[t] + q]          (q < run)
     dWm[f, t] = sum_q dout[f, q] * x[offsets[t] + q]
 
-The input gradient is itself such a convolution (see Conv2d._input_grad_direct).
+The input gradient is itself such a convolution (see Conv2d._input_grad_direct). Where a layer
+has many taps (C*kh*kw >= 64), ``conv_forward`` sends filters four at a time to the register
+tiles of ``conv2d_tile``, faster there; the kernels below take the rest, and small layers.
 
 Each pass over a run handles four taps of eight filters (forward; then pairs, then one, for the
 filters left over): a run of ``x`` is loaded once for all of them and a run of ``out`` once per
@@ -36,6 +38,8 @@ from __future__ import annotations
 
 import numpy as np
 from numba import njit, prange
+
+from nettrain.layers import conv2d_tile as tile
 
 VECTOR_MATH = {"reassoc", "contract"}
 
@@ -179,12 +183,12 @@ def _forward1(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
         _sample1(xp[n], Wm, bias, offsets, relu, OH, OW, pitch, run, y[n], f0, f1)
 
 
-def blocks(F: int, widest: int) -> list[tuple[int, int, int]]:
-    """[(width, f0, f1)]: filters 0 .. F - 1 in blocks of ``widest`` filters, then pairs, then
-    one; only the widths that F needs."""
-    wide = F // widest * widest
+def blocks(F: int, widest: int, start: int = 0) -> list[tuple[int, int, int]]:
+    """[(width, f0, f1)]: filters start .. F - 1 in blocks of ``widest`` filters, then pairs,
+    then one; only the widths that they need."""
+    wide = start + (F - start) // widest * widest
     pairs = wide + (F - wide) // 2 * 2
-    spans = [(widest, 0, wide), (2, wide, pairs), (1, pairs, F)]
+    spans = [(widest, start, wide), (2, wide, pairs), (1, pairs, F)]
     return [span for span in spans if span[2] > span[1]]
 
 
@@ -193,7 +197,14 @@ FORWARD = {8: _forward8, 2: _forward2, 1: _forward1}
 
 def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y):
     """xp (N, C*Hp*Wp) padded samples, Wm (F, T), bias (F,) -> y (N, F, OH, OW), with
-    max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). Filters go eight at a time,
-    then in pairs, then one, each width by its own kernel."""
-    for width, f0, f1 in blocks(Wm.shape[0], 8):
+    max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). With many taps, filters go in
+    register tiles of four (``conv2d_tile``); the rest eight at a time, then in pairs, then one,
+    each width by its own kernel."""
+    (F, T), tiled = Wm.shape, 0
+    if T >= tile.MIN_TAPS and run >= tile.COLUMNS:
+        tiled = F // tile.FILTERS * tile.FILTERS
+        if tiled:
+            Wt = np.ascontiguousarray(Wm.T)
+            tile.forward(xp, Wt, bias, offsets, relu, OW, pitch, run, y, 0, tiled)
+    for width, f0, f1 in blocks(F, 8, tiled):
         FORWARD[width](xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1)
