@@ -154,16 +154,15 @@ class Conv2d(Layer):
         """saved: (the padded input (direct) or the im2col matrix (strided), y when relu is
         fused in, else None)."""
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
-        xp = self._padded(x)
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
-        if self.direct:
-            xp = xp.reshape(N, -1)
+        if self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
+            xp = self._padded(x, tail=wgrad.LANES)
             direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
                                 OH, OW, self.pitch, self.run, y)  # fmt: skip
             kept = xp
         else:
-            kept = self._forward_lowered(xp, bias, train, y)
+            kept = self._forward_lowered(self._padded(x), bias, train, y)
         return y, ((kept, y if relu else None) if train else None)
 
     def backward(self, saved, dy, need_dx=True):
@@ -244,14 +243,16 @@ class Conv2d(Layer):
         """Rows of the im2col matrix: C*kh*kw, in the weight's (c, i, j) order."""
         return self.in_shape[0] * self.k[0] * self.k[1]
 
-    def _padded(self, x) -> np.ndarray:
-        """x (N, C, H, W) with the zero padding added, contiguous, in the layer's dtype."""
+    def _padded(self, x, tail: int = 0) -> np.ndarray:
+        """x (N, C, H, W) with the zero padding added, contiguous, in the layer's dtype; with a
+        ``tail``, as flat samples (N, C*Hp*Wp + tail), each followed by that many zeros."""
         (ph, pw), (C, H, W) = self.p, self.in_shape
-        if ph == pw == 0:
+        if ph == pw == tail == 0:
             return np.ascontiguousarray(x, dtype=self.dtype)
-        xp = np.zeros((len(x), C, H + 2 * ph, W + 2 * pw), dtype=self.dtype)
-        xp[:, :, ph : ph + H, pw : pw + W] = x
-        return xp
+        N, Hp, Wp = len(x), H + 2 * ph, W + 2 * pw
+        flat = np.zeros((N, C * Hp * Wp + tail), dtype=self.dtype)
+        flat[:, : C * Hp * Wp].reshape(N, C, Hp, Wp)[:, :, ph : ph + H, pw : pw + W] = x
+        return flat if tail else flat.reshape(N, C, Hp, Wp)
 
     def _weight_matrix(self) -> np.ndarray:
         """weight as (filters, C*kh*kw), a view in the same (c, i, j) order as ``cols``."""
