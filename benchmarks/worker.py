@@ -53,9 +53,11 @@ def random_images():
 
 
 def nettrain_run():
+    from nettrain.memory import keep_freed_memory
     from nettrain.threads import configure
 
     configure(THREADS)
+    keep_freed_memory()  # as every nettrain command does (nettrain/cli.py)
     import numpy as np
 
     from nettrain import streams, train

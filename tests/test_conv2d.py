@@ -101,8 +101,8 @@ CASES = [
     (3, 2, 8, 8, 3, [3, 2], [2, 1], [1, 2]),
     (2, 2, 6, 9, 5, 5, 1, 2),
     (2, 3, 4, 4, 64, 3, 1, "same"),  # stride 1, but many filters on a small image: im2col
-    (2, 8, 9, 7, 6, 3, 1, "same"),  # 72 taps: register tiles of 4 filters, then a pair
-    (3, 16, 7, 8, 9, 3, 1, [1, 0]),  # tiles forward and, with 81 taps, for the input gradient
+    (2, 8, 9, 7, 6, 3, 1, "same"),  # register tiles of 4 filters, then a pair
+    (3, 16, 7, 8, 9, 3, 1, [1, 0]),  # 2 tiles and 1 filter; tiles for the input gradient
 ]
 
 

@@ -10,9 +10,10 @@ sample would read past its input and are never outputs. With Wm = weight.reshape
     out[f, q] = bias[f] + sum_t Wm[f, t] * x[offsets[t] + q]          (q < run)
     dWm[f, t] = sum_q dout[f, q] * x[offsets[t] + q]
 
-The input gradient is itself such a convolution (see Conv2d._input_grad_direct). Where a layer
-has many taps (C*kh*kw >= 64), ``conv_forward`` sends filters four at a time to the register
-tiles of ``conv2d_tile``, faster there; the kernels below take the rest, and small layers.
+The input gradient is itself such a convolution (see Conv2d._input_grad_direct). Unless the
+run is shorter than a tile, ``conv_forward`` sends filters four at a time to the register tiles
+of ``conv2d_tile``, faster; the kernels below take the one to three filters left over, and
+small images.
 
 Each pass over a run handles four taps of eight filters (forward; then pairs, then one, for the
 filters left over): a run of ``x`` is loaded once for all of them and a run of ``out`` once per
@@ -197,14 +198,13 @@ FORWARD = {8: _forward8, 2: _forward2, 1: _forward1}
 
 def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y):
     """xp (N, C*Hp*Wp) padded samples, Wm (F, T), bias (F,) -> y (N, F, OH, OW), with
-    max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). With many taps, filters go in
-    register tiles of four (``conv2d_tile``); the rest eight at a time, then in pairs, then one,
-    each width by its own kernel."""
-    (F, T), tiled = Wm.shape, 0
-    if T >= tile.MIN_TAPS and run >= tile.COLUMNS:
-        tiled = F // tile.FILTERS * tile.FILTERS
-        if tiled:
-            Wt = np.ascontiguousarray(Wm.T)
-            tile.forward(xp, Wt, bias, offsets, relu, OW, pitch, run, y, 0, tiled)
+    max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). Filters go in register tiles
+    of four (``conv2d_tile``) where the run is long enough; the rest eight at a time, then in
+    pairs, then one, each width by its own kernel."""
+    F = Wm.shape[0]
+    tiled = F // tile.FILTERS * tile.FILTERS if run >= tile.COLUMNS else 0
+    if tiled:
+        Wt = np.ascontiguousarray(Wm.T)
+        tile.forward(xp, Wt, bias, offsets, relu, OW, pitch, run, y, 0, tiled)
     for width, f0, f1 in blocks(F, 8, tiled):
         FORWARD[width](xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1)

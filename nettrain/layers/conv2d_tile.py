@@ -1,5 +1,6 @@
-"""Register-tiled stride-1 convolution: the forward kernel of conv2d_direct for layers with many
-taps (it also computes their input gradients, which are such convolutions).
+"""Register-tiled stride-1 convolution: conv2d_direct's forward kernel for filters in fours on
+images of 48 wide columns or more (it also computes their input gradients, which are such
+convolutions).
 
 Same flat "wide" layout and notation as ``conv2d_direct``: for a sample x (C*Hp*Wp,),
 
@@ -19,11 +20,14 @@ that the inputs a column block reads stay in the L1 cache while every filter use
 Measured on 2 threads of an AMD EPYC (Zen 4, 203 GFLOP/s GEMM peak), forward of a batch of 64,
 direct 8-filter kernel -> tile, GFLOP/s: 32 -> 32 filters 3x3 on 32x32, 155-160 -> 170-176;
 64 -> 64 on 16x16, 140 -> 173-182; 32 -> 64 on 16x16, 136-140 -> 160-179; LeNet's 8 -> 16 5x5
-on 12x12, 72 -> 130; but a first layer of 3 channels (27 taps), 115 -> 61: too few taps to
-amortise the tile's store, hence MIN_TAPS. Compiled for Zen 4 (512-bit vectors), Skylake-AVX512
-(LLVM's 256-bit choice on Intel) and Haswell (AVX2) alike, 4 x 48 was the fastest tile tried;
-8-filter tiles spill registers, and 32-column tiles come out as scalar code (LLVM unrolls the
-column loop fully and does not vectorise it again), as slow as 5 GFLOP/s.
+on 12x12, 72 -> 130; but first layers of 1 or 3 channels (25 or 27 taps) slow down, 115-119
+-> 61-78: too few taps to amortise the tile's store. They use the tile all the same: they take
+under 3% of a step (LeNet's conv 8@5x5, 0.24 -> 0.40 ms a batch of 128), while compiling the
+direct kernel for them too would cost a cold start 2.8 s more (11.2 s for LeNet). Compiled for
+Zen 4 (512-bit vectors), Skylake-AVX512 (LLVM's 256-bit choice on Intel) and Haswell (AVX2)
+alike, 4 x 48 was the fastest tile tried; 8-filter tiles spill registers, and 32-column tiles
+come out as scalar code (LLVM unrolls the column loop fully and does not vectorise it again), as
+slow as 5 GFLOP/s.
 """
 
 from __future__ import annotations
@@ -35,8 +39,6 @@ from numba.extending import intrinsic
 
 FILTERS, COLUMNS = 4, 48
 SIZE = FILTERS * COLUMNS
-# Fewer taps than this (C*kh*kw) and conv2d_direct's kernels are faster (see above).
-MIN_TAPS = 64
 
 
 @intrinsic
