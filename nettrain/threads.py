@@ -40,7 +40,7 @@ import os
 import sys
 import time
 
-from nettrain import launcher
+from nettrain import launcher, vectors
 
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "20")  # spin 2**20 cycles after a product, then sleep
@@ -76,6 +76,7 @@ def configure(threads: int | None = None, adapt_to_load: bool | None = None) -> 
     else:
         os.environ.setdefault(*NUMBA_LAYERS)
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
+        vectors.use_full_width()  # 512-bit vectors on AVX-512 CPUs, before Numba compiles
     _state.update(max=threads, adaptive=adaptive and _readable(), last=None, votes=0, changes=0)
     _state["configured"] = True
     _set_active(threads)
