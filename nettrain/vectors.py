@@ -10,7 +10,9 @@ uses 512 bits on AMD Zen 4, where this changes nothing; CPUs without AVX-512 are
 How: before Numba builds its code generator, NUMBA_CPU_FEATURES is set to the host's features
 plus "-prefer-256-bit" (Numba reads it once; it is also part of its cache key, so kernels cached
 for another setting are compiled again). A NUMBA_CPU_NAME or NUMBA_CPU_FEATURES the user set is
-kept as it is: setting either turns this off.
+kept as it is: setting either turns this off. The variable is in the process's environment, so
+processes it starts inherit it: they run on the same CPU. (MPI ranks are started by mpirun, with
+the user's environment, and each sets it for its own CPU.)
 """
 
 from __future__ import annotations
