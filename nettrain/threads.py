@@ -5,13 +5,21 @@ after the other, never at once, so both may use every core. Between two of its j
 threads either spin (ready at once, but holding a core) or sleep (the core is free, but waking
 them takes time). Alone on a 2-core VM (measured with ``nettrain bench``, LeNet and the MNIST MLP):
 - Numba's sleeping ``workqueue`` threads woke too slowly for kernels of a few milliseconds (LeNet
-  trained at 5,300-6,100 samples/s instead of 8,500-9,200), so the OpenMP layer, whose threads
-  spin briefly, comes first, then TBB (which also spins), then workqueue;
+  trained at 5,300-6,100 samples/s instead of 8,500-9,200; with today's kernels, and OpenMP's
+  threads sleeping at once as below, 11,300-12,400 against OpenMP's 13,100-15,700), so the
+  OpenMP layer comes first, then TBB, then workqueue;
 - OpenBLAS threads spin 2**28 cycles by default, through the Numba kernels that follow (LeNet fell
   to 2,650 samples/s); 2**4 (sleep at once) slowed the MLP, whose products follow each other
   within microseconds; 2**20 (about 0.3 ms) serves both (BLAS_SPIN). Handing products to threads
   that sleep instead (one BLAS call per block of rows, on a Python thread pool) cost the MLP a
   quarter of its speed: a wake-up on this VM takes about 0.1 ms.
+- the OpenMP threads, though, must not spin after a kernel: GNU OpenMP's default spin kept them on
+  the cores that the BLAS product right after needed. Where kernels and products alternate every
+  millisecond (a conv2d through im2col: lowering, product, output pass, a chunk of samples at a
+  time) a layer of 64 filters on 8x8 images took 20-24 ms instead of 2.5-3.2 to evaluate, and
+  the strided seed config (seed-softmax-multinomial.yaml) trained at 6-18k samples/s instead of
+  22-51k. With GOMP_SPINCOUNT=0 (and KMP_BLOCKTIME=0 for Intel's OpenMP) they sleep at once:
+  LeNet, the MLP and the CIFAR nets measured the same either way (OMP_SPIN).
 
 Spinning threads are what a busy machine cannot afford: two trainings of the MNIST MLP started
 together on 2 cores each took 11-19 times as long as one alone (LeNet: 6.4 times), as each run's
@@ -45,6 +53,7 @@ from nettrain import launcher, vectors
 BLAS_VARIABLES = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 BLAS_SPIN = ("OPENBLAS_THREAD_TIMEOUT", "20")  # spin 2**20 cycles after a product, then sleep
 NUMBA_LAYERS = ("NUMBA_THREADING_LAYER_PRIORITY", "omp tbb workqueue")
+OMP_SPIN = (("GOMP_SPINCOUNT", "0"), ("KMP_BLOCKTIME", "0"))  # OpenMP threads sleep at once
 # OpenBLAS's setter, under the names its builds export (numpy's wheels prefix it)
 BLAS_SETTERS = ("openblas_set_num_threads", "scipy_openblas_set_num_threads64_",
                 "scipy_openblas_set_num_threads", "openblas_set_num_threads64_")  # fmt: skip
@@ -75,6 +84,8 @@ def configure(threads: int | None = None, adapt_to_load: bool | None = None) -> 
         threads = min(threads, numba.config.NUMBA_NUM_THREADS)
     else:
         os.environ.setdefault(*NUMBA_LAYERS)
+        for name, value in OMP_SPIN:
+            os.environ.setdefault(name, value)
         os.environ["NUMBA_NUM_THREADS"] = str(threads)
         vectors.use_full_width()  # 512-bit vectors on AVX-512 CPUs, before Numba compiles
     _state.update(max=threads, adaptive=adaptive and _readable(), last=None, votes=0, changes=0)
