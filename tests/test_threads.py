@@ -62,6 +62,22 @@ def test_openblas_threads_spin_briefly_unless_the_user_says_otherwise(monkeypatc
     assert os.environ["OPENBLAS_THREAD_TIMEOUT"] == "4"
 
 
+def test_openmp_threads_sleep_at_once_unless_the_user_says_otherwise():
+    """Set before Numba starts (a fresh process, as the CLI runs): its OpenMP threads must not
+    spin on the cores the next BLAS product needs."""
+    script = (
+        "from nettrain import threads; threads.configure(1); import os; "
+        "print(os.environ['GOMP_SPINCOUNT'], os.environ['KMP_BLOCKTIME'])"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME")}
+    run = [sys.executable, "-c", script]
+    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["0", "0"]
+    env["GOMP_SPINCOUNT"] = "5000"
+    out = subprocess.run(run, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["5000", "0"]
+
+
 def openblas_threads() -> int | None:
     """OpenBLAS's own idea of its thread count, where its getter can be found."""
     with open("/proc/self/maps") as f:
