@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from nettrain import streams
+from nettrain import streams, vectors
 from nettrain.network import Network
 from nettrain.optim import make_optimizer
 
@@ -82,4 +82,15 @@ def format_timing(result: dict, batch_size: int, threads: int) -> str:
         f"inference: {1e3 * result['inference']:.3f} ms per batch = "
         f"{batch_size / result['inference']:,.0f} samples/s ({threads} threads)"
     )
+    lines.append(f"kernels: {vectors.describe()}; Numba threading layer: {threading_layer()}")
     return "\n".join(lines)
+
+
+def threading_layer() -> str:
+    """The layer Numba's parallel kernels ran on ('omp', 'tbb' or 'workqueue')."""
+    import numba
+
+    try:
+        return numba.threading_layer()
+    except ValueError:  # no parallel kernel has run in this process
+        return "none (no parallel kernel ran)"

@@ -37,3 +37,15 @@ def use_full_width() -> bool:
         return False
     os.environ["NUMBA_CPU_FEATURES"] = f"{features.flatten()},{TUNING}"
     return True
+
+
+def describe() -> str:
+    """What Numba compiles for in this process, in words (``nettrain bench`` prints it)."""
+    import llvmlite.binding as llvm
+
+    name = os.environ.get("NUMBA_CPU_NAME") or llvm.get_host_cpu_name()
+    if os.environ.get("NUMBA_CPU_FEATURES", "").endswith(TUNING):
+        return f"compiled for {name}, 512-bit vectors"
+    if "NUMBA_CPU_NAME" in os.environ or "NUMBA_CPU_FEATURES" in os.environ:
+        return f"compiled for {name}, with the NUMBA_CPU_NAME / NUMBA_CPU_FEATURES given"
+    return f"compiled for {name}, at the vector width LLVM prefers there"

@@ -674,3 +674,5 @@ def test_bench_runs_with_the_default_thread_count(runner, tmp_path, monkeypatch)
     )
     result = run(runner, "bench", tmp_path / "c.yaml", "--repeats", "2")
     assert re.search(r"samples/s \(\d+ threads?\)", result.stdout)
+    # and what the kernels were compiled for, on which threads
+    assert re.search(r"kernels: compiled for \S+, .*; Numba threading layer: \w+", result.stdout)

@@ -45,6 +45,16 @@ def test_other_cpus_and_the_users_settings_are_left_alone(clean_env):
         clean_env.delenv(name)
 
 
+def test_describe_says_what_the_kernels_are_compiled_for(clean_env):
+    clean_env.setattr(llvmlite.binding, "get_host_cpu_name", lambda: "sapphirerapids")
+    assert vectors.describe().endswith("at the vector width LLVM prefers there")
+    clean_env.setenv("NUMBA_CPU_FEATURES", "+avx512f,-prefer-256-bit")
+    assert vectors.describe() == "compiled for sapphirerapids, 512-bit vectors"
+    clean_env.setenv("NUMBA_CPU_NAME", "haswell")
+    clean_env.setenv("NUMBA_CPU_FEATURES", "+avx2")
+    assert vectors.describe().startswith("compiled for haswell, with the NUMBA_CPU_NAME")
+
+
 def test_kernels_compiled_as_the_commands_compile_them_match_the_references(tmp_path):
     """A fresh process configured as nettrain's commands are (before Numba starts), a Numba cache
     of its own: conv2d (register tiles, weight gradient, input gradient) against the reference."""
