@@ -1,8 +1,14 @@
-"""Shared test helpers: a finite-difference check of one layer, apart from nettrain.gradcheck."""
+"""Shared test helpers: a finite-difference check of one layer (apart from nettrain.gradcheck),
+layers built and run by hand, blob data sets, interrupted and resumed fits, CLI calls."""
 
 from __future__ import annotations
 
 import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from nettrain import checkpoint, train
+from nettrain.cli import cli
 
 
 def layer_grad_errors(layer, x, rng, h=1e-6):
@@ -91,3 +97,43 @@ class StopAfter:
     def raised(self):
         self.n -= 1
         return self.n < 0
+
+
+def run_layer(layer, x, dy=None, train=True):
+    """(y, dx) of a forward (training unless ``train`` is False) and, with dy, the backward."""
+    y, saved = layer.forward(np.asarray(x, dtype=layer.dtype), train=train)
+    return y, (None if dy is None else layer.backward(saved, np.asarray(dy, dtype=layer.dtype)))
+
+
+def net_arrays(path) -> dict:
+    """The net's arrays (weights and state, ``layers.*``) in a checkpoint."""
+    arrays, _ = checkpoint.load(path)
+    return {k: v for k, v in arrays.items() if k.startswith("layers.")}
+
+
+def without_seconds(rows) -> list:
+    """fit's epoch rows without their timings, which differ from run to run."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
+
+
+def interrupt_and_resume(cfg, src, folder, monkeypatch, reads):
+    """Fits into ``folder`` with 'Ctrl-C' after ``reads`` reads of the stop flag, then resumes
+    from its last.npz; returns (the interrupted checkpoint's meta, the resumed fit's rows)."""
+    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(reads))
+    with pytest.raises(train.Interrupted):
+        train.fit(cfg, src, folder, progress=False)
+    monkeypatch.undo()
+    arrays, meta = checkpoint.load(folder / "last.npz")
+    rows = train.fit(cfg, src, folder, resume=(arrays, meta, "last.npz"), progress=False)
+    return meta, rows
+
+
+def invoke(*args, code=0):
+    """``nettrain ARGS`` in-process; asserts its exit code and that no traceback was printed."""
+    result = CliRunner().invoke(cli, [str(a) for a in args])
+    assert result.exit_code == code, (
+        f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
+        f"exception: {result.exception!r}"
+    )
+    assert "Traceback" not in result.stderr
+    return result

@@ -3,9 +3,9 @@ another step, other views), training-only, and an interrupted augmented run resu
 
 import numpy as np
 import pytest
-from test_train import StopAfter
+from helpers import interrupt_and_resume, net_arrays
 
-from nettrain import checkpoint, train
+from nettrain import train
 from nettrain.config import ConfigSource, validate
 from nettrain.data import Dataset
 from nettrain.data.augment import Augment, _gather, crop_view
@@ -122,11 +122,6 @@ def make(tmp_path):
     return make
 
 
-def weights(path):
-    arrays, _ = checkpoint.load(path)
-    return {k: v for k, v in arrays.items() if k.startswith("layers.")}
-
-
 def test_augmented_run_interrupted_and_resumed_is_bit_identical(make, tmp_path, monkeypatch):
     cfg, src = make()
     full = train.fit(cfg, src, tmp_path / "full", progress=False)
@@ -134,14 +129,10 @@ def test_augmented_run_interrupted_and_resumed_is_bit_identical(make, tmp_path, 
     plain = train.fit(plain_cfg, plain_src, tmp_path / "plain", progress=False)
     assert full[-1]["train_loss"] != plain[-1]["train_loss"]  # the views changed the batches
 
-    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(6))  # stops in epoch 2, batch 2
-    with pytest.raises(train.Interrupted):
-        train.fit(cfg, src, tmp_path / "cut", progress=False)
-    arrays, meta = checkpoint.load(tmp_path / "cut/last.npz")
+    # stops in epoch 2, batch 2
+    meta, _ = interrupt_and_resume(cfg, src, tmp_path / "cut", monkeypatch, reads=6)
     assert (meta["epoch"], meta["batch"]) == (1, 2)
-    monkeypatch.undo()
-    train.fit(cfg, src, tmp_path / "cut", resume=(arrays, meta, "last.npz"), progress=False)
-    a, b = weights(tmp_path / "full/last.npz"), weights(tmp_path / "cut/last.npz")
+    a, b = net_arrays(tmp_path / "full/last.npz"), net_arrays(tmp_path / "cut/last.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import StopAfter, build, write_blobs
+from helpers import build, interrupt_and_resume, net_arrays, write_blobs
+from helpers import run_layer as run
 
-from nettrain import checkpoint, inference, train
+from nettrain import inference, train
 from nettrain.bench import time_layers
 from nettrain.config import ConfigSource, validate
 from nettrain.errors import UserError
@@ -18,12 +19,6 @@ from nettrain.layers.batchnorm import BatchNorm
 from nettrain.layers.global_avgpool2d import GlobalAvgPool2d
 from nettrain.network import build_network
 from nettrain.summary import format_summary
-
-
-def run(layer, x, dy=None, train=True):
-    y, saved = layer.forward(np.asarray(x, dtype=layer.dtype), train=train)
-    return y, (None if dy is None else layer.backward(saved, np.asarray(dy, dtype=layer.dtype)))
-
 
 # -- by hand --------------------------------------------------------------------------------
 
@@ -280,33 +275,21 @@ def config(tmp_path):
     return validate(src), src
 
 
-def layer_arrays(path):
-    arrays, _ = checkpoint.load(path)
-    return {k: v for k, v in arrays.items() if k.startswith("layers.")}
-
-
 def test_running_statistics_are_checkpointed_and_resume_bit_identically(
     config, tmp_path, monkeypatch
 ):
     cfg, src = config
     full = train.fit(cfg, src, tmp_path / "full", progress=False)
     assert full[-1]["test_accuracy"] > 0.8
-    saved = layer_arrays(tmp_path / "full/last.npz")
+    saved = net_arrays(tmp_path / "full/last.npz")
     assert saved["layers.1.running_var"].shape == (8,)
     assert not np.all(saved["layers.1.running_mean"] == 0)  # trained, and finite
     assert np.all(np.isfinite(saved["layers.1.running_var"]))
 
     # 6 batches an epoch (the last of one sample): stop after batch 3 of epoch 2
-    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(9))
-    with pytest.raises(train.Interrupted):
-        train.fit(cfg, src, tmp_path / "cut", progress=False)
-    arrays, meta = checkpoint.load(tmp_path / "cut/last.npz")
+    meta, resumed = interrupt_and_resume(cfg, src, tmp_path / "cut", monkeypatch, reads=9)
     assert (meta["epoch"], meta["batch"]) == (1, 3)
-    monkeypatch.undo()
-    resumed = train.fit(
-        cfg, src, tmp_path / "cut", resume=(arrays, meta, "last.npz"), progress=False
-    )
-    again = layer_arrays(tmp_path / "cut/last.npz")
+    again = net_arrays(tmp_path / "cut/last.npz")
     assert saved.keys() == again.keys()
     for k in saved:
         np.testing.assert_array_equal(saved[k], again[k], err_msg=k)
@@ -317,7 +300,7 @@ def test_weights_predict_and_load_carry_the_running_statistics(config, tmp_path)
     cfg, src = config
     cfg["train"]["epochs"] = 1
     train.fit(cfg, src, tmp_path / "run", progress=False)
-    saved = layer_arrays(tmp_path / "run/last.npz")
+    saved = net_arrays(tmp_path / "run/last.npz")
     net, _ = inference.load_net(tmp_path / "run/last.npz")
     for k, a in net.state().items():
         np.testing.assert_array_equal(a, saved[k])

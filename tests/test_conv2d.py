@@ -5,18 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import build
+from helpers import run_layer as run
 from references import conv_backward as reference_backward
 from references import conv_forward as reference_forward
 from references import pads, pair
 
 from nettrain.layers.base import ShapeError
 from nettrain.layers.conv2d import Conv2d
-
-
-def run(layer, x, dy=None):
-    """(y, dx) of a training forward and, with dy, the backward."""
-    y, saved = layer.forward(np.asarray(x, dtype=layer.dtype), train=True)
-    return y, (None if dy is None else layer.backward(saved, np.asarray(dy, dtype=layer.dtype)))
 
 
 def test_without_bias():

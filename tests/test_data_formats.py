@@ -8,8 +8,9 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import net_arrays
 
-from nettrain import checkpoint, data, train
+from nettrain import data, train
 from nettrain.config import ConfigSource, load_config, validate
 from nettrain.errors import UserError
 
@@ -93,8 +94,7 @@ def test_same_data_trains_bit_identically_in_every_format(same_data, tmp_path):
     for fmt in ("npz", "csv", "idx"):
         cfg, src = config(folder, SOURCES[fmt])
         train.fit(cfg, src, tmp_path / fmt, progress=False)
-        arrays, _ = checkpoint.load(tmp_path / fmt / "last.npz")
-        weights[fmt] = {k: v for k, v in arrays.items() if k.startswith("layers.")}
+        weights[fmt] = net_arrays(tmp_path / fmt / "last.npz")
     for fmt in ("csv", "idx"):
         assert weights[fmt].keys() == weights["npz"].keys()
         for k, w in weights["npz"].items():

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import StopAfter, build, write_blobs
+from helpers import build, interrupt_and_resume, net_arrays, without_seconds, write_blobs
 from numpy.testing import assert_array_equal
 
-from nettrain import checkpoint, train
+from nettrain import train
 from nettrain.config import ConfigSource, validate
 from nettrain.errors import UserError
 from nettrain.gradcheck import check_net
@@ -246,13 +246,8 @@ def config(tmp_path):
     return make
 
 
-def weights(path):
-    arrays, _ = checkpoint.load(path)
-    return {k: v for k, v in arrays.items() if k.startswith("layers.")}
-
-
 def same_weights(a, b):
-    wa, wb = weights(a), weights(b)
+    wa, wb = net_arrays(a), net_arrays(b)
     return wa.keys() == wb.keys() and all(np.array_equal(wa[k], wb[k]) for k in wa)
 
 
@@ -278,18 +273,7 @@ def test_interrupted_and_resumed_dropout_run_is_bit_identical(
     cfg, src = config()
     full = train.fit(cfg, src, tmp_path / "full", progress=False)
 
-    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(reads))
-    with pytest.raises(train.Interrupted):
-        train.fit(cfg, src, tmp_path / "cut", progress=False)
-    monkeypatch.undo()
-    arrays, meta = checkpoint.load(tmp_path / "cut/last.npz")
+    meta, resumed = interrupt_and_resume(cfg, src, tmp_path / "cut", monkeypatch, reads)
     assert (meta["epoch"], meta["batch"]) == position  # mostly inside an epoch
-    resumed = train.fit(
-        cfg, src, tmp_path / "cut", resume=(arrays, meta, "last.npz"), progress=False
-    )
     assert same_weights(tmp_path / "full/last.npz", tmp_path / "cut/last.npz")
-
-    def drop_seconds(rows):
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
-
-    assert drop_seconds(resumed) == drop_seconds(full)
+    assert without_seconds(resumed) == without_seconds(full)

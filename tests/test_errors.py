@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from click.testing import CliRunner
+from helpers import net_arrays
 
 from nettrain import checkpoint
 from nettrain.cli import cli
@@ -137,8 +138,7 @@ class Here:
 
     def weights_with(self, name: str, change) -> str:
         """The run's layers.* arrays, changed by ``change(arrays)``, as a weights-only .npz."""
-        arrays, _ = checkpoint.load(self.world / "run" / "last.npz")
-        weights = {k: v for k, v in arrays.items() if k.startswith("layers.")}
+        weights = net_arrays(self.world / "run" / "last.npz")
         change(weights)
         return self.npz(name, **weights)
 

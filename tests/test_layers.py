@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 from helpers import build
+from helpers import run_layer as run
 
 from nettrain.layers.dense import Dense
 from nettrain.layers.leaky_relu import LeakyRelu
@@ -10,12 +11,6 @@ from nettrain.layers.relu import Relu
 from nettrain.layers.sigmoid import Sigmoid
 from nettrain.layers.softmax import Softmax
 from nettrain.layers.tanh import Tanh
-
-
-def run(layer, x, dy=None):
-    """(y, dx) of a training forward and, with dy, the backward."""
-    y, saved = layer.forward(np.asarray(x, dtype=layer.dtype), train=True)
-    return y, (None if dy is None else layer.backward(saved, np.asarray(dy, dtype=layer.dtype)))
 
 
 def test_dense_by_hand():

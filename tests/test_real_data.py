@@ -9,10 +9,9 @@ import json
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import invoke as run
 
 from nettrain import data
-from nettrain.cli import cli
 from nettrain.data.csv import read_csv
 from nettrain.errors import UserError
 
@@ -47,16 +46,6 @@ model:
   loss: cross_entropy
 train: {{epochs: 5, batch_size: 16, optimizer: {{name: sgd, lr: 0.5}}}}
 """
-
-
-def run(*args, code=0):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert result.exit_code == code, (
-        f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
-        f"exception: {result.exception!r}"
-    )
-    assert "Traceback" not in result.stderr
-    return result
 
 
 def write_csv(path, header, columns):

@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from helpers import StopAfter, write_blobs
+from helpers import interrupt_and_resume, net_arrays, without_seconds, write_blobs
 
-from nettrain import checkpoint, train
+from nettrain import train
 from nettrain.config import ConfigSource, validate
 from nettrain.errors import JobFailed
 
@@ -38,11 +38,6 @@ def config(tmp_path):
     return make
 
 
-def weights(path):
-    arrays, _ = checkpoint.load(path)
-    return {k: v for k, v in arrays.items() if k.startswith("layers.")}
-
-
 def test_loss_falls_and_run_folder_is_complete(config, tmp_path):
     cfg, src = config()
     rows = train.fit(cfg, src, tmp_path / "run", progress=False)
@@ -61,7 +56,7 @@ def test_same_seed_same_weights(config, tmp_path):
     cfg, src = config()
     train.fit(cfg, src, tmp_path / "a", progress=False)
     train.fit(cfg, src, tmp_path / "b", progress=False)
-    a, b = weights(tmp_path / "a/last.npz"), weights(tmp_path / "b/last.npz")
+    a, b = net_arrays(tmp_path / "a/last.npz"), net_arrays(tmp_path / "b/last.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
@@ -71,23 +66,11 @@ def test_interrupted_mid_epoch_and_resumed_is_bit_identical(config, tmp_path, mo
 
     # 6 batches an epoch; the flag is read after every batch and at every epoch's end, so the
     # 10th read is after batch 3 of epoch 2
-    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(9))
-    with pytest.raises(train.Interrupted):
-        train.fit(cfg, src, tmp_path / "cut", progress=False)
-    arrays, meta = checkpoint.load(tmp_path / "cut/last.npz")
+    meta, resumed = interrupt_and_resume(cfg, src, tmp_path / "cut", monkeypatch, reads=9)
     assert (meta["epoch"], meta["batch"], meta["step"]) == (1, 3, 9)
-    monkeypatch.undo()
-
-    resumed = train.fit(
-        cfg, src, tmp_path / "cut", resume=(arrays, meta, "last.npz"), progress=False
-    )
-    a, b = weights(tmp_path / "full/last.npz"), weights(tmp_path / "cut/last.npz")
+    a, b = net_arrays(tmp_path / "full/last.npz"), net_arrays(tmp_path / "cut/last.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
-
-    def drop_seconds(rows):
-        return [{k: v for k, v in r.items() if k != "seconds"} for r in rows]
-
-    assert drop_seconds(resumed) == drop_seconds(full)
+    assert without_seconds(resumed) == without_seconds(full)
     metrics = (tmp_path / "cut/metrics.csv").read_text().splitlines()
     assert len(metrics) == 4  # header + 3 epochs, none duplicated
 
@@ -99,4 +82,4 @@ def test_divergence_stops_before_the_update(config, tmp_path):
         train.fit(cfg, src, tmp_path / "run", progress=False)
     assert info.value.exit_code == 1 and "learning rate" in info.value.hint
     if (tmp_path / "run/last.npz").exists():
-        assert all(np.all(np.isfinite(w)) for w in weights(tmp_path / "run/last.npz").values())
+        assert all(np.all(np.isfinite(w)) for w in net_arrays(tmp_path / "run/last.npz").values())

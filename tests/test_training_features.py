@@ -18,13 +18,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
-from helpers import write_blobs
+from helpers import invoke as run
+from helpers import net_arrays, write_blobs
 
 import nettrain
 from nettrain import checkpoint, train
 from nettrain.assemble import score
-from nettrain.cli import cli
 from nettrain.config import load_config
 from nettrain.errors import UserError
 
@@ -76,16 +75,6 @@ def load(folder, *sets, name="c.yaml"):
     return load_config(folder / name, list(sets))
 
 
-def run(*args, code=0):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    assert result.exit_code == code, (
-        f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
-        f"exception: {result.exception!r}"
-    )
-    assert "Traceback" not in result.stderr
-    return result
-
-
 def fit(data, out, *sets, code=0, extra=()):
     args = ["fit", data / "c.yaml", "--out", out, *extra]
     for s in sets:
@@ -100,11 +89,6 @@ def read_csv(path):
 
 def header(path):
     return Path(path).read_text().splitlines()[0].split(",")
-
-
-def weights(path):
-    arrays, _ = checkpoint.load(path)
-    return {k: v for k, v in arrays.items() if k.startswith("layers.")}
 
 
 def meta_of(path):
@@ -176,7 +160,7 @@ def test_validation_count_adds_columns_scored_on_the_hold_out(data, tmp_path):
     logged = read_csv(tmp_path / "run/metrics.csv")
     assert len(logged) == 3
     # the last row's validation figures are those of the final weights on the 15 held-out rows
-    prepared.net.load_params(weights(tmp_path / "run/last.npz"), "last.npz")
+    prepared.net.load_params(net_arrays(tmp_path / "run/last.npz"), "last.npz")
     loss, accuracy, _ = score(prepared.net, prepared.validation)
     assert float(logged[-1]["validation_loss"]) == pytest.approx(loss, rel=1e-6)
     assert float(logged[-1]["validation_accuracy"]) == pytest.approx(accuracy)
@@ -557,7 +541,7 @@ def test_divergence_exits_1_naming_epoch_batch_and_lr(data, tmp_path):
     meta = meta_of(tmp_path / "run/last.npz")
     assert meta["step"] >= 1
     assert f"batch {meta['batch'] + 1}" in result.stderr  # the batch after the last good step
-    for name, w in weights(tmp_path / "run/last.npz").items():
+    for name, w in net_arrays(tmp_path / "run/last.npz").items():
         assert np.all(np.isfinite(w)), name
 
 
@@ -574,7 +558,7 @@ def finished(data, tmp_path_factory):
 
 def test_resume_refuses_a_weights_only_file_which_weights_accepts(data, finished, tmp_path):
     exported = tmp_path / "exported.npz"
-    np.savez(exported, **weights(finished / "last.npz"))
+    np.savez(exported, **net_arrays(finished / "last.npz"))
     with np.load(exported) as f:
         assert "__meta__" not in f.files
     result = run("fit", data / "c.yaml", "--resume", exported, "--out", tmp_path / "r", code=2)
@@ -592,7 +576,7 @@ def test_resume_refuses_a_weights_only_file_which_weights_accepts(data, finished
     )
     with np.load(exported) as f:
         want = {k: f[k] for k in f.files}
-    got = weights(tmp_path / "w/last.npz")
+    got = net_arrays(tmp_path / "w/last.npz")
     assert got.keys() == want.keys()
     for k in want:
         np.testing.assert_array_equal(got[k], want[k])
@@ -784,8 +768,6 @@ def test_plot_needs_a_run_folder(tmp_path, no_matplotlib):
 
 
 def test_early_stopping_auto_without_held_out_data_watches_the_training_loss(tmp_path):
-    from helpers import write_blobs
-
     write_blobs(tmp_path, (("train", 60),))
     text = (
         "data: {train: train.npz}\n"
