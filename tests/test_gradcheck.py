@@ -52,7 +52,8 @@ def test_fails_a_wrong_activation_backward(monkeypatch, activation):
     assert "FAIL" in format_report(results, step)
 
 
-def test_fails_a_slightly_wrong_weight_gradient(monkeypatch):
+def weight_gradient_off_by_one_percent(monkeypatch):
+    """Makes every dense layer's weight gradient 1% too large: a bug gradcheck must catch."""
     from nettrain.layers.dense import Dense
 
     backward = Dense.backward
@@ -63,6 +64,10 @@ def test_fails_a_slightly_wrong_weight_gradient(monkeypatch):
         return dx
 
     monkeypatch.setattr(Dense, "backward", off_by_one_percent)
+
+
+def test_fails_a_slightly_wrong_weight_gradient(monkeypatch):
+    weight_gradient_off_by_one_percent(monkeypatch)
     results, step = check_net(small_net(), *data())
     assert {r.name for r in results if not r.ok} == {"layers.0.weight", "layers.1.weight"}
 
@@ -154,16 +159,7 @@ def test_fails_a_wrong_backward_at_any_target_scale(monkeypatch, scale):
 
 @pytest.mark.parametrize("scale", [1.0, 100.0])
 def test_fails_a_one_percent_weight_gradient_at_any_target_scale(monkeypatch, scale):
-    from nettrain.layers.dense import Dense
-
-    backward = Dense.backward
-
-    def off_by_one_percent(self, saved, dy, need_dx=True):
-        dx = backward(self, saved, dy, need_dx)
-        self.grads["weight"] *= 1.01
-        return dx
-
-    monkeypatch.setattr(Dense, "backward", off_by_one_percent)
+    weight_gradient_off_by_one_percent(monkeypatch)
     results, step = check_net(regression_net(), *regression_data(scale))
     failed = {r.name for r in results if not r.ok}
     assert failed == {"layers.0.weight", "layers.1.weight"}, format_report(results, step)
