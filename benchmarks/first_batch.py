@@ -13,7 +13,8 @@ import os
 import sys
 import time
 
-from nettrain import cli, network
+from nettrain.cli import commands
+from nettrain.net import network
 
 first = []
 step = network.Network.loss_and_backward
@@ -31,6 +32,6 @@ def timed(self, *args, **kwargs):
 
 network.Network.loss_and_backward = timed
 try:
-    cli.cli(args=sys.argv[1:], prog_name="nettrain", standalone_mode=False)
+    commands.cli(args=sys.argv[1:], prog_name="nettrain", standalone_mode=False)
 finally:
     print(first[0] if first else "none")

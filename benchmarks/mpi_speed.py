@@ -3,7 +3,7 @@
     python benchmarks/mpi_speed.py CONFIG [--steps 200] [--warmup 20] [--set KEY=VALUE ...]
     mpirun -n 2 python benchmarks/mpi_speed.py CONFIG ...
 
-Runs the training loop's own step (nettrain.train.step: forward and backward of this rank's
+Runs the training loop's own step (nettrain.training.loop.step: forward and backward of this rank's
 share, then the one allreduce of the step) and the optimizer's update, ``--steps`` times after
 ``--warmup`` steps, with no validation or checkpoint in between. Rank 0 prints one JSON line:
 ranks, threads per rank, global batch, seconds per step, samples/s, and the share of the step
@@ -57,8 +57,8 @@ def main() -> None:
     parser.add_argument("--set", dest="sets", action="append", default=[])
     args = parser.parse_args()
 
-    from nettrain import threads
     from nettrain.config import load_config
+    from nettrain.runtime import threads
 
     threads.configure()
     config = args.config
@@ -76,10 +76,10 @@ def main() -> None:
 
 
 def measure(cfg, src, steps: int, warmup: int) -> dict | None:
-    from nettrain import threads
-    from nettrain.prepare import prepare
-    from nettrain.streams import epoch_order
-    from nettrain.train import step
+    from nettrain.core.streams import epoch_order
+    from nettrain.runtime import threads
+    from nettrain.training.loop import step
+    from nettrain.training.prepare import prepare
 
     run = prepare(cfg, src)
     world, bs = run.world, cfg["train"]["batch_size"]

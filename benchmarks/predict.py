@@ -23,24 +23,24 @@ NETTRAIN = r"""
 import sys, time
 t0 = time.perf_counter()
 import numpy as np
-from nettrain import inference
+from nettrain.inference import single
 t1 = time.perf_counter()
-net, meta = inference.load_net(sys.argv[1])
+net, meta = single.load_net(sys.argv[1])
 t2 = time.perf_counter()
-inputs = inference.read_inputs(sys.argv[2], net, meta)
+inputs = single.read_inputs(sys.argv[2], net, meta)
 t3 = time.perf_counter()
 net.forward(np.zeros((1, *net.input_shape), net.dtype))
 t4 = time.perf_counter()
-out = inference.predict(net, inputs)
+out = single.predict(net, inputs)
 t5 = time.perf_counter()
-inference.write_predictions(out, meta.get("targets") == "classes", "npy", open(sys.argv[3], "wb"))
+single.write_predictions(out, meta.get("targets") == "classes", "npy", open(sys.argv[3], "wb"))
 t6 = time.perf_counter()
 n = len(out)
 print(f"nettrain: imports {t1 - t0:.2f} s, checkpoint {t2 - t1:.2f} s, read {t3 - t2:.2f} s, "
       f"first Numba call {t4 - t3:.2f} s, predict {t5 - t4:.2f} s ({n / (t5 - t4):,.0f}/s), "
       f"write {t6 - t5:.3f} s; whole {t6 - t0:.2f} s ({n / (t6 - t0):,.0f} samples/s)")
 s = time.perf_counter()
-inference.predict(net, inputs)
+single.predict(net, inputs)
 print(f"nettrain: predict again {n / (time.perf_counter() - s):,.0f} samples/s")
 """
 

@@ -53,15 +53,16 @@ def random_images():
 
 
 def nettrain_run():
-    from nettrain.memory import keep_freed_memory
-    from nettrain.threads import configure
+    from nettrain.runtime.memory import keep_freed_memory
+    from nettrain.runtime.threads import configure
 
     configure(THREADS)
-    keep_freed_memory()  # as every nettrain command does (nettrain/cli.py)
+    keep_freed_memory()  # as every nettrain command does (nettrain/cli/commands.py)
     import numpy as np
 
-    from nettrain import streams, train
     from nettrain.config import load_config
+    from nettrain.core import streams
+    from nettrain.training import loop
 
     if CIFAR:
         return nettrain_random()
@@ -74,7 +75,7 @@ def nettrain_run():
             "train.schedule=constant",
         ],
     )
-    run = train.prepare(cfg, src)
+    run = loop.prepare(cfg, src)
     net, data, test = run.net, run.train, run.test
     params, grads, opt = net.params(), net.grads(), run.optimizer
     order = streams.epoch_order(0, 0, len(data), True)
@@ -102,8 +103,8 @@ def nettrain_random():
     """The cifar nets: built from their config, trained on random images as fit would."""
     import numpy as np
 
-    from nettrain import streams
     from nettrain.assemble import net_for_config
+    from nettrain.core import streams
     from nettrain.optim import make_optimizer
 
     net, cfg = net_for_config(CONFIG, [f"train.optimizer.lr={LR}"])

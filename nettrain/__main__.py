@@ -1,4 +1,4 @@
-from nettrain.cli import main
+from nettrain.cli.commands import main
 
 if __name__ == "__main__":
     main()

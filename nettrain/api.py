@@ -2,7 +2,7 @@
 
 A Model is one trained net or an ensemble of them (the mean of their outputs), or a config still
 to train. Its methods are the CLI's own steps: ``predict`` and ``evaluate`` run through
-nettrain/ensemble.py as ``nettrain predict`` and ``nettrain evaluate`` do, ``fit`` through
+nettrain/inference/ensemble.py as ``nettrain predict`` and ``nettrain evaluate`` do, ``fit`` through
 ``prepare`` and ``train`` as ``nettrain fit`` does, so the same config and seed give the same
 bits either way. Nothing is written to disk unless a path is given (``fit(out=...)``, ``save``).
 """
@@ -14,9 +14,9 @@ import json
 import sys
 from pathlib import Path
 
-from nettrain import compiling, threads
-from nettrain.errors import UserError
-from nettrain.memory import keep_freed_memory
+from nettrain.core.errors import UserError
+from nettrain.runtime import compiling, threads
+from nettrain.runtime.memory import keep_freed_memory
 
 
 def _ready() -> None:
@@ -31,7 +31,7 @@ def load(ckpt) -> Model:
     """The Model of a checkpoint path, or of a list of paths (an ensemble: the mean of the nets'
     outputs; the nets must take the same input shape and give the same outputs)."""
     _ready()
-    from nettrain import ensemble
+    from nettrain.inference import ensemble
 
     paths = [ckpt] if isinstance(ckpt, (str, Path)) else list(ckpt)
     if not paths:
@@ -49,7 +49,7 @@ class Model:
 
     def __init__(self, cfg=None, src=None, members=None):
         self.cfg, self._src = cfg, src  # the resolved config (None until needed, when loaded)
-        self._members = members or []  # [(net, meta, where)], see nettrain/ensemble.py
+        self._members = members or []  # [(net, meta, where)], see nettrain/inference/ensemble.py
         self._run = None  # the last fit's prepared run
 
     @classmethod
@@ -70,12 +70,13 @@ class Model:
 
     @property
     def nets(self) -> list:
-        """The trained nets (nettrain.network.Network), one per checkpoint."""
+        """The trained nets (nettrain.net.network.Network), one per checkpoint."""
         return [net for net, _, _ in self._members]
 
     @property
     def members(self) -> list:
-        """[(net, meta, where)] per checkpoint (nettrain/ensemble.py): what the CLI prints from."""
+        """[(net, meta, where)] per checkpoint (nettrain/inference/ensemble.py): what the CLI
+        prints from."""
         return list(self._members)
 
     @property
@@ -103,7 +104,7 @@ class Model:
         ``nettrain predict`` reads. Float inputs are taken as already scaled; integer pixels
         get the training data's scaling; then ``data.preprocess``. With several nets, the mean
         of their outputs. Exactly what ``nettrain predict --format npy`` writes."""
-        from nettrain import ensemble
+        from nettrain.inference import ensemble
 
         self._trained("predict")
         members = self._members
@@ -114,7 +115,7 @@ class Model:
         (N, K)), a file path x (as ``evaluate --data``), or with x None the config's ``split``
         ('test' or 'validation'). {'samples', 'loss', 'accuracy'}, then rmse/mae/r2 for values,
         or per-class figures and the confusion matrix for classes (``nettrain evaluate``'s)."""
-        from nettrain import ensemble
+        from nettrain.inference import ensemble
 
         self._trained("evaluate")
         x = _array(x)
@@ -139,9 +140,10 @@ class Model:
         loaded) before goes on from its weights, with a new optimizer.
         """
         _ready()
-        from nettrain import data, train
+        from nettrain import data
         from nettrain.config import config_from_dict
-        from nettrain.runfolder import check_run_dir
+        from nettrain.training import loop
+        from nettrain.training.run_folder import check_run_dir
 
         if len(self._members) > 1:
             raise UserError("fit", "an ensemble cannot be trained", "train each net on its own")
@@ -157,7 +159,7 @@ class Model:
         weights = None
         if self._members:
             weights = (self._members[0][0].arrays(), "the model's weights")
-        run = train.prepare(self.cfg, self._src, weights=weights, sets=sets)
+        run = loop.prepare(self.cfg, self._src, weights=weights, sets=sets)
         if out is not None:
             check_run_dir(Path(out), overwrite)
         self._run = run
@@ -165,16 +167,17 @@ class Model:
         stream = sys.stdout if verbose else io.StringIO()
         try:
             with compiling.notice(sys.stderr if verbose else None):
-                return train.train(run, out, progress=False, out=stream, on_epoch=callback)
-        except train.Interrupted:
+                return loop.train(run, out, progress=False, out=stream, on_epoch=callback)
+        except loop.Interrupted:
             if out is None:  # nothing was saved: an ordinary Ctrl-C, the model as it stands
                 raise KeyboardInterrupt from None
             raise
 
     def save(self, path) -> None:
         """Write the model as a checkpoint (as ``nettrain fit`` writes last.npz), atomically."""
-        from nettrain import checkpoint, environment
-        from nettrain.runfolder import save_checkpoint
+        from nettrain import checkpoint
+        from nettrain.runtime import environment
+        from nettrain.training.run_folder import save_checkpoint
 
         self._trained("save")
         if len(self._members) > 1:

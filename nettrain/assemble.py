@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from nettrain import data, streams
+from nettrain import data
 from nettrain.config import load_config
-from nettrain.errors import UserError
-from nettrain.metrics import predicted_classes
-from nettrain.network import Network, build_network
+from nettrain.core import streams
+from nettrain.core.errors import UserError
+from nettrain.net.metrics import predicted_classes
+from nettrain.net.network import Network, build_network
 
 
 def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True, sets=None):

@@ -4,7 +4,7 @@ Arrays: ``layers.{i}.<name>`` (parameters and state, e.g. batchnorm's running st
 run's dtype, ``optimizer.{param}.{slot}``. ``__meta__`` is a 0-d string array holding JSON: format
 version, nettrain version, the resolved config, epoch, step, metrics, RNG state, and a SHA-256 of
 the arrays so that a damaged file is detected on load.
-Files are written atomically (``nettrain.files.atomic_write``).
+Files are written atomically (``nettrain.core.files.atomic_write``).
 """
 
 from __future__ import annotations
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from nettrain import __version__
-from nettrain.errors import UserError
-from nettrain.files import READ_ERRORS, atomic_write
+from nettrain.core.errors import UserError
+from nettrain.core.files import READ_ERRORS, atomic_write
 
 FORMAT_VERSION = 1
 META = "__meta__"

@@ -1,5 +1,6 @@
-"""Shared test helpers: a finite-difference check of one layer (apart from nettrain.gradcheck),
-layers built and run by hand, blob data sets, interrupted and resumed fits, CLI calls."""
+"""Shared test helpers: a finite-difference check of one layer (apart from
+nettrain.tools.gradcheck), layers built and run by hand, blob data sets, interrupted and
+resumed fits, CLI calls."""
 
 from __future__ import annotations
 
@@ -7,8 +8,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from nettrain import checkpoint, train
-from nettrain.cli import cli
+from nettrain import checkpoint
+from nettrain.cli.commands import cli
+from nettrain.training import loop
 
 
 def layer_grad_errors(layer, x, rng, h=1e-6):
@@ -81,7 +83,7 @@ def write_blobs(folder, sizes=(("train", 90), ("test", 30)), seed=0):
 
 
 class StopAfter:
-    """Stands in for train.StopFlag: 'Ctrl-C' arrives after ``n`` reads of the flag (the loop
+    """Stands in for loop.StopFlag: 'Ctrl-C' arrives after ``n`` reads of the flag (the loop
     reads it after every batch and at every epoch's end)."""
 
     def __init__(self, n):
@@ -119,12 +121,12 @@ def without_seconds(rows) -> list:
 def interrupt_and_resume(cfg, src, folder, monkeypatch, reads):
     """Fits into ``folder`` with 'Ctrl-C' after ``reads`` reads of the stop flag, then resumes
     from its last.npz; returns (the interrupted checkpoint's meta, the resumed fit's rows)."""
-    monkeypatch.setattr(train, "StopFlag", lambda: StopAfter(reads))
-    with pytest.raises(train.Interrupted):
-        train.fit(cfg, src, folder, progress=False)
+    monkeypatch.setattr(loop, "StopFlag", lambda: StopAfter(reads))
+    with pytest.raises(loop.Interrupted):
+        loop.fit(cfg, src, folder, progress=False)
     monkeypatch.undo()
     arrays, meta = checkpoint.load(folder / "last.npz")
-    rows = train.fit(cfg, src, folder, resume=(arrays, meta, "last.npz"), progress=False)
+    rows = loop.fit(cfg, src, folder, resume=(arrays, meta, "last.npz"), progress=False)
     return meta, rows
 
 

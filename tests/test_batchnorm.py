@@ -9,16 +9,17 @@ import pytest
 from helpers import build, interrupt_and_resume, net_arrays, write_blobs
 from helpers import run_layer as run
 
-from nettrain import inference, train
-from nettrain.bench import time_layers
 from nettrain.config import ConfigSource, validate
-from nettrain.errors import UserError
-from nettrain.gradcheck import check_net
+from nettrain.core.errors import UserError
+from nettrain.inference import single
 from nettrain.layers.avgpool2d import AvgPool2d
 from nettrain.layers.batchnorm import BatchNorm
 from nettrain.layers.global_avgpool2d import GlobalAvgPool2d
-from nettrain.network import build_network
-from nettrain.summary import format_summary
+from nettrain.net.network import build_network
+from nettrain.tools.bench import time_layers
+from nettrain.tools.gradcheck import check_net
+from nettrain.tools.summary import format_summary
+from nettrain.training import loop
 
 # -- by hand --------------------------------------------------------------------------------
 
@@ -174,7 +175,7 @@ def test_gradcheck_differentiates_training_mode_and_leaves_the_running_statistic
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_a_relu_after_batchnorm_runs_in_its_kernels_with_the_same_bits(dtype, monkeypatch):
-    from nettrain import network
+    from nettrain.net import network
 
     def pairs(net):
         return [(layer.kind, layer.fused) for layer in net.layers if layer.index in (5, 6)]
@@ -279,7 +280,7 @@ def test_running_statistics_are_checkpointed_and_resume_bit_identically(
     config, tmp_path, monkeypatch
 ):
     cfg, src = config
-    full = train.fit(cfg, src, tmp_path / "full", progress=False)
+    full = loop.fit(cfg, src, tmp_path / "full", progress=False)
     assert full[-1]["test_accuracy"] > 0.8
     saved = net_arrays(tmp_path / "full/last.npz")
     assert saved["layers.1.running_var"].shape == (8,)
@@ -299,20 +300,20 @@ def test_running_statistics_are_checkpointed_and_resume_bit_identically(
 def test_weights_predict_and_load_carry_the_running_statistics(config, tmp_path):
     cfg, src = config
     cfg["train"]["epochs"] = 1
-    train.fit(cfg, src, tmp_path / "run", progress=False)
+    loop.fit(cfg, src, tmp_path / "run", progress=False)
     saved = net_arrays(tmp_path / "run/last.npz")
-    net, _ = inference.load_net(tmp_path / "run/last.npz")
+    net, _ = single.load_net(tmp_path / "run/last.npz")
     for k, a in net.state().items():
         np.testing.assert_array_equal(a, saved[k])
     # predict uses them: other running statistics, other outputs
     x = np.random.default_rng(0).standard_normal((5, 4)).astype(np.float32)
-    before = inference.predict(net, x)
+    before = single.predict(net, x)
     net.state()["layers.1.running_mean"][...] += 1
-    assert not np.allclose(inference.predict(net, x), before)
+    assert not np.allclose(single.predict(net, x), before)
 
-    fresh = train.prepare(cfg, src, weights=(saved, "w.npz"))
+    fresh = loop.prepare(cfg, src, weights=(saved, "w.npz"))
     for k, a in fresh.net.state().items():
         np.testing.assert_array_equal(a, saved[k])
     del saved["layers.1.running_var"]
     with pytest.raises(UserError, match="no array 'layers.1.running_var' for this net's state"):
-        train.prepare(cfg, src, weights=(saved, "w.npz"))
+        loop.prepare(cfg, src, weights=(saved, "w.npz"))

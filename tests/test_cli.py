@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from helpers import blobs
 
 import nettrain
-from nettrain.cli import cli
+from nettrain.cli.commands import cli
 from nettrain.layers.dense import Dense
 
 REPO = Path(nettrain.__file__).resolve().parents[1]

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from nettrain.compiling import MESSAGE
+from nettrain.runtime.compiling import MESSAGE
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = """seed: 0

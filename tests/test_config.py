@@ -12,7 +12,7 @@ import pytest
 from nettrain.assemble import net_for_config
 from nettrain.config import load_config
 from nettrain.config.schema import TRAIN
-from nettrain.errors import UserError
+from nettrain.core.errors import UserError
 
 # Line numbers of the base config (1-based), used by the cases below.
 BASE = """\

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from nettrain.errors import UserError
-from nettrain.gradcheck import gradcheck_config
+from nettrain.core.errors import UserError
+from nettrain.tools.gradcheck import gradcheck_config
 
 CONFIGS = sorted((Path(__file__).resolve().parents[1] / "configs").glob("*.yaml"))
 REFUSED = {"seed-tanh-cross-entropy.yaml": "cross_entropy needs outputs in (0, 1)"}

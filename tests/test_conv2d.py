@@ -11,7 +11,7 @@ from references import conv_forward as reference_forward
 from references import pads, pair
 
 from nettrain.layers.base import ShapeError
-from nettrain.layers.conv2d import Conv2d
+from nettrain.layers.conv2d.layer import Conv2d
 
 
 def test_without_bias():
@@ -105,7 +105,7 @@ CASES = [
 def test_fused_relu_matches_reference(case, monkeypatch):
     """With the relu folded in: y = max(conv, 0) and dy masked where y = 0, as a separate relu;
     a tiny chunk size makes the input gradient go through several chunks."""
-    monkeypatch.setattr("nettrain.layers.conv2d.CHUNK_BYTES", 64)
+    monkeypatch.setattr("nettrain.layers.conv2d.layer.CHUNK_BYTES", 64)
     N, C, H, W, F, kernel, stride, padding = case
     layer = build(Conv2d, (C, H, W), filters=F, kernel=kernel, stride=stride, padding=padding,
                   fused="relu")  # fmt: skip
@@ -132,7 +132,7 @@ def test_stride_1_goes_direct_unless_many_filters_meet_small_images():
 
 
 def test_builder_fuses_relu_into_conv2d_only():
-    from nettrain.network import build_network
+    from nettrain.net.network import build_network
 
     specs = [
         {"type": "conv2d", "filters": 2, "kernel": 3, "stride": 1, "padding": "valid",

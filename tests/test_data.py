@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from nettrain import data
+from nettrain.core.errors import UserError
 from nettrain.data.idx import read_idx
-from nettrain.errors import UserError
 
 
 def idx_bytes(array: np.ndarray, code: int, dtype: str) -> bytes:

@@ -10,9 +10,10 @@ import numpy as np
 import pytest
 from helpers import net_arrays
 
-from nettrain import data, train
+from nettrain import data
 from nettrain.config import ConfigSource, load_config, validate
-from nettrain.errors import UserError
+from nettrain.core.errors import UserError
+from nettrain.training import loop
 
 CONFIG = """
 seed: 1
@@ -93,7 +94,7 @@ def test_same_data_trains_bit_identically_in_every_format(same_data, tmp_path):
     weights = {}
     for fmt in ("npz", "csv", "idx"):
         cfg, src = config(folder, SOURCES[fmt])
-        train.fit(cfg, src, tmp_path / fmt, progress=False)
+        loop.fit(cfg, src, tmp_path / fmt, progress=False)
         weights[fmt] = net_arrays(tmp_path / fmt / "last.npz")
     for fmt in ("csv", "idx"):
         assert weights[fmt].keys() == weights["npz"].keys()
@@ -214,7 +215,7 @@ def test_load_file_errors_name_the_file(same_data, name, message):
 def test_validation_file_in_another_format(same_data, tmp_path):
     folder = same_data[0]
     cfg, src = config(folder, SOURCES["npz"], ["data.validation=" + str(folder / "d.csv")])
-    run = train.prepare(cfg, src)
+    run = loop.prepare(cfg, src)
     assert len(run.validation) == 30 and run.validation.sample_shape == (1, 4, 4)
 
 
@@ -269,7 +270,7 @@ def test_images_without_pillow_name_the_extra(tmp_path, monkeypatch):
 def test_image_folder_config_trains_and_predicts_with_file_names(tmp_path):
     from click.testing import CliRunner
 
-    from nettrain.cli import cli
+    from nettrain.cli.commands import cli
 
     make_images(tmp_path / "img")
     cfg_path = tmp_path / "c.yaml"
@@ -299,12 +300,12 @@ def test_image_folder_config_trains_and_predicts_with_file_names(tmp_path):
 
 
 def test_predict_reads_every_format_alike(same_data, tmp_path):
-    from nettrain import inference
+    from nettrain.inference import single
 
     folder, x, _ = same_data
     cfg, src = config(folder, SOURCES["npz"], ["train.epochs=1"])
-    train.fit(cfg, src, tmp_path / "run", progress=False)
-    net, meta = inference.load_net(tmp_path / "run" / "last.npz")
+    loop.fit(cfg, src, tmp_path / "run", progress=False)
+    net, meta = single.load_net(tmp_path / "run" / "last.npz")
     np.save(tmp_path / "x.npy", x)
     flat = x.reshape(30, -1)
     np.savetxt(tmp_path / "x.csv", flat, fmt="%d", delimiter=",")  # features only
@@ -315,10 +316,10 @@ def test_predict_reads_every_format_alike(same_data, tmp_path):
         "csv without labels": tmp_path / "x.csv",
         "idx images": folder / "d-images-idx3-ubyte.gz",
     }
-    expected = inference.predict(net, x)
+    expected = single.predict(net, x)
     for what, path in inputs.items():
-        ds = inference.read_inputs(str(path), net, meta)
-        np.testing.assert_array_equal(inference.predict(net, ds), expected, err_msg=what)
+        ds = single.read_inputs(str(path), net, meta)
+        np.testing.assert_array_equal(single.predict(net, ds), expected, err_msg=what)
 
 
 def test_load_config_keeps_a_plain_path_and_resolves_mappings(same_data):
@@ -335,13 +336,13 @@ def test_load_config_keeps_a_plain_path_and_resolves_mappings(same_data):
 
 
 def test_integer_inputs_get_the_scaling_of_a_builtin_training_set(same_data):
-    from nettrain import inference
-    from nettrain.network import build_network
+    from nettrain.inference import single
+    from nettrain.net.network import build_network
 
     folder, x, y = same_data
     cfg, _ = config(folder, SOURCES["npz"])
     net = build_network(cfg["model"], np.float32, (1, 4, 4))
     meta = {"input_scale": 1 / 255, "data": cfg["data"], "preprocess_stats": {}}
     for ds in (data.checked(x, y, "ints"), data.checked(x / 255, y, "floats")):
-        seen = inference.preprocessed(ds, net, meta).inputs(slice(None), np.float32)
+        seen = single.preprocessed(ds, net, meta).inputs(slice(None), np.float32)
         np.testing.assert_allclose(seen, x / 255, rtol=1e-6)

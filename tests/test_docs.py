@@ -10,10 +10,10 @@ from nettrain.data import DATASETS
 from nettrain.data.augment import AUGMENT, CROP
 from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import SOURCES
-from nettrain.init import INITIALIZERS
 from nettrain.layers import LAYERS
+from nettrain.layers.initializers import INITIALIZERS
 from nettrain.optim import OPTIMIZERS
-from nettrain.schedule import COMMON, SCHEDULES
+from nettrain.optim.schedule import COMMON, SCHEDULES
 
 ROOT = Path(__file__).resolve().parents[1]
 README = (ROOT / "README.md").read_text()

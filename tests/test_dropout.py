@@ -8,12 +8,12 @@ import pytest
 from helpers import build, interrupt_and_resume, net_arrays, without_seconds, write_blobs
 from numpy.testing import assert_array_equal
 
-from nettrain import train
 from nettrain.config import ConfigSource, validate
-from nettrain.errors import UserError
-from nettrain.gradcheck import check_net
+from nettrain.core.errors import UserError
 from nettrain.layers.dropout import Dropout
-from nettrain.network import build_network
+from nettrain.net.network import build_network
+from nettrain.tools.gradcheck import check_net
+from nettrain.training import loop
 
 
 def dropout(p, shape=(500,), dtype=np.float64, seed=0):
@@ -253,13 +253,13 @@ def same_weights(a, b):
 
 def test_fit_with_dropout_is_deterministic_and_uses_the_masks(config, tmp_path):
     cfg, src = config()
-    a = train.fit(cfg, src, tmp_path / "a", progress=False)
-    b = train.fit(cfg, src, tmp_path / "b", progress=False)
+    a = loop.fit(cfg, src, tmp_path / "a", progress=False)
+    b = loop.fit(cfg, src, tmp_path / "b", progress=False)
     assert same_weights(tmp_path / "a/last.npz", tmp_path / "b/last.npz")
     assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
     # dropout is on during training: without it the run differs
     cfg, src = config("model.layers.1.drop_prob=0.0")
-    train.fit(cfg, src, tmp_path / "c", progress=False)
+    loop.fit(cfg, src, tmp_path / "c", progress=False)
     assert not same_weights(tmp_path / "a/last.npz", tmp_path / "c/last.npz")
 
 
@@ -271,7 +271,7 @@ def test_interrupted_and_resumed_dropout_run_is_bit_identical(
     config, tmp_path, monkeypatch, reads, position
 ):
     cfg, src = config()
-    full = train.fit(cfg, src, tmp_path / "full", progress=False)
+    full = loop.fit(cfg, src, tmp_path / "full", progress=False)
 
     meta, resumed = interrupt_and_resume(cfg, src, tmp_path / "cut", monkeypatch, reads)
     assert (meta["epoch"], meta["batch"]) == position  # mostly inside an epoch

@@ -11,18 +11,18 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import nettrain.network  # noqa: F401  (imports the layers before the losses, as the CLI does)
+import nettrain.net.network  # noqa: F401  (imports the layers before the losses, as the CLI does)
 from nettrain import checkpoint
-from nettrain.cli import cli
+from nettrain.cli.commands import cli
 from nettrain.layers.sigmoid import sigmoid
 from nettrain.layers.softmax import softmax
-from nettrain.losses import (
+from nettrain.net.losses import (
     cross_entropy,
     multinomial_cross_entropy,
     sigmoid_cross_entropy,
     softmax_multinomial_cross_entropy,
 )
-from nettrain.network import build_network
+from nettrain.net.network import build_network
 
 DTYPES = [np.float32, np.float64]
 

@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 import nettrain
-from nettrain.cli import cli
-from nettrain.errors import UserError
+from nettrain.cli.commands import cli
+from nettrain.core.errors import UserError
 
 REPO = Path(nettrain.__file__).resolve().parents[1]
 XOR = REPO / "configs" / "xor-mlp.yaml"

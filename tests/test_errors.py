@@ -28,8 +28,8 @@ from click.testing import CliRunner
 from helpers import net_arrays
 
 from nettrain import checkpoint
-from nettrain.cli import cli
-from nettrain.errors import UserError
+from nettrain.cli.commands import cli
+from nettrain.core.errors import UserError
 
 CONFIG = """\
 seed: 0
@@ -760,12 +760,12 @@ def test_bad_thread_count_in_the_environment(world, monkeypatch):
 
 
 def test_out_of_memory_is_one_line_and_exit_1(world, tmp_path, monkeypatch):
-    from nettrain import train
+    from nettrain.training import loop
 
     def prepare(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(train, "prepare", prepare)
+    monkeypatch.setattr(loop, "prepare", prepare)
     result = CliRunner().invoke(cli, ["fit", str(world / "c.yaml"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: out of memory")
@@ -788,11 +788,11 @@ WRITES = re.compile(
 )
 # writes that are not a file of the user's: a probe of the run folder, a stream given by the caller
 NOT_FILES = {
-    ("runfolder.py", 'probe.write_bytes(b"")'),
-    ("inference.py", "np.save(stream, outputs)"),
+    ("run_folder.py", 'probe.write_bytes(b"")'),
+    ("single.py", "np.save(stream, outputs)"),
     ("plot.py", 'atomic_write(out, lambda f: fig.savefig(f, dpi=100, format="png"))'),
-    ("cli.py", "atomic_write(target, lambda f: np.savez(f, x=x, y=y))"),
-    ("cli.py", "atomic_write(target / name, lambda f, a=a: np.save(f, a))"),
+    ("commands.py", "atomic_write(target, lambda f: np.savez(f, x=x, y=y))"),
+    ("commands.py", "atomic_write(target / name, lambda f, a=a: np.save(f, a))"),
 }
 
 
@@ -802,12 +802,12 @@ def test_every_file_write_goes_through_atomic_write():
     package = Path(checkpoint.__file__).parent
     found = []
     for path in package.rglob("*.py"):
-        if path.name in ("files.py", "checkpoint.py") and path.parent == package:
+        if path.relative_to(package).as_posix() in ("core/files.py", "checkpoint.py"):
             continue
         for number, line in enumerate(path.read_text().splitlines(), 1):
             if WRITES.search(line) and (path.name, line.strip()) not in NOT_FILES:
                 found.append(f"{path.relative_to(package)}:{number}: {line.strip()}")
-    assert not found, "write through nettrain.files.atomic_write instead:\n" + "\n".join(found)
+    assert not found, "write through nettrain.core.files.atomic_write instead:\n" + "\n".join(found)
 
 
 def resume_args(world, run):

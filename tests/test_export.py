@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 import nettrain
-from nettrain.cli import cli
+from nettrain.cli.commands import cli
 from nettrain.config import config_from_dict, load_config
 from nettrain.data.preprocess import affine
 from nettrain.layers import LAYERS
@@ -85,7 +85,7 @@ LAYER_CASES = [
 
 
 def n_outputs(cfg: dict) -> int:
-    from nettrain.network import build_network
+    from nettrain.net.network import build_network
 
     cfg, _ = config_from_dict(cfg)
     return build_network(cfg["model"], np.float32, cfg["model"]["input"]).n_outputs

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from nettrain.cli import cli
+from nettrain.cli.commands import cli
 
 EXAMPLES = int(os.environ.get("NETTRAIN_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(

@@ -8,10 +8,10 @@ import pytest
 from click.testing import CliRunner
 
 from nettrain import data
-from nettrain.cli import cli
+from nettrain.cli.commands import cli
 from nettrain.config import ConfigSource, validate
+from nettrain.core.errors import UserError
 from nettrain.data import generated
-from nettrain.errors import UserError
 
 REPO = Path(__file__).resolve().parents[1]
 

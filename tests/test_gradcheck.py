@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from nettrain.gradcheck import check_net, format_report
-from nettrain.network import build_network
+from nettrain.net.network import build_network
+from nettrain.tools.gradcheck import check_net, format_report
 
 
 def small_net(last_activation="tanh"):

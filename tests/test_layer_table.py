@@ -20,8 +20,8 @@ import references as ref
 from helpers import build, layer_grad_errors
 
 from nettrain.layers import ACTIVATIONS, LAYERS
-from nettrain.network import FUSIONS
-from nettrain.threads import configure
+from nettrain.net.network import FUSIONS
+from nettrain.runtime.threads import configure
 
 
 def f64(layer, table="params"):

@@ -109,7 +109,7 @@ def test_tanh_backward_is_dy_times_one_minus_y_squared(dtype):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 def test_dense_with_tanh_fused_in_matches_the_two_layers(dtype, monkeypatch):
-    from nettrain import network
+    from nettrain.net import network
 
     specs = [{"type": "dense", "units": 6, "activation": "tanh", "bias": True, "init": "auto"}]
     model = {"layers": specs, "loss": "squared_error"}

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from nettrain import losses
 from nettrain.layers.sigmoid import sigmoid
 from nettrain.layers.softmax import softmax
+from nettrain.net import losses
 
 RNG = np.random.default_rng(0)
 

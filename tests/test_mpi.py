@@ -105,7 +105,7 @@ def assert_close(a: dict, b: dict, rel=1e-10):
 def test_one_allreduce_sums_every_rank_gradient_loss_sums_and_stop_flag():
     script = """
 import json, numpy as np
-from nettrain.distributed import world
+from nettrain.training.mpi import world
 w = world()
 grads = {"a": np.full((2, 3), float(w.rank)), "b": np.full(4, 10.0 * w.rank)}
 loss, sums, stop = w.reduce_step(grads, float(w.rank), {"correct": w.rank + 1}, w.rank == 2)
@@ -125,8 +125,8 @@ print(json.dumps([w.rank, grads["a"].tolist(), grads["b"].tolist(), loss, sums, 
 def test_an_error_of_one_rank_alone_aborts_the_job_an_error_of_all_is_told_once():
     script = """
 import sys
-from nettrain.distributed import failures, world
-from nettrain.errors import UserError
+from nettrain.training.mpi import failures, world
+from nettrain.core.errors import UserError
 w = world()
 try:  # as the CLI's group does: rank 0's error printed, its exit code
     with failures(w, wait=1.0):
@@ -154,8 +154,8 @@ def test_n_ranks_end_with_the_weights_of_one_process_on_every_rank(folder):
 import numpy as np
 from pathlib import Path
 from nettrain.config import load_config
-from nettrain.prepare import prepare
-from nettrain.train import train
+from nettrain.training.prepare import prepare
+from nettrain.training.loop import train
 cfg, src = load_config("{folder / "net.yaml"}", ())
 run = prepare(cfg, src)
 train(run, Path("{folder}") / "three", progress=False, out=open("/dev/null", "w"))
@@ -269,7 +269,7 @@ def test_sigusr1_to_mpirun_stops_every_rank_cleanly(folder):
 
 
 def test_without_a_launcher_mpi_is_never_imported():
-    script = "import sys; from nettrain.distributed import world; "
+    script = "import sys; from nettrain.training.mpi import world; "
     script += "print(world().size, 'mpi4py' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", script], env=ENV, capture_output=True,
                             text=True, timeout=TIMEOUT)  # fmt: skip
@@ -277,7 +277,7 @@ def test_without_a_launcher_mpi_is_never_imported():
 
 
 def test_ranks_share_the_cores_of_their_machine():
-    script = "from nettrain import threads; print(threads.configure(), threads.adaptive())"
+    script = "from nettrain.runtime import threads; print(threads.configure(), threads.adaptive())"
     env = {k: v for k, v in ENV.items() if k != "NETTRAIN_THREADS"}
     env.update(OMPI_COMM_WORLD_SIZE="4", OMPI_COMM_WORLD_LOCAL_SIZE="2")
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from nettrain.errors import UserError
-from nettrain.gradcheck import check_net
-from nettrain.network import build_network
+from nettrain.core.errors import UserError
+from nettrain.net.network import build_network
+from nettrain.tools.gradcheck import check_net
 
 
 def layers(*specs):

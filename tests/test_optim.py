@@ -7,7 +7,7 @@ import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
 from nettrain.config import ConfigSource, validate
-from nettrain.errors import UserError
+from nettrain.core.errors import UserError
 from nettrain.optim import OPTIMIZERS, make_optimizer
 
 W = "layers.0.weight"

@@ -4,11 +4,13 @@ checkpoint and applied by predict and evaluate exactly as in training."""
 import numpy as np
 import pytest
 
-from nettrain import checkpoint, data, inference, train
+from nettrain import checkpoint, data
 from nettrain.assemble import score
 from nettrain.config import ConfigSource, validate
+from nettrain.core.errors import UserError
 from nettrain.data import preprocess
-from nettrain.errors import UserError
+from nettrain.inference import single
+from nettrain.training import loop
 
 CONFIG = """
 seed: 2
@@ -48,7 +50,7 @@ def make(folder, preprocess_text, sets=()):
 
 def test_statistics_come_from_the_training_split_only(folder):
     cfg, src = make(folder, "{name: standardize, per: channel}")
-    run = train.prepare(cfg, src)
+    run = loop.prepare(cfg, src)
     assert len(run.train) == 30 and len(run.validation) == 10
     assert run.validation.x is run.train.x  # the hold-out is a view of the stored samples
     kept = np.load(folder / "train.npz")["x"][run.train.rows]
@@ -107,7 +109,7 @@ def test_statistics_cover_more_samples_than_one_chunk(monkeypatch):
 )
 def test_statistics_round_trip_through_the_checkpoint(folder, text):
     cfg, src = make(folder, text)
-    train.fit(cfg, src, folder / "run", progress=False)
+    loop.fit(cfg, src, folder / "run", progress=False)
     ckpt = folder / "run" / "last.npz"
     arrays, _ = checkpoint.load(ckpt)
     stats = {k: v for k, v in arrays.items() if k.startswith("preprocess.")}
@@ -116,15 +118,15 @@ def test_statistics_round_trip_through_the_checkpoint(folder, text):
         assert stats["preprocess.mean"].shape == (2,)
     elif stats:
         assert next(iter(stats.values())).shape == (2, 3, 3)
-    net, meta = inference.load_net(ckpt)
+    net, meta = single.load_net(ckpt)
     test = str(folder / "test.npz")
-    _, _, seen_by_evaluate = score(net, inference.evaluation_data(meta, net, test))
-    predicted = inference.predict(net, inference.read_inputs(test, net, meta))
+    _, _, seen_by_evaluate = score(net, single.evaluation_data(meta, net, test))
+    predicted = single.predict(net, single.read_inputs(test, net, meta))
     np.testing.assert_array_equal(predicted, seen_by_evaluate)
-    _, _, seen_in_training = score(net, train.prepare(cfg, src).test)
+    _, _, seen_in_training = score(net, loop.prepare(cfg, src).test)
     np.testing.assert_array_equal(predicted, seen_in_training)
     raw = np.load(test)["x"]
-    assert not np.allclose(inference.predict(net, raw), predicted)  # the map matters
+    assert not np.allclose(single.predict(net, raw), predicted)  # the map matters
 
 
 def test_errors(folder):
@@ -139,14 +141,14 @@ def test_errors(folder):
     flat = ["model.input=[18]", "model.layers.0={type: dense, units: 4}"]
     cfg, src = make(folder, "{name: standardize, per: channel}", flat)
     with pytest.raises(UserError, match=r"cfg.yaml:7: data.preprocess: per: channel needs"):
-        train.prepare(cfg, src)
+        loop.prepare(cfg, src)
 
 
 def test_checkpoint_without_its_statistics_is_refused(folder):
     cfg, src = make(folder, "standardize", ["train.epochs=1"])
-    train.fit(cfg, src, folder / "run", progress=False)
+    loop.fit(cfg, src, folder / "run", progress=False)
     arrays, meta = checkpoint.load(folder / "run" / "last.npz")
     del arrays["preprocess.std"]
     checkpoint.save(folder / "cut.npz", arrays, meta)
     with pytest.raises(UserError, match="no array 'preprocess.std'"):
-        inference.load_net(folder / "cut.npz")
+        single.load_net(folder / "cut.npz")

@@ -12,8 +12,8 @@ import pytest
 from helpers import invoke as run
 
 from nettrain import data
+from nettrain.core.errors import UserError
 from nettrain.data.csv import read_csv
-from nettrain.errors import UserError
 
 CLASSIFIER = """\
 seed: 1
@@ -443,13 +443,14 @@ def test_early_stopping_auto_watches_train_loss_even_with_a_test_set(tmp_path):
         units=3,
     )
     assert "best.npz and early stopping follow train_loss" in result.stderr
-    from nettrain import config, train
+    from nettrain import config
+    from nettrain.training import loop
 
     cfg, src = config.load_config(tmp_path / "c.yaml", ["train.early_stopping.patience=2"])
-    prepared = train.prepare(cfg, src)
+    prepared = loop.prepare(cfg, src)
     assert prepared.best.metric == prepared.stopping.metric == "train_loss"
     cfg, src = config.load_config(tmp_path / "c.yaml", ["data.validation=0.2"])
-    assert train.prepare(cfg, src).best.metric == "validation_accuracy"
+    assert loop.prepare(cfg, src).best.metric == "validation_accuracy"
 
 
 # -- point 10: the hint of a wrong-width input ---------------------------------------------------

@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nettrain import streams
 from nettrain.config import ConfigSource, validate
-from nettrain.network import build_network
+from nettrain.core import streams
+from nettrain.net.network import build_network
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "nettrain"
@@ -104,22 +104,87 @@ def test_imports_point_downwards_only():
 def test_the_import_graph_sees_a_cycle():
     """The check above can fail: the cycle this package once had is found in a graph that has it."""
     graph = import_graph()
-    assert "nettrain.options" in graph["nettrain.layers.dense"]
-    assert "nettrain.layers.softmax" in graph["nettrain.losses"]
-    graph["nettrain.options"] = {"nettrain.config"}  # as when options lived in config/
-    seen, todo = set(), ["nettrain.losses"]
+    assert "nettrain.core.options" in graph["nettrain.layers.dense"]
+    assert "nettrain.layers.softmax" in graph["nettrain.net.losses"]
+    graph["nettrain.core.options"] = {"nettrain.config"}  # as when options lived in config/
+    seen, todo = set(), ["nettrain.net.losses"]
     while todo:
         node = todo.pop()
         if node not in seen:
             seen.add(node)
             todo.extend(graph[node])
-    assert "nettrain.config.schema" in seen and "nettrain.losses" in graph["nettrain.config.schema"]
+    assert (
+        "nettrain.config.schema" in seen
+        and "nettrain.net.losses" in graph["nettrain.config.schema"]
+    )
+
+
+# The packages bottom up: a module may import its own package and the packages of lower rows; the
+# packages of one row are peers and import none of each other (docs/development.md, "Layout").
+PACKAGE_ORDER = (
+    ("core",),
+    ("runtime",),
+    ("data", "checkpoint"),
+    ("layers", "optim"),
+    ("net",),
+    ("config",),
+    ("assemble",),
+    ("training", "inference", "export", "tools"),
+    ("api",),
+    ("cli",),
+    ("__main__",),
+)
+RANK = {role: rank for rank, row in enumerate(PACKAGE_ORDER) for role in row}
+
+
+def role(module: str) -> str:
+    """nettrain.training.loop -> training; nettrain.api -> api; nettrain itself -> ''."""
+    return module.split(".")[1] if "." in module else ""
+
+
+def upward_arrows(graph: dict[str, set[str]]) -> list[str]:
+    """Imports from a package to one above it or beside it. The package root (`import nettrain`,
+    its __version__ and its lazy `load`/`Model`) stands outside the order."""
+    return sorted(
+        f"{a} -> {b}"
+        for a, targets in graph.items()
+        for b in targets
+        if role(a) and role(b) and role(a) != role(b) and RANK[role(b)] >= RANK[role(a)]
+    )
+
+
+def test_every_package_has_a_place_in_the_order():
+    assert {role(m) for m in MODULES} - {""} == set(RANK)
+
+
+def test_imports_point_down_the_package_order():
+    arrows = upward_arrows(import_graph())
+    assert not arrows, "imports up or across the package order:\n" + "\n".join(arrows)
+
+
+def test_the_package_order_check_sees_an_upward_import():
+    """The check above can fail: a layer importing the training loop, or the library importing
+    the command line, is reported."""
+    graph = import_graph()
+    graph["nettrain.layers.dense"] = graph["nettrain.layers.dense"] | {"nettrain.training.loop"}
+    graph["nettrain.training.fit"] = graph["nettrain.training.fit"] | {"nettrain.cli.base"}
+    graph["nettrain.tools.bench"] = graph["nettrain.tools.bench"] | {"nettrain.export"}
+    assert upward_arrows(graph) == [
+        "nettrain.layers.dense -> nettrain.training.loop",
+        "nettrain.tools.bench -> nettrain.export",
+        "nettrain.training.fit -> nettrain.cli.base",
+    ]
 
 
 def test_leaf_modules_import_only_errors():
-    for leaf in ("nettrain.errors", "nettrain.options", "nettrain.files", "nettrain.streams"):
+    for leaf in (
+        "nettrain.core.errors",
+        "nettrain.core.options",
+        "nettrain.core.files",
+        "nettrain.core.streams",
+    ):
         path = ROOT / (leaf.replace(".", "/") + ".py")
-        assert imports_of(path) <= {"nettrain.errors"}, leaf
+        assert imports_of(path) <= {"nettrain.core.errors"}, leaf
 
 
 def test_no_module_is_over_300_lines():
@@ -132,7 +197,7 @@ def test_no_module_is_over_300_lines():
 
 
 def test_the_training_loop_reads_in_one_screen():
-    text = (PACKAGE / "train.py").read_text()
+    text = (PACKAGE / "training" / "loop.py").read_text()
     body = re.search(r"\ndef train\(.*?(?=\n\n\ndef )", text, re.S).group(0)
     assert len(body.strip().splitlines()) <= 60
 
@@ -148,7 +213,7 @@ def test_random_generators_come_from_the_stream_registry():
         for n, line in enumerate(p.read_text().splitlines(), 1)
         if "default_rng(" in line
     ]
-    assert not found, "draw from a nettrain.streams function instead:\n" + "\n".join(found)
+    assert not found, "draw from a nettrain.core.streams function instead:\n" + "\n".join(found)
 
 
 def test_stream_ids_are_fixed():

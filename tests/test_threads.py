@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-import nettrain.threads as threads_module
-from nettrain.cli import cli
+import nettrain.runtime.threads as threads_module
+from nettrain.cli.commands import cli
 from nettrain.layers.maxpool2d import MaxPool2d
-from nettrain.threads import active_threads, configure, max_threads
+from nettrain.runtime.threads import active_threads, configure, max_threads
 
 
 def test_configure_after_numba_started_keeps_compiling():
@@ -66,7 +66,7 @@ def test_openmp_threads_sleep_at_once_unless_the_user_says_otherwise():
     """Set before Numba starts (a fresh process, as the CLI runs): its OpenMP threads must not
     spin on the cores the next BLAS product needs."""
     script = (
-        "from nettrain import threads; threads.configure(1); import os; "
+        "from nettrain.runtime import threads; threads.configure(1); import os; "
         "print(os.environ['GOMP_SPINCOUNT'], os.environ['KMP_BLOCKTIME'])"
     )
     env = {k: v for k, v in os.environ.items() if k not in ("GOMP_SPINCOUNT", "KMP_BLOCKTIME")}

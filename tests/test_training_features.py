@@ -22,10 +22,11 @@ from helpers import invoke as run
 from helpers import net_arrays, write_blobs
 
 import nettrain
-from nettrain import checkpoint, train
+from nettrain import checkpoint
 from nettrain.assemble import score
 from nettrain.config import load_config
-from nettrain.errors import UserError
+from nettrain.core.errors import UserError
+from nettrain.training import loop
 
 CONFIG = """\
 seed: 3
@@ -123,7 +124,7 @@ def samples(ds):
 
 def test_validation_fraction_is_a_seeded_disjoint_hold_out(data):
     cfg, src = load(data, "data.validation=0.2")
-    a = train.prepare(cfg, src)
+    a = loop.prepare(cfg, src)
     assert (len(a.train), len(a.validation)) == (72, 18)
     full = np.load(data / "train.npz")
     assert rows_of(samples(a.train)) | rows_of(samples(a.validation)) == rows_of(full["x"])
@@ -134,18 +135,18 @@ def test_validation_fraction_is_a_seeded_disjoint_hold_out(data):
     held_out = samples(a.validation).tolist()
     assert [lookup[tuple(r)] for r in held_out] == a.validation.y.tolist()
 
-    b = train.prepare(*load(data, "data.validation=0.2"))
+    b = loop.prepare(*load(data, "data.validation=0.2"))
     np.testing.assert_array_equal(samples(a.validation), samples(b.validation))
     np.testing.assert_array_equal(samples(a.train), samples(b.train))
-    other = train.prepare(*load(data, "data.validation=0.2", "seed=4"))
+    other = loop.prepare(*load(data, "data.validation=0.2", "seed=4"))
     assert rows_of(samples(other.validation)) != rows_of(samples(a.validation))
 
 
 def test_validation_count_adds_columns_scored_on_the_hold_out(data, tmp_path):
     cfg, src = load(data, "data.validation=15")
-    prepared = train.prepare(cfg, src)
+    prepared = loop.prepare(cfg, src)
     assert (len(prepared.train), len(prepared.validation)) == (75, 15)
-    rows = train.fit(cfg, src, tmp_path / "run", progress=False)
+    rows = loop.fit(cfg, src, tmp_path / "run", progress=False)
     assert header(tmp_path / "run/metrics.csv") == [
         "epoch",
         "train_loss",
@@ -171,10 +172,10 @@ def test_validation_count_adds_columns_scored_on_the_hold_out(data, tmp_path):
 def test_validation_file(data, tmp_path):
     cfg, src = load(data, f"data.validation={data / 'val.npz'}")
     assert cfg["data"]["validation"] == str((data / "val.npz").resolve())
-    prepared = train.prepare(cfg, src)
+    prepared = loop.prepare(cfg, src)
     assert (len(prepared.train), len(prepared.validation)) == (90, 20)
     np.testing.assert_array_equal(samples(prepared.validation), np.load(data / "val.npz")["x"])
-    train.fit(cfg, src, tmp_path / "run", progress=False)
+    loop.fit(cfg, src, tmp_path / "run", progress=False)
     assert "validation_loss" in header(tmp_path / "run/metrics.csv")
     assert "validation_accuracy" in header(tmp_path / "run/metrics.csv")
 
@@ -199,7 +200,7 @@ def test_invalid_validation_in_the_file_names_its_line(data, tmp_path):
 def test_validation_leaving_no_set_is_refused(data, value):
     cfg, src = load(data, f"data.validation={value}")
     with pytest.raises(UserError, match=r"data\.validation"):
-        train.prepare(cfg, src)
+        loop.prepare(cfg, src)
 
 
 # -- best.npz follows the monitor -------------------------------------------------------------
@@ -260,17 +261,17 @@ def test_validation_monitor_without_validation_set(data, tmp_path, section):
 def test_accuracy_monitor_with_float_targets(data):
     cfg, src = load(data, "train.checkpoint.monitor=train_accuracy", name="reg.yaml")
     with pytest.raises(UserError, match=r"train\.checkpoint\.monitor") as info:
-        train.prepare(cfg, src)
+        loop.prepare(cfg, src)
     assert "train_loss" in info.value.hint
     cfg, src = load(data, "train.early_stopping.monitor=train_accuracy", name="reg.yaml")
     with pytest.raises(UserError, match=r"train\.early_stopping\.monitor"):
-        train.prepare(cfg, src)
+        loop.prepare(cfg, src)
 
 
 def test_float_targets_log_rmse_mae_r2_and_no_accuracy(data, tmp_path):
     cfg, src = load(data, "data.validation=8", name="reg.yaml")
     out = io.StringIO()
-    train.fit(cfg, src, tmp_path / "run", progress=False, out=out)
+    loop.fit(cfg, src, tmp_path / "run", progress=False, out=out)
     assert header(tmp_path / "run/metrics.csv") == [
         "epoch",
         *("train_loss", "train_rmse", "train_mae", "train_r2"),
@@ -322,7 +323,7 @@ def test_every_steps_writes_mid_epoch_checkpoints(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint, "save", recording_save)
     cfg, src = load(data, "train.checkpoint.every_steps=2", "data.test=null")
-    train.fit(cfg, src, tmp_path / "run", progress=False)
+    loop.fit(cfg, src, tmp_path / "run", progress=False)
     monkeypatch.undo()
     # 90 samples in batches of 16: 6 steps an epoch; steps 2 and 4 fall inside it, step 6 ends it
     assert [s for s in saved if s[0] == "last.npz"] == [
@@ -339,7 +340,7 @@ def test_every_steps_writes_mid_epoch_checkpoints(data, tmp_path, monkeypatch):
     # a mid-epoch checkpoint resumes to the same end
     arrays, meta = checkpoint.load(tmp_path / "mid.npz")
     assert meta["partial"]["seen"] == 32
-    train.fit(cfg, src, tmp_path / "resumed", resume=(arrays, meta, "mid.npz"), progress=False)
+    loop.fit(cfg, src, tmp_path / "resumed", resume=(arrays, meta, "mid.npz"), progress=False)
     assert same_arrays(tmp_path / "run/last.npz", tmp_path / "resumed/last.npz")
     assert without_seconds(read_csv(tmp_path / "run/metrics.csv")) == without_seconds(
         read_csv(tmp_path / "resumed/metrics.csv")
@@ -776,6 +777,6 @@ def test_early_stopping_auto_without_held_out_data_watches_the_training_loss(tmp
     )
     (tmp_path / "c.yaml").write_text(text)
     cfg, src = load_config(tmp_path / "c.yaml")
-    run = train.prepare(cfg, src)
+    run = loop.prepare(cfg, src)
     assert run.stopping is not None and run.stopping.metric == "train_loss"
     assert run.stopping.mode == "min" and run.best.metric == "train_loss"

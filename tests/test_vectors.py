@@ -1,6 +1,6 @@
-"""512-bit vectors on AVX-512 CPUs (nettrain/vectors.py): when the setting is made, that the user's
-own settings win, and that kernels compiled with it (as every nettrain command compiles them)
-still match the slow references."""
+"""512-bit vectors on AVX-512 CPUs (nettrain/runtime/vectors.py): when the setting is made, that
+the user's own settings win, and that kernels compiled with it (as every nettrain command compiles
+them) still match the slow references."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ from pathlib import Path
 import llvmlite.binding
 import pytest
 
-from nettrain import vectors
+from nettrain.runtime import vectors
 
 
 class Features(dict):
@@ -61,13 +61,13 @@ def test_kernels_compiled_as_the_commands_compile_them_match_the_references(tmp_
     script = textwrap.dedent(
         """
         import sys
-        from nettrain import threads
+        from nettrain.runtime import threads
         threads.configure(2)
         import numpy as np
         from numba.core.registry import cpu_target
         from helpers import build
         from references import conv_backward, conv_forward
-        from nettrain.layers.conv2d import Conv2d
+        from nettrain.layers.conv2d.layer import Conv2d
         layer = build(Conv2d, (8, 10, 9), dtype=np.float32, filters=10, kernel=3, padding="same")
         rng = np.random.default_rng(0)
         x = rng.standard_normal((3, 8, 10, 9)).astype(np.float32)

@@ -9,16 +9,16 @@ the whole config has passed. Layer, optimizer and schedule options come from the
 from __future__ import annotations
 
 from nettrain.config.source import ConfigSource
+from nettrain.core.errors import UserError
+from nettrain.core.options import KEY_LOCATORS, Opt, _shown, check_mapping, check_named, key_hint
 from nettrain.data import DATASETS, generated
 from nettrain.data.augment import AUGMENT, CROP
 from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import check_source
-from nettrain.errors import UserError
 from nettrain.layers import LAYERS
-from nettrain.losses import LOSSES
+from nettrain.net.losses import LOSSES
 from nettrain.optim import OPTIMIZERS
-from nettrain.options import KEY_LOCATORS, Opt, _shown, check_mapping, check_named, key_hint
-from nettrain.schedule import COMMON, SCHEDULES
+from nettrain.optim.schedule import COMMON, SCHEDULES
 
 MONITORS = ("auto",) + tuple(
     f"{split}_{figure}"
@@ -68,7 +68,7 @@ def sections() -> dict:
     layer, optimizer and schedule options of every kind; not their "type" or "name")."""
     from nettrain.layers import LAYERS
     from nettrain.optim import OPTIMIZERS
-    from nettrain.schedule import COMMON, SCHEDULES
+    from nettrain.optim.schedule import COMMON, SCHEDULES
 
     def union(tables):
         return {k for t in tables for k in (t if isinstance(t, dict) else t.OPTIONS)}

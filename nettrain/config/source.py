@@ -11,7 +11,7 @@ from pathlib import Path
 
 import yaml
 
-from nettrain.errors import UserError
+from nettrain.core.errors import UserError
 
 # Keys whose value may be a bare name (or path) standing for a one-key mapping: the key it fills.
 # ``--set train.optimizer.lr=0.01`` on ``optimizer: adam`` first expands it to ``{name: adam}``.

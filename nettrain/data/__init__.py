@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nettrain.core.errors import UserError
+from nettrain.core.files import READ_ERRORS
 from nettrain.data import generated, preprocess
 from nettrain.data.augment import Augment, crop_view
 from nettrain.data.checks import checked, fit_to_net, informative
@@ -31,8 +33,6 @@ from nettrain.data.sources import (
     resolve,
     user_source,
 )
-from nettrain.errors import UserError
-from nettrain.files import READ_ERRORS
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),

@@ -11,8 +11,8 @@ Samples are (C, H, W). For each sample of a training batch, independently:
 - ``flip: true`` mirrors it left to right with probability 1/2.
 
 Only the training batches of ``fit`` are augmented. The draws of step s come from stream
-``[seed, 6, s]`` (``nettrain.streams.augment_rng``), so a resumed run draws the same views as one
-never interrupted, with no generator state to save. The view is gathered from the stored samples
+``[seed, 6, s]`` (``nettrain.core.streams.augment_rng``), so a resumed run draws the same views as
+one never interrupted, with no generator state to save. The view is gathered from the stored samples
 (uint8 pixels stay uint8) by one Numba kernel, before the conversion to the run's dtype.
 """
 
@@ -23,8 +23,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 from numba import njit
 
-from nettrain.errors import UserError
-from nettrain.options import Opt
+from nettrain.core.errors import UserError
+from nettrain.core.options import Opt
 
 AUGMENT = {
     "translate": Opt("int", 0, min=0, doc="largest random shift in pixels, each direction"),

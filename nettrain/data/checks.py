@@ -20,8 +20,8 @@ from dataclasses import replace
 
 import numpy as np
 
+from nettrain.core.errors import UserError
 from nettrain.data.dataset import Dataset
-from nettrain.errors import UserError
 
 CHECK_ROWS = 4096  # samples checked at once
 

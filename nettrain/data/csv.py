@@ -22,8 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nettrain.core.errors import UserError
 from nettrain.data.checks import checked
-from nettrain.errors import UserError
 
 
 def _named_read_errors(read):

@@ -1,7 +1,7 @@
 """Generated data sets for quick experiments and tests: xor, spirals, circles, moons, blobs.
 
 Each set is 2-D points (blobs: ``features``-D) with integer class labels. The training set is
-drawn from stream ``[seed, 100]`` and the test set from ``[seed, 101]`` (nettrain.streams): two
+drawn from stream ``[seed, 100]`` and the test set from ``[seed, 101]`` (nettrain.core.streams): two
 independent draws of one distribution; the blob centres, shared by both, from ``[seed, 102]``.
 ``seed`` is the data set's own (default 0), so changing the run's seed changes the initial
 weights, not the data. ``noise`` is the standard deviation of Gaussian noise added to every
@@ -20,9 +20,9 @@ import math
 
 import numpy as np
 
-from nettrain import streams
+from nettrain.core import streams
+from nettrain.core.options import Opt
 from nettrain.data.dataset import Dataset
-from nettrain.options import Opt
 
 
 def _options(noise: float, **extra) -> dict:

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import numpy as np
 
+from nettrain.core.errors import UserError
 from nettrain.data.checks import checked
-from nettrain.errors import UserError
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from nettrain.errors import UserError
-from nettrain.files import READ_ERRORS
+from nettrain.core.errors import UserError
+from nettrain.core.files import READ_ERRORS
 
 
 def read_npz(path: str, names) -> dict:

@@ -21,8 +21,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from nettrain.errors import UserError
-from nettrain.options import Opt
+from nettrain.core.errors import UserError
+from nettrain.core.options import Opt
 
 PER = Opt("choice", "feature", choices=("feature", "channel"), doc="what a statistic covers")
 PREPROCESS = {

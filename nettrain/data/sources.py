@@ -20,13 +20,13 @@ from pathlib import Path
 
 import numpy as np
 
+from nettrain.core.errors import UserError
+from nettrain.core.options import Opt, _shown, check_named
 from nettrain.data.checks import checked
 from nettrain.data.csv import read_csv
 from nettrain.data.idx import labels_beside, read_idx
 from nettrain.data.images import IMAGE_SUFFIXES, read_folder
 from nettrain.data.npz import npz_names, read_npy, read_npz
-from nettrain.errors import UserError
-from nettrain.options import Opt, _shown, check_named
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """Exporting trained nets for other tools: ONNX (onnx.py) and safetensors (safetensors.py).
 
-``export(members, fmt, output, opset)`` writes the file atomically (nettrain.files), so that a
+``export(members, fmt, output, opset)`` writes the file atomically (nettrain.core.files), so that a
 refused or failed export leaves nothing half-written at ``output``.
 """
 
@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nettrain.errors import UserError
-from nettrain.files import atomic_write
+from nettrain.core.errors import UserError
+from nettrain.core.files import atomic_write
 
 FORMATS = ("onnx", "safetensors")
 

@@ -26,7 +26,7 @@ import json
 import numpy as np
 
 from nettrain import __version__
-from nettrain.errors import UserError
+from nettrain.core.errors import UserError
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over a chosen axis (opset 13's semantics) and Mean of any count

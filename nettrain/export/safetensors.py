@@ -17,7 +17,7 @@ import json
 import numpy as np
 
 from nettrain import __version__
-from nettrain.errors import UserError
+from nettrain.core.errors import UserError
 
 
 def torch_layout(net) -> dict[str, np.ndarray]:

@@ -4,7 +4,7 @@ its block in tests/test_layer_table.py, which fails for a layer it has no refere
 from nettrain.layers.avgpool2d import AvgPool2d
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.batchnorm import BatchNorm
-from nettrain.layers.conv2d import Conv2d
+from nettrain.layers.conv2d.layer import Conv2d
 from nettrain.layers.dense import Dense
 from nettrain.layers.dropout import Dropout
 from nettrain.layers.global_avgpool2d import GlobalAvgPool2d

@@ -24,7 +24,7 @@ before the sums: one pass over memory each way instead of two or three.
 Statistics and sums are taken in float64, each channel by one thread in a fixed order, so the
 results do not depend on the thread count.
 
-In a data-parallel run (nettrain.distributed) ``allsum`` sums over the ranks: each rank holds a
+In a data-parallel run (nettrain.training.mpi) ``allsum`` sums over the ranks: each rank holds a
 share of the batch, and the mean, the variance, m and the backward's sums are those of the whole
 batch (PyTorch's SyncBatchNorm), so N ranks compute what one process computes. The parameter
 gradients stay each rank's own sums; the step's allreduce adds them up.
@@ -37,8 +37,8 @@ import math
 import numpy as np
 from numba import njit, prange
 
+from nettrain.core.options import Opt
 from nettrain.layers.base import Layer, ShapeError
-from nettrain.options import Opt
 
 VECTOR_MATH = {"reassoc", "contract"}
 

@@ -13,10 +13,10 @@ import math
 
 import numpy as np
 
-from nettrain import init
+from nettrain.core.options import Opt
+from nettrain.layers import initializers
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.tanh import Tanh, tanh, tanh_grad
-from nettrain.options import Opt
 
 
 class Dense(Layer):
@@ -28,7 +28,7 @@ class Dense(Layer):
             "choice", "linear", choices=ACTIVATION_NAMES, doc="activation after the sum"
         ),
         "bias": Opt("bool", True, doc="add a bias per unit"),
-        "init": init.INIT_OPTION,
+        "init": initializers.INIT_OPTION,
     }
 
     def shapes(self, in_shape):
@@ -42,7 +42,7 @@ class Dense(Layer):
 
     def init_params(self, rng):
         n_in, units = self.params["weight"].shape
-        self.params["weight"][...] = init.draw(
+        self.params["weight"][...] = initializers.draw(
             self.options["init"],
             self.options["activation"],
             (n_in, units),

@@ -8,9 +8,9 @@ seed (see Network.seed_step), so that runs and resumed runs draw the same masks.
 
 from __future__ import annotations
 
-from nettrain import streams
+from nettrain.core import streams
+from nettrain.core.options import Opt
 from nettrain.layers.base import Layer
-from nettrain.options import Opt
 
 
 class Dropout(Layer):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from nettrain.layers.base import Layer
-from nettrain.layers.conv2d import needs_chw
+from nettrain.layers.conv2d.layer import needs_chw
 
 
 class GlobalAvgPool2d(Layer):

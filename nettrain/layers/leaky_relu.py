@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nettrain.core.options import Opt
 from nettrain.layers.base import Layer
-from nettrain.options import Opt
 
 
 class LeakyRelu(Layer):

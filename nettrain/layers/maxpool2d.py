@@ -16,9 +16,9 @@ import functools
 import numpy as np
 from numba import njit, prange
 
+from nettrain.core.options import Opt
 from nettrain.layers.base import Layer, ShapeError
-from nettrain.layers.conv2d import as_pair, needs_chw, shape_text
-from nettrain.options import Opt
+from nettrain.layers.conv2d.layer import as_pair, needs_chw, shape_text
 
 
 class MaxPool2d(Layer):

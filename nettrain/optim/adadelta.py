@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nettrain.core.options import Opt
 from nettrain.optim.base import Optimizer
-from nettrain.options import Opt
 
 
 class Adadelta(Optimizer):

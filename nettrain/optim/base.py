@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nettrain.errors import UserError
+from nettrain.core.errors import UserError
 
 
 class Optimizer:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from nettrain.core.options import Opt
 from nettrain.optim.base import Optimizer
-from nettrain.options import Opt
 
 
 class RMSprop(Optimizer):

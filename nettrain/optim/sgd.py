@@ -6,8 +6,8 @@ g <- g + m v (Nesterov);  w <- w - lr g.
 
 from __future__ import annotations
 
+from nettrain.core.options import Opt
 from nettrain.optim.base import Optimizer
-from nettrain.options import Opt
 
 
 class SGD(Optimizer):

@@ -1,0 +1,1 @@
+"""The command line: click only (parse, call, print); `nettrain` runs ``commands.main``."""

@@ -1,0 +1,1 @@
+"""Leaves: errors, option specs, random streams, file writing. They import nothing above."""

@@ -1,0 +1,1 @@
+"""Using trained checkpoints: one net (predict, evaluate) or an ensemble."""

@@ -1,0 +1,269 @@
+"""2-D convolution (cross-correlation), NCHW.
+
+x: (batch, C, H, W) -> y: (batch, filters, OH, OW) with
+y[n, f, oh, ow] = bias[f] + sum_{c, i, j} weight[f, c, i, j] * xp[n, c, oh*sh + i, ow*sw + j],
+where xp is x with ph rows of zeros above and below and pw columns left and right.
+``weight`` is (filters, C, kh, kw), ``bias`` (filters,).
+
+Padding: 'valid' = no padding; 'same' = (k - 1) // 2 on each side, odd kernels only, so that
+stride 1 keeps H x W; an integer or a pair [ph, pw] = that many zeros on each side.
+Output size: OH = floor((H + 2*ph - kh) / sh) + 1 (rows the stride cannot reach are dropped),
+likewise OW. The YAML ``activation`` becomes a separate activation layer after this one; here it
+only chooses the initialiser.
+
+Two implementations, same results up to rounding:
+- stride 1 (nearly every net): direct convolution, one sample per thread, never building an
+  im2col matrix (``conv2d_direct``). With the few channels of small nets the matrix product of
+  im2col is skinny and limited by memory traffic, which the direct kernels avoid.
+- other strides, and stride 1 with many filters on small images (DIRECT_MAX_FILTERS): the whole
+  batch lowered to one BLAS matrix product through im2col (``conv2d_lowered``).
+With ``fused="relu"`` (the network builder's choice) both apply max(., 0) to the output and mask
+the gradient by y > 0 inside their kernels.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from nettrain.core.options import Opt
+from nettrain.layers import initializers
+from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
+from nettrain.layers.conv2d import direct, lowered, wgrad
+from nettrain.layers.relu import Relu
+
+# Stride 1 goes the direct way unless the layer has many filters and small images: then the
+# im2col product is large enough for BLAS to win, and the direct kernels' passes are short.
+# Measured (forward + backward, 2 threads): 64 filters on 4x4 and 128 on 8x8 images ran 1.3-2.5x
+# faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct.
+DIRECT_MAX_FILTERS, DIRECT_MIN_RUN = 64, 128
+# Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
+# gradient): a chunk of samples whose matrix stays in cache between its two passes.
+CHUNK_BYTES = 4 << 20
+
+
+def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
+    """(h, w) from an int or an [h, w] pair, each >= minimum (config lists or Python ints)."""
+    pair = (value, value) if isinstance(value, (int, np.integer)) else tuple(value)
+    if len(pair) != 2 or any(int(v) != v or v < minimum for v in pair):
+        raise ShapeError(f"{name} must be an integer >= {minimum} or a pair [h, w], got {value}")
+    return int(pair[0]), int(pair[1])
+
+
+def shape_text(pair) -> str:
+    """'5' for (5, 5), '5x3' otherwise: sizes as the summary shows them."""
+    return str(pair[0]) if pair[0] == pair[1] else f"{pair[0]}x{pair[1]}"
+
+
+def needs_chw(kind: str, in_shape: tuple) -> ShapeError:
+    """The error for a layer given a per-sample shape that is not (C, H, W)."""
+    side = math.isqrt(math.prod(in_shape))
+    if len(in_shape) == 2:
+        example = f"[1, {in_shape[0]}, {in_shape[1]}]"
+    elif len(in_shape) == 1 and side * side == in_shape[0]:  # flattened square images
+        example = f"[1, {side}, {side}]"
+    else:
+        example = "[1, 28, 28]"
+    return ShapeError(
+        f"{kind} needs a (channels, height, width) input, got shape {tuple(in_shape)}; "
+        f"set model.input to the image shape, e.g. model.input: {example}"
+    )
+
+
+def _padding(padding, kernel) -> tuple[int, int]:
+    """(ph, pw) of the padding option for a (kh, kw) kernel."""
+    if padding == "valid":
+        return (0, 0)
+    if padding == "same":
+        kh, kw = kernel
+        if kh % 2 == 0 or kw % 2 == 0:
+            raise ShapeError(
+                f"padding 'same' needs an odd kernel, got kernel {kh}x{kw}; give an explicit "
+                f"integer padding instead, e.g. padding: {kh // 2} (or a pair [ph, pw])"
+            )
+        return ((kh - 1) // 2, (kw - 1) // 2)
+    return as_pair(padding, "padding", 0)
+
+
+class Conv2d(Layer):
+    kind = "conv2d"
+    FUSABLE = ("relu",)
+    OPTIONS = {
+        "filters": Opt("int", min=1, doc="number of output channels"),
+        "kernel": Opt("size", doc="kernel height and width: an integer or [h, w]"),
+        "stride": Opt("size", 1, doc="step between windows: an integer or [h, w]"),
+        "padding": Opt("padding", "valid", doc="'valid', 'same' (odd kernels) or zeros per side"),
+        "activation": Opt(
+            "choice", "linear", choices=ACTIVATION_NAMES, doc="activation applied to the output"
+        ),
+        "bias": Opt("bool", True, doc="add a bias per filter"),
+        "init": initializers.INIT_OPTION,
+    }
+
+    def geometry(self):
+        """(kernel, stride, padding) as (h, w) pairs, from the options."""
+        k = as_pair(self.options["kernel"], "kernel", 1)
+        stride = as_pair(self.options["stride"], "stride", 1)
+        return k, stride, _padding(self.options["padding"], k)
+
+    def shapes(self, in_shape):
+        if len(in_shape) != 3:
+            raise needs_chw(self.kind, in_shape)
+        filters = self.options["filters"]
+        if filters < 1:
+            raise ShapeError(f"filters must be >= 1, got {filters}")
+        C, H, W = in_shape
+        (kh, kw), (sh, sw), (ph, pw) = self.geometry()
+        if kh > H + 2 * ph or kw > W + 2 * pw:
+            raise ShapeError(
+                f"conv2d kernel {kh}x{kw} is larger than its padded input "
+                f"{H + 2 * ph}x{W + 2 * pw} (input {H}x{W}, padding {ph}x{pw}); "
+                f"use a smaller kernel or more padding"
+            )
+        params = {"weight": (filters, C, kh, kw)}
+        if self.options["bias"]:
+            params["bias"] = (filters,)
+        return (filters, (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1), params, {}
+
+    def setup(self):
+        self.k, self.s, self.p = self.geometry()
+        (C, H, W), (F, OH, _) = self.in_shape, self.out_shape
+        (kh, kw), (ph, pw) = self.k, self.p
+        # the direct kernels' output rows are as wide as the padded input (its width Wp is the
+        # pitch), and a pass computes the run = OH*Wp - (kw - 1) outputs that stay inside it
+        self.pitch = W + 2 * pw
+        self.run = OH * self.pitch - (kw - 1)
+        self.direct = self.s == (1, 1) and (F < DIRECT_MAX_FILTERS or self.run >= DIRECT_MIN_RUN)
+        if self.direct:  # where each tap starts in a padded sample, and in a padded gradient
+            self.offsets = direct.tap_offsets(C, H + 2 * ph, W + 2 * pw, kh, kw)
+            self.dx_offsets = direct.tap_offsets(F, H + kh - 1, W + kw - 1, kh, kw)
+
+    def init_params(self, rng):
+        F, C, kh, kw = self.params["weight"].shape
+        self.params["weight"][...] = initializers.draw(
+            self.options["init"], self.options["activation"], (F, C, kh, kw),
+            C * kh * kw, F * kh * kw, rng, self.dtype,
+        )  # fmt: skip
+        if "bias" in self.params:
+            self.params["bias"][...] = 0
+
+    def forward(self, x, train=True):
+        """saved: (the padded input (direct) or the im2col matrix (strided), y when relu is
+        fused in, else None)."""
+        N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
+        bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
+        y = np.empty((N, F, OH, OW), dtype=self.dtype)
+        if self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
+            xp = self._padded(x, tail=wgrad.LANES)
+            direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
+                                OH, OW, self.pitch, self.run, y)  # fmt: skip
+            kept = xp
+        else:
+            kept = self._forward_lowered(self._padded(x), bias, train, y)
+        return y, ((kept, y if relu else None) if train else None)
+
+    def backward(self, saved, dy, need_dx=True):
+        kept, y = saved
+        relu = y is not None
+        dy = np.ascontiguousarray(dy, dtype=self.dtype)
+        y = y if relu else dy  # the kernels read y only with relu; any array of its type will do
+        if not self.direct:
+            return self._backward_lowered(kept, y, relu, dy, need_dx)
+        (N, F), (_, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p
+        Wm, groups = self._weight_matrix(), min(N, wgrad.GROUPS)
+        dWg = self._buffer("dWg", (groups, *Wm.shape))
+        dbg = self._buffer("dbg", (groups, F))
+        # the input gradient is a stride-1 convolution of dy (masked), padded by kh - 1 - ph
+        # rows and kw - 1 - pw columns on each side: written by the weight-gradient pass
+        Hd, Wd = H + kh - 1, W + kw - 1
+        dpad = self._buffer("dpad", (N, F, Hd, Wd) if need_dx else (N, 0, 1, 1))
+        wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, self.pitch, self.run, dWg, dbg,
+                               kh - 1 - ph, kw - 1 - pw, dpad)  # fmt: skip
+        np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
+        if "bias" in self.params:
+            np.sum(dbg, axis=0, out=self.grads["bias"])
+        return self._input_grad_direct(dpad) if need_dx else None
+
+    def _input_grad_direct(self, dpad):
+        """dx as a stride-1 convolution of dpad (the masked dy, padded), with the weight flipped
+        in space and its filter and channel axes swapped:
+        dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
+        Each output is summed in place, unlike scattering dy back window by window."""
+        (N, _, _, Wd), (C, H, W), kw = dpad.shape, self.in_shape, self.k[1]
+        flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        dx = np.empty((N, C, H, W), dtype=self.dtype)
+        direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),
+                            np.zeros(C, dtype=self.dtype), self.dx_offsets, False, H, W, Wd,
+                            H * Wd - (kw - 1), dx)  # fmt: skip
+        return dx
+
+    def _forward_lowered(self, xp, bias, train, y):
+        """Strided forward through im2col: training lowers the whole batch at once and keeps
+        the matrix for backward (returned); evaluation goes a cache-sized chunk of samples at a
+        time and keeps nothing."""
+        N, (F, OH, OW), relu = len(xp), self.out_shape, self.fused is not None
+        step = N if train else self._chunk()
+        for start in range(0, N, step):
+            stop = min(start + step, N)
+            cols = self._buffer("cols", (self._rows(), (stop - start) * OH * OW))
+            lowered.im2col(xp[start:stop], *self.k, *self.s, OH, OW, cols)
+            Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, cols.shape[1])))
+            lowered.gemm_to_nchw(Y, bias, relu, y[start:stop].reshape(-1, F, OH * OW))
+        return cols if train else None
+
+    def _backward_lowered(self, cols, y, relu, dy, need_dx):
+        N, (F, OH, OW) = len(dy), self.out_shape
+        dY = self._buffer("dY", (F, N * OH * OW))
+        lowered.nchw_to_gemm(dy.reshape(N, F, -1), y.reshape(N, F, -1), relu, dY)
+        np.dot(dY, cols.T, out=self.grads["weight"].reshape(F, -1))
+        if "bias" in self.params:
+            np.sum(dY, axis=1, out=self.grads["bias"])
+        if not need_dx:
+            return None
+        (ph, pw), (C, H, W) = self.p, self.in_shape
+        dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=self.dtype)
+        Wt = self._weight_matrix().T
+        step = self._chunk()  # dcols is scattered while it is still in cache
+        for start in range(0, N, step):
+            stop = min(start + step, N)
+            part = dY[:, start * OH * OW : stop * OH * OW]
+            dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
+            lowered.col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
+        return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
+
+    def _chunk(self) -> int:
+        """Samples whose im2col matrix fits in CHUNK_BYTES (at least one)."""
+        per_sample = self._rows() * self.out_shape[1] * self.out_shape[2] * self.dtype.itemsize
+        return max(1, CHUNK_BYTES // per_sample)
+
+    def _rows(self) -> int:
+        """Rows of the im2col matrix: C*kh*kw, in the weight's (c, i, j) order."""
+        return self.in_shape[0] * self.k[0] * self.k[1]
+
+    def _padded(self, x, tail: int = 0) -> np.ndarray:
+        """x (N, C, H, W) with the zero padding added, contiguous, in the layer's dtype; with a
+        ``tail``, as flat samples (N, C*Hp*Wp + tail), each followed by that many zeros."""
+        (ph, pw), (C, H, W) = self.p, self.in_shape
+        if ph == pw == tail == 0:
+            return np.ascontiguousarray(x, dtype=self.dtype)
+        N, Hp, Wp = len(x), H + 2 * ph, W + 2 * pw
+        flat = np.zeros((N, C * Hp * Wp + tail), dtype=self.dtype)
+        flat[:, : C * Hp * Wp].reshape(N, C, Hp, Wp)[:, :, ph : ph + H, pw : pw + W] = x
+        return flat if tail else flat.reshape(N, C, Hp, Wp)
+
+    def _weight_matrix(self) -> np.ndarray:
+        """weight as (filters, C*kh*kw), a view in the same (c, i, j) order as ``cols``."""
+        return self.params["weight"].reshape(self.out_shape[0], -1)
+
+    def flops(self):
+        F, OH, OW = self.out_shape
+        per_output = 2 * self.in_shape[0] * self.k[0] * self.k[1] + ("bias" in self.params)
+        return (per_output + (Relu.flops_per_value if self.fused else 0)) * F * OH * OW
+
+    def kinks(self, saved):
+        return None if saved[1] is None else saved[1] > 0
+
+    def describe(self):
+        k, s, p = self.k, self.s, self.p
+        return f"conv2d {self.options['filters']}@{k[0]}x{k[1]} s{shape_text(s)} p{shape_text(p)}"

@@ -1,0 +1,1 @@
+"""A built net: the network (shapes, forward, backward, fusion), losses and metrics."""

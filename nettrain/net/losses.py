@@ -1,0 +1,81 @@
+"""Losses, as docs/maths.md derives them (docs/reference.md, "Maths conventions").
+
+Every loss is summed over the output units of a sample and averaged over the samples of a batch.
+o (batch, K) are the net's outputs, t (batch, K) the targets (class labels arrive one-hot).
+
+- squared_error:             E = sum_i 1/2 (o_i - t_i)^2                    dE/do_i = o_i - t_i
+- cross_entropy (binary):    E = -sum_i [t_i log o_i + (1 - t_i) log(1 - o_i)]
+                                                         dE/do_i = (o_i - t_i) / (o_i (1 - o_i))
+- multinomial_cross_entropy: E = -sum_i t_i log o_i                         dE/do_i = -t_i / o_i
+
+``value_and_grad`` returns (batch loss, dL/do) with L the batch mean, so dL/do carries a 1/batch.
+``n``, when given, is the batch size to divide by instead of len(o): a rank of a data-parallel
+run computes its share of a global batch of n samples (nettrain.training.mpi).
+Where the output activation and the loss simplify together (sigmoid + cross_entropy, softmax +
+multinomial_cross_entropy) the combined functions below (``COMBINED``) give dL/ds = (o - t) / batch
+directly from the pre-activation s: no division by o(1 - o), no log of 0.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from nettrain.layers.softmax import log_softmax
+
+
+def _clip(o):
+    """Keep o inside (0, 1) for the logs and divisions of the plain cross-entropies."""
+    tiny = np.finfo(o.dtype).tiny
+    return np.clip(o, tiny, 1 - np.finfo(o.dtype).epsneg)
+
+
+def squared_error(o, t, n=None):
+    n = n or len(o)
+    diff = o - t
+    return 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / n, diff / n
+
+
+def cross_entropy(o, t, n=None):
+    n = n or len(o)
+    c = _clip(o)
+    value = -np.sum(t * np.log(c) + (1 - t) * np.log1p(-c), dtype=np.float64) / n
+    return float(value), (c - t) / (c * (1 - c)) / n
+
+
+def multinomial_cross_entropy(o, t, n=None):
+    n = n or len(o)
+    c = _clip(o)
+    return float(-np.sum(t * np.log(c), dtype=np.float64) / n), -t / c / n
+
+
+LOSSES = {
+    "squared_error": squared_error,
+    "cross_entropy": cross_entropy,
+    "multinomial_cross_entropy": multinomial_cross_entropy,
+}
+
+
+def sigmoid_cross_entropy(s, o, t, n=None):
+    """Combined sigmoid + cross_entropy from s (batch, K) and o = sigmoid(s).
+
+    E per unit = softplus(s) - t s = max(s, 0) - t s + log(1 + exp(-|s|)); dL/ds = (o - t) / batch.
+    """
+    n = n or len(s)
+    per_unit = np.maximum(s, 0) - t * s + np.log1p(np.exp(-np.abs(s)))
+    return float(np.sum(per_unit, dtype=np.float64) / n), (o - t) / n
+
+
+def softmax_multinomial_cross_entropy(s, o, t, n=None):
+    """Combined softmax + multinomial_cross_entropy from s (batch, K) and o = softmax(s).
+
+    E = -sum_i t_i log_softmax(s)_i; dL/ds = (o - t) / batch.
+    """
+    n = n or len(s)
+    return float(-np.sum(t * log_softmax(s), dtype=np.float64) / n), (o - t) / n
+
+
+# (output activation, loss) -> the loss taken through the activation: (s, o, t) -> (value, dL/ds)
+COMBINED = {
+    ("sigmoid", "cross_entropy"): sigmoid_cross_entropy,
+    ("softmax", "multinomial_cross_entropy"): softmax_multinomial_cross_entropy,
+}

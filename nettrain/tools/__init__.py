@@ -1,0 +1,1 @@
+"""Tools over a net: gradcheck, bench, summary, plot."""

@@ -1,0 +1,187 @@
+"""The training loop: batches, forward, loss, backward, step; then logging and checkpoints.
+
+Every random draw comes from a stream derived from the seed (nettrain.core.streams) and the learning
+rate is a pure function of the step, so a resumed run sees the same batches, masks and learning
+rates as one never interrupted, and ends bit-identical to it. Preparing a run is prepare.py's
+job, the run folder run_folder.py's, the metrics rows history.py's, Ctrl-C interrupt.py's.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from nettrain.core.errors import JobFailed
+from nettrain.core.streams import augment_rng, epoch_order
+from nettrain.net import metrics
+from nettrain.optim.schedule import lr_at
+from nettrain.runtime import compiling
+from nettrain.training.history import format_row, metric_columns
+from nettrain.training.interrupt import Interrupted, StopFlag
+from nettrain.training.monitors import update_monitors
+from nettrain.training.mpi import run_folder
+from nettrain.training.prepare import Run, prepare
+
+__all__ = ["Interrupted", "Run", "fit", "prepare", "train"]
+
+
+def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=True, out=None):
+    """prepare() then train(): the library's one-call training."""
+    return train(prepare(cfg, src, weights=weights, resume=resume), run_dir, progress, out)
+
+
+def train(
+    run: Run, run_dir: Path | None, progress: bool = True, out=None, on_epoch=None
+) -> list[dict]:
+    """Train ``run`` to the end (or early stop), writing the run folder (none for None); the
+    metrics rows. ``on_epoch(row)`` is called after every epoch with its figures; training stops
+    there when it returns False."""
+    out = out or sys.stdout
+    cfg, data, state, tc, world = run.cfg, run.train, run.state, run.cfg["train"], run.world
+    params, grads = run.net.params(), run.net.grads()
+    columns = metric_columns(data.has_classes, run.validation is not None, run.test is not None)
+    folder = run_folder(world, run_dir, run, columns)  # rank 0 writes, the others do not
+    folder.start()
+    n, bs = len(data), tc["batch_size"]
+    n_batches = math.ceil(n / bs)
+    # Overflow is caught by the finiteness check below; numpy's warnings would only add noise.
+    with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        for epoch in range(state["epoch"], tc["epochs"]):
+            order = epoch_order(cfg["seed"], epoch, n, tc["shuffle"])
+            partial = state["partial"] or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+            started = time.perf_counter() - partial["seconds"]
+            with progress_bar(epoch, n_batches, state["batch"], progress) as bar:
+                for b in range(state["batch"], n_batches):
+                    idx = order[b * bs : (b + 1) * bs]
+                    loss, sums, stopping = step(run, idx, n_batches, stop.raised)
+                    if not finite(loss, grads):  # on every rank alike: the sums are shared
+                        raise diverged(epoch, b, loss, folder.last)
+                    run.optimizer.step(params, grads)
+                    state["step"] += 1
+                    tally(partial, loss, len(idx), sums)
+                    advance(bar, b, partial)
+                    due = folder.checkpoint_due(state["step"])
+                    if (stopping or due) and b + 1 < n_batches:  # mid-epoch: position saved too
+                        partial["seconds"] = time.perf_counter() - started
+                        state.update(epoch=epoch, batch=b + 1, partial=partial)
+                        folder.save("last.npz")
+                        if stopping:
+                            raise Interrupted(folder.last)
+
+            row = epoch_row(run, epoch, partial, max(bs, 64))
+            row["seconds"] = time.perf_counter() - started
+            state["metrics"].append({k: row[k] for k in columns})
+            state.update(epoch=epoch + 1, batch=0, partial=None)
+            print(format_row(row, tc["epochs"]), file=out, flush=True)
+            improved, stop_early = update_monitors(run, row)
+            folder.end_epoch(epoch, improved)
+            if on_epoch is not None and on_epoch(dict(row)) is False:
+                break
+            if stop_early:
+                waited = state["stopping"]
+                print(f"early stopping: {run.stopping.metric} has not improved for "
+                      f"{waited['wait']} epochs (best {waited['best']:.6g})", file=out)  # fmt: skip
+                break
+            if world.any(stop.raised):
+                raise Interrupted(folder.last)
+    return state["metrics"]
+
+
+def step(run: Run, idx: np.ndarray, n_batches: int, stop: bool) -> tuple[float, dict, bool]:
+    """Forward and backward of this process's share of the batch ``idx``, then the sums over
+    every process (one allreduce under MPI): (batch loss, the batch's metric sums, whether any
+    process was asked to stop), with the batch's mean gradient in the net's grads."""
+    mine, y = idx[run.world.block(len(idx))], run.train.y
+    sums = {"correct": 0} if y.ndim == 1 else {k: [0.0] * y[0].size for k in ("abs", "sq")}
+    if len(mine):
+        loss, output = forward_backward(run, idx, n_batches)
+        metrics.accumulate(sums, y[mine], output)
+    else:  # a short last batch leaves some ranks nothing to compute
+        loss = 0.0
+        run.net.empty_pass()
+    return run.world.reduce_step(run.net.grads(), loss, sums, stop)
+
+
+def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, np.ndarray]:
+    """(loss, outputs) of this process's share of the batch ``idx`` (all of it in one process)
+    at the current step, with the gradients of the loss, divided by the whole batch's size, in
+    the net's grads and the optimizer's learning rate set for the step."""
+    net, data, tc = run.net, run.train, run.cfg["train"]
+    seed, step = run.cfg["seed"], run.state["step"]
+    rows = run.world.block(len(idx))
+    part = (rows.start, rows.stop, len(idx))
+    views = augment_rng(seed, step) if run.augment else None
+    x = data.inputs(idx[rows], net.dtype, run.augment, views, part)
+    t = data.targets(idx[rows], net.n_outputs, net.dtype)
+    run.optimizer.lr = lr_at(tc["schedule"], tc["optimizer"]["lr"], step, n_batches, tc["epochs"])
+    net.seed_step(seed, step, part if run.world.size > 1 else None)
+    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx))
+    compiling.settled()  # a first run: the training step's kernels are compiled now
+    return loss, output
+
+
+def tally(partial: dict, loss: float, n: int, sums: dict) -> None:
+    """Add a batch of n samples to the epoch's running sums: loss x samples, samples, and the
+    sums the task's figures need (correct predictions; or errors)."""
+    partial["loss"] += loss * n
+    partial["seen"] += n
+    for key, add in sums.items():
+        if key == "correct":
+            partial[key] = partial.get(key, 0) + add
+        else:
+            partial[key] = (np.asarray(partial.get(key, 0.0)) + np.asarray(add)).tolist()
+
+
+def finite(loss: float, grads: dict) -> bool:
+    """Whether the batch loss and every gradient are finite (an update would spoil the weights)."""
+    return math.isfinite(loss) and all(np.isfinite(g).all() for g in grads.values())
+
+
+def progress_bar(epoch: int, n_batches: int, done: int, shown: bool) -> tqdm:
+    """The epoch's progress bar on stderr (disabled when not ``shown``); closed on leaving."""
+    return tqdm(
+        total=n_batches,
+        initial=done,
+        desc=f"epoch {epoch + 1}",
+        file=sys.stderr,
+        leave=False,
+        disable=not shown,
+    )
+
+
+def advance(bar: tqdm, b: int, partial: dict) -> None:
+    """One batch done; every 20 batches the epoch's mean loss so far beside the bar."""
+    bar.update(1)
+    if b % 20 == 0:
+        bar.set_postfix(loss=f"{partial['loss'] / partial['seen']:.4f}", refresh=False)
+
+
+def epoch_row(run: Run, epoch: int, partial: dict, batch_size: int) -> dict:
+    """The figures of a finished epoch (all but its seconds): train from the running sums,
+    validation and test scored now."""
+    row = {"epoch": epoch + 1, "train_loss": partial["loss"] / partial["seen"]}
+    train = run.train
+    squares = None if train.has_classes else metrics.total_squares(train.y)
+    figures = metrics.from_sums({**partial, "n": partial["seen"]}, squares)
+    row.update({f"train_{k}": v for k, v in figures.items()})
+    for split, ds in (("validation", run.validation), ("test", run.test)):
+        if ds is not None:
+            row[f"{split}_loss"], outputs = run.world.score(run.net, ds, batch_size)
+            row.update({f"{split}_{k}": v for k, v in metrics.figures(ds.y, outputs).items()})
+    row["lr"] = run.optimizer.lr
+    return row
+
+
+def diverged(epoch: int, batch: int, loss: float, last: Path | None) -> JobFailed:
+    what = "loss" if not math.isfinite(loss) else "gradient"
+    saved = f"; the last good checkpoint is {last}" if last else ""
+    return JobFailed(
+        f"epoch {epoch + 1}, batch {batch + 1}",
+        f"training diverged: the {what} is not finite (loss = {loss}); no update was applied",
+        f"likely causes: a learning rate too high (try 10x smaller) or unscaled inputs{saved}",
+    )

@@ -1,0 +1,94 @@
+"""Preparing a run: build the net, read and check the data, set up the optimizer and the
+monitors, and load weights or resume state, all before any file of the run folder is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from nettrain import data
+from nettrain.assemble import assemble, split_validation
+from nettrain.core.streams import init_rng
+from nettrain.optim import Optimizer, make_optimizer
+from nettrain.training.monitors import Watch, monitors
+from nettrain.training.mpi import Single, world
+
+
+@dataclass
+class Run:
+    """Everything a training needs, prepared and checked before any file is written."""
+
+    cfg: dict
+    net: object
+    train: object
+    validation: object
+    test: object
+    optimizer: Optimizer
+    best: Watch | None
+    stopping: Watch | None
+    state: dict = field(default_factory=dict)
+    preprocess: dict = field(default_factory=dict)  # 'preprocess.*' statistics, checkpointed
+    augment: object = None  # data.augment.Augment of the training batches, or None
+    notes: list = field(default_factory=list)  # what fit tells on stderr before training
+    world: Single = field(default_factory=Single)  # the processes training together (MPI)
+
+
+def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run:
+    """Build the net, read and check the data, set up optimizer and monitors, load weights.
+
+    ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, meta, where);
+    ``sets``: (train, test) Datasets instead of the config's data.
+    """
+    net, train, test = assemble(cfg, src, sets=sets)
+    data.check_learnable(train, cfg["data"])
+    train, validation = split_validation(train, cfg, net)
+    stats, (train, validation, test), augment = data.for_training(
+        cfg["data"], net.input_shape, (train, validation, test), src
+    )
+    optimizer = make_optimizer(cfg["train"]["optimizer"], net.params())
+    splits = {"train": True, "validation": validation is not None, "test": test is not None}
+    best, stopping = monitors(cfg, splits, train.has_classes, src)
+    state = {
+        "epoch": 0,
+        "batch": 0,
+        "step": 0,
+        "metrics": [],
+        "partial": None,
+        "best": None,
+        "stopping": {"best": None, "wait": 0},
+    }
+    if resume is not None:
+        arrays, meta, where = resume
+        net.load_params(arrays, where)
+        optimizer.load_state_arrays(arrays, where)
+        state.update({k: meta[k] for k in state if k in meta})
+    elif weights is not None:
+        net.load_params(*weights)
+    else:
+        net.init_params(init_rng(cfg["seed"]))
+    run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
+    run.preprocess, run.augment, run.world = stats, augment, world()
+    run.world.attach(net)
+    tc = cfg["train"]
+    es = tc["early_stopping"]
+    run.notes = fit_notes(run, tc["checkpoint"]["monitor"], es and es["monitor"])
+    return run
+
+
+def fit_notes(run: Run, best_monitor: str, stopping_monitor: str | None) -> list[str]:
+    """The label column ``label: auto`` took, and what ``monitor: auto`` follows when there is no
+    validation set (never the test set, which is only reported)."""
+    notes = []
+    if run.train.label_note:
+        notes.append(f"{run.train.name}: {run.train.label_note}; data.train.label chooses")
+    if run.validation is None and "auto" in (best_monitor, stopping_monitor):
+        what = " and ".join(
+            w
+            for w, m in (("best.npz", best_monitor), ("early stopping", stopping_monitor))
+            if m == "auto"
+        )
+        notes.append(
+            f"{what} follow{'s' if ' and ' not in what else ''} train_loss: there is no "
+            "validation set (set data.validation, e.g. 0.1, to select on held-out data"
+            + ("; the test set is only reported)" if run.test is not None else ")")
+        )
+    return notes
