@@ -105,7 +105,7 @@ CASES = [
 def test_fused_relu_matches_reference(case, monkeypatch):
     """With the relu folded in: y = max(conv, 0) and dy masked where y = 0, as a separate relu;
     a tiny chunk size makes the input gradient go through several chunks."""
-    monkeypatch.setattr("nettrain.layers.conv2d.layer.CHUNK_BYTES", 64)
+    monkeypatch.setattr("nettrain.layers.conv2d.plan.CHUNK_BYTES", 64)
     N, C, H, W, F, kernel, stride, padding = case
     layer = build(Conv2d, (C, H, W), filters=F, kernel=kernel, stride=stride, padding=padding,
                   fused="relu")  # fmt: skip

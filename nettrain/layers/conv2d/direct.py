@@ -10,30 +10,28 @@ sample would read past its input and are never outputs. With Wm = weight.reshape
     out[f, q] = bias[f] + sum_t Wm[f, t] * x[offsets[t] + q]          (q < run)
     dWm[f, t] = sum_q dout[f, q] * x[offsets[t] + q]
 
-The input gradient is itself such a convolution (see Conv2d._input_grad_direct). Unless the
-run is shorter than a tile, ``conv_forward`` sends filters four at a time to the register tiles
-of ``conv2d_tile``, faster; the kernels below take the one to three filters left over, and
-small images.
+The input gradient is itself such a convolution (see Conv2d._input_grad_direct).
+``conv_forward`` runs the kernels that the layer's plan (plan.py) names per block of filters:
+register tiles of four filters (tile.py) where the run holds a tile, and the kernels below for
+the one to three filters left over and for runs too short for a tile.
 
-Each pass over a run handles four taps of eight filters (forward; then pairs, then one, for the
-filters left over): a run of ``x`` is loaded once for all of them and a run of ``out`` once per
-four taps. The weight gradient goes four filters by four taps: sixteen sums held in registers.
-At 32 and 64 filters, eight filters per pass ran 15-25% faster than two (about 70-78 GFLOP/s on
-one core of a 102 GFLOP/s AMD EPYC), and four filters of weight gradient 15% faster than two;
-256-bit (AVX2) and 512-bit vectors measured the same. The inner loops are plain unit-stride
+Each pass over a run handles four taps of eight filters (``_forward8``; ``_forward2`` and
+``_forward1`` take pairs and single filters): a run of ``x`` is loaded once for all of them and a
+run of ``out`` once per four taps. The weight gradient (wgrad.py) goes four filters by four taps:
+sixteen sums held in registers. plan.py has the measurements behind these widths; 256-bit (AVX2)
+and 512-bit vectors measured the same. The inner loops are plain unit-stride
 loops that LLVM vectorises; ``fastmath`` allows only reassociation and fused multiply-add, so
 that sums may be regrouped into vector lanes while NaN and Inf still propagate. Samples run in
 parallel; the weight gradient is summed in a fixed number of groups of samples, then the groups
 in order, so results do not depend on the thread count.
 
 Compile time (Numba compiles every kernel on a first run and caches it on disk): each filter-block
-width has its own kernel, compiled only when a layer needs it (a net whose layers have 8, 16,
-32 or 64 filters, on images of 48 wide columns or more, compiles none of them for its forward
-passes: the tiles take those). Each kernel is a small parallel loop over samples
-(or groups of samples) around a serial per-sample function: Numba's parallel passes then work on a
-one-line body instead of the whole inlined kernel. Measured on LeNet's second conv, CPU seconds
-of compilation: forward 4.9 -> 2.8, weight gradient 5.4 -> 2.6 (the same speed once compiled).
-The weight-gradient kernels live in ``conv2d_wgrad``.
+width has its own kernel, compiled only when a plan names it (a net whose layers have 8, 16, 32
+or 64 filters, on images of 48 wide columns or more, compiles none of them for its forward
+passes: the tiles take those). Each kernel is a small parallel loop over samples (or groups of
+samples) around a serial per-sample function: Numba's parallel passes then work on a one-line
+body instead of the whole inlined kernel. Measured on LeNet's second conv, CPU seconds of
+compilation: forward 4.9 -> 2.8, weight gradient 5.4 -> 2.6 (the same speed once compiled).
 """
 
 from __future__ import annotations
@@ -185,27 +183,19 @@ def _forward1(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
         _sample1(xp[n], Wm, bias, offsets, relu, OH, OW, pitch, run, y[n], f0, f1)
 
 
-def blocks(F: int, widest: int, start: int = 0) -> list[tuple[int, int, int]]:
-    """[(width, f0, f1)]: filters start .. F - 1 in blocks of ``widest`` filters, then pairs,
-    then one; only the widths that they need."""
-    wide = start + (F - start) // widest * widest
-    pairs = wide + (F - wide) // 2 * 2
-    spans = [(widest, start, wide), (2, wide, pairs), (1, pairs, F)]
-    return [span for span in spans if span[2] > span[1]]
+FORWARD = {"direct8": _forward8, "direct2": _forward2, "direct1": _forward1}
 
 
-FORWARD = {8: _forward8, 2: _forward2, 1: _forward1}
-
-
-def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y):
+def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, steps):
     """xp (N, C*Hp*Wp) padded samples, Wm (F, T), bias (F,) -> y (N, F, OH, OW), with
-    max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). Filters go in register tiles
-    of four (``conv2d_tile``) where the run is long enough; the rest eight at a time, then in
-    pairs, then one, each width by its own kernel."""
-    F = Wm.shape[0]
-    tiled = F // tile.FILTERS * tile.FILTERS if run >= tile.COLUMNS else 0
-    if tiled:
-        Wt = np.ascontiguousarray(Wm.T)
-        tile.forward(xp, Wt, bias, offsets, relu, OW, pitch, run, y, 0, tiled)
-    for width, f0, f1 in blocks(F, 8, tiled):
-        FORWARD[width](xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1)
+    max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). ``steps`` (plan.py's Step)
+    name the kernel of each block of filters: 'tile' (tile.py's register tiles) or one of
+    FORWARD."""
+    Wt = None
+    for step in steps:
+        if step.kernel == "tile":
+            Wt = np.ascontiguousarray(Wm.T) if Wt is None else Wt
+            tile.forward(xp, Wt, bias, offsets, relu, OW, pitch, run, y, step.start, step.stop)
+        else:
+            FORWARD[step.kernel](xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y,
+                                 step.start, step.stop)  # fmt: skip

@@ -11,14 +11,19 @@ Output size: OH = floor((H + 2*ph - kh) / sh) + 1 (rows the stride cannot reach 
 likewise OW. The YAML ``activation`` becomes a separate activation layer after this one; here it
 only chooses the initialiser.
 
-Two implementations, same results up to rounding:
+The kernels, same results up to rounding, chosen per layer shape by ``plan()`` (plan.py, which
+has the measurements behind every choice) when the layer is built; ``self.plan`` says what runs:
 - stride 1 (nearly every net): direct convolution, one sample per thread, never building an
-  im2col matrix (``conv2d_direct``). With the few channels of small nets the matrix product of
-  im2col is skinny and limited by memory traffic, which the direct kernels avoid.
-- other strides, and stride 1 with many filters on small images (DIRECT_MAX_FILTERS): the whole
-  batch lowered to one BLAS matrix product through im2col (``conv2d_lowered``).
-With ``fused="relu"`` (the network builder's choice) both apply max(., 0) to the output and mask
-the gradient by y > 0 inside their kernels.
+  im2col matrix. The forward pass goes in register tiles of four filters (tile.py) where the
+  output rows hold a tile, the filters left over (and small images) in direct.py's kernels of
+  eight, two and one filters; the input gradient is itself such a convolution, of the padded
+  output gradient, run the same way; the weight gradient goes four, two or one filters a pass
+  (wgrad.py), in the same pass over dy that pads it for the input gradient.
+- other strides, and stride 1 with many filters on small images: the whole batch lowered to one
+  BLAS matrix product through im2col (lowered.py); the weight gradient is one more product with
+  the kept matrix, the input gradient a product scattered back by col2im.
+With ``fused="relu"`` (the network builder's choice) every kernel applies max(., 0) to the
+output and masks the gradient by y > 0 inside its own loops.
 """
 
 from __future__ import annotations
@@ -31,16 +36,8 @@ from nettrain.core.options import Opt
 from nettrain.layers import initializers
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.conv2d import direct, lowered, wgrad
+from nettrain.layers.conv2d.plan import plan
 from nettrain.layers.relu import Relu
-
-# Stride 1 goes the direct way unless the layer has many filters and small images: then the
-# im2col product is large enough for BLAS to win, and the direct kernels' passes are short.
-# Measured (forward + backward, 2 threads): 64 filters on 4x4 and 128 on 8x8 images ran 1.3-2.5x
-# faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct.
-DIRECT_MAX_FILTERS, DIRECT_MIN_RUN = 64, 128
-# Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
-# gradient): a chunk of samples whose matrix stays in cache between its two passes.
-CHUNK_BYTES = 4 << 20
 
 
 def as_pair(value, name: str, minimum: int) -> tuple[int, int]:
@@ -128,14 +125,10 @@ class Conv2d(Layer):
 
     def setup(self):
         self.k, self.s, self.p = self.geometry()
-        (C, H, W), (F, OH, _) = self.in_shape, self.out_shape
-        (kh, kw), (ph, pw) = self.k, self.p
-        # the direct kernels' output rows are as wide as the padded input (its width Wp is the
-        # pitch), and a pass computes the run = OH*Wp - (kw - 1) outputs that stay inside it
-        self.pitch = W + 2 * pw
-        self.run = OH * self.pitch - (kw - 1)
-        self.direct = self.s == (1, 1) and (F < DIRECT_MAX_FILTERS or self.run >= DIRECT_MIN_RUN)
+        self.plan = plan(self.in_shape, self.out_shape[0], self.k, self.s, self.p, self.dtype)
+        self.direct = self.plan.direct
         if self.direct:  # where each tap starts in a padded sample, and in a padded gradient
+            (C, H, W), F, (kh, kw), (ph, pw) = self.in_shape, self.out_shape[0], self.k, self.p
             self.offsets = direct.tap_offsets(C, H + 2 * ph, W + 2 * pw, kh, kw)
             self.dx_offsets = direct.tap_offsets(F, H + kh - 1, W + kw - 1, kh, kw)
 
@@ -156,8 +149,9 @@ class Conv2d(Layer):
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
             xp = self._padded(x, tail=wgrad.LANES)
+            kp = self.plan
             direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
-                                OH, OW, self.pitch, self.run, y)  # fmt: skip
+                                OH, OW, kp.pitch, kp.run, y, kp.forward.steps)  # fmt: skip
             kept = xp
         else:
             kept = self._forward_lowered(self._padded(x), bias, train, y)
@@ -178,8 +172,9 @@ class Conv2d(Layer):
         # rows and kw - 1 - pw columns on each side: written by the weight-gradient pass
         Hd, Wd = H + kh - 1, W + kw - 1
         dpad = self._buffer("dpad", (N, F, Hd, Wd) if need_dx else (N, 0, 1, 1))
-        wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, self.pitch, self.run, dWg, dbg,
-                               kh - 1 - ph, kw - 1 - pw, dpad)  # fmt: skip
+        kp = self.plan
+        wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, kp.pitch, kp.run, dWg, dbg,
+                               kh - 1 - ph, kw - 1 - pw, dpad, kp.weight_grad.steps)  # fmt: skip
         np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
             np.sum(dbg, axis=0, out=self.grads["bias"])
@@ -190,12 +185,12 @@ class Conv2d(Layer):
         in space and its filter and channel axes swapped:
         dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
         Each output is summed in place, unlike scattering dy back window by window."""
-        (N, _, _, Wd), (C, H, W), kw = dpad.shape, self.in_shape, self.k[1]
+        N, (C, H, W), kp = len(dpad), self.in_shape, self.plan
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         dx = np.empty((N, C, H, W), dtype=self.dtype)
         direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),
-                            np.zeros(C, dtype=self.dtype), self.dx_offsets, False, H, W, Wd,
-                            H * Wd - (kw - 1), dx)  # fmt: skip
+                            np.zeros(C, dtype=self.dtype), self.dx_offsets, False, H, W,
+                            kp.dx_pitch, kp.dx_run, dx, kp.input_grad.steps)  # fmt: skip
         return dx
 
     def _forward_lowered(self, xp, bias, train, y):
@@ -203,7 +198,7 @@ class Conv2d(Layer):
         the matrix for backward (returned); evaluation goes a cache-sized chunk of samples at a
         time and keeps nothing."""
         N, (F, OH, OW), relu = len(xp), self.out_shape, self.fused is not None
-        step = N if train else self._chunk()
+        step = N if train else self.plan.chunk
         for start in range(0, N, step):
             stop = min(start + step, N)
             cols = self._buffer("cols", (self._rows(), (stop - start) * OH * OW))
@@ -224,18 +219,13 @@ class Conv2d(Layer):
         (ph, pw), (C, H, W) = self.p, self.in_shape
         dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=self.dtype)
         Wt = self._weight_matrix().T
-        step = self._chunk()  # dcols is scattered while it is still in cache
+        step = self.plan.chunk  # dcols is scattered while it is still in cache
         for start in range(0, N, step):
             stop = min(start + step, N)
             part = dY[:, start * OH * OW : stop * OH * OW]
             dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
             lowered.col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
         return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
-
-    def _chunk(self) -> int:
-        """Samples whose im2col matrix fits in CHUNK_BYTES (at least one)."""
-        per_sample = self._rows() * self.out_shape[1] * self.out_shape[2] * self.dtype.itemsize
-        return max(1, CHUNK_BYTES // per_sample)
 
     def _rows(self) -> int:
         """Rows of the im2col matrix: C*kh*kw, in the weight's (c, i, j) order."""

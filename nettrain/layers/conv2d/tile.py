@@ -1,8 +1,8 @@
-"""Register-tiled stride-1 convolution: conv2d_direct's forward kernel for filters in fours on
-images of 48 wide columns or more (it also computes their input gradients, which are such
-convolutions).
+"""Register-tiled stride-1 convolution: the forward kernel for filters in fours wherever the run
+holds a tile (plan.py decides, and has the measurements against direct.py's kernels); it also
+computes input gradients, which are such convolutions.
 
-Same flat "wide" layout and notation as ``conv2d_direct``: for a sample x (C*Hp*Wp,),
+Same flat "wide" layout and notation as direct.py: for a sample x (C*Hp*Wp,),
 
     out[f, q] = bias[f] + sum_t Wm[f, t] * x[offsets[t] + q]          (q < run)
 
@@ -10,24 +10,18 @@ A tile is FILTERS = 4 filters by COLUMNS = 48 consecutive wide columns. Its 192 
 vector registers for the whole sum over the T taps (they live in a small array on the stack,
 which LLVM promotes to registers: 4 x 3 zmm, or 4 x 6 ymm where it prefers 256-bit vectors):
 each tap loads 48 inputs and broadcasts 4 weights for 192 multiply-adds, and the sums are
-written once, at the end, where ``conv2d_direct``'s kernels load and store their sums in memory
+written once, at the end, where direct.py's kernels load and store their sums in memory
 every four taps. Only the outputs (ow < OW) are stored, with max(., 0) when relu is fused. A
 sample's last tile starts at run - COLUMNS, overlapping the one before (the columns computed
 twice get the same values), so that nothing is read past the sample; runs shorter than a tile
-use ``conv2d_direct``'s kernels. Tiles go column block by column block, the filters inside, so
+use direct.py's kernels. Tiles go column block by column block, the filters inside, so
 that the inputs a column block reads stay in the L1 cache while every filter uses them.
 
-Measured on 2 threads of an AMD EPYC (Zen 4, 203 GFLOP/s GEMM peak), forward of a batch of 64,
-direct 8-filter kernel -> tile, GFLOP/s: 32 -> 32 filters 3x3 on 32x32, 155-160 -> 170-176;
-64 -> 64 on 16x16, 140 -> 173-182; 32 -> 64 on 16x16, 136-140 -> 160-179; LeNet's 8 -> 16 5x5
-on 12x12, 72 -> 130; but first layers of 1 or 3 channels (25 or 27 taps) slow down, 115-119
--> 61-78: too few taps to amortise the tile's store. They use the tile all the same: they take
-under 3% of a step (LeNet's conv 8@5x5, 0.24 -> 0.40 ms a batch of 128), while compiling the
-direct kernel for them too would cost a cold start 2.8 s more (11.2 s for LeNet). Compiled for
-Zen 4 (512-bit vectors), Skylake-AVX512 (LLVM's 256-bit choice on Intel) and Haswell (AVX2)
-alike, 4 x 48 was the fastest tile tried; 8-filter tiles spill registers, and 32-column tiles
-come out as scalar code (LLVM unrolls the column loop fully and does not vectorise it again), as
-slow as 5 GFLOP/s.
+Compiled for Zen 4 (512-bit vectors), Skylake-AVX512 (LLVM's 256-bit choice on Intel) and
+Haswell (AVX2) alike, 4 x 48 was the fastest tile tried; 8-filter tiles spill registers, and
+32-column tiles come out as scalar code (LLVM unrolls the column loop fully and does not vectorise
+it again), as slow as 5 GFLOP/s. FILTERS and COLUMNS stay here, beside the kernel compiled with
+them: Numba's on-disk cache keeps a global's value from compile time and checks only this file.
 """
 
 from __future__ import annotations

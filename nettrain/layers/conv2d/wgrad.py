@@ -1,4 +1,4 @@
-"""Weight gradient of the direct stride-1 convolution (``conv2d_direct``), and the padded output
+"""Weight gradient of the direct stride-1 convolution (direct.py), and the padded output
 gradient that its input gradient convolves, in one pass over dy.
 
 With Wm = weight.reshape(F, C*kh*kw), each sample's dy is laid out "wide" like the forward's
@@ -7,7 +7,7 @@ outputs (d[f, oh*Wp + ow], zeros where ow >= OW), masked by y > 0 when relu is f
     dWm[f, t] = sum_q d[f, q] * x[offsets[t] + q],    dbias[f] = sum_q d[f, q],
 
 four filters by four taps at a time (sixteen sums held in registers), then pairs, then one, each
-width by its own kernel, compiled only when a layer's filter count needs it. Samples are summed
+width by its own kernel, compiled only when a layer's plan (plan.py) names it. Samples are summed
 in a fixed number of groups (GROUPS), each group in order by one thread, and the caller adds the
 groups in order, so results do not depend on the thread count. The same pass writes dy, masked,
 into the zero-padded array whose stride-1 convolution is the input gradient (Conv2d).
@@ -24,7 +24,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit, prange
 
-from nettrain.layers.conv2d.direct import VECTOR_MATH, _runs, blocks
+from nettrain.layers.conv2d.direct import VECTOR_MATH, _runs
 
 # Columns the sums are rounded up to: a 512-bit vector of float32 (a multiple of any narrower).
 LANES = 16
@@ -218,17 +218,19 @@ def _grad1(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dp
                  left, dpad)  # fmt: skip
 
 
-GRAD = {4: _grad4, 2: _grad2, 1: _grad1}
+GRAD = {"wgrad4": _grad4, "wgrad2": _grad2, "wgrad1": _grad1}
 
 
-def conv_weight_grad(xp, offsets, dy, y, relu, pitch, run, dWg, dbg, top, left, dpad):
+def conv_weight_grad(xp, offsets, dy, y, relu, pitch, run, dWg, dbg, top, left, dpad, steps):
     """Weight and bias gradients of conv_forward for dy (N, F, OH, OW), masked by y > 0 when
     ``relu``, summed per group of samples: group g of G = len(dWg) holds samples
     g*N//G .. (g+1)*N//G - 1 in dWg[g] (F, T) and dbg[g] (F,); the caller adds the groups. The
     groups depend on N only, so the sums do not depend on the thread count. Unless dpad
     (N, F, Hd, Wd) is (N, 0, 1, 1) (no input gradient), it receives the masked dy placed at
     row ``top`` and column ``left`` of zeros (the input gradient convolves it). Each sample of
-    xp (N, C*Hp*Wp + LANES) ends in LANES zeros."""
+    xp (N, C*Hp*Wp + LANES) ends in LANES zeros. ``steps`` (plan.py's Step) name the kernel of
+    each block of filters, one of GRAD."""
     span = -(-run // LANES) * LANES  # xp's samples are followed by LANES zeros
-    for width, f0, f1 in blocks(dy.shape[1], 4):
-        GRAD[width](xp, offsets, dy, y, relu, pitch, span, f0, f1, dWg, dbg, top, left, dpad)
+    for s in steps:
+        GRAD[s.kernel](xp, offsets, dy, y, relu, pitch, span, s.start, s.stop, dWg, dbg, top,
+                       left, dpad)  # fmt: skip

@@ -1,0 +1,194 @@
+"""Which kernels a conv2d layer runs: ``plan()``, decided once per layer shape, and the measured
+reasons for every choice beside the constants that make it.
+
+A pass (forward, input gradient, weight gradient) runs either
+
+- the direct stride-1 kernels (direct.py, tile.py, wgrad.py): no im2col matrix, one sample per
+  thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
+  tiles of four filters (tile.py), and what the tiles leave in the direct kernels of eight, two
+  and one filters a pass (direct.py); the weight gradient four, two or one filters a pass
+  (wgrad.py). A ``Step`` names the kernel that computes a block of output channels; or
+- im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for strides other
+  than 1 and for many filters on small images.
+
+The layer (layer.py) calls ``plan()`` when it is built and runs the steps it names; the kernel
+modules choose nothing. ``nettrain bench`` prints each conv2d layer's plan.
+
+Some numbers are not choices made here: a register tile is 4 filters by 48 columns (tile.FILTERS,
+tile.COLUMNS), compiled into tile.py's kernel, where they stay (Numba's on-disk cache keeps a
+global's value from compile time and checks only the kernel's own file); the weight gradient's
+LANES and GROUPS (wgrad.py) set how it sums, not which kernel runs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from nettrain.layers.conv2d import tile
+
+# Stride 1 goes the direct way unless the layer has many filters and small images: then the
+# im2col product is large enough for BLAS to win, and the direct kernels' runs are short.
+# Measured (forward + backward, 2 threads): 64 filters on 4x4 and 128 on 8x8 images ran 1.3-2.5x
+# faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct. Other strides
+# always go through im2col: the direct kernels read each tap as one contiguous run of the input,
+# which only stride 1 gives.
+DIRECT_MAX_FILTERS = 64  # direct below this many filters, whatever the image size
+DIRECT_MIN_RUN = 128  # and from this many wide columns a pass (see ``Plan.run``) upwards
+
+# Register tiles (tile.py) take the filters in fours wherever the run holds a whole tile (run >=
+# tile.COLUMNS; a sample's last tile starts at run - COLUMNS), first layers too. Measured on 2
+# threads of an AMD EPYC (Zen 4, 203 GFLOP/s GEMM peak), forward of a batch of 64, direct
+# 8-filter kernel -> tile, GFLOP/s: 32 -> 32 filters 3x3 on 32x32, 155-160 -> 170-176; 64 -> 64
+# on 16x16, 140 -> 173-182; 32 -> 64 on 16x16, 136-140 -> 160-179; LeNet's 8 -> 16 5x5, 72 -> 130.
+# First layers of 1 or 3 channels (25 or 27 taps) slow down, 115-119 -> 61-78, too few taps to
+# amortise the tile's store, and use it all the same: they take under 3% of a step (LeNet's conv
+# 8@5x5, 0.24 -> 0.40 ms a batch of 128), while compiling the direct kernel for them too cost
+# LeNet's cold start 2.8 s (11.2 s instead of 7.3 s). 4 x 48 was the fastest tile tried.
+
+# The direct forward kernels (direct.py) compute this many filters a pass, then pairs, then one:
+# each run of the input is loaded once for all of them. At 32 and 64 filters, eight a pass ran
+# 15-25% faster than two (about 70-78 GFLOP/s on one core of a 102 GFLOP/s AMD EPYC); CIFAR
+# training 236 -> 302 samples/s on one core, LeNet 5,990 -> 6,960. Each width is its own kernel,
+# compiled only when a layer needs it (direct.FORWARD has 8, 2 and 1).
+DIRECT_WIDEST = 8
+# The weight-gradient kernels (wgrad.py) go this many filters by four taps a pass, sixteen sums
+# held in registers, then pairs, then one: four filters ran 15% faster than two (wgrad.GRAD has
+# 4, 2 and 1).
+WGRAD_WIDEST = 4
+# Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
+# gradient): a chunk of samples whose matrix stays in cache between its two passes, and predict
+# or evaluate never hold a whole batch's matrix. Training's forward lowers the whole batch at
+# once: its matrix is kept for the weight gradient.
+CHUNK_BYTES = 4 << 20
+
+
+@dataclass(frozen=True)
+class Step:
+    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile' (tile.forward),
+    'direct8', 'direct2', 'direct1' (direct.FORWARD), 'wgrad4', 'wgrad2', 'wgrad1' (wgrad.GRAD)."""
+
+    kernel: str
+    start: int
+    stop: int
+
+
+@dataclass(frozen=True)
+class Pass:
+    """The kernels of one pass, a short reason, and for the direct kernels the steps to run."""
+
+    kernel: str
+    reason: str
+    steps: tuple[Step, ...] = ()
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What a conv2d layer runs. ``direct``: the stride-1 kernels, else im2col + BLAS. The direct
+    kernels' output rows are as wide as the padded input (its width, ``pitch``), and a pass
+    computes the ``run`` = OH*pitch - (kw - 1) outputs that stay inside it; the input gradient
+    likewise with ``dx_pitch`` and ``dx_run``. ``chunk``: samples per im2col matrix where it is
+    not kept (evaluation, the input gradient)."""
+
+    direct: bool
+    forward: Pass
+    input_grad: Pass
+    weight_grad: Pass
+    pitch: int
+    run: int
+    dx_pitch: int
+    dx_run: int
+    chunk: int
+
+    def passes(self) -> tuple[tuple[str, Pass], ...]:
+        return (
+            ("forward", self.forward),
+            ("input grad", self.input_grad),
+            ("weight grad", self.weight_grad),
+        )
+
+    def lines(self, input_grad: bool = True) -> list[str]:
+        """One line a pass: its name, its kernels and why; without ``input_grad`` (a first layer,
+        whose input needs no gradient) that pass says it does not run."""
+        lines = []
+        for name, p in self.passes():
+            if p is self.input_grad and not input_grad:
+                p = Pass("-", "not computed: the first layer's input needs no gradient")
+            lines.append(f"{name:<12} {p.kernel:<24} {p.reason}")
+        return lines
+
+
+def blocks(count: int, widest: int, start: int = 0) -> list[tuple[int, int, int]]:
+    """[(width, start, stop)]: channels start .. count - 1 in blocks of ``widest``, then pairs,
+    then one; only the widths that they need."""
+    wide = start + (count - start) // widest * widest
+    pairs = wide + (count - wide) // 2 * 2
+    spans = [(widest, start, wide), (2, wide, pairs), (1, pairs, count)]
+    return [span for span in spans if span[2] > span[1]]
+
+
+def _count(n: int, word: str) -> str:
+    """'1 filter', '3 filters'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _convolution(count: int, run: int, word: str, why: str) -> Pass:
+    """A stride-1 convolution into ``count`` channels (``word``s) over ``run`` wide columns:
+    register tiles for the channels in fours where the run holds a tile, the rest in the direct
+    kernels of DIRECT_WIDEST, two and one channels; ``why`` it goes this way."""
+    tiled = count // tile.FILTERS * tile.FILTERS if run >= tile.COLUMNS else 0
+    steps = [Step("tile", 0, tiled)] if tiled else []
+    steps += [Step(f"direct{w}", f0, f1) for w, f0, f1 in blocks(count, DIRECT_WIDEST, tiled)]
+    if run < tile.COLUMNS:
+        why += f"; run {run} < {tile.COLUMNS}: too short for a register tile"
+    elif not tiled:
+        why += f"; {_count(count, word)}: fewer than a register tile's {tile.FILTERS}"
+    else:
+        why += f"; run {run} >= {tile.COLUMNS}: register tiles for {_count(tiled, word)}"
+        why += f", {count - tiled} left over" if tiled < count else ""
+    return Pass("+".join(s.kernel for s in steps), why, tuple(steps))
+
+
+def plan(in_shape, filters: int, kernel, stride, padding, dtype) -> Plan:
+    """The kernels of a conv2d layer over (C, H, W) inputs with ``filters`` filters and a
+    (kh, kw) kernel, (sh, sw) stride and (ph, pw) padding, in ``dtype``."""
+    (C, H, W), F, (kh, kw), (sh, sw), (ph, pw) = in_shape, filters, kernel, stride, padding
+    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    pitch = W + 2 * pw
+    run = OH * pitch - (kw - 1)
+    # the input gradient convolves dy padded by kh - 1 - ph rows and kw - 1 - pw columns a side
+    dx_pitch = W + kw - 1
+    dx_run = H * dx_pitch - (kw - 1)
+    chunk = max(1, CHUNK_BYTES // (C * kh * kw * OH * OW * np.dtype(dtype).itemsize))
+    sizes = dict(pitch=pitch, run=run, dx_pitch=dx_pitch, dx_run=dx_run, chunk=chunk)
+    if (sh, sw) != (1, 1) or (F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN):
+        if (sh, sw) != (1, 1):
+            why = f"stride {sh}x{sw}: the direct kernels take stride 1 only"
+        else:
+            why = f"{F} filters >= {DIRECT_MAX_FILTERS} on a run of {run} < {DIRECT_MIN_RUN}"
+        return Plan(
+            direct=False,
+            forward=Pass(
+                "im2col+BLAS",
+                f"{why}; training: the whole batch, evaluation: {chunk} samples a product",
+            ),
+            input_grad=Pass("BLAS+col2im", f"weight.T @ dY, scattered {chunk} samples at a time"),
+            weight_grad=Pass("BLAS", "dY @ cols.T, the forward pass's im2col matrix"),
+            **sizes,
+        )
+    if F < DIRECT_MAX_FILTERS:
+        why = f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters: direct"
+    else:
+        why = f"stride 1, run {run} >= {DIRECT_MIN_RUN}: direct"
+    wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
+    wwhy = f"{WGRAD_WIDEST} filters x 4 taps a pass"
+    wwhy = wwhy if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
+    wwhy += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
+    return Plan(
+        direct=True,
+        forward=_convolution(F, run, "filter", why),
+        input_grad=_convolution(C, dx_run, "channel", "the padded dy convolved"),
+        weight_grad=Pass("+".join(s.kernel for s in wsteps), wwhy, wsteps),
+        **sizes,
+    )

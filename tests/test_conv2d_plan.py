@@ -1,0 +1,190 @@
+"""conv2d's kernel plan (nettrain/layers/conv2d/plan.py): the kernels plan() picks per layer shape,
+and that the layer runs exactly those."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import build
+
+from nettrain.assemble import net_for_config
+from nettrain.layers.conv2d import direct, lowered, tile, wgrad
+from nettrain.layers.conv2d.layer import Conv2d
+from nettrain.layers.conv2d.plan import plan
+
+REPO = Path(__file__).resolve().parent.parent
+
+# Every conv2d layer of the shipped configs (configs/*.yaml, benchmarks/configs/*.yaml), then
+# edge cases: CxHxW filters@kernel, stride, padding, dtype | the forward pass's kernels | the input
+# gradient's | the weight gradient's | samples per im2col chunk. A direct pass is its kernels in
+# order with the output channels each computes (tile:60 direct2:2 direct1:1 = channels 0-59 in
+# register tiles, 60-61 by direct2, 62 by direct1); im2col = im2col + BLAS for all three passes.
+# Recorded from the code before plan.py existed (commit 1e29493, where the choice was spread over
+# layer.py, direct.py and wgrad.py): each layer was run with every kernel replaced by a stub that
+# logged its name and output channels, and its _chunk() read.
+TABLE = """
+1x28x28 8@5x5 s1 p2 f32    | tile:8 | direct1:1 | wgrad4:8 | 53                     # mnist-lenet
+8x14x14 16@5x5 s1 p2 f32   | tile:16 | tile:8 | wgrad4:16 | 26                     # mnist-lenet
+1x28x28 16@3x3 s1 p1 f32   | tile:16 | direct1:1 | wgrad4:16 | 148                 # mnist-bn-cnn
+16x28x28 16@3x3 s1 p1 f32  | tile:16 | tile:16 | wgrad4:16 | 9                    # mnist-bn-cnn
+16x14x14 32@3x3 s1 p1 f32  | tile:32 | tile:16 | wgrad4:32 | 37                   # mnist-bn-cnn
+32x14x14 32@3x3 s1 p1 f32  | tile:32 | tile:32 | wgrad4:32 | 18                   # mnist-bn-cnn
+32x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 74                       # mnist-bn-cnn
+1x28x28 8@5x5 s2 p0 f32    | im2col | im2col | im2col | 291                      # seed-softmax-*
+8x12x12 16@3x3 s2 p0 f32   | im2col | im2col | im2col | 582                      # seed-softmax-*
+3x32x32 32@3x3 s1 p1 f32   | tile:32 | direct2:2 direct1:1 | wgrad4:32 | 37       # cifar, cifar-bn
+32x32x32 32@3x3 s1 p1 f32  | tile:32 | tile:32 | wgrad4:32 | 3                    # cifar, cifar-bn
+32x16x16 64@3x3 s1 p1 f32  | tile:64 | tile:32 | wgrad4:64 | 14                   # cifar, cifar-bn
+64x16x16 64@3x3 s1 p1 f32  | tile:64 | tile:64 | wgrad4:64 | 7                    # cifar, cifar-bn
+2x5x5 3@3x3 s1 p1 f64      | direct2:2 direct1:1 | direct2:2 | wgrad2:2 wgrad1:1 | 1165
+1x3x3 1@2x2 s1 p0 f64      | direct1:1 | direct1:1 | wgrad1:1 | 32768
+3x7x6 4@3x3 s2 p1 f64      | im2col | im2col | im2col | 1618
+2x8x8 3@3x2 s2x1 p1x2 f64  | im2col | im2col | im2col | 992
+2x6x9 5@5x5 s1 p2 f64      | tile:4 direct1:1 | direct2:2 | wgrad4:4 wgrad1:1 | 194
+3x4x4 64@3x3 s1 p1 f64     | im2col | im2col | im2col | 1213
+8x9x7 6@3x3 s1 p1 f64      | tile:4 direct2:2 | tile:8 | wgrad4:4 wgrad2:2 | 115
+16x7x8 9@3x3 s1 p1x0 f64   | tile:8 direct1:1 | tile:16 | wgrad4:8 wgrad1:1 | 86
+64x8x8 128@3x3 s1 p1 f32   | im2col | im2col | im2col | 28
+64x8x8 63@3x3 s1 p1 f32    | tile:60 direct2:2 direct1:1 | tile:64 | wgrad4:60 wgrad2:2 wgrad1:1 | 28
+64x8x8 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 28
+8x14x8 64@3x3 s1 p0 f32    | im2col | im2col | im2col | 202
+8x18x8 64@1x1 s1 p0 f32    | tile:64 | tile:8 | wgrad4:64 | 910
+8x16x8 64@1x1 s1 p0 f32    | tile:64 | tile:8 | wgrad4:64 | 1024
+8x15x9 64@3x3 s1 p0 f32    | im2col | im2col | im2col | 160
+4x6x8 13@1x1 s1 p0 f32     | tile:12 direct1:1 | tile:4 | wgrad4:12 wgrad1:1 | 5461
+4x7x7 13@1x1 s1 p0 f32     | tile:12 direct1:1 | tile:4 | wgrad4:12 wgrad1:1 | 5349
+4x5x9 13@1x1 s1 p0 f32     | direct8:8 direct2:4 direct1:1 | direct2:4 | wgrad4:12 wgrad1:1 | 5825
+5x6x6 11@3x3 s1 p1 f32     | direct8:8 direct2:2 direct1:1 | direct2:4 direct1:1 | wgrad4:8 wgrad2:2 wgrad1:1 | 647
+3x32x32 1@3x3 s1 p1 f32    | direct1:1 | direct2:2 direct1:1 | wgrad1:1 | 37
+3x9x9 4@3x3 s2 p0 f32      | im2col | im2col | im2col | 2427
+3x9x9 4@3x3 s1x2 p0 f32    | im2col | im2col | im2col | 1387
+3x9x9 4@3x3 s2x1 p0 f32    | im2col | im2col | im2col | 1387
+32x16x16 64@3x3 s2 p1 f32  | im2col | im2col | im2col | 56
+1x28x28 8@5x5 s2 p0 f64    | im2col | im2col | im2col | 145
+7x10x12 10@3x5 s1 p1x2 f32 | tile:8 direct2:2 | tile:4 direct2:2 direct1:1 | wgrad4:8 wgrad2:2 | 83
+128x4x4 256@1x1 s1 p0 f32  | im2col | im2col | im2col | 512
+"""  # noqa: E501
+
+
+def pair(text: str) -> tuple[int, int]:
+    h, _, w = text.partition("x")
+    return int(h), int(w or h)
+
+
+def parse(line: str):
+    """(in_shape, filters, kernel, stride, padding, dtype), ([forward, input grad, weight grad],
+    chunk) of a TABLE line."""
+    cells = [cell.strip() for cell in line.split("#")[0].split("|")]
+    shape, layer, stride, padding, dtype = cells[0].split()
+    filters, _, kernel = layer.partition("@")
+    key = (
+        tuple(int(v) for v in shape.split("x")),
+        int(filters),
+        pair(kernel),
+        pair(stride[1:]),
+        pair(padding[1:]),
+        {"f32": "float32", "f64": "float64"}[dtype],
+    )
+    return key, (cells[1:4], int(cells[4]))
+
+
+ROWS = [parse(line) for line in TABLE.strip().splitlines()]
+
+
+def steps_text(p) -> str:
+    """A pass's steps as in TABLE, checking that they cover its channels in order from 0."""
+    if not p.steps:
+        return "im2col"
+    assert [s.start for s in p.steps] == [0] + [s.stop for s in p.steps[:-1]]
+    return " ".join(f"{s.kernel}:{s.stop - s.start}" for s in p.steps)
+
+
+@pytest.mark.parametrize("key, expected", ROWS)
+def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
+    p = plan(*key)
+    passes = [p.forward, p.input_grad, p.weight_grad]
+    assert ([steps_text(q) for q in passes], p.chunk) == expected
+    assert p.direct == (expected[0][0] != "im2col")
+    names = [q.kernel for q in passes]
+    if p.direct:
+        assert names == ["+".join(s.kernel for s in q.steps) for q in passes]
+    else:
+        assert names == ["im2col+BLAS", "BLAS+col2im", "BLAS"]
+    assert all(q.reason for q in passes)
+
+
+def test_the_table_holds_every_conv2d_layer_of_the_shipped_configs():
+    keys = {key for key, _ in ROWS}
+    configs = sorted([*(REPO / "configs").glob("*.yaml"), *(REPO / "benchmarks/configs").glob("*")])
+    found = 0
+    for config in configs:
+        if config.name == "seed-tanh-cross-entropy.yaml":  # refused by design
+            continue
+        net, _ = net_for_config(config)
+        for layer in net.layers:
+            if isinstance(layer, Conv2d):
+                found += 1
+                key = (layer.in_shape, layer.out_shape[0], layer.k, layer.s, layer.p)
+                assert (*key, layer.dtype.name) in keys, (config.name, key)
+                assert layer.plan == plan(*key, layer.dtype)
+    assert found >= 19
+
+
+def stub_kernels(monkeypatch) -> list:
+    """Every conv2d kernel replaced by a stub that logs (name, first, last channel + 1), or for
+    the im2col kernels (name, samples); returns the log."""
+    calls = []
+
+    def logger(name):
+        def stub(*args):
+            if name in ("im2col", "col2im"):
+                calls.append((name, len(args[0] if name == "im2col" else args[-1])))
+            elif name == "tile" or name.startswith("direct"):
+                calls.append((name, args[-2], args[-1]))
+            elif name.startswith("wgrad"):
+                calls.append((name, args[7], args[8]))
+
+        return stub
+
+    monkeypatch.setattr(tile, "forward", logger("tile"))
+    for table in (direct.FORWARD, wgrad.GRAD):
+        for name in table:
+            monkeypatch.setitem(table, name, logger(name))
+    for name in ("im2col", "col2im", "gemm_to_nchw", "nchw_to_gemm"):
+        monkeypatch.setattr(lowered, name, logger(name))
+    return calls
+
+
+@pytest.mark.parametrize("key, expected", ROWS)
+def test_the_layer_runs_what_its_plan_says(key, expected, monkeypatch):
+    """Forward (training and evaluation) and backward with the kernels stubbed: the layer calls
+    the plan's kernels on the plan's channels, and im2col goes a chunk of samples at a time where
+    nothing keeps its matrix."""
+    (C, H, W), F, kernel, stride, padding, dtype = key
+    layer = build(Conv2d, (C, H, W), dtype=dtype, filters=F, kernel=kernel, stride=stride,
+                  padding=padding)  # fmt: skip
+    p = layer.plan
+    assert p == plan(*key) and layer.direct == p.direct
+    calls = stub_kernels(monkeypatch)
+    N = p.chunk + 1 if not p.direct else 2
+    with np.errstate(all="ignore"):  # the stubs leave the work arrays as they were
+        y, saved = layer.forward(np.zeros((N, C, H, W), dtype), train=True)
+        trained = list(calls)
+        calls.clear()
+        layer.forward(np.zeros((N, C, H, W), dtype), train=False)
+        evaluated = list(calls)
+        calls.clear()
+        layer.backward(saved, np.zeros_like(y), need_dx=True)
+    if p.direct:
+
+        def logged(q):
+            return [(s.kernel, s.start, s.stop) for s in q.steps]
+
+        assert trained == evaluated == logged(p.forward)
+        assert calls == logged(p.weight_grad) + logged(p.input_grad)
+    else:
+        assert trained == [("im2col", N)]
+        assert evaluated == [("im2col", p.chunk), ("im2col", 1)]
+        assert [c for c in calls if c[0] == "col2im"] == [("col2im", p.chunk), ("col2im", 1)]
