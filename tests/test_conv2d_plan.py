@@ -1,13 +1,14 @@
 """conv2d's kernel plan (nettrain/layers/conv2d/plan.py): the kernels plan() picks per layer shape,
-and that the layer runs exactly those."""
+that the layer runs exactly those, and that `nettrain bench` prints them."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import build
+from helpers import build, invoke
 
 from nettrain.assemble import net_for_config
 from nettrain.layers.conv2d import direct, lowered, tile, wgrad
@@ -188,3 +189,43 @@ def test_the_layer_runs_what_its_plan_says(key, expected, monkeypatch):
         assert trained == [("im2col", N)]
         assert evaluated == [("im2col", p.chunk), ("im2col", 1)]
         assert [c for c in calls if c[0] == "col2im"] == [("col2im", p.chunk), ("col2im", 1)]
+
+
+BENCH = """
+model:
+  input: [1, 8, 8]
+  layers:
+    - {type: conv2d, filters: 4, kernel: 3, padding: same, activation: relu}
+    - {type: conv2d, filters: 8, kernel: 3, padding: same, activation: relu}
+    - {type: conv2d, filters: 4, kernel: 3, stride: 2}
+    - {type: dense, units: 3}
+    - softmax
+  loss: multinomial_cross_entropy
+train: {batch_size: 8}
+"""
+
+
+def test_bench_prints_each_conv2d_layers_plan(tmp_path):
+    (tmp_path / "c.yaml").write_text(BENCH)
+    out = invoke("--threads", "1", "bench", tmp_path / "c.yaml", "--repeats", "1").stdout
+    # under each conv2d row, one line a pass: its kernels and why
+    expected = [
+        r"  0  conv2d 4@3x3 s1 p1 \+ relu .*%",
+        r"forward +tile +stride 1, 4 < 64 filters: direct; run 78 >= 48: register tiles for 4",
+        r"input grad +- +not computed: the first layer",
+        r"weight grad +wgrad4 +4 filters x 4 taps a pass",
+        r"  1  conv2d 8@3x3 s1 p1 \+ relu .*%",
+        r"forward +tile +stride 1, 8 < 64 filters",
+        r"input grad +tile +the padded dy convolved; run 78 >= 48: register tiles for 4 channels",
+        r"weight grad +wgrad4 ",
+        r"  2  conv2d 4@3x3 s2 p0 .*%",
+        r"forward +im2col\+BLAS +stride 2x2: the direct kernels take stride 1 only",
+        r"input grad +BLAS\+col2im ",
+        r"weight grad +BLAS ",
+        r"  3  dense 3 .*%",
+    ]
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("  0  conv2d"))
+    assert len(lines) - start > len(expected)
+    for pattern, line in zip(expected, lines[start:], strict=False):
+        assert re.match(r"\s*" + pattern, line), (pattern, line)

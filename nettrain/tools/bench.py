@@ -9,6 +9,7 @@ import time
 import numpy as np
 
 from nettrain.core import streams
+from nettrain.layers.conv2d import Conv2d
 from nettrain.net.network import Network
 from nettrain.optim import make_optimizer
 from nettrain.runtime import vectors
@@ -16,7 +17,8 @@ from nettrain.runtime import vectors
 
 def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int = 20, seed=0):
     """{'layers': [(index, description, forward s, backward s)], 'optimizer': s, 'step': s,
-    'inference': s} per batch, means over ``repeats`` after two warm-up steps."""
+    'inference': s} per batch, means over ``repeats`` after two warm-up steps; 'plans':
+    {index: lines} of the conv2d layers' kernel plans."""
     rng = streams.bench_rng(seed)
     net.init_params(rng)
     x = rng.random((batch_size, *net.input_shape)).astype(net.dtype)
@@ -57,7 +59,23 @@ def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int
         (layer.index, layer.label(), forward[i] / repeats, backward[i] / repeats)
         for i, layer in enumerate(net.layers)
     ]
-    return {"layers": rows, "optimizer": opt_time / repeats, "step": step, "inference": inference}
+    return {
+        "layers": rows,
+        "optimizer": opt_time / repeats,
+        "step": step,
+        "inference": inference,
+        "plans": kernel_plans(net),
+    }
+
+
+def kernel_plans(net: Network) -> dict[int, list[str]]:
+    """{index: lines}: each conv2d layer's kernels per pass and why (its plan, plan.py); as in
+    fit and in time_layers, the first layer computes no gradient for its input."""
+    return {
+        layer.index: layer.plan.lines(input_grad=i > 0)
+        for i, layer in enumerate(net.layers)
+        if isinstance(layer, Conv2d)
+    }
 
 
 def format_timing(result: dict, batch_size: int, threads: int) -> str:
@@ -65,11 +83,13 @@ def format_timing(result: dict, batch_size: int, threads: int) -> str:
     total = sum(f + b for _, _, f, b in rows) + result["optimizer"]
     head = f"{'#':>3}  {'layer':<28} {'forward ms':>11} {'backward ms':>12} {'share':>7}"
     lines = [head, "-" * len(head)]
+    plans = result.get("plans", {})
     for index, text, f, b in rows:
         lines.append(
             f"{index:>3}  {text:<28} {1e3 * f:>11.3f} {1e3 * b:>12.3f} "
             f"{100 * (f + b) / total:>6.1f}%"
         )
+        lines.extend(f"{'':>5}  {line}" for line in plans.get(index, ()))
     lines.append(
         f"{'':>3}  {'optimizer step':<28} {'':>11} {1e3 * result['optimizer']:>12.3f} "
         f"{100 * result['optimizer'] / total:>6.1f}%"
