@@ -34,8 +34,8 @@ from nettrain.layers.conv2d import tile
 # faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct. Other strides
 # always go through im2col: the direct kernels read each tap as one contiguous run of the input,
 # which only stride 1 gives.
-DIRECT_MAX_FILTERS = 64  # direct below this many filters, whatever the image size
-DIRECT_MIN_RUN = 128  # and from this many wide columns a pass (see ``Plan.run``) upwards
+DIRECT_MAX_FILTERS = 64  # fewer filters: direct, whatever the image size
+DIRECT_MIN_RUN = 128  # more: direct only from a run (``Plan.run``) of this many wide columns
 
 # Register tiles (tile.py) take the filters in fours wherever the run holds a whole tile (run >=
 # tile.COLUMNS; a sample's last tile starts at run - COLUMNS), first layers too. Measured on 2
@@ -49,9 +49,10 @@ DIRECT_MIN_RUN = 128  # and from this many wide columns a pass (see ``Plan.run``
 
 # The direct forward kernels (direct.py) compute this many filters a pass, then pairs, then one:
 # each run of the input is loaded once for all of them. At 32 and 64 filters, eight a pass ran
-# 15-25% faster than two (about 70-78 GFLOP/s on one core of a 102 GFLOP/s AMD EPYC); CIFAR
-# training 236 -> 302 samples/s on one core, LeNet 5,990 -> 6,960. Each width is its own kernel,
-# compiled only when a layer needs it (direct.FORWARD has 8, 2 and 1).
+# 15-25% faster than two (about 70-78 GFLOP/s on one core of a 102 GFLOP/s AMD EPYC); with the
+# weight gradient's four below (both against two), CIFAR training went from 236 to 302 samples/s
+# on one core, LeNet from 5,990 to 6,960. Each width is its own kernel, compiled only when a plan
+# names it (direct.FORWARD has 8, 2 and 1).
 DIRECT_WIDEST = 8
 # The weight-gradient kernels (wgrad.py) go this many filters by four taps a pass, sixteen sums
 # held in registers, then pairs, then one: four filters ran 15% faster than two (wgrad.GRAD has
@@ -113,7 +114,7 @@ class Plan:
         whose input needs no gradient) that pass says it does not run."""
         lines = []
         for name, p in self.passes():
-            if p is self.input_grad and not input_grad:
+            if name == "input grad" and not input_grad:
                 p = Pass("-", "not computed: the first layer's input needs no gradient")
             lines.append(f"{name:<12} {p.kernel:<24} {p.reason}")
         return lines
