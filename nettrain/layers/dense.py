@@ -1,4 +1,4 @@
-"""Fully connected layer: s_i = sum_j o_j w_ji + b_i (docs/maths.md, docs/reference.md).
+"""Fully connected layer: s_i = sum_j o_j w_ji + b_i (docs/maths.md).
 
 x: (batch, *in_shape) -> y: (batch, units). A multi-dimensional input is flattened per sample in
 (C, H, W) order. ``weight`` is (in, units), ``bias`` (units,). The YAML ``activation`` becomes a
