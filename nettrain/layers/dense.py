@@ -23,7 +23,9 @@ class Dense(Layer):
     kind = "dense"
     FUSABLE = ("tanh",)
     OPTIONS = {
-        "units": Opt("int", min=1, doc="number of output units"),
+        "units": Opt(
+            "int", min=1, doc="output units; a (C, H, W) input is flattened in that order"
+        ),
         "activation": Opt(
             "choice", "linear", choices=ACTIVATION_NAMES, doc="activation after the sum"
         ),
