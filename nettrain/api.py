@@ -1,4 +1,4 @@
-"""The Python API (docs/reference.md, "Python API"): ``nettrain.load`` and ``nettrain.Model``.
+"""The Python API (docs/python-api.md): ``nettrain.load`` and ``nettrain.Model``.
 
 A Model is one trained net or an ensemble of them (the mean of their outputs), or a config still
 to train. Its methods are the CLI's own steps: ``predict`` and ``evaluate`` run through

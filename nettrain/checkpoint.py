@@ -1,4 +1,4 @@
-"""Checkpoint files (docs/reference.md): an .npz of named arrays plus a JSON ``__meta__`` record.
+"""Checkpoint files (docs/formats.md): an .npz of named arrays plus a JSON ``__meta__`` record.
 
 Arrays: ``layers.{i}.<name>`` (parameters and state, e.g. batchnorm's running statistics) in the
 run's dtype, ``optimizer.{param}.{slot}``. ``__meta__`` is a 0-d string array holding JSON: format
@@ -184,7 +184,7 @@ def _meta(record: np.ndarray, path: str) -> dict:
 
 def load_weights(path) -> dict[str, np.ndarray]:
     """The ``layers.*`` arrays of a checkpoint, or of any .npz that holds such arrays (weights
-    exported by another tool in docs/reference.md's layouts need no ``__meta__``)."""
+    exported by another tool in docs/formats.md's layouts need no ``__meta__``)."""
     path = str(path)
     arrays = read_arrays(path)
     if META in arrays:

@@ -1,7 +1,7 @@
 """Bad inputs through the CLI: exit code 2, one `error: <where>: <what>` line, no file touched.
 
 Every case below builds its bad input in a fresh folder (also the current folder), runs one
-command and checks the contract of docs/reference.md and issue 6: exit code 2; on stderr exactly
+command and checks the contract of docs/commands.md and issue 6: exit code 2; on stderr exactly
 one line `error: ...` (plus at most one hint line, indented); the line names the culprit (config
 file and YAML line, data file and sample, checkpoint and key, or the option); no traceback;
 nothing on stdout; and no file created, changed or removed anywhere (the case folder, the shared

@@ -1,6 +1,6 @@
 """`nettrain export`: ONNX graphs run by onnxruntime against `nettrain predict --format npy`
 (float32, max abs error 1e-5, shapes and dtypes) for each layer alone and every net of configs/,
-at opsets 13, 17 and 21; safetensors loaded by PyTorch as the README shows; bad inputs."""
+at opsets 13, 17 and 21; safetensors loaded by PyTorch as docs/formats.md shows; bad inputs."""
 
 from __future__ import annotations
 
@@ -381,10 +381,10 @@ def test_safetensors_holds_the_weights_in_torch_layouts(layer_checkpoints, tmp_p
 
 
 def readme_torch_code() -> str:
-    text = (REPO / "README.md").read_text()
+    text = (REPO / "docs" / "formats.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", text, re.S)
     code = [b for b in blocks if "class TorchNet" in b]
-    assert len(code) == 1, "the README's torch example is missing"
+    assert len(code) == 1, "docs/formats.md's torch example is missing"
     return code[0]
 
 

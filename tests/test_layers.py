@@ -25,7 +25,7 @@ def test_dense_by_hand():
 
 
 def test_dense_weight_layout_and_flatten_order():
-    """weight is (in, out); a (C, H, W) input is flattened in C, H, W order (docs/reference.md)."""
+    """weight is (in, out); a (C, H, W) input is flattened in C, H, W order (docs/maths.md)."""
     layer = build(Dense, (2, 2, 3), units=4, bias=False)
     assert layer.params["weight"].shape == (12, 4)
     assert "bias" not in layer.params

@@ -264,7 +264,7 @@ def test_code_cites_no_file_outside_the_repository():
         for n, line in enumerate(p.read_text().splitlines(), 1)
         if OUTSIDE.search(line)
     ]
-    assert not found, "cite docs/reference.md or docs/maths.md instead:\n" + "\n".join(found)
+    assert not found, "cite a page of the docs (docs/*.md) instead:\n" + "\n".join(found)
 
 
 def test_cited_docs_exist():

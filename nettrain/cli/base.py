@@ -1,7 +1,7 @@
 """The click plumbing of the command line: usage errors as one `error:` line, the group that turns
 nettrain's errors into their message and exit code, and path arguments that refuse "".
 
-Exit codes (docs/reference.md, "Commands"): 0 done; 1 the job ran and failed; 2 bad input, with one
+Exit codes (docs/commands.md): 0 done; 1 the job ran and failed; 2 bad input, with one
 `error: <where>: <what>` line; 130 interrupted after a checkpoint was written.
 """
 

@@ -27,39 +27,86 @@ MONITORS = ("auto",) + tuple(
 )
 
 TOP = {
-    "seed": Opt("int", 0, min=0, doc="seed of every random draw (init, shuffling, dropout)"),
-    "dtype": Opt("choice", "float32", choices=("float32", "float64"), doc="floating-point type"),
+    "seed": Opt(
+        "int",
+        0,
+        min=0,
+        doc="seed of every random draw: initial weights, shuffling, dropout, augmentation",
+    ),
+    "dtype": Opt(
+        "choice",
+        "float32",
+        choices=("float32", "float64"),
+        doc="floating-point type of the weights and the computation",
+    ),
 }
 # The data keys, each checked by _data against the tables of nettrain.data; all default to none.
 DATA = {
-    "dataset": "a built-in set: a name or a mapping {name: ..., options}",
-    "train": "training data: a path (file or folder) or a mapping of format options",
+    "dataset": "a built-in set with its own train and test split: a name, or a mapping {name: ..., "
+    "options}, e.g. {name: spirals, n: 1000, classes: 3, noise: 0.2}",
+    "train": "training data: a file or folder, its format told by its name, or a mapping of format "
+    "options",
     "test": "test data, scored after every epoch; as train",
-    "validation": "a fraction or count held out of the training set, or data as train",
-    "preprocess": "an input map fitted on the training split: a name or a mapping",
-    "augment": "random views of the training images: a mapping",
+    "validation": "a seeded hold-out of the training set (0.1: 10%, 5000: that many samples), or "
+    "labelled data in the forms of train; selects best.npz",
+    "preprocess": "scale, standardize or minmax of the inputs, fitted on the training split: a "
+    "name or a mapping",
+    "augment": "random views of the training images (translate, crop, flip): a mapping",
 }
 MODEL = {
-    "input": Opt("shape", None, doc="per-sample input shape; default: taken from the data"),
-    "loss": Opt("choice", choices=tuple(LOSSES), doc="the loss"),
+    "input": Opt(
+        "shape",
+        None,
+        doc="per-sample input shape, e.g. [1, 28, 28]; null: taken from the data, and data of the "
+        "same size is reshaped to it",
+    ),
+    "loss": Opt(
+        "choice",
+        choices=tuple(LOSSES),
+        doc="the loss, summed over a sample's outputs and averaged over the batch",
+    ),
 }
 TRAIN = {
     "epochs": Opt("int", 10, min=1, doc="passes over the training set"),
-    "batch_size": Opt("int", 32, min=1, doc="samples per gradient step"),
-    "shuffle": Opt("bool", True, doc="reshuffle the training set every epoch"),
+    "batch_size": Opt(
+        "int",
+        32,
+        min=1,
+        doc="samples per gradient step (under MPI, the global batch); the last batch of an "
+        "epoch may be smaller",
+    ),
+    "shuffle": Opt("bool", True, doc="a new seeded order of the training set every epoch"),
 }
 CHECKPOINT = {
     "every_steps": Opt("int", 0, min=0, doc="also write last.npz every N steps (0: off)"),
     "every_minutes": Opt("float", 0.0, min=0, doc="also write last.npz every M minutes (0: off)"),
     "keep": Opt("bool", False, doc="keep every epoch's checkpoint as epoch-NNN.npz"),
-    "monitor": Opt("choice", "auto", choices=MONITORS, doc="the figure best.npz is chosen by"),
-    "mode": Opt("choice", "auto", choices=("auto", "min", "max"), doc="lower or higher is better"),
+    "monitor": Opt(
+        "choice",
+        "auto",
+        choices=MONITORS,
+        doc="the figure best.npz is chosen by; auto: validation accuracy (loss for regression), "
+        "else train_loss: never the test set",
+    ),
+    "mode": Opt(
+        "choice",
+        "auto",
+        choices=("auto", "min", "max"),
+        doc="lower or higher is better; auto: max for accuracy and r2, min for loss, rmse, mae",
+    ),
 }
 EARLY_STOPPING = {
-    "monitor": Opt("choice", "auto", choices=MONITORS, doc="the figure watched"),
+    "monitor": Opt(
+        "choice",
+        "auto",
+        choices=MONITORS,
+        doc="the figure watched; auto as for train.checkpoint.monitor",
+    ),
     "patience": Opt("int", 5, min=1, doc="epochs without improvement before stopping"),
     "min_delta": Opt("float", 0.0, min=0, doc="smallest change that counts as improvement"),
-    "mode": Opt("choice", "auto", choices=("auto", "min", "max"), doc="lower or higher is better"),
+    "mode": Opt(
+        "choice", "auto", choices=("auto", "min", "max"), doc="as for train.checkpoint.mode"
+    ),
 }
 
 

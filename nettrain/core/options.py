@@ -62,7 +62,7 @@ class Opt:
         return self.default is REQUIRED
 
     def describe(self) -> str:
-        """'an integer >= 1', 'a number in (0, 1)', ... for messages and the README."""
+        """'an integer >= 1', 'a number in (0, 1)', ... for messages and the reference."""
         names = {
             "int": "an integer",
             "float": "a number",

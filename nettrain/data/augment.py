@@ -27,12 +27,27 @@ from nettrain.core.errors import UserError
 from nettrain.core.options import Opt
 
 AUGMENT = {
-    "translate": Opt("int", 0, min=0, doc="largest random shift in pixels, each direction"),
+    "translate": Opt(
+        "int",
+        0,
+        min=0,
+        doc="shift by dy, dx drawn uniformly from -k..k pixels; pixels shifted in are 0",
+    ),
     "flip": Opt("bool", False, doc="mirror left-right with probability 1/2"),
 }
 CROP = {
-    "size": Opt("size", None, doc="[h, w] of the window; default: the image's size"),
-    "padding": Opt("int", 0, min=0, doc="zeros added on every side before cropping"),
+    "size": Opt(
+        "size",
+        None,
+        doc="[h, w] of the window; null: the image's size. Smaller: the net's input, and images "
+        "outside training are cut to their central window",
+    ),
+    "padding": Opt(
+        "int",
+        0,
+        min=0,
+        doc="zeros added on every side before cropping ({padding: 4}: the usual pad-and-crop)",
+    ),
 }
 
 

@@ -2,7 +2,7 @@
 (``fit_to_net``), where the net and its loss decide what the labels are. Each error names the
 file the data came from.
 
-What the labels are (the README's table "What the labels are"):
+What the labels are (docs/data.md, "What the labels are"):
 
 - integer labels (N,), net with one output and ``squared_error``: values, (N, 1) targets;
 - 0/1 integer labels (N,), or 0/1 targets (N, 1), net with one output and ``cross_entropy``:

@@ -24,7 +24,12 @@ import numpy as np
 from nettrain.core.errors import UserError
 from nettrain.core.options import Opt
 
-PER = Opt("choice", "feature", choices=("feature", "channel"), doc="what a statistic covers")
+PER = Opt(
+    "choice",
+    "feature",
+    choices=("feature", "channel"),
+    doc="feature: a statistic per input value; channel: per channel of (C, H, W), over its pixels",
+)
 PREPROCESS = {
     "scale": {"factor": Opt("float", doc="multiplies every input, e.g. 0.00392156862745098")},
     "standardize": {"per": PER},

@@ -80,7 +80,7 @@ class Delimiter(Opt):
 
 SOURCES = {
     "npz": {
-        "path": Opt("path", doc="the .npz file"),
+        "path": Opt("path", doc="the .npz file; arrays stored uncompressed are memory-mapped"),
         "x": Opt("str", "x", doc="name of the inputs array (N, ...)"),
         "y": Opt("str", "y", doc="name of the labels (N,) or targets (N, K) array"),
     },
@@ -90,19 +90,34 @@ SOURCES = {
     },
     "csv": {
         "path": Opt("path", doc="the .csv or .tsv file (optionally .gz)"),
-        "label": Column(default="auto", doc="the label column(s); every other column is a feature"),
-        "header": Header(default="auto", doc="whether the first row names the columns"),
-        "delimiter": Delimiter(default="auto", doc="the column separator"),
+        "label": Column(
+            default="auto",
+            doc="the label column: 0-based index (-1: the last), header name or a list (K float "
+            "targets); auto: a column named label, target, class or y, else the only text "
+            "column, else the first",
+        ),
+        "header": Header(
+            default="auto",
+            doc="whether the first line is a header; auto: when a feature field of it is no number",
+        ),
+        "delimiter": Delimiter(
+            default="auto",
+            doc="the column separator; auto: tab for .tsv, else the most frequent of , ; tab in "
+            "the first line",
+        ),
     },
     "idx": {
-        "images": Opt("path", doc="IDX file of the samples (N, H, W) or (N, ...)"),
-        "labels": Opt("path", doc="IDX file of the labels (N,)"),
+        "images": Opt("path", doc="IDX file of the samples; (N, H, W) images become (N, 1, H, W)"),
+        "labels": Opt("path", doc="IDX file of the labels (N,); a bare path: MNIST's pair of it"),
     },
     "images": {
-        "path": Opt("path", doc="a folder with one sub-folder of images per class"),
-        "size": Opt("size", None, doc="[h, w] to resize every image to; default: all equal"),
+        "path": Opt("path", doc="one sub-folder of PNG/JPEG/BMP images per class (needs Pillow)"),
+        "size": Opt("size", None, doc="[h, w] to resize to (bilinear); null: all as the first"),
         "color": Opt(
-            "choice", "auto", choices=("auto", "gray", "rgb"), doc="channels: 1 gray, 3 rgb"
+            "choice",
+            "auto",
+            choices=("auto", "gray", "rgb"),
+            doc="1 channel (gray) or 3 (rgb); auto: gray when every image is gray",
         ),
     },
 }

@@ -1,4 +1,4 @@
-"""ONNX export (docs/reference.md, "Export"): a checkpoint's net, or the mean of several, as one
+"""ONNX export (docs/formats.md, "ONNX"): a checkpoint's net, or the mean of several, as one
 graph that onnxruntime runs.
 
 The graph takes ``input``, float32 (N, *input_shape) with N dynamic, holding what ``nettrain

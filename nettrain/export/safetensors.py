@@ -1,4 +1,4 @@
-"""safetensors export (docs/reference.md, "Export"): a net's parameters and batchnorm statistics
+"""safetensors export (docs/formats.md, "safetensors"): a net's parameters and batchnorm statistics
 for PyTorch.
 
 Tensors keep their checkpoint names (``layers.{i}.weight``, ``layers.{i}.bias``,
@@ -6,7 +6,7 @@ Tensors keep their checkpoint names (``layers.{i}.weight``, ``layers.{i}.bias``,
 the checkpoint's dtype and in PyTorch's layouts: a dense weight transposed to
 ``torch.nn.Linear``'s (out, in); conv2d (out, in, kh, kw) and batchnorm (C,) are torch's already.
 Metadata: ``format: pt`` (what ``safetensors.torch`` expects), ``nettrain_config`` (the resolved
-config as JSON) and ``nettrain_version``. The README builds the torch.nn model of a config and
+config as JSON) and ``nettrain_version``. docs/formats.md builds the torch.nn model of a config and
 loads the file into it with ``load_state_dict``.
 """
 

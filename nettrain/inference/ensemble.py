@@ -1,4 +1,4 @@
-"""Several checkpoints as one model (docs/reference.md, "Several checkpoints: ensembles"): nets
+"""Several checkpoints as one model (docs/commands.md, "Ensembles"): nets
 with the same input shape and outputs, whose output is the arithmetic mean of theirs.
 
 A member is (net, meta, where): a net with its weights, the checkpoint's meta (with 'data' and

@@ -1,4 +1,4 @@
-"""Fully connected layer: s_i = sum_j o_j w_ji + b_i (docs/maths.md, docs/reference.md).
+"""Fully connected layer: s_i = sum_j o_j w_ji + b_i (docs/maths.md).
 
 x: (batch, *in_shape) -> y: (batch, units). A multi-dimensional input is flattened per sample in
 (C, H, W) order. ``weight`` is (in, units), ``bias`` (units,). The YAML ``activation`` becomes a
@@ -23,7 +23,9 @@ class Dense(Layer):
     kind = "dense"
     FUSABLE = ("tanh",)
     OPTIONS = {
-        "units": Opt("int", min=1, doc="number of output units"),
+        "units": Opt(
+            "int", min=1, doc="output units; a (C, H, W) input is flattened in that order"
+        ),
         "activation": Opt(
             "choice", "linear", choices=ACTIVATION_NAMES, doc="activation after the sum"
         ),

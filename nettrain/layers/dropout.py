@@ -21,7 +21,8 @@ class Dropout(Layer):
             min=0,
             max=1,
             exclusive_max=True,
-            doc="probability of DROPPING each unit during training",
+            doc="probability of DROPPING each unit in training; kept units are scaled by "
+            "1/(1 - drop_prob); identity at evaluation",
         ),
     }
     stochastic = True

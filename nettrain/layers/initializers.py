@@ -28,7 +28,8 @@ INIT_OPTION = Opt(
     "named",
     {"name": "auto"},
     extra={"table": INITIALIZERS},
-    doc="weight initialiser: a name, or {name: uniform, range: r} / {name: normal, std: s}",
+    doc="weight initialiser: auto (He normal for relu and leaky_relu, Glorot uniform otherwise), "
+    "a name, or a mapping with options, e.g. {name: uniform, range: 0.1}",
 )
 
 

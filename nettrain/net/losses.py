@@ -1,4 +1,4 @@
-"""Losses, as docs/maths.md derives them (docs/reference.md, "Maths conventions").
+"""Losses, as docs/maths.md derives them (docs/maths.md, "Conventions").
 
 Every loss is summed over the output units of a sample and averaged over the samples of a batch.
 o (batch, K) are the net's outputs, t (batch, K) the targets (class labels arrive one-hot).

@@ -1,7 +1,7 @@
 """The optimizer contract, stated once.
 
 ``step(params, grads)`` updates a dict of named parameters in place from a dict of gradients with
-the same names (``layers.{i}.weight``, docs/reference.md). The optimizer owns its state, one
+the same names (``layers.{i}.weight``, docs/formats.md). The optimizer owns its state, one
 dict of slots per parameter name, plus ``t``, the number of steps taken; ``state_arrays()``
 exposes all of it as flat arrays ``optimizer.{param}.{slot}`` and ``optimizer.t`` for checkpoints.
 The learning rate ``lr`` is set from outside before each step (the schedule owns it).

@@ -1,4 +1,4 @@
-"""SGD, optionally with heavy-ball or Nesterov momentum (docs/reference.md; PyTorch's form).
+"""SGD, optionally with heavy-ball or Nesterov momentum (docs/config-reference.md; PyTorch's form).
 
 g <- g + weight_decay w;  with momentum m: v <- m v + g, then g <- v (heavy ball) or
 g <- g + m v (Nesterov);  w <- w - lr g.

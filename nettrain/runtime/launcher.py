@@ -2,8 +2,8 @@
 
 ``mpirun``/``mpiexec`` of Open MPI set OMPI_COMM_WORLD_SIZE, _RANK and _LOCAL_SIZE; MPICH's and
 Intel MPI's Hydra set PMI_SIZE, PMI_RANK and MPI_LOCALNRANKS. A process started without them is
-one process: nettrain then never imports mpi4py. (docs/reference.md, "Data-parallel training over
-MPI".) A leaf module: threads.py reads it before numpy is imported.
+one process: nettrain then never imports mpi4py. (docs/mpi.md, "How it
+works".) A leaf module: threads.py reads it before numpy is imported.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Finite-difference proof of every gradient of a net (docs/reference.md, "Commands").
+"""Finite-difference proof of every gradient of a net (docs/commands.md, "gradcheck").
 
 For the batch loss L (mean over samples) of a float64 net on a few samples, every parameter
 tensor and the input are checked entry by entry: the backpropagated a = dL/dw against the

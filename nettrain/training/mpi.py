@@ -1,5 +1,4 @@
-"""Data-parallel training over MPI, and its one-process stand-in (docs/reference.md,
-"Data-parallel training over MPI").
+"""Data-parallel training over MPI, and its one-process stand-in (docs/mpi.md).
 
 ``world()`` is ``Single`` in a process started without an MPI launcher (mpi4py is then never
 imported) and ``Mpi`` under ``mpirun -np N``; the training loop calls the same methods on both:
@@ -200,7 +199,7 @@ def world() -> Single:
 
 
 def exit_code(exc: BaseException) -> int:
-    """The exit code the CLI gives ``exc`` (docs/reference.md, "Commands")."""
+    """The exit code the CLI gives ``exc`` (docs/commands.md, "Errors and exit codes")."""
     if isinstance(exc, SystemExit):
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     if isinstance(exc, KeyboardInterrupt):
