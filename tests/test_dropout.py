@@ -13,7 +13,7 @@ from nettrain.core.errors import UserError
 from nettrain.layers.dropout import Dropout
 from nettrain.net.network import build_network
 from nettrain.tools.gradcheck import check_net
-from nettrain.training import loop
+from nettrain.training.fit import fit
 
 
 def dropout(p, shape=(500,), dtype=np.float64, seed=0):
@@ -253,13 +253,13 @@ def same_weights(a, b):
 
 def test_fit_with_dropout_is_deterministic_and_uses_the_masks(config, tmp_path):
     cfg, src = config()
-    a = loop.fit(cfg, src, tmp_path / "a", progress=False)
-    b = loop.fit(cfg, src, tmp_path / "b", progress=False)
+    a = fit(cfg, src, folder=tmp_path / "a").rows
+    b = fit(cfg, src, folder=tmp_path / "b").rows
     assert same_weights(tmp_path / "a/last.npz", tmp_path / "b/last.npz")
     assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
     # dropout is on during training: without it the run differs
     cfg, src = config("model.layers.1.drop_prob=0.0")
-    loop.fit(cfg, src, tmp_path / "c", progress=False)
+    fit(cfg, src, folder=tmp_path / "c")
     assert not same_weights(tmp_path / "a/last.npz", tmp_path / "c/last.npz")
 
 
@@ -271,7 +271,7 @@ def test_interrupted_and_resumed_dropout_run_is_bit_identical(
     config, tmp_path, monkeypatch, reads, position
 ):
     cfg, src = config()
-    full = loop.fit(cfg, src, tmp_path / "full", progress=False)
+    full = fit(cfg, src, folder=tmp_path / "full").rows
 
     meta, resumed = interrupt_and_resume(cfg, src, tmp_path / "cut", monkeypatch, reads)
     assert (meta["epoch"], meta["batch"]) == position  # mostly inside an epoch

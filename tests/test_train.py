@@ -6,7 +6,7 @@ from helpers import interrupt_and_resume, net_arrays, without_seconds, write_blo
 
 from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import JobFailed
-from nettrain.training import loop
+from nettrain.training.fit import fit
 
 CONFIG = """
 seed: 3
@@ -40,7 +40,7 @@ def config(tmp_path):
 
 def test_loss_falls_and_run_folder_is_complete(config, tmp_path):
     cfg, src = config()
-    rows = loop.fit(cfg, src, tmp_path / "run", progress=False)
+    rows = fit(cfg, src, folder=tmp_path / "run").rows
     assert len(rows) == 3 and rows[-1]["train_loss"] < rows[0]["train_loss"]
     assert rows[-1]["test_accuracy"] > 0.8
     assert {p.name for p in (tmp_path / "run").iterdir()} == {
@@ -54,15 +54,15 @@ def test_loss_falls_and_run_folder_is_complete(config, tmp_path):
 
 def test_same_seed_same_weights(config, tmp_path):
     cfg, src = config()
-    loop.fit(cfg, src, tmp_path / "a", progress=False)
-    loop.fit(cfg, src, tmp_path / "b", progress=False)
+    fit(cfg, src, folder=tmp_path / "a")
+    fit(cfg, src, folder=tmp_path / "b")
     a, b = net_arrays(tmp_path / "a/last.npz"), net_arrays(tmp_path / "b/last.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
 def test_interrupted_mid_epoch_and_resumed_is_bit_identical(config, tmp_path, monkeypatch):
     cfg, src = config()
-    full = loop.fit(cfg, src, tmp_path / "full", progress=False)
+    full = fit(cfg, src, folder=tmp_path / "full").rows
 
     # 6 batches an epoch; the flag is read after every batch and at every epoch's end, so the
     # 10th read is after batch 3 of epoch 2
@@ -79,7 +79,7 @@ def test_divergence_stops_before_the_update(config, tmp_path):
     linear_output = ["model.layers.2=linear", "model.loss=squared_error"]
     cfg, src = config(lr=1e6, epochs=3, sets=linear_output)
     with pytest.raises(JobFailed, match="diverged") as info:
-        loop.fit(cfg, src, tmp_path / "run", progress=False)
+        fit(cfg, src, folder=tmp_path / "run")
     assert info.value.exit_code == 1 and "learning rate" in info.value.hint
     if (tmp_path / "run/last.npz").exists():
         assert all(np.all(np.isfinite(w)) for w in net_arrays(tmp_path / "run/last.npz").values())

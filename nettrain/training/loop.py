@@ -24,72 +24,65 @@ from nettrain.runtime import compiling
 from nettrain.training.history import format_row, metric_columns
 from nettrain.training.interrupt import Interrupted, StopFlag
 from nettrain.training.monitors import update_monitors
-from nettrain.training.mpi import run_folder
-from nettrain.training.prepare import Run, prepare
+from nettrain.training.prepare import Run
+from nettrain.training.run_folder import run_folder
 
-__all__ = ["Interrupted", "Run", "fit", "prepare", "train"]
-
-
-def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=True, out=None):
-    """prepare() then train(): the library's one-call training."""
-    return train(prepare(cfg, src, weights=weights, resume=resume), run_dir, progress, out)
+__all__ = ["Interrupted", "Run", "train"]
 
 
-def train(
-    run: Run, run_dir: Path | None, progress: bool = True, out=None, on_epoch=None
-) -> list[dict]:
-    """Train ``run`` to the end (or early stop), writing the run folder (none for None); the
-    metrics rows. ``on_epoch(row)`` is called after every epoch with its figures; training stops
-    there when it returns False."""
-    out = out or sys.stdout
+def train(run: Run, run_dir: Path | None, progress: bool, out, on_epoch=None) -> list[dict]:
+    """Train ``run`` to the end (or early stop), writing the run folder (none for None) and the
+    epoch lines to the stream ``out``; the metrics rows. ``on_epoch(row)`` is called after every
+    epoch with its figures; training stops there when it returns False. (nettrain.training.fit
+    prepares the run and calls this.)"""
     cfg, data, state, tc, world = run.cfg, run.train, run.state, run.cfg["train"], run.world
     params, grads = run.net.params(), run.net.grads()
     columns = metric_columns(data.has_classes, run.validation is not None, run.test is not None)
-    folder = run_folder(world, run_dir, run, columns)  # rank 0 writes, the others do not
+    folder = run_folder(world.root, run_dir, run, columns)  # rank 0 writes, the others do not
     folder.start()
     n, bs = len(data), tc["batch_size"]
     n_batches = math.ceil(n / bs)
     # Overflow is caught by the finiteness check below; numpy's warnings would only add noise.
     with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for epoch in range(state["epoch"], tc["epochs"]):
+        for epoch in range(state.epoch, tc["epochs"]):
             order = epoch_order(cfg["seed"], epoch, n, tc["shuffle"])
-            partial = state["partial"] or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+            partial = state.new_epoch()
             started = time.perf_counter() - partial["seconds"]
-            with progress_bar(epoch, n_batches, state["batch"], progress) as bar:
-                for b in range(state["batch"], n_batches):
+            with progress_bar(epoch, n_batches, state.batch, progress) as bar:
+                for b in range(state.batch, n_batches):
                     idx = order[b * bs : (b + 1) * bs]
                     loss, sums, stopping = step(run, idx, n_batches, stop.raised)
                     if not finite(loss, grads):  # on every rank alike: the sums are shared
                         raise diverged(epoch, b, loss, folder.last)
                     run.optimizer.step(params, grads)
-                    state["step"] += 1
+                    state.step += 1
                     tally(partial, loss, len(idx), sums)
                     advance(bar, b, partial)
-                    due = folder.checkpoint_due(state["step"])
+                    due = folder.checkpoint_due(state.step)
                     if (stopping or due) and b + 1 < n_batches:  # mid-epoch: position saved too
                         partial["seconds"] = time.perf_counter() - started
-                        state.update(epoch=epoch, batch=b + 1, partial=partial)
+                        state.epoch, state.batch, state.partial = epoch, b + 1, partial
                         folder.save("last.npz")
                         if stopping:
                             raise Interrupted(folder.last)
 
             row = epoch_row(run, epoch, partial, max(bs, 64))
             row["seconds"] = time.perf_counter() - started
-            state["metrics"].append({k: row[k] for k in columns})
-            state.update(epoch=epoch + 1, batch=0, partial=None)
+            state.metrics.append({k: row[k] for k in columns})
+            state.epoch, state.batch, state.partial = epoch + 1, 0, None
             print(format_row(row, tc["epochs"]), file=out, flush=True)
             improved, stop_early = update_monitors(run, row)
             folder.end_epoch(epoch, improved)
             if on_epoch is not None and on_epoch(dict(row)) is False:
                 break
             if stop_early:
-                waited = state["stopping"]
+                best = state.stopping_best
                 print(f"early stopping: {run.stopping.metric} has not improved for "
-                      f"{waited['wait']} epochs (best {waited['best']:.6g})", file=out)  # fmt: skip
+                      f"{state.wait} epochs (best {best:.6g})", file=out)  # fmt: skip
                 break
             if world.any(stop.raised):
                 raise Interrupted(folder.last)
-    return state["metrics"]
+    return state.metrics
 
 
 def step(run: Run, idx: np.ndarray, n_batches: int, stop: bool) -> tuple[float, dict, bool]:
@@ -112,7 +105,7 @@ def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, 
     at the current step, with the gradients of the loss, divided by the whole batch's size, in
     the net's grads and the optimizer's learning rate set for the step."""
     net, data, tc = run.net, run.train, run.cfg["train"]
-    seed, step = run.cfg["seed"], run.state["step"]
+    seed, step = run.cfg["seed"], run.state.step
     rows = run.world.block(len(idx))
     part = (rows.start, rows.stop, len(idx))
     views = augment_rng(seed, step) if run.augment else None
