@@ -17,7 +17,8 @@ import numpy as np
 from tqdm import tqdm
 
 from nettrain.core.errors import JobFailed
-from nettrain.core.streams import augment_rng, epoch_order
+from nettrain.core.step import Step
+from nettrain.core.streams import epoch_order
 from nettrain.net import metrics
 from nettrain.optim.schedule import lr_at
 from nettrain.runtime import compiling
@@ -89,31 +90,32 @@ def step(run: Run, idx: np.ndarray, n_batches: int, stop: bool) -> tuple[float, 
     """Forward and backward of this process's share of the batch ``idx``, then the sums over
     every process (one allreduce under MPI): (batch loss, the batch's metric sums, whether any
     process was asked to stop), with the batch's mean gradient in the net's grads."""
-    mine, y = idx[run.world.block(len(idx))], run.train.y
+    world, y = run.world, run.train.y
+    rows = world.block(len(idx))
+    part = (rows.start, rows.stop, len(idx))  # this process's rows of the batch
+    at = Step(run.cfg["seed"], run.state.step, part if world.size > 1 else None, world.layer_sum)
     sums = {"correct": 0} if y.ndim == 1 else {k: [0.0] * y[0].size for k in ("abs", "sq")}
-    if len(mine):
-        loss, output = forward_backward(run, idx, n_batches)
-        metrics.accumulate(sums, y[mine], output)
+    if rows.stop > rows.start:
+        loss, output = forward_backward(run, idx, n_batches, at, part)
+        metrics.accumulate(sums, y[idx[rows]], output)
     else:  # a short last batch leaves some ranks nothing to compute
         loss = 0.0
-        run.net.empty_pass()
-    return run.world.reduce_step(run.net.grads(), loss, sums, stop)
+        run.net.empty_pass(at)
+    return world.reduce_step(run.net.grads(), loss, sums, stop)
 
 
-def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, np.ndarray]:
-    """(loss, outputs) of this process's share of the batch ``idx`` (all of it in one process)
-    at the current step, with the gradients of the loss, divided by the whole batch's size, in
-    the net's grads and the optimizer's learning rate set for the step."""
+def forward_backward(run: Run, idx, n_batches: int, at: Step, part) -> tuple[float, np.ndarray]:
+    """(loss, outputs) of this process's rows ``part`` (lo, hi, n) of the batch ``idx`` at step
+    ``at``, with the gradients of the loss, divided by the whole batch's size, in the net's
+    grads and the optimizer's learning rate set for the step."""
     net, data, tc = run.net, run.train, run.cfg["train"]
-    seed, step = run.cfg["seed"], run.state.step
-    rows = run.world.block(len(idx))
-    part = (rows.start, rows.stop, len(idx))
-    views = augment_rng(seed, step) if run.augment else None
-    x = data.inputs(idx[rows], net.dtype, run.augment, views, part)
-    t = data.targets(idx[rows], net.n_outputs, net.dtype)
-    run.optimizer.lr = lr_at(tc["schedule"], tc["optimizer"]["lr"], step, n_batches, tc["epochs"])
-    net.seed_step(seed, step, part if run.world.size > 1 else None)
-    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx))
+    mine = idx[part[0] : part[1]]
+    views = at.augment_rng() if run.augment else None
+    x = data.inputs(mine, net.dtype, run.augment, views, part)
+    t = data.targets(mine, net.n_outputs, net.dtype)
+    lr = tc["optimizer"]["lr"]
+    run.optimizer.lr = lr_at(tc["schedule"], lr, at.number, n_batches, tc["epochs"])
+    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx), step=at)
     compiling.settled()  # a first run: the training step's kernels are compiled now
     return loss, output
 

@@ -12,7 +12,8 @@ imported) and ``Mpi`` under ``mpirun -np N``; the training loop calls the same m
   the global batch's mean gradient, the same on every rank, and every rank applies the same
   update. A NaN or Inf on any rank makes the sum non-finite on all of them, so all stop together;
   a stop request (Ctrl-C, SIGTERM) on any rank stops all at the same step.
-- ``allsum(a)``: a float64 sum over ranks (synchronised batchnorm statistics);
+- ``allsum(a)``: a float64 sum over ranks (synchronised batchnorm statistics, which each step
+  passes to the layers as ``layer_sum``: nettrain.core.step.Step);
 - ``score(net, ds, batch_size)``: validation and test scored in blocks of rows, one per rank,
   the outputs gathered in row order on every rank, so every rank decides best.npz and early
   stopping alike.
@@ -38,6 +39,7 @@ class Single:
     """One process: every method is the identity of its MPI counterpart."""
 
     size, rank, root = 1, 0, True
+    layer_sum = None  # the sum a training step gives layers of whole-batch statistics (Step.allsum)
 
     def block(self, n: int) -> slice:
         return slice(0, n)
@@ -62,9 +64,6 @@ class Single:
         loss, _, outputs = score_all(net, ds, batch_size)
         return loss, outputs
 
-    def attach(self, net) -> None:
-        pass
-
 
 class Mpi(Single):
     """N processes started by an MPI launcher, over mpi4py's COMM_WORLD."""
@@ -77,6 +76,7 @@ class Mpi(Single):
         self.failures = self.comm.Dup()  # a failed rank's rendezvous, apart from training's
         self.size, self.rank = self.comm.Get_size(), self.comm.Get_rank()
         self.root = self.rank == 0
+        self.layer_sum = self.allsum  # batchnorm's statistics are the whole batch's
         self.allreduce_seconds = 0.0
         sys.excepthook = self._abort_on_exception
 
@@ -149,12 +149,6 @@ class Mpi(Single):
             part = (loss * (rows.stop - rows.start), outputs)
         parts = [p for p in self.comm.allgather(part) if p is not None]
         return sum(p[0] for p in parts) / len(ds), np.concatenate([p[1] for p in parts])
-
-    def attach(self, net) -> None:
-        """Layers that need the whole batch's statistics (batchnorm) sum them over the ranks."""
-        for layer in net.layers:
-            if hasattr(layer, "allsum"):
-                layer.allsum = self.allsum
 
     def agree(self, timeout: float | None = None) -> bool:
         """Whether every rank reaches this point (each failed the same way) within ``timeout``

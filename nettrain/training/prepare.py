@@ -59,7 +59,6 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
         net.init_params(init_rng(cfg["seed"]))
     run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
     run.preprocess, run.augment, run.world = stats, augment, world()
-    run.world.attach(net)
     tc = cfg["train"]
     es = tc["early_stopping"]
     run.notes = fit_notes(run, tc["checkpoint"]["monitor"], es and es["monitor"])
