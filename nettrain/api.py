@@ -135,8 +135,9 @@ class Model:
         ``data.preprocess`` of the config apply either way. ``out``: a run folder written as by
         ``nettrain fit --out`` (nothing is written without it). ``callback(row)`` is called after
         every epoch; returning False stops there. ``verbose``: print the epoch lines (and, on
-        stderr, that kernels are being compiled on a first run). A model that was trained (or
-        loaded) before goes on from its weights, with a new optimizer.
+        stderr, what ``nettrain fit`` tells: the run folder, notes, kernels being compiled on a
+        first run). A model that was trained (or loaded) before goes on from its weights, with
+        a new optimizer. Training is nettrain.training.fit's, as for ``nettrain fit``.
         """
         _ready()
         from nettrain import data

@@ -25,10 +25,10 @@ Statistics and sums are taken in float64, each channel by one thread in a fixed 
 results do not depend on the thread count.
 
 In a data-parallel run (nettrain.training.mpi) the step that ``train`` is (nettrain.core.step.Step)
-gives ``allsum``, the sum over the ranks: each rank holds a
-share of the batch, and the mean, the variance, m and the backward's sums are those of the whole
-batch (PyTorch's SyncBatchNorm), so N ranks compute what one process computes. The parameter
-gradients stay each rank's own sums; the step's allreduce adds them up.
+gives ``allsum``, the sum over the ranks: each rank holds a share of the batch, and the mean, the
+variance, m and the backward's sums are those of the whole batch (PyTorch's SyncBatchNorm), so N
+ranks compute what one process computes. The parameter gradients stay each rank's own sums; the
+step's allreduce adds them up.
 """
 
 from __future__ import annotations

@@ -68,8 +68,8 @@ def fit(
     ``messages``: of what the run tells (the resumed keys, the run folder, notes, kernels
     compiling); None for silence. ``on_epoch(row)`` after every epoch; returning False stops.
     """
-    root = world().root
-    output, messages = (output, messages) if root else (None, None)
+    w = world()
+    output, messages = (output, messages) if w.root else (None, None)  # rank 0 tells
     one_start(resume, weights)
     if resume is not None:
         where = str(resume)
@@ -83,14 +83,14 @@ def fit(
         run = prepare(cfg, src, weights=weights, sets=sets)
     if folder is not None:
         folder = Path(folder)
-        world().on_root(lambda: check_run_dir(folder, overwrite or resume is not None))
+        w.on_root(lambda: check_run_dir(folder, overwrite or resume is not None))
     told = ([f"run folder: {folder}"] if folder is not None else []) + run.notes
     for line in told if messages is not None else ():
         print(line, file=messages)
     out = io.StringIO() if output is None else output  # the rows only go to metrics.csv
     try:
         with compiling.notice(messages):
-            rows = train(run, folder, progress and root, out, on_epoch)
+            rows = train(run, folder, progress and w.root, out, on_epoch)
     except Interrupted as exc:
         exc.fitted = Fitted(run, folder, run.state.metrics)
         raise

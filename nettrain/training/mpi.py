@@ -73,7 +73,7 @@ class Mpi(Single):
 
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD
-        self.failures = self.comm.Dup()  # a failed rank's rendezvous, apart from training's
+        self.rendezvous = self.comm.Dup()  # where failed ranks meet, apart from training's
         self.size, self.rank = self.comm.Get_size(), self.comm.Get_rank()
         self.root = self.rank == 0
         self.layer_sum = self.allsum  # batchnorm's statistics are the whole batch's
@@ -153,7 +153,7 @@ class Mpi(Single):
     def agree(self, timeout: float | None = None) -> bool:
         """Whether every rank reaches this point (each failed the same way) within ``timeout``
         seconds (AGREE_SECONDS for None)."""
-        request = self.failures.Ibarrier()
+        request = self.rendezvous.Ibarrier()
         deadline = time.monotonic() + (AGREE_SECONDS if timeout is None else timeout)
         while time.monotonic() < deadline:
             if request.Test():
