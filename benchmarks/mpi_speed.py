@@ -95,7 +95,7 @@ def measure(cfg, src, steps: int, warmup: int) -> dict | None:
         idx = order[(s * bs) % (len(order) - bs) :][:bs]
         step(run, idx, n_batches, False)
         run.optimizer.step(params, grads)
-        run.state["step"] += 1
+        run.state.step += 1
     seconds = time.perf_counter() - started
     reduce = getattr(world, "allreduce_seconds", 0.0) - reduced
     if not world.root:

@@ -62,7 +62,7 @@ def nettrain_run():
 
     from nettrain.config import load_config
     from nettrain.core import streams
-    from nettrain.training import loop
+    from nettrain.training.prepare import prepare
 
     if CIFAR:
         return nettrain_random()
@@ -75,7 +75,7 @@ def nettrain_run():
             "train.schedule=constant",
         ],
     )
-    run = loop.prepare(cfg, src)
+    run = prepare(cfg, src)
     net, data, test = run.net, run.train, run.test
     params, grads, opt = net.params(), net.grads(), run.optimizer
     order = streams.epoch_order(0, 0, len(data), True)

@@ -3,19 +3,18 @@
 A Model is one trained net or an ensemble of them (the mean of their outputs), or a config still
 to train. Its methods are the CLI's own steps: ``predict`` and ``evaluate`` run through
 nettrain/inference/ensemble.py as ``nettrain predict`` and ``nettrain evaluate`` do, ``fit`` through
-``prepare`` and ``train`` as ``nettrain fit`` does, so the same config and seed give the same
+``nettrain.training.fit`` as ``nettrain fit`` does, so the same config and seed give the same
 bits either way. Nothing is written to disk unless a path is given (``fit(out=...)``, ``save``).
 """
 
 from __future__ import annotations
 
-import io
 import json
 import sys
 from pathlib import Path
 
 from nettrain.core.errors import UserError
-from nettrain.runtime import compiling, threads
+from nettrain.runtime import threads
 from nettrain.runtime.memory import keep_freed_memory
 
 
@@ -50,7 +49,7 @@ class Model:
     def __init__(self, cfg=None, src=None, members=None):
         self.cfg, self._src = cfg, src  # the resolved config (None until needed, when loaded)
         self._members = members or []  # [(net, meta, where)], see nettrain/inference/ensemble.py
-        self._run = None  # the last fit's prepared run
+        self._run = None  # the run of the last fit
 
     @classmethod
     def from_config(cls, config, overrides=None) -> Model:
@@ -136,14 +135,15 @@ class Model:
         ``data.preprocess`` of the config apply either way. ``out``: a run folder written as by
         ``nettrain fit --out`` (nothing is written without it). ``callback(row)`` is called after
         every epoch; returning False stops there. ``verbose``: print the epoch lines (and, on
-        stderr, that kernels are being compiled on a first run). A model that was trained (or
-        loaded) before goes on from its weights, with a new optimizer.
+        stderr, what ``nettrain fit`` tells: the run folder, notes, kernels being compiled on a
+        first run). A model that was trained (or loaded) before goes on from its weights, with
+        a new optimizer. Training is nettrain.training.fit's, as for ``nettrain fit``.
         """
         _ready()
         from nettrain import data
         from nettrain.config import config_from_dict
-        from nettrain.training import loop
-        from nettrain.training.run_folder import check_run_dir
+        from nettrain.training.fit import fit
+        from nettrain.training.interrupt import Interrupted
 
         if len(self._members) > 1:
             raise UserError("fit", "an ensemble cannot be trained", "train each net on its own")
@@ -159,19 +159,30 @@ class Model:
         weights = None
         if self._members:
             weights = (self._members[0][0].arrays(), "the model's weights")
-        run = loop.prepare(self.cfg, self._src, weights=weights, sets=sets)
-        if out is not None:
-            check_run_dir(Path(out), overwrite)
-        self._run = run
-        self._members = [(run.net, meta_of(run), "fit")]
-        stream = sys.stdout if verbose else io.StringIO()
         try:
-            with compiling.notice(sys.stderr if verbose else None):
-                return loop.train(run, out, progress=False, out=stream, on_epoch=callback)
-        except loop.Interrupted:
+            done = fit(
+                self.cfg,
+                self._src,
+                weights=weights,
+                sets=sets,
+                folder=out,
+                overwrite=overwrite,
+                output=sys.stdout if verbose else None,
+                messages=sys.stderr if verbose else None,
+                on_epoch=callback,
+            )
+        except Interrupted as exc:
+            self._trained_by(exc.fitted.run)
             if out is None:  # nothing was saved: an ordinary Ctrl-C, the model as it stands
                 raise KeyboardInterrupt from None
             raise
+        self._trained_by(done.run)
+        return done.rows
+
+    def _trained_by(self, run) -> None:
+        """The model is now the net of ``run`` (a fit's prepared run), saved as ``run`` is."""
+        self._run = run
+        self._members = [(run.net, meta_of(run), "fit")]
 
     def save(self, path) -> None:
         """Write the model as a checkpoint (as ``nettrain fit`` writes last.npz), atomically."""

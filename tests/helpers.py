@@ -11,6 +11,7 @@ from click.testing import CliRunner
 from nettrain import checkpoint
 from nettrain.cli.commands import cli
 from nettrain.training import loop
+from nettrain.training.fit import fit
 
 
 def layer_grad_errors(layer, x, rng, h=1e-6):
@@ -123,10 +124,10 @@ def interrupt_and_resume(cfg, src, folder, monkeypatch, reads):
     from its last.npz; returns (the interrupted checkpoint's meta, the resumed fit's rows)."""
     monkeypatch.setattr(loop, "StopFlag", lambda: StopAfter(reads))
     with pytest.raises(loop.Interrupted):
-        loop.fit(cfg, src, folder, progress=False)
+        fit(cfg, src, folder=folder)
     monkeypatch.undo()
     arrays, meta = checkpoint.load(folder / "last.npz")
-    rows = loop.fit(cfg, src, folder, resume=(arrays, meta, "last.npz"), progress=False)
+    rows = fit(cfg, src, folder=folder, resume=folder / "last.npz").rows
     return meta, rows
 
 

@@ -9,7 +9,8 @@ from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.data import Dataset
 from nettrain.data.augment import Augment, _gather, crop_view
-from nettrain.training import loop
+from nettrain.training.fit import fit
+from nettrain.training.prepare import prepare
 
 
 def reference_gather(x, rows, top, left, flip, h, w):
@@ -124,9 +125,9 @@ def make(tmp_path):
 
 def test_augmented_run_interrupted_and_resumed_is_bit_identical(make, tmp_path, monkeypatch):
     cfg, src = make()
-    full = loop.fit(cfg, src, tmp_path / "full", progress=False)
+    full = fit(cfg, src, folder=tmp_path / "full").rows
     plain_cfg, plain_src = make("{}")
-    plain = loop.fit(plain_cfg, plain_src, tmp_path / "plain", progress=False)
+    plain = fit(plain_cfg, plain_src, folder=tmp_path / "plain").rows
     assert full[-1]["train_loss"] != plain[-1]["train_loss"]  # the views changed the batches
 
     # stops in epoch 2, batch 2
@@ -138,7 +139,7 @@ def test_augmented_run_interrupted_and_resumed_is_bit_identical(make, tmp_path, 
 
 def test_only_training_batches_are_augmented(make):
     cfg, src = make()
-    run = loop.prepare(cfg, src)
+    run = prepare(cfg, src)
     assert run.augment is not None and run.test.window is None
     stored = run.test.x.astype(np.float32)
     mean, std = run.preprocess["preprocess.mean"], run.preprocess["preprocess.std"]
@@ -151,7 +152,7 @@ def test_augment_needs_images(make):
     flat.append("data.preprocess=standardize")
     cfg, src = make("{translate: 2}", flat)
     with pytest.raises(UserError, match=r"cfg.yaml:7: data.augment: augmentation needs image"):
-        loop.prepare(cfg, src)
+        prepare(cfg, src)
     with pytest.raises(UserError, match="cfg.yaml:7: data.augment.translate: expected an int"):
         make("{translate: -1}")
     with pytest.raises(UserError, match="unknown key 'rotate'"):

@@ -19,7 +19,8 @@ from nettrain.net.network import build_network
 from nettrain.tools.bench import time_layers
 from nettrain.tools.gradcheck import check_net
 from nettrain.tools.summary import format_summary
-from nettrain.training import loop
+from nettrain.training.fit import fit
+from nettrain.training.prepare import prepare
 
 # -- by hand --------------------------------------------------------------------------------
 
@@ -280,7 +281,7 @@ def test_running_statistics_are_checkpointed_and_resume_bit_identically(
     config, tmp_path, monkeypatch
 ):
     cfg, src = config
-    full = loop.fit(cfg, src, tmp_path / "full", progress=False)
+    full = fit(cfg, src, folder=tmp_path / "full").rows
     assert full[-1]["test_accuracy"] > 0.8
     saved = net_arrays(tmp_path / "full/last.npz")
     assert saved["layers.1.running_var"].shape == (8,)
@@ -300,7 +301,7 @@ def test_running_statistics_are_checkpointed_and_resume_bit_identically(
 def test_weights_predict_and_load_carry_the_running_statistics(config, tmp_path):
     cfg, src = config
     cfg["train"]["epochs"] = 1
-    loop.fit(cfg, src, tmp_path / "run", progress=False)
+    fit(cfg, src, folder=tmp_path / "run")
     saved = net_arrays(tmp_path / "run/last.npz")
     net, _ = single.load_net(tmp_path / "run/last.npz")
     for k, a in net.state().items():
@@ -311,9 +312,9 @@ def test_weights_predict_and_load_carry_the_running_statistics(config, tmp_path)
     net.state()["layers.1.running_mean"][...] += 1
     assert not np.allclose(single.predict(net, x), before)
 
-    fresh = loop.prepare(cfg, src, weights=(saved, "w.npz"))
+    fresh = prepare(cfg, src, weights=(saved, "w.npz"))
     for k, a in fresh.net.state().items():
         np.testing.assert_array_equal(a, saved[k])
     del saved["layers.1.running_var"]
     with pytest.raises(UserError, match="no array 'layers.1.running_var' for this net's state"):
-        loop.prepare(cfg, src, weights=(saved, "w.npz"))
+        prepare(cfg, src, weights=(saved, "w.npz"))

@@ -13,7 +13,8 @@ from helpers import net_arrays
 from nettrain import data
 from nettrain.config import ConfigSource, load_config, validate
 from nettrain.core.errors import UserError
-from nettrain.training import loop
+from nettrain.training.fit import fit
+from nettrain.training.prepare import prepare
 
 CONFIG = """
 seed: 1
@@ -94,7 +95,7 @@ def test_same_data_trains_bit_identically_in_every_format(same_data, tmp_path):
     weights = {}
     for fmt in ("npz", "csv", "idx"):
         cfg, src = config(folder, SOURCES[fmt])
-        loop.fit(cfg, src, tmp_path / fmt, progress=False)
+        fit(cfg, src, folder=tmp_path / fmt)
         weights[fmt] = net_arrays(tmp_path / fmt / "last.npz")
     for fmt in ("csv", "idx"):
         assert weights[fmt].keys() == weights["npz"].keys()
@@ -215,7 +216,7 @@ def test_load_file_errors_name_the_file(same_data, name, message):
 def test_validation_file_in_another_format(same_data, tmp_path):
     folder = same_data[0]
     cfg, src = config(folder, SOURCES["npz"], ["data.validation=" + str(folder / "d.csv")])
-    run = loop.prepare(cfg, src)
+    run = prepare(cfg, src)
     assert len(run.validation) == 30 and run.validation.sample_shape == (1, 4, 4)
 
 
@@ -304,7 +305,7 @@ def test_predict_reads_every_format_alike(same_data, tmp_path):
 
     folder, x, _ = same_data
     cfg, src = config(folder, SOURCES["npz"], ["train.epochs=1"])
-    loop.fit(cfg, src, tmp_path / "run", progress=False)
+    fit(cfg, src, folder=tmp_path / "run")
     net, meta = single.load_net(tmp_path / "run" / "last.npz")
     np.save(tmp_path / "x.npy", x)
     flat = x.reshape(30, -1)

@@ -10,10 +10,11 @@ from numpy.testing import assert_array_equal
 
 from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
+from nettrain.core.step import Step
 from nettrain.layers.dropout import Dropout
 from nettrain.net.network import build_network
 from nettrain.tools.gradcheck import check_net
-from nettrain.training import loop
+from nettrain.training.fit import fit
 
 
 def dropout(p, shape=(500,), dtype=np.float64, seed=0):
@@ -109,8 +110,7 @@ def net_of(tmp_path, *sets, dtype=np.float64, text=MODEL):
 
 
 def masks(net, x, seed, step):
-    net.seed_step(seed, step)
-    _, _, saved = net.forward_saving(x, train=True)
+    _, _, saved = net.forward_saving(x, Step(seed, step))
     return [kept for layer, kept in zip(net.layers, saved, strict=True) if layer.kind == "dropout"]
 
 
@@ -134,13 +134,11 @@ def test_seed_step_fixes_the_masks(tmp_path):
 def test_same_seed_step_same_outputs_and_eval_ignores_masks(tmp_path):
     net = net_of(tmp_path)
     x = np.random.default_rng(8).standard_normal((8, 4))
-    net.seed_step(3, 0)
-    y1 = net.forward(x, train=True)
-    net.seed_step(3, 0)
-    y2 = net.forward(x, train=True)
+    y1 = net.forward(x, Step(3, 0))
+    y2 = net.forward(x, Step(3, 0))
     assert_array_equal(y1, y2)
     e1 = net.forward(x, train=False)
-    net.seed_step(3, 9)
+    net.forward(x, Step(3, 9))  # another step's masks drawn in between
     e2 = net.forward(x, train=False)
     assert_array_equal(e1, e2)
     assert not np.allclose(y1, e1)
@@ -198,14 +196,14 @@ def test_net_with_dropout_passes_gradcheck(tmp_path):
     assert step.ok
     assert all(r.checked > 0 for r in results)
     # the masks really drop units in the checked passes
-    net.seed_step(0, 0)
     assert any(np.any(mask == 0) for mask in masks(net, x, seed=0, step=0))
 
 
-def test_gradcheck_fails_if_masks_are_not_reseeded(tmp_path):
+def test_gradcheck_fails_if_masks_are_not_reseeded(tmp_path, monkeypatch):
     """The control: with fresh masks on every pass the finite differences are noise."""
     net = net_of(tmp_path, "model.layers.0.units=8")
-    net.seed_step = lambda seed, step: None
+    drawn = np.random.default_rng(0)  # one generator drawn on by every pass
+    monkeypatch.setattr(Step, "dropout_rng", lambda step, layer: drawn)
     rng = np.random.default_rng(9)
     x = rng.standard_normal((5, 4))
     t = np.eye(3)[rng.integers(0, 3, 5)]
@@ -253,13 +251,13 @@ def same_weights(a, b):
 
 def test_fit_with_dropout_is_deterministic_and_uses_the_masks(config, tmp_path):
     cfg, src = config()
-    a = loop.fit(cfg, src, tmp_path / "a", progress=False)
-    b = loop.fit(cfg, src, tmp_path / "b", progress=False)
+    a = fit(cfg, src, folder=tmp_path / "a").rows
+    b = fit(cfg, src, folder=tmp_path / "b").rows
     assert same_weights(tmp_path / "a/last.npz", tmp_path / "b/last.npz")
     assert [r["train_loss"] for r in a] == [r["train_loss"] for r in b]
     # dropout is on during training: without it the run differs
     cfg, src = config("model.layers.1.drop_prob=0.0")
-    loop.fit(cfg, src, tmp_path / "c", progress=False)
+    fit(cfg, src, folder=tmp_path / "c")
     assert not same_weights(tmp_path / "a/last.npz", tmp_path / "c/last.npz")
 
 
@@ -271,7 +269,7 @@ def test_interrupted_and_resumed_dropout_run_is_bit_identical(
     config, tmp_path, monkeypatch, reads, position
 ):
     cfg, src = config()
-    full = loop.fit(cfg, src, tmp_path / "full", progress=False)
+    full = fit(cfg, src, folder=tmp_path / "full").rows
 
     meta, resumed = interrupt_and_resume(cfg, src, tmp_path / "cut", monkeypatch, reads)
     assert (meta["epoch"], meta["batch"]) == position  # mostly inside an epoch

@@ -760,12 +760,12 @@ def test_bad_thread_count_in_the_environment(world, monkeypatch):
 
 
 def test_out_of_memory_is_one_line_and_exit_1(world, tmp_path, monkeypatch):
-    from nettrain.training import loop
+    import nettrain.training.fit
 
     def prepare(*args, **kwargs):
         raise MemoryError
 
-    monkeypatch.setattr(loop, "prepare", prepare)
+    monkeypatch.setattr(nettrain.training.fit, "prepare", prepare)
     result = CliRunner().invoke(cli, ["fit", str(world / "c.yaml"), "--out", str(tmp_path / "r")])
     assert result.exit_code == 1
     assert result.stderr.startswith("error: out of memory")

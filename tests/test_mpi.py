@@ -125,7 +125,8 @@ print(json.dumps([w.rank, grads["a"].tolist(), grads["b"].tolist(), loss, sums, 
 def test_an_error_of_one_rank_alone_aborts_the_job_an_error_of_all_is_told_once():
     script = """
 import sys
-from nettrain.training.mpi import failures, world
+from nettrain.cli.base import failures
+from nettrain.training.mpi import world
 from nettrain.core.errors import UserError
 w = world()
 try:  # as the CLI's group does: rank 0's error printed, its exit code
@@ -154,11 +155,9 @@ def test_n_ranks_end_with_the_weights_of_one_process_on_every_rank(folder):
 import numpy as np
 from pathlib import Path
 from nettrain.config import load_config
-from nettrain.training.prepare import prepare
-from nettrain.training.loop import train
+from nettrain.training.fit import fit
 cfg, src = load_config("{folder / "net.yaml"}", ())
-run = prepare(cfg, src)
-train(run, Path("{folder}") / "three", progress=False, out=open("/dev/null", "w"))
+run = fit(cfg, src, folder=Path("{folder}") / "three").run
 np.savez("{folder}/rank%d.npz" % run.world.rank, **run.net.arrays())
 """
     result = mpirun(3, sys.executable, "-c", job)

@@ -10,7 +10,8 @@ from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.data import preprocess
 from nettrain.inference import single
-from nettrain.training import loop
+from nettrain.training.fit import fit
+from nettrain.training.prepare import prepare
 
 CONFIG = """
 seed: 2
@@ -50,7 +51,7 @@ def make(folder, preprocess_text, sets=()):
 
 def test_statistics_come_from_the_training_split_only(folder):
     cfg, src = make(folder, "{name: standardize, per: channel}")
-    run = loop.prepare(cfg, src)
+    run = prepare(cfg, src)
     assert len(run.train) == 30 and len(run.validation) == 10
     assert run.validation.x is run.train.x  # the hold-out is a view of the stored samples
     kept = np.load(folder / "train.npz")["x"][run.train.rows]
@@ -109,7 +110,7 @@ def test_statistics_cover_more_samples_than_one_chunk(monkeypatch):
 )
 def test_statistics_round_trip_through_the_checkpoint(folder, text):
     cfg, src = make(folder, text)
-    loop.fit(cfg, src, folder / "run", progress=False)
+    fit(cfg, src, folder=folder / "run")
     ckpt = folder / "run" / "last.npz"
     arrays, _ = checkpoint.load(ckpt)
     stats = {k: v for k, v in arrays.items() if k.startswith("preprocess.")}
@@ -123,7 +124,7 @@ def test_statistics_round_trip_through_the_checkpoint(folder, text):
     _, _, seen_by_evaluate = score(net, single.evaluation_data(meta, net, test))
     predicted = single.predict(net, single.read_inputs(test, net, meta))
     np.testing.assert_array_equal(predicted, seen_by_evaluate)
-    _, _, seen_in_training = score(net, loop.prepare(cfg, src).test)
+    _, _, seen_in_training = score(net, prepare(cfg, src).test)
     np.testing.assert_array_equal(predicted, seen_in_training)
     raw = np.load(test)["x"]
     assert not np.allclose(single.predict(net, raw), predicted)  # the map matters
@@ -141,12 +142,12 @@ def test_errors(folder):
     flat = ["model.input=[18]", "model.layers.0={type: dense, units: 4}"]
     cfg, src = make(folder, "{name: standardize, per: channel}", flat)
     with pytest.raises(UserError, match=r"cfg.yaml:7: data.preprocess: per: channel needs"):
-        loop.prepare(cfg, src)
+        prepare(cfg, src)
 
 
 def test_checkpoint_without_its_statistics_is_refused(folder):
     cfg, src = make(folder, "standardize", ["train.epochs=1"])
-    loop.fit(cfg, src, folder / "run", progress=False)
+    fit(cfg, src, folder=folder / "run")
     arrays, meta = checkpoint.load(folder / "run" / "last.npz")
     del arrays["preprocess.std"]
     checkpoint.save(folder / "cut.npz", arrays, meta)

@@ -444,13 +444,13 @@ def test_early_stopping_auto_watches_train_loss_even_with_a_test_set(tmp_path):
     )
     assert "best.npz and early stopping follow train_loss" in result.stderr
     from nettrain import config
-    from nettrain.training import loop
+    from nettrain.training.prepare import prepare
 
     cfg, src = config.load_config(tmp_path / "c.yaml", ["train.early_stopping.patience=2"])
-    prepared = loop.prepare(cfg, src)
+    prepared = prepare(cfg, src)
     assert prepared.best.metric == prepared.stopping.metric == "train_loss"
     cfg, src = config.load_config(tmp_path / "c.yaml", ["data.validation=0.2"])
-    assert loop.prepare(cfg, src).best.metric == "validation_accuracy"
+    assert prepare(cfg, src).best.metric == "validation_accuracy"
 
 
 # -- point 10: the hint of a wrong-width input ---------------------------------------------------

@@ -13,7 +13,7 @@ from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.optim.schedule import lr_at
 from nettrain.optim.sgd import SGD
-from nettrain.training import loop
+from nettrain.training.fit import fit
 
 LR0 = 0.1
 SPE = 10  # steps per epoch
@@ -241,7 +241,7 @@ def metrics_lr(path):
 
 def test_metrics_lr_follows_exponential_schedule(fit_config, tmp_path):
     cfg, src = fit_config("train.schedule={name: exponential, gamma: 0.5}")
-    rows = loop.fit(cfg, src, tmp_path / "run", progress=False)
+    rows = fit(cfg, src, folder=tmp_path / "run").rows
     assert [r["lr"] for r in rows] == pytest.approx([0.1, 0.05, 0.025])
     assert metrics_lr(tmp_path / "run/metrics.csv") == pytest.approx([0.1, 0.05, 0.025])
 
@@ -259,7 +259,7 @@ def test_every_step_uses_the_scheduled_lr(fit_config, tmp_path, monkeypatch):
         return original(self, params, grads)
 
     monkeypatch.setattr(SGD, "step", step)
-    rows = loop.fit(cfg, src, tmp_path / "run", progress=False)
+    rows = fit(cfg, src, folder=tmp_path / "run").rows
     spe = 4  # 50 samples, batches of 16
     assert len(used) == 3 * spe
     expected = [lr_at(cfg["train"]["schedule"], 0.1, s, spe, 3) for s in range(3 * spe)]
@@ -272,8 +272,8 @@ def test_every_step_uses_the_scheduled_lr(fit_config, tmp_path, monkeypatch):
 def test_schedule_changes_the_weights(fit_config, tmp_path):
     """Not just logged: a decayed lr changes the training."""
     cfg, src = fit_config()
-    loop.fit(cfg, src, tmp_path / "a", progress=False)
+    fit(cfg, src, folder=tmp_path / "a")
     cfg, src = fit_config("train.schedule={name: step, step_size: 1, gamma: 0.1}")
-    loop.fit(cfg, src, tmp_path / "b", progress=False)
+    fit(cfg, src, folder=tmp_path / "b")
     with np.load(tmp_path / "a/last.npz") as a, np.load(tmp_path / "b/last.npz") as b:
         assert not np.array_equal(a["layers.0.weight"], b["layers.0.weight"])

@@ -16,6 +16,7 @@ import pytest
 
 from nettrain.config import ConfigSource, validate
 from nettrain.core import streams
+from nettrain.core.step import Step
 from nettrain.net.network import build_network
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -239,10 +240,12 @@ def test_dropout_masks_come_from_the_dropout_stream(tmp_path):
     )
     cfg = validate(ConfigSource.from_text(text, "cfg.yaml", tmp_path))
     net = build_network(cfg["model"], np.float64, cfg["model"]["input"])
-    net.seed_step(11, 5)
     layer = net.layers[1]
     expected = streams.dropout_rng(11, 5, layer.index).random(8)
-    np.testing.assert_array_equal(layer.rng.random(8), expected)
+    np.testing.assert_array_equal(Step(11, 5).dropout_rng(layer.index).random(8), expected)
+    _, mask = layer.forward(np.ones((2, 3)), Step(11, 5))  # the layer draws from it
+    kept = streams.dropout_rng(11, 5, layer.index).random((2, 3), dtype=layer.dtype) >= 0.5
+    np.testing.assert_array_equal(mask != 0, kept)
 
 
 # -- references: only to documents in the repository ---------------------------------------------

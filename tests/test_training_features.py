@@ -26,7 +26,8 @@ from nettrain import checkpoint
 from nettrain.assemble import score
 from nettrain.config import load_config
 from nettrain.core.errors import UserError
-from nettrain.training import loop
+from nettrain.training.fit import fit as train
+from nettrain.training.prepare import prepare
 
 CONFIG = """\
 seed: 3
@@ -124,7 +125,7 @@ def samples(ds):
 
 def test_validation_fraction_is_a_seeded_disjoint_hold_out(data):
     cfg, src = load(data, "data.validation=0.2")
-    a = loop.prepare(cfg, src)
+    a = prepare(cfg, src)
     assert (len(a.train), len(a.validation)) == (72, 18)
     full = np.load(data / "train.npz")
     assert rows_of(samples(a.train)) | rows_of(samples(a.validation)) == rows_of(full["x"])
@@ -135,18 +136,18 @@ def test_validation_fraction_is_a_seeded_disjoint_hold_out(data):
     held_out = samples(a.validation).tolist()
     assert [lookup[tuple(r)] for r in held_out] == a.validation.y.tolist()
 
-    b = loop.prepare(*load(data, "data.validation=0.2"))
+    b = prepare(*load(data, "data.validation=0.2"))
     np.testing.assert_array_equal(samples(a.validation), samples(b.validation))
     np.testing.assert_array_equal(samples(a.train), samples(b.train))
-    other = loop.prepare(*load(data, "data.validation=0.2", "seed=4"))
+    other = prepare(*load(data, "data.validation=0.2", "seed=4"))
     assert rows_of(samples(other.validation)) != rows_of(samples(a.validation))
 
 
 def test_validation_count_adds_columns_scored_on_the_hold_out(data, tmp_path):
     cfg, src = load(data, "data.validation=15")
-    prepared = loop.prepare(cfg, src)
+    prepared = prepare(cfg, src)
     assert (len(prepared.train), len(prepared.validation)) == (75, 15)
-    rows = loop.fit(cfg, src, tmp_path / "run", progress=False)
+    rows = train(cfg, src, folder=tmp_path / "run").rows
     assert header(tmp_path / "run/metrics.csv") == [
         "epoch",
         "train_loss",
@@ -172,10 +173,10 @@ def test_validation_count_adds_columns_scored_on_the_hold_out(data, tmp_path):
 def test_validation_file(data, tmp_path):
     cfg, src = load(data, f"data.validation={data / 'val.npz'}")
     assert cfg["data"]["validation"] == str((data / "val.npz").resolve())
-    prepared = loop.prepare(cfg, src)
+    prepared = prepare(cfg, src)
     assert (len(prepared.train), len(prepared.validation)) == (90, 20)
     np.testing.assert_array_equal(samples(prepared.validation), np.load(data / "val.npz")["x"])
-    loop.fit(cfg, src, tmp_path / "run", progress=False)
+    train(cfg, src, folder=tmp_path / "run")
     assert "validation_loss" in header(tmp_path / "run/metrics.csv")
     assert "validation_accuracy" in header(tmp_path / "run/metrics.csv")
 
@@ -200,7 +201,7 @@ def test_invalid_validation_in_the_file_names_its_line(data, tmp_path):
 def test_validation_leaving_no_set_is_refused(data, value):
     cfg, src = load(data, f"data.validation={value}")
     with pytest.raises(UserError, match=r"data\.validation"):
-        loop.prepare(cfg, src)
+        prepare(cfg, src)
 
 
 # -- best.npz follows the monitor -------------------------------------------------------------
@@ -261,17 +262,17 @@ def test_validation_monitor_without_validation_set(data, tmp_path, section):
 def test_accuracy_monitor_with_float_targets(data):
     cfg, src = load(data, "train.checkpoint.monitor=train_accuracy", name="reg.yaml")
     with pytest.raises(UserError, match=r"train\.checkpoint\.monitor") as info:
-        loop.prepare(cfg, src)
+        prepare(cfg, src)
     assert "train_loss" in info.value.hint
     cfg, src = load(data, "train.early_stopping.monitor=train_accuracy", name="reg.yaml")
     with pytest.raises(UserError, match=r"train\.early_stopping\.monitor"):
-        loop.prepare(cfg, src)
+        prepare(cfg, src)
 
 
 def test_float_targets_log_rmse_mae_r2_and_no_accuracy(data, tmp_path):
     cfg, src = load(data, "data.validation=8", name="reg.yaml")
     out = io.StringIO()
-    loop.fit(cfg, src, tmp_path / "run", progress=False, out=out)
+    train(cfg, src, folder=tmp_path / "run", output=out)
     assert header(tmp_path / "run/metrics.csv") == [
         "epoch",
         *("train_loss", "train_rmse", "train_mae", "train_r2"),
@@ -323,7 +324,7 @@ def test_every_steps_writes_mid_epoch_checkpoints(data, tmp_path, monkeypatch):
 
     monkeypatch.setattr(checkpoint, "save", recording_save)
     cfg, src = load(data, "train.checkpoint.every_steps=2", "data.test=null")
-    loop.fit(cfg, src, tmp_path / "run", progress=False)
+    train(cfg, src, folder=tmp_path / "run")
     monkeypatch.undo()
     # 90 samples in batches of 16: 6 steps an epoch; steps 2 and 4 fall inside it, step 6 ends it
     assert [s for s in saved if s[0] == "last.npz"] == [
@@ -340,7 +341,7 @@ def test_every_steps_writes_mid_epoch_checkpoints(data, tmp_path, monkeypatch):
     # a mid-epoch checkpoint resumes to the same end
     arrays, meta = checkpoint.load(tmp_path / "mid.npz")
     assert meta["partial"]["seen"] == 32
-    loop.fit(cfg, src, tmp_path / "resumed", resume=(arrays, meta, "mid.npz"), progress=False)
+    train(cfg, src, folder=tmp_path / "resumed", resume=tmp_path / "mid.npz")
     assert same_arrays(tmp_path / "run/last.npz", tmp_path / "resumed/last.npz")
     assert without_seconds(read_csv(tmp_path / "run/metrics.csv")) == without_seconds(
         read_csv(tmp_path / "resumed/metrics.csv")
@@ -777,6 +778,6 @@ def test_early_stopping_auto_without_held_out_data_watches_the_training_loss(tmp
     )
     (tmp_path / "c.yaml").write_text(text)
     cfg, src = load_config(tmp_path / "c.yaml")
-    run = loop.prepare(cfg, src)
+    run = prepare(cfg, src)
     assert run.stopping is not None and run.stopping.metric == "train_loss"
     assert run.stopping.mode == "min" and run.best.metric == "train_loss"

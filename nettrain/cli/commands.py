@@ -12,8 +12,9 @@ from pathlib import Path
 import click
 
 from nettrain import __version__
-from nettrain.cli.base import Group, PathArg
+from nettrain.cli.base import Group, PathArg, failures
 from nettrain.cli.use import evaluate, export, predict
+from nettrain.core.errors import UserError
 from nettrain.runtime import threads
 
 SET_HELP = "Override a config key, e.g. --set train.epochs=1 (repeatable; value parsed as YAML)."
@@ -58,12 +59,64 @@ def fit(config, sets, out, resume, weights, overwrite, quiet):
     With --resume CKPT, CONFIG may be left out: the run goes on with the config the checkpoint
     holds (--set still applies).
     """
-    from nettrain.training.fit import run_fit
-    from nettrain.training.mpi import failures, world
+    from nettrain.training.mpi import world
 
     w = world()  # one process, or a rank of `mpirun -np N nettrain fit`
     with failures(w):
-        run_fit(config, sets, out, resume, weights, overwrite, quiet or not w.root, w)
+        run_fit(config, sets, out, resume, weights, overwrite, quiet or not w.root, w.root)
+
+
+def run_fit(config, sets, out, resume, weights, overwrite, quiet, root) -> None:
+    """fit's parsing and printing around nettrain.training.fit: only rank 0 (``root``) tells."""
+    from nettrain.config import load_config
+    from nettrain.training.fit import fit as train
+    from nettrain.training.fit import one_start
+    from nettrain.training.interrupt import Interrupted
+    from nettrain.training.mpi import world
+    from nettrain.training.resume import recorded_config
+    from nettrain.training.run_folder import default_run_dir
+
+    one_start(resume, weights)
+    if config is None and not resume:
+        raise UserError(
+            "fit",
+            "no CONFIG given",
+            "give a config file, or --resume CKPT to continue a run with the config it holds",
+        )
+    cfg, src = load_config(config, sets) if config is not None else recorded_config(resume, sets)
+    if out is not None:
+        folder = Path(out)
+    elif resume:  # a resumed run goes on in its own folder
+        folder = Path(resume).resolve().parent
+    else:
+        folder = world().on_root(lambda: default_run_dir(config))
+    say = (lambda text: None) if quiet else (lambda text: click.echo(text, err=True))
+    try:
+        done = train(
+            cfg,
+            src,
+            weights=weights,
+            resume=resume,
+            folder=folder,
+            overwrite=overwrite,
+            progress=not quiet and sys.stderr.isatty(),
+            output=None if quiet else sys.stdout,
+            messages=None if quiet else sys.stderr,
+        )
+    except Interrupted as exc:  # not a success: said even with --quiet (by rank 0)
+        if not root:
+            sys.exit(exc.exit_code)
+        click.echo(f"interrupted; checkpoint written to {exc.checkpoint}", err=True)
+        again = f"{config} --resume" if config is not None else "--resume"
+        click.echo(f"resume with: nettrain fit {again} {exc.checkpoint}", err=True)
+        sys.exit(exc.exit_code)
+    if threads.changes():
+        say(
+            "note: other processes took cores during the run, so nettrain changed its thread "
+            "count; matrix products round differently on another thread count, so a rerun may "
+            "differ in the last bits (--threads N keeps the count fixed)"
+        )
+    say(f"done: {done.folder}")
 
 
 @cli.command()

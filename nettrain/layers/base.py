@@ -16,6 +16,8 @@ asks it to apply inside its own kernels, see ``network.FUSIONS``), then:
   ``state`` to its initial values.
 - ``forward(x, train) -> (y, saved)``: x (batch, *in_shape) -> y (batch, *out_shape). ``saved``
   is exactly what backward needs; evaluation (``train`` False) keeps nothing and gives None.
+  In a training run ``train`` is the step (nettrain.core.step.Step, truthy): dropout draws its
+  mask from the step's stream, batchnorm sums over the ranks with it; other layers read it as True.
   Training may update ``state`` (batchnorm's running statistics); evaluation reads it.
 - ``backward(saved, dy, need_dx=True) -> dx``: dy = dL/dy (batch, *out_shape) -> dL/dx
   (batch, *in_shape), using only ``saved``; writes the parameter gradients into ``grads``. With

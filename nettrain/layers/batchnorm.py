@@ -24,10 +24,11 @@ before the sums: one pass over memory each way instead of two or three.
 Statistics and sums are taken in float64, each channel by one thread in a fixed order, so the
 results do not depend on the thread count.
 
-In a data-parallel run (nettrain.training.mpi) ``allsum`` sums over the ranks: each rank holds a
-share of the batch, and the mean, the variance, m and the backward's sums are those of the whole
-batch (PyTorch's SyncBatchNorm), so N ranks compute what one process computes. The parameter
-gradients stay each rank's own sums; the step's allreduce adds them up.
+In a data-parallel run (nettrain.training.mpi) the step that ``train`` is (nettrain.core.step.Step)
+gives ``allsum``, the sum over the ranks: each rank holds a share of the batch, and the mean, the
+variance, m and the backward's sums are those of the whole batch (PyTorch's SyncBatchNorm), so N
+ranks compute what one process computes. The parameter gradients stay each rank's own sums; the
+step's allreduce adds them up.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ class BatchNorm(Layer):
         "eps": Opt("float", 1e-5, min=0, exclusive_min=True, doc="added to the variance"),
     }
     flops_per_value = 2
-    allsum = None  # a sum over the ranks of a data-parallel run; None: this process alone
+    whole_batch = True  # under MPI its training pass sums over the ranks (Network.empty_pass)
 
     def shapes(self, in_shape):
         if not in_shape:
@@ -71,7 +72,7 @@ class BatchNorm(Layer):
 
     def forward(self, x, train=True):
         """saved: (xhat (batch, C, rest), 1 / sqrt(var_B + eps) (C,) float64, m the values per
-        channel in the whole batch, y when relu is fused in, else None)."""
+        channel in the whole batch, y when relu is fused in, else None, the step's allsum)."""
         N, C, relu = len(x), self.in_shape[0], self.fused is not None
         x3 = np.ascontiguousarray(x, dtype=self.dtype).reshape(N, C, math.prod(self.in_shape[1:]))
         y = np.empty(x3.shape, dtype=self.dtype)
@@ -83,47 +84,48 @@ class BatchNorm(Layer):
             _affine(x3, scale, shift, relu, y)
             return y.reshape(x.shape), None
         xhat = np.empty(x3.shape, dtype=self.dtype)
-        if self.allsum is None:
+        allsum = getattr(train, "allsum", None)  # a Step's sum over the ranks, or None
+        if allsum is None:
             mean, var = np.empty(C), np.empty(C)
             _normalise(x3, w, b, eps, relu, xhat, y, mean, var)
             m = x3.shape[0] * x3.shape[2]
         else:
-            mean, var, m = self._global_statistics(x3)
+            mean, var, m = self._global_statistics(x3, allsum)
             _apply(x3, w, b, mean, 1 / np.sqrt(var + eps), relu, xhat, y)
         if m > 1:
             momentum = self.options["momentum"]
             for name, batch in (("running_mean", mean), ("running_var", var * (m / (m - 1)))):
                 run = self.state[name]
                 run[...] = (1 - momentum) * run + momentum * batch
-        return y.reshape(x.shape), (xhat, 1 / np.sqrt(var + eps), m, y if relu else None)
+        return y.reshape(x.shape), (xhat, 1 / np.sqrt(var + eps), m, y if relu else None, allsum)
 
-    def _global_statistics(self, x3):
+    def _global_statistics(self, x3, allsum):
         """(mean, biased variance, m) of the whole batch, summed over the ranks."""
         C = x3.shape[1]
         sums = np.zeros(C + 1)
         _sums(x3, np.zeros(C), False, sums[:C])
         sums[C] = x3.shape[0] * x3.shape[2]
-        sums = self.allsum(sums)
+        sums = allsum(sums)
         m = int(sums[C])
         mean = sums[:C] / max(m, 1)
         squares = np.zeros(C)
         _sums(x3, mean, True, squares)
-        return mean, self.allsum(squares) / max(m, 1), m
+        return mean, allsum(squares) / max(m, 1), m
 
     def backward(self, saved, dy, need_dx=True):
-        xhat, inv, m, y = saved
+        xhat, inv, m, y, allsum = saved
         dy3 = np.ascontiguousarray(dy, dtype=self.dtype).reshape(xhat.shape)
         relu = y is not None
         y = y if relu else dy3  # read only with relu; any array of its type will do
         dx = np.empty(xhat.shape, dtype=self.dtype) if need_dx else xhat[:0]
         dw, db = np.empty(len(inv)), np.empty(len(inv))
         w = self.params["weight"]
-        if self.allsum is None:
+        if allsum is None:
             _backward(dy3, xhat, y, relu, w, inv, need_dx, dx, dw, db)
         else:  # this rank's sums are its gradients; dx needs the whole batch's
             _backward(dy3, xhat, y, relu, w, inv, False, dx, dw, db)
             if need_dx:
-                total = self.allsum(np.concatenate([db, dw]))
+                total = allsum(np.concatenate([db, dw]))
                 C = len(inv)
                 _dx(dy3, xhat, y, relu, w, inv, total[:C], total[C:], m, dx)
         self.grads["weight"][...] = dw

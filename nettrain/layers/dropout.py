@@ -2,14 +2,16 @@
 the kept ones are scaled by 1 / (1 - drop_prob) ("inverted" dropout), so that evaluation is the
 identity. x: (batch, *shape) -> y: same shape.
 
-The mask is drawn from ``self.rng``, which the training loop sets for every step from the run's
-seed (see Network.seed_step), so that runs and resumed runs draw the same masks.
+In a training run the mask is drawn from the stream of the step that ``train`` is
+(nettrain.core.step.Step: the run's seed, the step, the layer), so that runs and resumed runs
+draw the same masks; a layer used on its own (``train`` True) draws from ``self.rng``.
 """
 
 from __future__ import annotations
 
 from nettrain.core import streams
 from nettrain.core.options import Opt
+from nettrain.core.step import Step
 from nettrain.layers.base import Layer
 
 
@@ -31,21 +33,20 @@ class Dropout(Layer):
 
     def __init__(self, index, **options):
         super().__init__(index, **options)
-        # Replaced by each training step's generator (Network.seed_step); this one serves a
-        # layer used on its own.
-        self.rng = streams.dropout_rng(0, 0, index)
-        self.rows = None  # (lo, hi, n): rows lo:hi of a batch of n (Network.seed_step)
+        self.rng = streams.dropout_rng(0, 0, index)  # a layer used on its own draws from it
 
     def forward(self, x, train=True):
         """saved: the mask (0 or 1 / (1 - drop_prob) per value), None when nothing is dropped."""
         p = self.options["drop_prob"]
         if not train or p == 0:
             return x, None
-        if self.rows is None:
-            keep = self.rng.random(x.shape, dtype=self.dtype) >= p
+        step = train if isinstance(train, Step) else None
+        rng = self.rng if step is None else step.dropout_rng(self.index)
+        if step is None or step.rows is None:
+            keep = rng.random(x.shape, dtype=self.dtype) >= p
         else:  # the whole batch's mask, so that a sample's mask does not depend on its rank
-            lo, hi, n = self.rows
-            keep = self.rng.random((n, *x.shape[1:]), dtype=self.dtype)[lo:hi] >= p
+            lo, hi, n = step.rows
+            keep = rng.random((n, *x.shape[1:]), dtype=self.dtype)[lo:hi] >= p
         mask = keep.astype(self.dtype) / self.dtype.type(1 - p)
         return x * mask, mask
 

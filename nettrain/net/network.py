@@ -10,7 +10,8 @@ Every internal layer keeps the index of its YAML entry, so parameters and state 
 
 The loss is attached to the net: ``loss_and_backward(x, t)`` runs forward, the loss and backward
 in one call, taking the loss through the output activation (``losses.COMBINED``) when the pair
-allows it.
+allows it. A training run passes each pass its step (nettrain.core.step.Step) as ``train``: the
+dropout masks' stream, this process's rows of the batch, the sum over the processes.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import math
 
 import numpy as np
 
-from nettrain.core import streams
 from nettrain.core.errors import UserError
 from nettrain.layers import ACTIVATIONS, LAYERS, ShapeError
 from nettrain.layers.base import defaults
@@ -140,28 +140,19 @@ class Network:
                 raise UserError(where, f"'{name}' holds NaN or Inf values")
             p[...] = a
 
-    def seed_step(self, seed: int, step: int, rows: tuple | None = None) -> None:
-        """Give each stochastic layer the generator of this training step (streams.dropout_rng)
-        and ``rows`` (lo, hi, n): this process computes rows lo:hi of a batch of n (a rank of a
-        data-parallel run; None: the whole batch), so that it draws the whole batch's masks and
-        keeps its rows."""
-        for layer in self.layers:
-            if layer.stochastic:
-                layer.rng = streams.dropout_rng(seed, step, layer.index)
-                layer.rows = rows
-
     def param_count(self) -> int:
         return sum(p.size for p in self.params().values())
 
     # -- passes ------------------------------------------------------------------------------
 
-    def forward(self, x: np.ndarray, train: bool = False) -> np.ndarray:
+    def forward(self, x: np.ndarray, train=False) -> np.ndarray:
+        """Outputs (batch, *output_shape); ``train``: False, True or the training Step."""
         threads.adapt()  # every pass starts with the cores other jobs leave free
         for layer in self.layers:
             x, _ = layer.forward(x, train)
         return x
 
-    def forward_saving(self, x: np.ndarray, train: bool = True):
+    def forward_saving(self, x: np.ndarray, train=True):
         """(input of the last layer, output, [each layer's saved]): a forward pass that keeps
         what backward needs (nothing, in evaluation)."""
         threads.adapt()
@@ -181,16 +172,19 @@ class Network:
             return self.combined(s.reshape(n, -1), out.reshape(n, -1), t, total)
         return self.loss(out.reshape(n, -1), t, total)
 
-    def loss_and_backward(self, x: np.ndarray, t: np.ndarray, input_grad: bool = True, total=None):
+    def loss_and_backward(
+        self, x: np.ndarray, t: np.ndarray, input_grad: bool = True, total=None, step=None
+    ):
         """Forward, loss and backward on one batch; gradients land in ``grads()``.
 
         x (batch, *input_shape), t (batch, K) targets. Returns (mean loss over the batch,
         outputs (batch, K), dL/dx (batch, *input_shape), or None when ``input_grad`` is False:
         training needs no gradient for its data, and skipping it saves the first layer's
-        largest product). ``total``: the size of the global batch this one is a share of.
+        largest product). ``total``: the size of the global batch this one is a share of;
+        ``step``: the training Step (None: the layers' own, as for a net used on its own).
         """
         n = len(x)
-        s, out, saved = self.forward_saving(x, True)
+        s, out, saved = self.forward_saving(x, step or True)
         value, delta = self.loss_of(s, out, t, total)
         stop = len(self.layers) - (self.combined is not None)
         delta = delta.reshape((n, *self.layers[stop - 1].out_shape) if stop else x.shape)
@@ -198,14 +192,15 @@ class Network:
             delta = self.layers[i].backward(saved[i], delta, need_dx=input_grad or i > 0)
         return value, out.reshape(n, -1), delta
 
-    def empty_pass(self, input_grad: bool = False) -> None:
+    def empty_pass(self, step, input_grad: bool = False) -> None:
         """A training pass over a share of no samples (a rank of a data-parallel run whose share
-        of a short batch is empty): zero gradients, and the sums over the ranks that layers with
-        whole-batch statistics (batchnorm) make, in the order a pass makes them."""
+        of a short batch is empty) at ``step``: zero gradients, and the sums over the ranks
+        (``step.allsum``) that layers with whole-batch statistics (batchnorm) make, in the order
+        a pass makes them."""
         saved = {}
         for i, layer in enumerate(self.layers):
-            if getattr(layer, "allsum", None) is not None:
-                saved[i] = layer.forward(np.zeros((0, *layer.in_shape), self.dtype), True)[1]
+            if step.allsum is not None and getattr(layer, "whole_batch", False):
+                saved[i] = layer.forward(np.zeros((0, *layer.in_shape), self.dtype), step)[1]
         for i in reversed(saved):
             layer = self.layers[i]
             dy = np.zeros((0, *layer.out_shape), self.dtype)
@@ -213,8 +208,8 @@ class Network:
         for g in self.grads().values():
             g[...] = 0
 
-    def evaluate(self, x: np.ndarray, t: np.ndarray, train: bool = False):
-        """(mean loss, outputs (batch, K)) without touching gradients."""
+    def evaluate(self, x: np.ndarray, t: np.ndarray, train=False):
+        """(mean loss, outputs (batch, K)) without touching gradients (``train``: as forward's)."""
         s, out, _ = self.forward_saving(x, train)
         value, _ = self.loss_of(s, out, t)
         return value, out.reshape(len(x), -1)

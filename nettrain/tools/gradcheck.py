@@ -48,6 +48,7 @@ import numpy as np
 from nettrain import checkpoint, data
 from nettrain.assemble import assemble, has_data, require_input_shape
 from nettrain.config import load_config
+from nettrain.core.step import Step
 from nettrain.core.streams import gradcheck_entries_rng, gradcheck_rng, init_rng
 from nettrain.net.network import Network
 
@@ -100,15 +101,14 @@ def check_net(
         raise ValueError("gradcheck needs a float64 net")
     x = np.array(x, dtype=np.float64)
     state = {k: a.copy() for k, a in net.state().items()}  # training passes update it
-    net.seed_step(seed, 0)  # every pass below redraws the same dropout masks
-    base_loss, _, dx = net.loss_and_backward(x, t)
+    at = Step(seed, 0)  # every pass below is at this step: it redraws the same dropout masks
+    base_loss, _, dx = net.loss_and_backward(x, t, step=at)
     analytic = {"input": dx.copy(), **{k: g.copy() for k, g in net.grads().items()}}
     rng = gradcheck_entries_rng(seed)
     rounding = atol + NOISE_ULPS * np.finfo(np.float64).eps * abs(float(base_loss)) / h
 
     def loss():
-        net.seed_step(seed, 0)
-        s, out, saved = net.forward_saving(x, train=True)
+        s, out, saved = net.forward_saving(x, at)
         value, _ = net.loss_of(s, out, t)
         return value, [layer.kinks(kept) for layer, kept in zip(net.layers, saved, strict=True)]
 
@@ -153,8 +153,7 @@ def step_check(net: Network, x, t, analytic, seed=0) -> StepCheck:
     """Take w <- w - a g on all parameters, with a sized so that a |g|^2 is a 1e-4 of the loss;
     the actual loss change should match -a |g|^2 to first order. Parameters are restored."""
     params = net.params()
-    net.seed_step(seed, 0)
-    before, _ = net.evaluate(x, t, train=True)
+    before, _ = net.evaluate(x, t, train=Step(seed, 0))
     g2 = sum(float(np.sum(analytic[k] ** 2)) for k in params)
     if g2 == 0:
         return StepCheck(0.0, 0.0, 0.0)
@@ -162,8 +161,7 @@ def step_check(net: Network, x, t, analytic, seed=0) -> StepCheck:
     saved = {k: p.copy() for k, p in params.items()}
     for k, p in params.items():
         p -= a * analytic[k]
-    net.seed_step(seed, 0)
-    after, _ = net.evaluate(x, t, train=True)
+    after, _ = net.evaluate(x, t, train=Step(seed, 0))
     for k, p in params.items():
         p[...] = saved[k]
     return StepCheck(a, -a * g2, after - before)

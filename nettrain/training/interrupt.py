@@ -13,9 +13,14 @@ from nettrain.runtime import launcher
 
 
 class Interrupted(Exception):
-    """Training stopped by Ctrl-C / SIGTERM after writing a checkpoint (exit code 130)."""
+    """Training stopped by Ctrl-C / SIGTERM after writing ``checkpoint`` (exit code 130; None
+    when no run folder is written); ``fitted``: the fit as it stands (nettrain.training.fit)."""
 
     exit_code = 130
+
+    def __init__(self, checkpoint, fitted=None):
+        super().__init__(checkpoint)
+        self.checkpoint, self.fitted = checkpoint, fitted
 
 
 def stop_signals() -> tuple:

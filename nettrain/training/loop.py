@@ -17,110 +17,105 @@ import numpy as np
 from tqdm import tqdm
 
 from nettrain.core.errors import JobFailed
-from nettrain.core.streams import augment_rng, epoch_order
+from nettrain.core.step import Step
+from nettrain.core.streams import epoch_order
 from nettrain.net import metrics
 from nettrain.optim.schedule import lr_at
 from nettrain.runtime import compiling
 from nettrain.training.history import format_row, metric_columns
 from nettrain.training.interrupt import Interrupted, StopFlag
 from nettrain.training.monitors import update_monitors
-from nettrain.training.mpi import run_folder
-from nettrain.training.prepare import Run, prepare
+from nettrain.training.prepare import Run
+from nettrain.training.run_folder import run_folder
 
-__all__ = ["Interrupted", "Run", "fit", "prepare", "train"]
-
-
-def fit(cfg: dict, src, run_dir: Path, *, weights=None, resume=None, progress=True, out=None):
-    """prepare() then train(): the library's one-call training."""
-    return train(prepare(cfg, src, weights=weights, resume=resume), run_dir, progress, out)
+__all__ = ["Interrupted", "Run", "train"]
 
 
-def train(
-    run: Run, run_dir: Path | None, progress: bool = True, out=None, on_epoch=None
-) -> list[dict]:
-    """Train ``run`` to the end (or early stop), writing the run folder (none for None); the
-    metrics rows. ``on_epoch(row)`` is called after every epoch with its figures; training stops
-    there when it returns False."""
-    out = out or sys.stdout
+def train(run: Run, run_dir: Path | None, progress: bool, out, on_epoch=None) -> list[dict]:
+    """Train ``run`` to the end (or early stop), writing the run folder (none for None) and the
+    epoch lines to the stream ``out``; the metrics rows. ``on_epoch(row)`` is called after every
+    epoch with its figures; training stops there when it returns False. (nettrain.training.fit
+    prepares the run and calls this.)"""
     cfg, data, state, tc, world = run.cfg, run.train, run.state, run.cfg["train"], run.world
     params, grads = run.net.params(), run.net.grads()
     columns = metric_columns(data.has_classes, run.validation is not None, run.test is not None)
-    folder = run_folder(world, run_dir, run, columns)  # rank 0 writes, the others do not
+    folder = run_folder(world.root, run_dir, run, columns)  # rank 0 writes, the others do not
     folder.start()
     n, bs = len(data), tc["batch_size"]
     n_batches = math.ceil(n / bs)
     # Overflow is caught by the finiteness check below; numpy's warnings would only add noise.
     with StopFlag() as stop, np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        for epoch in range(state["epoch"], tc["epochs"]):
+        for epoch in range(state.epoch, tc["epochs"]):
             order = epoch_order(cfg["seed"], epoch, n, tc["shuffle"])
-            partial = state["partial"] or {"loss": 0.0, "correct": 0, "seen": 0, "seconds": 0.0}
+            partial = state.new_epoch()
             started = time.perf_counter() - partial["seconds"]
-            with progress_bar(epoch, n_batches, state["batch"], progress) as bar:
-                for b in range(state["batch"], n_batches):
+            with progress_bar(epoch, n_batches, state.batch, progress) as bar:
+                for b in range(state.batch, n_batches):
                     idx = order[b * bs : (b + 1) * bs]
                     loss, sums, stopping = step(run, idx, n_batches, stop.raised)
                     if not finite(loss, grads):  # on every rank alike: the sums are shared
                         raise diverged(epoch, b, loss, folder.last)
                     run.optimizer.step(params, grads)
-                    state["step"] += 1
+                    state.step += 1
                     tally(partial, loss, len(idx), sums)
                     advance(bar, b, partial)
-                    due = folder.checkpoint_due(state["step"])
+                    due = folder.checkpoint_due(state.step)
                     if (stopping or due) and b + 1 < n_batches:  # mid-epoch: position saved too
                         partial["seconds"] = time.perf_counter() - started
-                        state.update(epoch=epoch, batch=b + 1, partial=partial)
+                        state.epoch, state.batch, state.partial = epoch, b + 1, partial
                         folder.save("last.npz")
                         if stopping:
                             raise Interrupted(folder.last)
 
             row = epoch_row(run, epoch, partial, max(bs, 64))
             row["seconds"] = time.perf_counter() - started
-            state["metrics"].append({k: row[k] for k in columns})
-            state.update(epoch=epoch + 1, batch=0, partial=None)
+            state.metrics.append({k: row[k] for k in columns})
+            state.epoch, state.batch, state.partial = epoch + 1, 0, None
             print(format_row(row, tc["epochs"]), file=out, flush=True)
             improved, stop_early = update_monitors(run, row)
             folder.end_epoch(epoch, improved)
             if on_epoch is not None and on_epoch(dict(row)) is False:
                 break
             if stop_early:
-                waited = state["stopping"]
+                best = state.stopping_best
                 print(f"early stopping: {run.stopping.metric} has not improved for "
-                      f"{waited['wait']} epochs (best {waited['best']:.6g})", file=out)  # fmt: skip
+                      f"{state.wait} epochs (best {best:.6g})", file=out)  # fmt: skip
                 break
             if world.any(stop.raised):
                 raise Interrupted(folder.last)
-    return state["metrics"]
+    return state.metrics
 
 
 def step(run: Run, idx: np.ndarray, n_batches: int, stop: bool) -> tuple[float, dict, bool]:
     """Forward and backward of this process's share of the batch ``idx``, then the sums over
     every process (one allreduce under MPI): (batch loss, the batch's metric sums, whether any
     process was asked to stop), with the batch's mean gradient in the net's grads."""
-    mine, y = idx[run.world.block(len(idx))], run.train.y
+    world, y = run.world, run.train.y
+    rows = world.block(len(idx))
+    part = (rows.start, rows.stop, len(idx))  # this process's rows of the batch
+    at = Step(run.cfg["seed"], run.state.step, part if world.size > 1 else None, world.layer_sum)
     sums = {"correct": 0} if y.ndim == 1 else {k: [0.0] * y[0].size for k in ("abs", "sq")}
-    if len(mine):
-        loss, output = forward_backward(run, idx, n_batches)
-        metrics.accumulate(sums, y[mine], output)
+    if rows.stop > rows.start:
+        loss, output = forward_backward(run, idx, n_batches, at, part)
+        metrics.accumulate(sums, y[idx[rows]], output)
     else:  # a short last batch leaves some ranks nothing to compute
         loss = 0.0
-        run.net.empty_pass()
-    return run.world.reduce_step(run.net.grads(), loss, sums, stop)
+        run.net.empty_pass(at)
+    return world.reduce_step(run.net.grads(), loss, sums, stop)
 
 
-def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, np.ndarray]:
-    """(loss, outputs) of this process's share of the batch ``idx`` (all of it in one process)
-    at the current step, with the gradients of the loss, divided by the whole batch's size, in
-    the net's grads and the optimizer's learning rate set for the step."""
+def forward_backward(run: Run, idx, n_batches: int, at: Step, part) -> tuple[float, np.ndarray]:
+    """(loss, outputs) of this process's rows ``part`` (lo, hi, n) of the batch ``idx`` at step
+    ``at``, with the gradients of the loss, divided by the whole batch's size, in the net's
+    grads and the optimizer's learning rate set for the step."""
     net, data, tc = run.net, run.train, run.cfg["train"]
-    seed, step = run.cfg["seed"], run.state["step"]
-    rows = run.world.block(len(idx))
-    part = (rows.start, rows.stop, len(idx))
-    views = augment_rng(seed, step) if run.augment else None
-    x = data.inputs(idx[rows], net.dtype, run.augment, views, part)
-    t = data.targets(idx[rows], net.n_outputs, net.dtype)
-    run.optimizer.lr = lr_at(tc["schedule"], tc["optimizer"]["lr"], step, n_batches, tc["epochs"])
-    net.seed_step(seed, step, part if run.world.size > 1 else None)
-    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx))
+    mine = idx[part[0] : part[1]]
+    views = at.augment_rng() if run.augment else None
+    x = data.inputs(mine, net.dtype, run.augment, views, part)
+    t = data.targets(mine, net.n_outputs, net.dtype)
+    lr = tc["optimizer"]["lr"]
+    run.optimizer.lr = lr_at(tc["schedule"], lr, at.number, n_batches, tc["epochs"])
+    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx), step=at)
     compiling.settled()  # a first run: the training step's kernels are compiled now
     return loss, output
 

@@ -70,14 +70,14 @@ def monitors(cfg: dict, splits: dict, classes: bool, src) -> tuple[Watch | None,
 def update_monitors(run, row: dict) -> tuple[bool, bool]:
     """(best.npz improved, early stopping due) after an epoch's row; updates run.state."""
     state = run.state
-    improved = run.best is not None and run.best.improves(row[run.best.metric], state["best"])
+    improved = run.best is not None and run.best.improves(row[run.best.metric], state.best)
     if improved:
-        state["best"] = row[run.best.metric]
+        state.best = row[run.best.metric]
     if run.stopping is None:
         return improved, False
-    waited, value = state["stopping"], row[run.stopping.metric]
-    if run.stopping.improves(value, waited["best"]):
-        waited.update(best=value, wait=0)
+    value = row[run.stopping.metric]
+    if run.stopping.improves(value, state.stopping_best):
+        state.stopping_best, state.wait = value, 0
     else:
-        waited["wait"] += 1
-    return improved, waited["wait"] >= run.cfg["train"]["early_stopping"]["patience"]
+        state.wait += 1
+    return improved, state.wait >= run.cfg["train"]["early_stopping"]["patience"]

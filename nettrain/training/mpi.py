@@ -11,16 +11,17 @@ imported) and ``Mpi`` under ``mpirun -np N``; the training loop calls the same m
   the global batch's mean gradient, the same on every rank, and every rank applies the same
   update. A NaN or Inf on any rank makes the sum non-finite on all of them, so all stop together;
   a stop request (Ctrl-C, SIGTERM) on any rank stops all at the same step.
-- ``allsum(a)``: a float64 sum over ranks (synchronised batchnorm statistics);
+- ``allsum(a)``: a float64 sum over ranks (synchronised batchnorm statistics, which each step
+  passes to the layers as ``layer_sum``: nettrain.core.step.Step);
 - ``score(net, ds, batch_size)``: validation and test scored in blocks of rows, one per rank,
   the outputs gathered in row order on every rank, so every rank decides best.npz and early
   stopping alike.
-Only rank 0 prints and writes the run folder (``writes``).
+Only rank 0 prints and writes the run folder (nettrain.training.run_folder); the exit code of a
+failed job is the command line's (nettrain.cli.base.failures).
 """
 
 from __future__ import annotations
 
-import contextlib
 import sys
 import time
 
@@ -29,7 +30,6 @@ import numpy as np
 from nettrain.assemble import score as score_all
 from nettrain.core.errors import NettrainError, UserError
 from nettrain.runtime import launcher
-from nettrain.training.run_folder import RunFolder
 
 AGREE_SECONDS = 10.0  # how long a failed rank waits for the others to fail at the same point
 
@@ -38,6 +38,7 @@ class Single:
     """One process: every method is the identity of its MPI counterpart."""
 
     size, rank, root = 1, 0, True
+    layer_sum = None  # the sum a training step gives layers of whole-batch statistics (Step.allsum)
 
     def block(self, n: int) -> slice:
         return slice(0, n)
@@ -62,9 +63,6 @@ class Single:
         loss, _, outputs = score_all(net, ds, batch_size)
         return loss, outputs
 
-    def attach(self, net) -> None:
-        pass
-
 
 class Mpi(Single):
     """N processes started by an MPI launcher, over mpi4py's COMM_WORLD."""
@@ -74,9 +72,10 @@ class Mpi(Single):
 
         self.MPI = MPI
         self.comm = MPI.COMM_WORLD
-        self.failures = self.comm.Dup()  # a failed rank's rendezvous, apart from training's
+        self.rendezvous = self.comm.Dup()  # where failed ranks meet, apart from training's
         self.size, self.rank = self.comm.Get_size(), self.comm.Get_rank()
         self.root = self.rank == 0
+        self.layer_sum = self.allsum  # batchnorm's statistics are the whole batch's
         self.allreduce_seconds = 0.0
         sys.excepthook = self._abort_on_exception
 
@@ -150,16 +149,11 @@ class Mpi(Single):
         parts = [p for p in self.comm.allgather(part) if p is not None]
         return sum(p[0] for p in parts) / len(ds), np.concatenate([p[1] for p in parts])
 
-    def attach(self, net) -> None:
-        """Layers that need the whole batch's statistics (batchnorm) sum them over the ranks."""
-        for layer in net.layers:
-            if hasattr(layer, "allsum"):
-                layer.allsum = self.allsum
-
-    def agree(self, timeout: float = AGREE_SECONDS) -> bool:
-        """Whether every rank reaches this point (each failed the same way) within ``timeout``."""
-        request = self.failures.Ibarrier()
-        deadline = time.monotonic() + timeout
+    def agree(self, timeout: float | None = None) -> bool:
+        """Whether every rank reaches this point (each failed the same way) within ``timeout``
+        seconds (AGREE_SECONDS for None)."""
+        request = self.rendezvous.Ibarrier()
+        deadline = time.monotonic() + (AGREE_SECONDS if timeout is None else timeout)
         while time.monotonic() < deadline:
             if request.Test():
                 return True
@@ -170,24 +164,6 @@ class Mpi(Single):
         self.comm.Abort(code)
 
 
-class Unwritten(RunFolder):
-    """The run folder as ranks other than 0 see it: the same decisions, no file written."""
-
-    def start(self) -> None:
-        self.env = {}
-
-    def write_metrics(self) -> None:
-        pass
-
-    def save(self, name: str) -> None:
-        pass
-
-
-def run_folder(w: Single, path, run, columns) -> RunFolder:
-    """The run folder ``path`` of ``run``: written by rank 0 only."""
-    return (RunFolder if w.root else Unwritten)(path, run, columns)
-
-
 _world = []
 
 
@@ -196,36 +172,3 @@ def world() -> Single:
     if not _world:
         _world.append(Mpi() if launcher.under_mpi() else Single())
     return _world[0]
-
-
-def exit_code(exc: BaseException) -> int:
-    """The exit code the CLI gives ``exc`` (docs/commands.md, "Errors and exit codes")."""
-    if isinstance(exc, SystemExit):
-        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    if isinstance(exc, KeyboardInterrupt):
-        return 130
-    if hasattr(exc, "exit_code"):  # NettrainError, Interrupted
-        return exc.exit_code
-    return 2 if isinstance(exc, OSError) else 1
-
-
-@contextlib.contextmanager
-def failures(w: Single, wait: float = AGREE_SECONDS):
-    """Under MPI, a failure every rank meets (bad data, divergence, a stop request) ends the
-    job once: rank 0 tells why and exits with the code, which mpirun passes on, the others exit
-    quietly with 0. A failure of one rank alone (the others are not here within ``wait`` s)
-    is printed by that rank, which then aborts the job: the others would wait for it forever."""
-    try:
-        yield
-    except BaseException as exc:
-        code = exit_code(exc)
-        if w.size == 1 or code == 0:
-            raise
-        if w.agree(wait):
-            if w.root:
-                raise
-            sys.exit(0)  # rank 0 tells why and gives mpirun its exit code
-        what = exc if isinstance(exc, NettrainError) else f"{type(exc).__name__}: {exc}"
-        print(f"error: rank {w.rank}: {what} (this rank alone; ending the job)",
-              file=sys.stderr, flush=True)  # fmt: skip
-        w.abort(code)

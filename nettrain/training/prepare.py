@@ -11,6 +11,7 @@ from nettrain.core.streams import init_rng
 from nettrain.optim import Optimizer, make_optimizer
 from nettrain.training.monitors import Watch, monitors
 from nettrain.training.mpi import Single, world
+from nettrain.training.state import TrainState
 
 
 @dataclass
@@ -25,7 +26,7 @@ class Run:
     optimizer: Optimizer
     best: Watch | None
     stopping: Watch | None
-    state: dict = field(default_factory=dict)
+    state: TrainState = field(default_factory=TrainState)
     preprocess: dict = field(default_factory=dict)  # 'preprocess.*' statistics, checkpointed
     augment: object = None  # data.augment.Augment of the training batches, or None
     notes: list = field(default_factory=list)  # what fit tells on stderr before training
@@ -35,7 +36,7 @@ class Run:
 def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run:
     """Build the net, read and check the data, set up optimizer and monitors, load weights.
 
-    ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, meta, where);
+    ``weights``: (arrays, where) to initialise from; ``resume``: (arrays, TrainState, where);
     ``sets``: (train, test) Datasets instead of the config's data.
     """
     net, train, test = assemble(cfg, src, sets=sets)
@@ -47,27 +48,17 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
     optimizer = make_optimizer(cfg["train"]["optimizer"], net.params())
     splits = {"train": True, "validation": validation is not None, "test": test is not None}
     best, stopping = monitors(cfg, splits, train.has_classes, src)
-    state = {
-        "epoch": 0,
-        "batch": 0,
-        "step": 0,
-        "metrics": [],
-        "partial": None,
-        "best": None,
-        "stopping": {"best": None, "wait": 0},
-    }
+    state = TrainState()
     if resume is not None:
-        arrays, meta, where = resume
+        arrays, state, where = resume
         net.load_params(arrays, where)
         optimizer.load_state_arrays(arrays, where)
-        state.update({k: meta[k] for k in state if k in meta})
     elif weights is not None:
         net.load_params(*weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
     run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
     run.preprocess, run.augment, run.world = stats, augment, world()
-    run.world.attach(net)
     tc = cfg["train"]
     es = tc["early_stopping"]
     run.notes = fit_notes(run, tc["checkpoint"]["monitor"], es and es["monitor"])

@@ -2,6 +2,7 @@
 
 ``check_run_dir`` refuses a folder before training; ``RunFolder`` writes it while training:
 every file atomically (nettrain.core.files), every checkpoint with the metadata a resume needs.
+In a data-parallel run only rank 0 writes: the others keep an ``Unwritten`` one (``run_folder``).
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ class RunFolder:
     def write_metrics(self) -> None:
         if self.path is None:
             return
-        write_metrics(self.path / "metrics.csv", self.columns, self.run.state["metrics"])
+        write_metrics(self.path / "metrics.csv", self.columns, self.run.state.metrics)
 
     def save(self, name: str) -> None:
         """Checkpoint ``name`` (last.npz, best.npz, epoch-NNN.npz) of the run as it stands."""
@@ -78,6 +79,24 @@ class RunFolder:
             self.save(f"epoch-{epoch + 1:03d}.npz")
 
 
+class Unwritten(RunFolder):
+    """The run folder as ranks other than 0 see it: the same decisions, no file written."""
+
+    def start(self) -> None:
+        self.env = {}
+
+    def write_metrics(self) -> None:
+        pass
+
+    def save(self, name: str) -> None:
+        pass
+
+
+def run_folder(root: bool, path: Path | None, run, columns) -> RunFolder:
+    """The run folder ``path`` of ``run``: written by the root process (rank 0) only."""
+    return (RunFolder if root else Unwritten)(path, run, columns)
+
+
 def save_checkpoint(run, path: Path, env: dict) -> None:
     """Parameters, optimizer state, preprocessing statistics and everything resume needs."""
     net, data = run.net, run.train
@@ -90,7 +109,7 @@ def save_checkpoint(run, path: Path, env: dict) -> None:
         "classes": data.classes,
         "rng": {"seed": run.cfg["seed"], "streams": streams.DESCRIPTION},
         "environment": env,
-        **run.state,
+        **run.state.to_meta(),
     }
     arrays = {**net.arrays(), **run.optimizer.state_arrays(), **run.preprocess}
     checkpoint.save(path, arrays, meta)
