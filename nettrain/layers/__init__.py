@@ -1,5 +1,7 @@
-"""The layer table: YAML `type` -> layer class. Adding a layer = one file + one entry here (and
-its block in tests/test_layer_table.py, which fails for a layer it has no reference for)."""
+"""The layer table: YAML `type` -> layer class. A layer's facts (options, fusions, output range,
+ONNX and PyTorch forms) are on its class, in its own file (nettrain.layers.base). Adding a layer
+(docs/adding-a-layer.md) = its file + one entry here + its block in tests/test_layer_table.py,
+which fails for a layer it has no reference for, + its export case and its documented options."""
 
 from nettrain.layers.avgpool2d import AvgPool2d
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
