@@ -26,7 +26,7 @@ REPO = Path(nettrain.__file__).resolve().parents[1]
 OPSETS = (13, 17, 21)
 TOLERANCE = 1e-5
 IMAGE = [2, 7, 9]  # non-square, odd sizes: pooling rounds down
-INPUTS: dict = {}  # case name -> its per-sample input shape, where it is not IMAGE
+INPUTS: dict = {"conv1d_same_relu": [2, 11], "conv1d_strided": [3, 10]}  # where not IMAGE
 # (name, layers, data section): each layer alone, with its options exercised, and a few pairs
 LAYER_CASES = [
     ("dense", [{"type": "dense", "units": 5}], None),  # flattens (C, H, W) first
@@ -45,6 +45,16 @@ LAYER_CASES = [
     (
         "conv2d_valid_stride2",
         [{"type": "conv2d", "filters": 2, "kernel": [2, 4], "stride": 2, "bias": False}],
+        None,
+    ),  # fmt: skip
+    (
+        "conv1d_same_relu",
+        [{"type": "conv1d", "filters": 3, "kernel": 3, "padding": "same", "activation": "relu"}],
+        None,
+    ),  # fmt: skip
+    (
+        "conv1d_strided",
+        [{"type": "conv1d", "filters": 2, "kernel": 4, "stride": 2, "padding": 1, "bias": False}],
         None,
     ),  # fmt: skip
     ("maxpool2d", [{"type": "maxpool2d", "size": 2}], None),

@@ -51,6 +51,23 @@ def conv2d(layer, x, dy, train):
     )
 
 
+def conv1d(layer, x, dy, train):
+    """Window by window, as the 1-D formula reads (no conv2d in it)."""
+    p, o = f64(layer), layer.options
+    weight, stride, (F, _, k) = p["weight"], o["stride"], p["weight"].shape
+    pad = {"valid": 0, "same": (k - 1) // 2}.get(o["padding"], o["padding"])
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad)))
+    OL = (xp.shape[2] - k) // stride + 1
+    y, dxp, dW = np.zeros((len(x), F, OL)), np.zeros(xp.shape), np.zeros(weight.shape)
+    for ol in range(OL):
+        at = slice(ol * stride, ol * stride + k)
+        y[:, :, ol] = np.einsum("ncj,fcj->nf", xp[:, :, at], weight) + p.get("bias", 0)
+        dxp[:, :, at] += np.einsum("nf,fcj->ncj", dy[:, :, ol], weight)
+        dW += np.einsum("nf,ncj->fcj", dy[:, :, ol], xp[:, :, at])
+    dx = dxp[:, :, pad : pad + x.shape[2]]
+    return dict(y=y, dx=dx, grads={"weight": dW, "bias": dy.sum(axis=(0, 2))})
+
+
 def pool(function):
     def run(layer, x, dy, train):
         size = ref.pair(layer.options["size"])
@@ -165,6 +182,7 @@ class Worked:
     y: list
     dy: list
     dx: list
+    grads: dict = field(default_factory=dict)
 
 
 def chw(rng, low=3, high=8):
@@ -190,6 +208,15 @@ CONV_CASES = [
     ((2, 5, 6), dict(filters=11, kernel=3, stride=1, padding="same")),  # 8 + 2 + 1 filters a pass
     ((9, 5, 4), dict(filters=3, kernel=[3, 2], stride=1, padding=1)),  # dx: 8 + 1 channels
 ]
+CONV1D_CASES = [
+    ((1, 5), dict(filters=1, kernel=3, stride=1, padding="valid")),
+    ((3, 11), dict(filters=4, kernel=3, stride=2, padding="same")),
+    ((2, 9), dict(filters=3, kernel=4, stride=1, padding=2, bias=False)),  # an even kernel
+    ((2, 8), dict(filters=5, kernel=5, stride=3, padding=1)),  # the stride drops the last input
+    ((4, 6), dict(filters=2, kernel=1, stride=1, padding="valid")),
+    ((1, 4), dict(filters=64, kernel=3, stride=1, padding="same")),  # stride 1 via im2col
+    ((9, 3), dict(filters=3, kernel=2, stride=1, padding=3)),  # outputs of zeros only at the ends
+]
 POOL_CASES = [
     ((1, 4, 4), dict(size=2, stride=None)),
     ((3, 7, 5), dict(size=2, stride=None)),  # the last row and column fill no window
@@ -213,6 +240,16 @@ def conv_draw(rng):
     )
 
 
+def conv1d_draw(rng):
+    shape = (int(rng.integers(1, 4)), int(rng.integers(4, 12)))
+    return shape, dict(
+        filters=int(rng.integers(1, 5)),
+        kernel=int(rng.integers(1, 4)),
+        stride=int(rng.integers(1, 3)),
+        padding="valid",
+    )
+
+
 def pool_draw(rng):
     return chw(rng, 4, 9), dict(size=int(rng.integers(1, 4)), stride=None)
 
@@ -233,7 +270,29 @@ TABLE = {
                 y=[1, 2.5, 1],
                 dy=[1, 0, 1],
                 dx=[3, -1],
-            )  # fmt: skip
+                grads=dict(weight=[[1, 0, 1], [2, 0, 2]], bias=[1, 0, 1]),
+            )
+        ],
+    ),
+    "conv1d": Entry(
+        CONV1D_CASES,
+        conv1d,
+        h=1e-4,
+        draw=conv1d_draw,
+        # xp = [0 1 2 3 4 0], [0 0 1 0 -1 0]; windows at 0, 2, 4: y = w . window + 0.5
+        # = [(0 - 1) + 0, (2 - 3) + 2, (4 - 0) - 2] + 0.5; dx: each dy[ol] * w added at 2 ol,
+        # the padding cut off; dW[c, j] = sum_ol dy[ol] xp[c, 2 ol + j]; db = sum dy
+        worked=[
+            Worked(
+                (2, 4),
+                dict(filters=1, kernel=2, stride=2, padding=1),
+                dict(weight=[[[1, -1], [2, 0]]], bias=[0.5]),
+                x=[[1, 2, 3, 4], [0, 1, 0, -1]],
+                y=[[-0.5, 1.5, 2.5]],
+                dy=[[1, 2, -1]],
+                dx=[[-1, 2, -2, -1], [0, 4, 0, -2]],
+                grads=dict(weight=[[[0, 7], [3, 0]]], bias=[2]),
+            )
         ],
     ),
     "conv2d": Entry(CONV_CASES, conv2d, h=1e-4, draw=conv_draw),
@@ -264,6 +323,11 @@ TABLE = {
     ),
     "softmax": Entry(ELEMENTWISE, softmax),
     # fusions (each layer's FUSABLE): the pair's reference is the two references in a row
+    # h 1e-5: a draw with one filter tap has a small input gradient whose difference quotient
+    # is all rounding at 1e-6 (1.7e-6 relative; 8e-8 at 1e-5), its nearest kink 0.0065 away
+    "conv1d+relu": Entry(
+        CONV1D_CASES, then(conv1d, "relu"), fused="relu", h=1e-5, draw=conv1d_draw
+    ),
     "conv2d+relu": Entry(CONV_CASES, then(conv2d, "relu"), fused="relu", draw=conv_draw),
     "batchnorm+relu": Entry(
         BATCHNORM_CASES,
@@ -402,6 +466,8 @@ def test_hand_worked_examples(kind, number):
     np.testing.assert_allclose(y[0], case.y, rtol=0, atol=1e-12)
     dx = layer.backward(saved, np.array([case.dy], dtype=np.float64))
     np.testing.assert_allclose(dx[0], case.dx, rtol=0, atol=1e-12)
+    for name, value in case.grads.items():
+        np.testing.assert_allclose(layer.grads[name], value, rtol=0, atol=1e-12, err_msg=name)
 
 
 # -- the facts on each layer class --------------------------------------------------------------

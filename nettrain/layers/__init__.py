@@ -6,6 +6,7 @@ which fails for a layer it has no reference for, + its export case and its docum
 from nettrain.layers.avgpool2d import AvgPool2d
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.batchnorm import BatchNorm
+from nettrain.layers.conv1d import Conv1d
 from nettrain.layers.conv2d.layer import Conv2d
 from nettrain.layers.dense import Dense
 from nettrain.layers.dropout import Dropout
@@ -29,6 +30,7 @@ ACTIVATIONS = {
 
 LAYERS = {
     "dense": Dense,
+    "conv1d": Conv1d,
     "conv2d": Conv2d,
     "maxpool2d": MaxPool2d,
     "avgpool2d": AvgPool2d,
