@@ -510,7 +510,7 @@ def test_gradcheck_passes(runner, data):
 
 
 def test_gradcheck_fails_on_a_wrong_tanh_derivative(runner, data, monkeypatch):
-    # dense applies the tanh in its own kernels (network.FUSIONS)
+    # dense applies the tanh in its own kernels (Dense.FUSABLE)
     monkeypatch.setattr("nettrain.layers.dense.tanh_grad", lambda dy, y: dy * (1 - y))
     result = run(runner, "gradcheck", data / "c.yaml", code=1)
     v = verdicts(result.stdout)

@@ -260,6 +260,19 @@ ERROR_CASES = [
         ["expected an integer >= 1", "got 0"],
     ),
     (
+        "conv1d-padding-pair",
+        edit(
+            (
+                "{type: dense, units: 8, activation: tanh}",
+                "{type: conv1d, filters: 2, kernel: 3, padding: [1, 2]}",
+            ),
+        ),
+        "load",
+        8,
+        "model.layers.0.padding",
+        ["expected 'same', 'valid' or an integer >= 0", "got a list [1, 2]"],
+    ),
+    (
         "seed-negative",
         edit(("seed: 0", "seed: -3")),
         "load",

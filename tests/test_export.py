@@ -26,6 +26,7 @@ REPO = Path(nettrain.__file__).resolve().parents[1]
 OPSETS = (13, 17, 21)
 TOLERANCE = 1e-5
 IMAGE = [2, 7, 9]  # non-square, odd sizes: pooling rounds down
+INPUTS: dict = {"conv1d_same_relu": [2, 11], "conv1d_strided": [3, 10]}  # where not IMAGE
 # (name, layers, data section): each layer alone, with its options exercised, and a few pairs
 LAYER_CASES = [
     ("dense", [{"type": "dense", "units": 5}], None),  # flattens (C, H, W) first
@@ -44,6 +45,16 @@ LAYER_CASES = [
     (
         "conv2d_valid_stride2",
         [{"type": "conv2d", "filters": 2, "kernel": [2, 4], "stride": 2, "bias": False}],
+        None,
+    ),  # fmt: skip
+    (
+        "conv1d_same_relu",
+        [{"type": "conv1d", "filters": 3, "kernel": 3, "padding": "same", "activation": "relu"}],
+        None,
+    ),  # fmt: skip
+    (
+        "conv1d_strided",
+        [{"type": "conv1d", "filters": 2, "kernel": 4, "stride": 2, "padding": 1, "bias": False}],
         None,
     ),  # fmt: skip
     ("maxpool2d", [{"type": "maxpool2d", "size": 2}], None),
@@ -91,18 +102,18 @@ def n_outputs(cfg: dict) -> int:
     return build_network(cfg["model"], np.float32, cfg["model"]["input"]).n_outputs
 
 
-def layer_checkpoint(folder: Path, layers, data_section) -> Path:
-    """A checkpoint of a net of ``layers`` on IMAGE inputs after one short epoch on random data
-    (batchnorm's running statistics move away from 0 and 1)."""
+def layer_checkpoint(folder: Path, layers, data_section, shape=IMAGE) -> Path:
+    """A checkpoint of a net of ``layers`` on inputs of ``shape`` after one short epoch on random
+    data (batchnorm's running statistics move away from 0 and 1)."""
     cfg = {
         "seed": 3,
-        "model": {"input": IMAGE, "layers": layers, "loss": "squared_error"},
+        "model": {"input": shape, "layers": layers, "loss": "squared_error"},
         "train": {"epochs": 1, "batch_size": 8, "optimizer": {"name": "sgd", "lr": 0.01}},
     }
     if data_section:
         cfg["data"] = data_section
     rng = np.random.default_rng(0)
-    x = (rng.standard_normal((24, *IMAGE)) * 2 + 0.5).astype(np.float32)
+    x = (rng.standard_normal((24, *shape)) * 2 + 0.5).astype(np.float32)
     y = rng.standard_normal((24, n_outputs(cfg))).astype(np.float32)
     model = nettrain.Model.from_config(cfg)
     model.fit(x, y)
@@ -152,7 +163,8 @@ def layer_checkpoints(tmp_path_factory):
     def get(name):
         if name not in made:
             case = next(c for c in LAYER_CASES if c[0] == name)
-            made[name] = layer_checkpoint(tmp_path_factory.mktemp(name), *case[1:])
+            folder = tmp_path_factory.mktemp(name)
+            made[name] = layer_checkpoint(folder, *case[1:], INPUTS.get(name, IMAGE))
         return made[name]
 
     return get
@@ -162,17 +174,17 @@ def layer_checkpoints(tmp_path_factory):
 @pytest.mark.parametrize("case", [c[0] for c in LAYER_CASES])
 def test_each_layer_exports_to_what_predict_gives(case, opset, layer_checkpoints, tmp_path):
     ckpt = layer_checkpoints(case)
-    x = (np.random.default_rng(opset).standard_normal((5, *IMAGE)) * 2).astype(np.float32)
+    shape = INPUTS.get(case, IMAGE)
+    x = (np.random.default_rng(opset).standard_normal((5, *shape)) * 2).astype(np.float32)
     expected = cli_predict([ckpt], x, tmp_path)
     assert_same(onnx_run([ckpt], x, tmp_path, opset), expected)
     assert_same(onnx_run([ckpt], x[:1], tmp_path, opset), expected[:1])  # another batch size
 
 
 def test_every_layer_type_has_a_case_here():
-    from nettrain.export.onnx import EXPORTERS
-
     covered = {layer["type"] for _, layers, _ in LAYER_CASES for layer in layers}
-    assert covered == set(LAYERS) == set(EXPORTERS)
+    assert covered == set(LAYERS)
+    assert [kind for kind, cls in LAYERS.items() if cls.onnx is None or cls.TORCH is None] == []
 
 
 def config_checkpoint(config: Path, folder: Path):
@@ -253,15 +265,34 @@ def test_the_default_opset_is_17(layer_checkpoints, tmp_path):
 def test_a_layer_without_an_onnx_form_is_refused_by_name(layer_checkpoints, tmp_path, monkeypatch):
     """A layer kind added to nettrain without an exporter is an error naming it, not a graph that
     skips it."""
-    from nettrain.export import onnx as exporter
-
-    monkeypatch.delitem(exporter.EXPORTERS, "avgpool2d")
+    monkeypatch.setattr(LAYERS["avgpool2d"], "onnx", None)
     out = tmp_path / "x.onnx"
     args = ["export", str(layer_checkpoints("avgpool2d")), "--format", "onnx", "--output", str(out)]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 2
     assert "layer 0 (avgpool2d)" in result.output and "cannot be exported to ONNX" in result.output
     assert not out.exists() and not list(tmp_path.glob(".x.onnx*"))
+
+
+def test_a_fused_activation_without_an_onnx_form_is_refused(layer_checkpoints, tmp_path,
+                                                            monkeypatch):  # fmt: skip
+    """dense applies its tanh in its own kernels; the graph writes it as the tanh layer does."""
+    monkeypatch.setattr(LAYERS["tanh"], "onnx", None)
+    out = tmp_path / "x.onnx"
+    ckpt = layer_checkpoints("dense_tanh_fused")
+    code, output = run_cli(["export", ckpt, "--format", "onnx", "--output", out])
+    assert code == 2 and "layer 0 (tanh)" in output and "cannot be exported to ONNX" in output
+    assert not out.exists()
+
+
+def test_a_layer_without_a_torch_form_is_refused_by_name(layer_checkpoints, tmp_path,
+                                                         monkeypatch):  # fmt: skip
+    monkeypatch.setattr(LAYERS["batchnorm"], "TORCH", None)
+    out = tmp_path / "x.safetensors"
+    ckpt = layer_checkpoints("batchnorm_dense")
+    code, output = run_cli(["export", ckpt, "--format", "safetensors", "--output", out])
+    assert code == 2 and "layer 1 (batchnorm)" in output and "no PyTorch form" in output
+    assert not out.exists()
 
 
 def run_cli(args):
@@ -342,11 +373,9 @@ def test_an_unwritable_output_is_refused_and_nothing_is_left(layer_checkpoints, 
 
 def test_a_refused_export_leaves_an_existing_file_as_it_was(layer_checkpoints, tmp_path,
                                                            monkeypatch):  # fmt: skip
-    from nettrain.export import onnx as exporter
-
     existing = tmp_path / "old.onnx"
     existing.write_bytes(b"old")
-    monkeypatch.delitem(exporter.EXPORTERS, "relu")
+    monkeypatch.setattr(LAYERS["relu"], "onnx", None)
     code, _ = run_cli(
         ["export", layer_checkpoints("relu"), "--format", "onnx", "--output", existing]
     )
@@ -397,7 +426,8 @@ def test_torch_loads_the_safetensors_as_the_readme_shows(case, layer_checkpoints
     ckpt = layer_checkpoints(case)
     out = tmp_path / "net.safetensors"
     assert run_cli(["export", ckpt, "--format", "safetensors", "--output", out])[0] == 0
-    x = (np.random.default_rng(5).standard_normal((4, *IMAGE)) * 2).astype(np.float32)
+    shape = INPUTS.get(case, IMAGE)
+    x = (np.random.default_rng(5).standard_normal((4, *shape)) * 2).astype(np.float32)
     expected = cli_predict([ckpt], x, tmp_path)
     scope = {"__name__": "readme"}
     exec(readme_torch_code().replace("net.safetensors", str(out)), scope)

@@ -3,10 +3,12 @@
 - gradcheck in float64 (backward against central differences, every entry of every tensor);
 - the fast kernels against a slow numpy reference (tests/references.py) in float32 and float64,
   training (y, dx, parameter gradients, updated state) and evaluation (y);
-- thread-count independence: one thread and two give the same bits.
+- thread-count independence: one thread and two give the same bits;
+- hand-worked examples (``worked``): outputs and gradients written out by hand;
+- the facts on each layer class (nettrain.layers.base) agree with each other and with the table.
 
 A layer (or fusion) without an entry in TABLE fails every one of these tests: adding a layer
-means adding its block here.
+means adding its block here (docs/adding-a-layer.md).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import references as ref
 from helpers import build, layer_grad_errors
 
 from nettrain.layers import ACTIVATIONS, LAYERS
-from nettrain.net.network import FUSIONS
+from nettrain.layers.base import Layer, Range
 from nettrain.runtime.threads import configure
 
 
@@ -47,6 +49,23 @@ def conv2d(layer, x, dy, train):
     return dict(
         y=ref.conv_forward(x, p["weight"], bias, s, pad), dx=dx, grads={"weight": dW, "bias": db}
     )
+
+
+def conv1d(layer, x, dy, train):
+    """Window by window, as the 1-D formula reads (no conv2d in it)."""
+    p, o = f64(layer), layer.options
+    weight, stride, (F, _, k) = p["weight"], o["stride"], p["weight"].shape
+    pad = {"valid": 0, "same": (k - 1) // 2}.get(o["padding"], o["padding"])
+    xp = np.pad(x, ((0, 0), (0, 0), (pad, pad)))
+    OL = (xp.shape[2] - k) // stride + 1
+    y, dxp, dW = np.zeros((len(x), F, OL)), np.zeros(xp.shape), np.zeros(weight.shape)
+    for ol in range(OL):
+        at = slice(ol * stride, ol * stride + k)
+        y[:, :, ol] = np.einsum("ncj,fcj->nf", xp[:, :, at], weight) + p.get("bias", 0)
+        dxp[:, :, at] += np.einsum("nf,fcj->ncj", dy[:, :, ol], weight)
+        dW += np.einsum("nf,ncj->fcj", dy[:, :, ol], xp[:, :, at])
+    dx = dxp[:, :, pad : pad + x.shape[2]]
+    return dict(y=y, dx=dx, grads={"weight": dW, "bias": dy.sum(axis=(0, 2))})
 
 
 def pool(function):
@@ -148,6 +167,22 @@ class Entry:
     tolerance: float = 1e-6  # of gradcheck's relative error
     draw: object = None  # rng -> (in_shape, options): one more case of random shape
     extra: dict = field(default_factory=dict)
+    worked: list = field(default_factory=list)  # Worked examples, computed by hand
+
+
+@dataclass
+class Worked:
+    """One sample through a layer, worked out by hand: ``y`` for input ``x`` with ``params``,
+    and ``dx`` for dL/dy = ``dy``."""
+
+    in_shape: tuple
+    options: dict
+    params: dict
+    x: list
+    y: list
+    dy: list
+    dx: list
+    grads: dict = field(default_factory=dict)
 
 
 def chw(rng, low=3, high=8):
@@ -173,6 +208,15 @@ CONV_CASES = [
     ((2, 5, 6), dict(filters=11, kernel=3, stride=1, padding="same")),  # 8 + 2 + 1 filters a pass
     ((9, 5, 4), dict(filters=3, kernel=[3, 2], stride=1, padding=1)),  # dx: 8 + 1 channels
 ]
+CONV1D_CASES = [
+    ((1, 5), dict(filters=1, kernel=3, stride=1, padding="valid")),
+    ((3, 11), dict(filters=4, kernel=3, stride=2, padding="same")),
+    ((2, 9), dict(filters=3, kernel=4, stride=1, padding=2, bias=False)),  # an even kernel
+    ((2, 8), dict(filters=5, kernel=5, stride=3, padding=1)),  # the stride drops the last input
+    ((4, 6), dict(filters=2, kernel=1, stride=1, padding="valid")),
+    ((1, 4), dict(filters=64, kernel=3, stride=1, padding="same")),  # stride 1 via im2col
+    ((9, 3), dict(filters=3, kernel=2, stride=1, padding=3)),  # outputs of zeros only at the ends
+]
 POOL_CASES = [
     ((1, 4, 4), dict(size=2, stride=None)),
     ((3, 7, 5), dict(size=2, stride=None)),  # the last row and column fill no window
@@ -196,12 +240,61 @@ def conv_draw(rng):
     )
 
 
+def conv1d_draw(rng):
+    shape = (int(rng.integers(1, 4)), int(rng.integers(4, 12)))
+    return shape, dict(
+        filters=int(rng.integers(1, 5)),
+        kernel=int(rng.integers(1, 4)),
+        stride=int(rng.integers(1, 3)),
+        padding="valid",
+    )
+
+
 def pool_draw(rng):
     return chw(rng, 4, 9), dict(size=int(rng.integers(1, 4)), stride=None)
 
 
 TABLE = {
-    "dense": Entry(DENSE_CASES, dense, h=1e-4, draw=lambda r: (vector(r), dict(units=3))),
+    "dense": Entry(
+        DENSE_CASES,
+        dense,
+        h=1e-4,
+        draw=lambda r: (vector(r), dict(units=3)),
+        # y_j = sum_i x_i w_ij + b_j = [1 + 0 + 0, 0 + 2 + 0.5, 2 - 2 + 1]; dx_i = sum_j w_ij dy_j
+        worked=[
+            Worked(
+                (2,),
+                dict(units=3),
+                dict(weight=[[1, 0, 2], [0, 1, -1]], bias=[0, 0.5, 1]),
+                x=[1, 2],
+                y=[1, 2.5, 1],
+                dy=[1, 0, 1],
+                dx=[3, -1],
+                grads=dict(weight=[[1, 0, 1], [2, 0, 2]], bias=[1, 0, 1]),
+            )
+        ],
+    ),
+    "conv1d": Entry(
+        CONV1D_CASES,
+        conv1d,
+        h=1e-4,
+        draw=conv1d_draw,
+        # xp = [0 1 2 3 4 0], [0 0 1 0 -1 0]; windows at 0, 2, 4: y = w . window + 0.5
+        # = [(0 - 1) + 0, (2 - 3) + 2, (4 - 0) - 2] + 0.5; dx: each dy[ol] * w added at 2 ol,
+        # the padding cut off; dW[c, j] = sum_ol dy[ol] xp[c, 2 ol + j]; db = sum dy
+        worked=[
+            Worked(
+                (2, 4),
+                dict(filters=1, kernel=2, stride=2, padding=1),
+                dict(weight=[[[1, -1], [2, 0]]], bias=[0.5]),
+                x=[[1, 2, 3, 4], [0, 1, 0, -1]],
+                y=[[-0.5, 1.5, 2.5]],
+                dy=[[1, 2, -1]],
+                dx=[[-1, 2, -2, -1], [0, 4, 0, -2]],
+                grads=dict(weight=[[[0, 7], [3, 0]]], bias=[2]),
+            )
+        ],
+    ),
     "conv2d": Entry(CONV_CASES, conv2d, h=1e-4, draw=conv_draw),
     "maxpool2d": Entry(POOL_CASES, pool(ref.maxpool), distinct, h=1e-4, draw=pool_draw),
     "avgpool2d": Entry(POOL_CASES, pool(ref.avgpool), h=1e-4, draw=pool_draw),
@@ -229,7 +322,12 @@ TABLE = {
         h=1e-4,
     ),
     "softmax": Entry(ELEMENTWISE, softmax),
-    # fusions (network.FUSIONS): the pair's reference is the two references in a row
+    # fusions (each layer's FUSABLE): the pair's reference is the two references in a row
+    # h 1e-5: a draw with one filter tap has a small input gradient whose difference quotient
+    # is all rounding at 1e-6 (1.7e-6 relative; 8e-8 at 1e-5), its nearest kink 0.0065 away
+    "conv1d+relu": Entry(
+        CONV1D_CASES, then(conv1d, "relu"), fused="relu", h=1e-5, draw=conv1d_draw
+    ),
     "conv2d+relu": Entry(CONV_CASES, then(conv2d, "relu"), fused="relu", draw=conv_draw),
     "batchnorm+relu": Entry(
         BATCHNORM_CASES,
@@ -242,7 +340,8 @@ TABLE = {
         DENSE_CASES, then(dense, "tanh"), fused="tanh", draw=lambda r: (vector(r), dict(units=3))
     ),
 }
-KINDS = sorted({*LAYERS, *(f"{a}+{b}" for a, b in FUSIONS)})
+FUSIONS = [(kind, a) for kind, cls in LAYERS.items() for a in cls.FUSABLE]
+KINDS = sorted({*LAYERS, *(f"{kind}+{a}" for kind, a in FUSIONS)})
 SEED = 9
 BATCH = 3
 
@@ -351,3 +450,63 @@ def test_results_do_not_depend_on_the_thread_count(kind):
         results.append([y, dx, evaluation, *(t.copy() for t in tensors)])
     for a, b in zip(*results, strict=True):
         np.testing.assert_array_equal(a, b)
+
+
+WORKED = [(kind, i) for kind in KINDS if kind in TABLE for i in range(len(TABLE[kind].worked))]
+
+
+@pytest.mark.parametrize("kind,number", WORKED)
+def test_hand_worked_examples(kind, number):
+    entry = TABLE[kind]
+    case = entry.worked[number]
+    layer = build(LAYERS[kind.partition("+")[0]], case.in_shape, fused=entry.fused, **case.options)
+    for name, value in case.params.items():
+        layer.params[name][...] = value
+    y, saved = layer.forward(np.array([case.x], dtype=np.float64))
+    np.testing.assert_allclose(y[0], case.y, rtol=0, atol=1e-12)
+    dx = layer.backward(saved, np.array([case.dy], dtype=np.float64))
+    np.testing.assert_allclose(dx[0], case.dx, rtol=0, atol=1e-12)
+    for name, value in case.grads.items():
+        np.testing.assert_allclose(layer.grads[name], value, rtol=0, atol=1e-12, err_msg=name)
+
+
+# -- the facts on each layer class --------------------------------------------------------------
+
+STATED = ("OUTPUT_RANGE", "onnx", "TORCH")
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_every_layer_states_its_facts_itself(kind):
+    """Its own range, ONNX and PyTorch forms (or None, explicitly), never inherited: a layer
+    made from another (avgpool2d from maxpool2d) must not export as that one."""
+    cls = LAYERS[kind]
+    assert cls.kind == kind
+    missing = [fact for fact in STATED if fact not in vars(cls)]
+    assert missing == [], f"{kind} does not state {missing} (nettrain.layers.base)"
+    assert cls.OUTPUT_RANGE is None or isinstance(cls.OUTPUT_RANGE, Range)
+    assert cls.onnx is None or callable(cls.onnx)
+    assert set(cls.FUSABLE) <= set(ACTIVATIONS)
+    assert not hasattr(Layer, "onnx") and not hasattr(Layer, "TORCH")
+
+
+@pytest.mark.parametrize("kind,activation", FUSIONS)
+def test_every_fusion_is_exported_wherever_its_layer_is(kind, activation):
+    """A fused pair is exported as the layer, then the activation: both need a form."""
+    cls, act = LAYERS[kind], ACTIVATIONS[activation]
+    assert cls.onnx is None or act.onnx is not None
+    assert cls.TORCH is None or act.TORCH is not None
+    assert act.OUTPUT_RANGE is not None  # the range of the pair's output is the activation's
+
+
+@pytest.mark.parametrize("kind", sorted(LAYERS))
+def test_torch_arrays_are_the_parameters_and_state_reshaped_at_most(kind):
+    """torch_arrays gives every parameter and state array once, the same values in a layout of
+    the same size; a layer with arrays has a PyTorch module to hold them."""
+    _, layer, _, _ = make(kind, 0, np.float64)
+    arrays = {**layer.params, **layer.state}
+    torch = layer.torch_arrays()
+    assert set(torch) == set(arrays)
+    for name, a in arrays.items():
+        assert torch[name].size == a.size and np.array_equal(np.sort(torch[name], None),
+                                                             np.sort(a, None)), name  # fmt: skip
+    assert not arrays or layer.TORCH is not None

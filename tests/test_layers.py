@@ -115,7 +115,7 @@ def test_dense_with_tanh_fused_in_matches_the_two_layers(dtype, monkeypatch):
     model = {"layers": specs, "loss": "squared_error"}
     fused = network.build_network(model, dtype, (5,))
     assert [(layer.kind, layer.fused) for layer in fused.layers] == [("dense", "tanh")]
-    monkeypatch.setattr(network, "FUSIONS", {})
+    monkeypatch.setattr(Dense, "FUSABLE", ())
     plain = network.build_network(model, dtype, (5,))
     assert [(layer.kind, layer.fused) for layer in plain.layers] == [
         ("dense", None),

@@ -42,7 +42,7 @@ LENET = [
 
 def test_lenet_shapes_and_names():
     net = net_of(LENET, "multinomial_cross_entropy", (1, 28, 28), np.float32)
-    # conv2d + relu and dense + tanh run as one layer each (network.FUSIONS)
+    # conv2d + relu and dense + tanh run as one layer each (their classes' FUSABLE)
     assert [(layer.kind, layer.fused, layer.out_shape) for layer in net.layers] == [
         ("conv2d", "relu", (8, 28, 28)),
         ("maxpool2d", None, (8, 14, 14)),

@@ -44,7 +44,8 @@ class Opt:
     """One config key.
 
     kind: int | float | bool | str | path | choice | shape | size (int or [h, w]) | padding
-    (int, [h, w], 'same' or 'valid'). min/max bound numbers; ``exclusive_min`` makes min strict.
+    (int, [h, w], 'same' or 'valid'; ``extra={"axes": 1}``: no pair). min/max bound numbers;
+    ``exclusive_min`` makes min strict.
     """
 
     kind: str
@@ -78,6 +79,8 @@ class Opt:
             return "one of: " + ", ".join(self.choices)
         if self.kind == "named":
             return "one of: " + ", ".join(self.extra["table"])
+        if self.kind == "padding" and self.extra.get("axes") == 1:
+            return "'same', 'valid' or an integer >= 0"
         text = names[self.kind]
         if self.min is not None and self.max is not None:
             lo = "(" if self.exclusive_min else "["
@@ -153,6 +156,10 @@ class Opt:
             return check_named(value, self.extra["table"], src, path, "name")
         if kind == "padding":
             if value in ("same", "valid"):
+                return value
+            if self.extra.get("axes") == 1:
+                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                    fail()
                 return value
             return list(_pair(value, 0, fail))
         raise AssertionError(f"unknown option kind {kind}")

@@ -7,12 +7,9 @@ only integer pixels), and gives ``output`` (N, K). It holds, per net:
 
 - ``data.preprocess`` as ``x * a + b`` (Mul, Add) with the checkpoint's statistics, the float32
   constants nettrain applies;
-- each internal layer in evaluation mode (``EXPORTERS``): dense as Flatten + Gemm (weight (in,
-  out) as nettrain stores it, so transB = 0), conv2d as Conv (pads on both sides, strides,
-  non-square kernels), maxpool2d / avgpool2d as MaxPool / AveragePool without padding (output
-  size rounds down, ceil_mode 0), global_avgpool2d as GlobalAveragePool + Flatten, batchnorm as
-  BatchNormalization with the running statistics, dropout and linear as nothing, softmax over
-  all units of a sample (Flatten, Softmax on axis 1, Reshape back);
+- each internal layer in evaluation mode, as its own ``onnx`` method writes it (in its file
+  under nettrain/layers/), then the activation it applies in its kernels, if any, as that
+  activation's layer writes it; a layer whose ``onnx`` is None is refused, never skipped;
 - a final Flatten to (N, K).
 Several nets: each its own subgraph (names prefixed ``net{k}/``), then Mean. Everything is
 computed in float32 (onnxruntime has no float64 Conv or pooling on CPU): a float64 checkpoint
@@ -27,6 +24,7 @@ import numpy as np
 
 from nettrain import __version__
 from nettrain.core.errors import UserError
+from nettrain.net.network import unfused
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 13  # Softmax over a chosen axis (opset 13's semantics) and Mean of any count
@@ -44,7 +42,8 @@ def onnx_module():
 
 
 class Graph:
-    """Nodes and constants of a graph under construction; names made unique by a prefix."""
+    """Nodes and constants of a graph under construction; names made unique by a prefix. A
+    layer's ``onnx(g, x)`` writes its nodes with ``node``, ``constant``, ``shape`` and ``flat``."""
 
     def __init__(self, onnx, prefix: str):
         self.onnx, self.prefix = onnx, prefix
@@ -76,80 +75,6 @@ class Graph:
         return self.node("Flatten", [x], axis=1) if rank > 1 else x
 
 
-def _dense(g: Graph, layer, x: str) -> str:
-    x = g.flat(x, len(layer.in_shape))
-    inputs = [x, g.constant("weight", layer.params["weight"])]
-    if "bias" in layer.params:
-        inputs.append(g.constant("bias", layer.params["bias"]))
-    return g.node("Gemm", inputs)
-
-
-def _conv2d(g: Graph, layer, x: str) -> str:
-    (kh, kw), (sh, sw), (ph, pw) = layer.geometry()
-    inputs = [x, g.constant("weight", layer.params["weight"])]
-    if "bias" in layer.params:
-        inputs.append(g.constant("bias", layer.params["bias"]))
-    return g.node("Conv", inputs, kernel_shape=[kh, kw], strides=[sh, sw], pads=[ph, pw, ph, pw])
-
-
-def _pool(op: str):
-    def export(g: Graph, layer, x: str) -> str:
-        (kh, kw), (sh, sw) = layer.geometry()
-        return g.node(op, [x], kernel_shape=[kh, kw], strides=[sh, sw], ceil_mode=0)
-
-    return export
-
-
-def _global_avgpool2d(g: Graph, layer, x: str) -> str:
-    return g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
-
-
-def _batchnorm(g: Graph, layer, x: str) -> str:
-    p, s = layer.params, layer.state
-    inputs = [x, g.constant("weight", p["weight"]), g.constant("bias", p["bias"])]
-    inputs += [g.constant("mean", s["running_mean"]), g.constant("var", s["running_var"])]
-    return g.node("BatchNormalization", inputs, epsilon=float(layer.options["eps"]))
-
-
-def _softmax(g: Graph, layer, x: str) -> str:
-    shape = layer.in_shape
-    y = g.node("Softmax", [g.flat(x, len(shape))], axis=1)
-    if len(shape) > 1:
-        y = g.node("Reshape", [y, g.shape("shape", [-1, *shape])])
-    return y
-
-
-def _unary(op: str):
-    return lambda g, layer, x: g.node(op, [x])
-
-
-def _leaky_relu(g: Graph, layer, x: str) -> str:
-    return g.node("LeakyRelu", [x], alpha=float(layer.options["negative_slope"]))
-
-
-def _identity(g: Graph, layer, x: str) -> str:
-    return x
-
-
-# internal layer kind -> its nodes; a kind missing here is refused, never skipped
-EXPORTERS = {
-    "dense": _dense,
-    "conv2d": _conv2d,
-    "maxpool2d": _pool("MaxPool"),
-    "avgpool2d": _pool("AveragePool"),
-    "global_avgpool2d": _global_avgpool2d,
-    "batchnorm": _batchnorm,
-    "dropout": _identity,  # evaluation mode
-    "linear": _identity,
-    "relu": _unary("Relu"),
-    "sigmoid": _unary("Sigmoid"),
-    "tanh": _unary("Tanh"),
-    "leaky_relu": _leaky_relu,
-    "softmax": _softmax,
-}
-FUSED = {"relu": "Relu", "tanh": "Tanh"}  # activations a layer applies in its own kernels
-
-
 def net_nodes(g: Graph, net, meta: dict, where: str, x: str) -> str:
     """Append the nodes of one net (preprocessing, layers, flatten) reading x; its output."""
     from nettrain.data import preprocess
@@ -162,18 +87,14 @@ def net_nodes(g: Graph, net, meta: dict, where: str, x: str) -> str:
             x = g.node("Mul", [x, g.constant("preprocess_a", a)])
         if np.any(b != 0):
             x = g.node("Add", [x, g.constant("preprocess_b", b)])
-    for layer in net.layers:
-        export = EXPORTERS.get(layer.kind)
-        if export is None or (layer.fused and layer.fused not in FUSED):
-            what = layer.kind + (f" + {layer.fused}" if layer.fused else "")
+    for layer in (part for built in net.layers for part in unfused(built)):
+        if getattr(layer, "onnx", None) is None:
             raise UserError(
-                f"{where}: layer {layer.index} ({what})",
+                f"{where}: layer {layer.index} ({layer.kind})",
                 "cannot be exported to ONNX: nettrain has no ONNX form for it",
                 "export the net with --format safetensors, or leave the layer out",
             )
-        x = export(g, layer, x)
-        if layer.fused:
-            x = g.node(FUSED[layer.fused], [x])
+        x = layer.onnx(g, x)
     return g.flat(x, len(net.output_shape))
 
 

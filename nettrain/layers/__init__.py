@@ -1,9 +1,12 @@
-"""The layer table: YAML `type` -> layer class. Adding a layer = one file + one entry here (and
-its block in tests/test_layer_table.py, which fails for a layer it has no reference for)."""
+"""The layer table: YAML `type` -> layer class. A layer's facts (options, fusions, output range,
+ONNX and PyTorch forms) are on its class, in its own file (nettrain.layers.base). Adding a layer
+(docs/adding-a-layer.md) = its file + one entry here + its block in tests/test_layer_table.py,
+which fails for a layer it has no reference for, + its export case and its documented options."""
 
 from nettrain.layers.avgpool2d import AvgPool2d
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.batchnorm import BatchNorm
+from nettrain.layers.conv1d import Conv1d
 from nettrain.layers.conv2d.layer import Conv2d
 from nettrain.layers.dense import Dense
 from nettrain.layers.dropout import Dropout
@@ -27,6 +30,7 @@ ACTIVATIONS = {
 
 LAYERS = {
     "dense": Dense,
+    "conv1d": Conv1d,
     "conv2d": Conv2d,
     "maxpool2d": MaxPool2d,
     "avgpool2d": AvgPool2d,

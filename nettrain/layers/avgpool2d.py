@@ -23,6 +23,13 @@ class AvgPool2d(MaxPool2d):
     """Shapes, options, errors and summary as maxpool2d; the mean instead of the max."""
 
     kind = "avgpool2d"
+    OUTPUT_RANGE = None  # its input's: a mean of values in a range stays in it
+    TORCH = "torch.nn.AvgPool2d"  # ceil_mode False: the output size rounds down
+
+    def onnx(self, g, x):
+        """AveragePool without padding, ceil_mode 0."""
+        (kh, kw), (sh, sw) = self.geometry()
+        return g.node("AveragePool", [x], kernel_shape=[kh, kw], strides=[sh, sw], ceil_mode=0)
 
     def forward(self, x, train=True):
         """saved: nothing (backward needs only the shapes)."""

@@ -1,7 +1,7 @@
 """The layer contract every layer follows.
 
-A layer is made once from its YAML options (and ``fused``, the activation the network builder
-asks it to apply inside its own kernels, see ``network.FUSIONS``), then:
+A layer is made once from its YAML options (and ``fused``, one of its ``FUSABLE`` activations,
+which the network builder asks it to apply inside its own kernels), then:
 
 - ``shapes(in_shape) -> (out_shape, {param: shape}, {state: shape})``: the pure shape pass, on
   per-sample shapes (no batch axis). It allocates and changes nothing, and raises ``ShapeError``
@@ -26,11 +26,27 @@ asks it to apply inside its own kernels, see ``network.FUSIONS``), then:
 
 Scratch arrays that kernels reuse from batch to batch (``_buffer``) are storage, not state: a
 ``saved`` may point into one until the next forward.
+
+A layer's facts are on its class, and the net and the exporters read them from there, with no
+table per layer elsewhere. Every class in the layer table states the last three itself (not by
+inheritance: tests/test_layer_table.py checks), so that a new layer cannot borrow a wrong one:
+
+- ``FUSABLE``: the activations it can apply in its own kernels; the builder fuses exactly these
+  pairs (an ``activation:`` of its own, or a standalone activation entry right after it).
+- ``OUTPUT_RANGE``: a ``Range``, the values its output takes whatever its input (sigmoid (0, 1),
+  softmax a distribution), or None where its input's range passes through (pooling, dropout).
+  The loss checks read it.
+- ``onnx(g, x) -> name``: appends its evaluation-mode nodes to an ONNX graph under construction
+  (``nettrain.export.onnx.Graph``) that reads ``x``; None where nettrain has no ONNX form for it.
+- ``TORCH``: the PyTorch module (or function) that computes what it computes, or None where there
+  is none. ``torch_arrays()`` gives its parameters and state in that module's layouts; override
+  it where nettrain's layout differs (dense's weight is transposed).
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,6 +54,23 @@ import numpy as np
 ACTIVATION_NAMES = ("linear", "sigmoid", "tanh", "relu", "softmax", "leaky_relu")
 # More values than this in one sample's output (8 GiB in float32) is a typo in a size, not a net.
 MAX_OUTPUT_VALUES = 2**31
+
+
+@dataclass(frozen=True)
+class Range:
+    """The values a layer's output can take: ``text`` as messages show it, e.g. '[0, inf)'."""
+
+    text: str
+    low: float = -math.inf
+    high: float = math.inf
+    distribution: bool = False  # each sample's values also sum to 1 (softmax)
+
+    def probabilities(self) -> bool:
+        """Whether every value lies in [0, 1] (what cross_entropy takes the logs of)."""
+        return self.low >= 0 and self.high <= 1
+
+
+ANY = Range("(-inf, inf)")
 
 
 class ShapeError(ValueError):
@@ -50,6 +83,9 @@ class Layer:
     kind = "layer"  # the YAML `type`
     OPTIONS: dict = {}
     FUSABLE: tuple = ()  # activations this layer can apply in its own kernels
+    # stated by every layer class itself (module docstring): OUTPUT_RANGE, onnx, TORCH
+    OUTPUT_RANGE: Range | None
+    TORCH: str | None
     stochastic = False  # True for layers that draw from ``self.rng`` in training (dropout)
     flops_per_value = 0  # forward FLOPs per output value, for element-wise layers
 
@@ -137,6 +173,10 @@ class Layer:
 
     def param_count(self) -> int:
         return int(sum(p.size for p in self.params.values()))
+
+    def torch_arrays(self) -> dict[str, np.ndarray]:
+        """Parameters and state by name, in the layouts of the ``TORCH`` module."""
+        return {**self.params, **self.state}
 
 
 def defaults(layer_cls) -> dict:

@@ -39,7 +39,7 @@ import numpy as np
 from numba import njit, prange
 
 from nettrain.core.options import Opt
-from nettrain.layers.base import Layer, ShapeError
+from nettrain.layers.base import ANY, Layer, ShapeError
 
 VECTOR_MATH = {"reassoc", "contract"}
 
@@ -47,6 +47,8 @@ VECTOR_MATH = {"reassoc", "contract"}
 class BatchNorm(Layer):
     kind = "batchnorm"
     FUSABLE = ("relu",)
+    OUTPUT_RANGE = ANY
+    TORCH = "torch.nn.BatchNorm1d"  # BatchNorm2d after a conv: the same arrays, (C,) each
     OPTIONS = {
         "momentum": Opt(
             "float", 0.1, min=0, max=1, doc="weight of each batch in the running statistics"
@@ -140,6 +142,13 @@ class BatchNorm(Layer):
 
     def describe(self):
         return "batchnorm"
+
+    def onnx(self, g, x):
+        """BatchNormalization with the running statistics (evaluation mode)."""
+        p, s = self.params, self.state
+        inputs = [x, g.constant("weight", p["weight"]), g.constant("bias", p["bias"])]
+        inputs += [g.constant("mean", s["running_mean"]), g.constant("var", s["running_var"])]
+        return g.node("BatchNormalization", inputs, epsilon=float(self.options["eps"]))
 
 
 @njit(cache=True, parallel=True, fastmath=VECTOR_MATH)

@@ -15,13 +15,15 @@ import numpy as np
 
 from nettrain.core.options import Opt
 from nettrain.layers import initializers
-from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
+from nettrain.layers.base import ACTIVATION_NAMES, ANY, Layer, ShapeError
 from nettrain.layers.tanh import Tanh, tanh, tanh_grad
 
 
 class Dense(Layer):
     kind = "dense"
     FUSABLE = ("tanh",)
+    OUTPUT_RANGE = ANY
+    TORCH = "torch.nn.Linear"  # on the input flattened in (C, H, W) order
     OPTIONS = {
         "units": Opt(
             "int", min=1, doc="output units; a (C, H, W) input is flattened in that order"
@@ -87,3 +89,14 @@ class Dense(Layer):
 
     def describe(self):
         return f"dense {self.options['units']}"
+
+    def onnx(self, g, x):
+        """Flatten + Gemm, the weight (in, out) as stored (transB 0)."""
+        inputs = [g.flat(x, len(self.in_shape)), g.constant("weight", self.params["weight"])]
+        if "bias" in self.params:
+            inputs.append(g.constant("bias", self.params["bias"]))
+        return g.node("Gemm", inputs)
+
+    def torch_arrays(self):
+        """The weight transposed to torch.nn.Linear's (out, in)."""
+        return {**self.params, "weight": self.params["weight"].T}

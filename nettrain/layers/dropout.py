@@ -28,6 +28,8 @@ class Dropout(Layer):
         ),
     }
     stochastic = True
+    OUTPUT_RANGE = None  # its input's, at evaluation (where the ranges are checked for)
+    TORCH = "torch.nn.Dropout"
 
     flops_per_value = 1
 
@@ -55,3 +57,7 @@ class Dropout(Layer):
 
     def describe(self):
         return f"dropout p={self.options['drop_prob']}"
+
+    def onnx(self, g, x):
+        """Nothing: evaluation mode is the identity."""
+        return x

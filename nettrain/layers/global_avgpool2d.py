@@ -14,6 +14,12 @@ from nettrain.layers.conv2d.layer import needs_chw
 
 class GlobalAvgPool2d(Layer):
     kind = "global_avgpool2d"
+    OUTPUT_RANGE = None  # its input's: a mean of values in a range stays in it
+    TORCH = "torch.nn.AdaptiveAvgPool2d(1)"  # then flattened to (batch, C)
+
+    def onnx(self, g, x):
+        """GlobalAveragePool, then Flatten to (N, C)."""
+        return g.node("Flatten", [g.node("GlobalAveragePool", [x])], axis=1)
 
     def shapes(self, in_shape):
         if len(in_shape) != 3:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from nettrain.core.options import Opt
-from nettrain.layers.base import Layer
+from nettrain.layers.base import ANY, Layer
 
 
 class LeakyRelu(Layer):
@@ -18,6 +18,11 @@ class LeakyRelu(Layer):
         "negative_slope": Opt("float", 0.01, min=0, doc="slope for inputs below 0"),
     }
     flops_per_value = 2
+    OUTPUT_RANGE = ANY
+    TORCH = "torch.nn.LeakyReLU"
+
+    def onnx(self, g, x):
+        return g.node("LeakyRelu", [x], alpha=float(self.options["negative_slope"]))
 
     def forward(self, x, train=True):
         """saved: the mask x > 0."""

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from nettrain.layers.base import Layer
+from nettrain.layers.base import ANY, Layer
 
 
 class Linear(Layer):
     kind = "linear"
+    OUTPUT_RANGE = ANY
+    TORCH = "torch.nn.Identity"
+
+    def onnx(self, g, x):
+        """Nothing."""
+        return x
 
     def forward(self, x, train=True):
         """saved: nothing."""

@@ -27,6 +27,13 @@ class MaxPool2d(Layer):
         "size": Opt("size", doc="window height and width: an integer or [h, w]"),
         "stride": Opt("size", None, doc="step between windows; defaults to size"),
     }
+    OUTPUT_RANGE = None  # its input's: each output is one of its window's values
+    TORCH = "torch.nn.MaxPool2d"  # ceil_mode False: the output size rounds down
+
+    def onnx(self, g, x):
+        """MaxPool without padding, ceil_mode 0."""
+        (kh, kw), (sh, sw) = self.geometry()
+        return g.node("MaxPool", [x], kernel_shape=[kh, kw], strides=[sh, sw], ceil_mode=0)
 
     def geometry(self):
         """(window, stride) as (h, w) pairs, from the options."""

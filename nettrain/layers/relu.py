@@ -7,12 +7,17 @@ from __future__ import annotations
 
 import numpy as np
 
-from nettrain.layers.base import Layer
+from nettrain.layers.base import Layer, Range
 
 
 class Relu(Layer):
     kind = "relu"
     flops_per_value = 1
+    OUTPUT_RANGE = Range("[0, inf)", low=0)
+    TORCH = "torch.nn.ReLU"
+
+    def onnx(self, g, x):
+        return g.node("Relu", [x])
 
     def forward(self, x, train=True):
         """saved: y (the gradient passes where y > 0)."""

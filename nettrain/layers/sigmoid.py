@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nettrain.layers.base import Layer
+from nettrain.layers.base import Layer, Range
 
 
 def sigmoid(s: np.ndarray) -> np.ndarray:
@@ -19,6 +19,11 @@ def sigmoid(s: np.ndarray) -> np.ndarray:
 class Sigmoid(Layer):
     kind = "sigmoid"
     flops_per_value = 4
+    OUTPUT_RANGE = Range("(0, 1)", low=0, high=1)
+    TORCH = "torch.nn.Sigmoid"
+
+    def onnx(self, g, x):
+        return g.node("Sigmoid", [x])
 
     def forward(self, x, train=True):
         """saved: y."""

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from nettrain.layers.base import Layer
+from nettrain.layers.base import Layer, Range
 
 
 def softmax(s: np.ndarray) -> np.ndarray:
@@ -28,6 +28,15 @@ def log_softmax(s: np.ndarray) -> np.ndarray:
 class Softmax(Layer):
     kind = "softmax"
     flops_per_value = 5
+    OUTPUT_RANGE = Range("(0, 1), summing to 1", low=0, high=1, distribution=True)
+    TORCH = "torch.nn.Softmax"  # over all units of a sample: on x.flatten(1), dim 1
+
+    def onnx(self, g, x):
+        """Over all units of a sample: Flatten, Softmax on axis 1, Reshape back."""
+        y = g.node("Softmax", [g.flat(x, len(self.in_shape))], axis=1)
+        if len(self.in_shape) > 1:
+            y = g.node("Reshape", [y, g.shape("shape", [-1, *self.in_shape])])
+        return y
 
     def forward(self, x, train=True):
         """saved: y."""

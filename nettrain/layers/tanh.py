@@ -20,7 +20,7 @@ import math
 import numpy as np
 from numba import njit
 
-from nettrain.layers.base import Layer
+from nettrain.layers.base import Layer, Range
 
 CLAMP, TINY, ONE = np.float32(7.90531110763549805), np.float32(4e-4), np.float32(1)
 # numerator (odd) and denominator (even) coefficients, lowest degree first
@@ -61,6 +61,11 @@ def tanh_grad(dy: np.ndarray, y: np.ndarray) -> np.ndarray:
 class Tanh(Layer):
     kind = "tanh"
     flops_per_value = 4
+    OUTPUT_RANGE = Range("(-1, 1)", low=-1, high=1)
+    TORCH = "torch.nn.Tanh"
+
+    def onnx(self, g, x):
+        return g.node("Tanh", [x])
 
     def forward(self, x, train=True):
         """saved: y."""

@@ -1,9 +1,14 @@
 """A network: the layer list of a config, built with every shape known before data is read.
 
 Each entry of ``model.layers`` becomes one layer, plus a separate activation layer when the entry
-says ``activation:`` (activations are layers internally), unless ``FUSIONS`` says the layer
-applies that activation in its own kernels; a standalone activation entry that ``FUSIONS`` pairs
-with the entry before it (which has no activation of its own) is applied by that layer too.
+says ``activation:`` (activations are layers internally), unless the activation is one of the
+layer's ``FUSABLE`` (nettrain.layers.base), which it applies in its own kernels: one pass over its
+output instead of two or three. A standalone activation entry right after a layer with no
+activation of its own, and which that layer can apply, is applied by that layer too: the same
+results, bit for bit. A batchnorm after a conv2d is NOT folded into the conv's weights at
+evaluation: it would save one element-wise pass over the conv's output against the conv's own
+2*C*kh*kw FLOPs per value (a few percent at most), and evaluation would then round differently
+from training's graph.
 Every internal layer keeps the index of its YAML entry, so parameters and state are named
 ``layers.{index}.{name}`` everywhere: optimizer state (parameters only), checkpoints,
 ``--resume``, ``--weights``, gradcheck tables and logs.
@@ -22,40 +27,25 @@ import numpy as np
 
 from nettrain.core.errors import UserError
 from nettrain.layers import ACTIVATIONS, LAYERS, ShapeError
-from nettrain.layers.base import defaults
+from nettrain.layers.base import Range, defaults
 from nettrain.net.losses import COMBINED, LOSSES
 from nettrain.runtime import threads
 
-# (layer, activation) pairs that run as ONE layer, the activation applied inside the layer's
-# kernels (one pass over the output instead of two or three), and how. Nothing else fuses.
-FUSIONS = {
-    ("conv2d", "relu"): "max(., 0) written by the conv kernels; dy masked by y > 0 in backward",
-    ("dense", "tanh"): "bias and tanh in one pass over the product; dy * (1 - y^2) in backward",
-    ("batchnorm", "relu"): "max(., 0) written by the normalising pass, in training and "
-    "evaluation; dy masked by y > 0 in backward",
-}
-# A pair fuses whether the activation is the layer's `activation:` or a standalone entry right
-# after a layer with none (`{type: batchnorm}, {type: relu}`): the same results, bit for bit.
-# A batchnorm after a conv2d is NOT folded into the conv's weights at evaluation: it would save
-# one element-wise pass over the conv's output against the conv's own 2*C*kh*kw FLOPs per value
-# (a few percent at most), and evaluation would then round differently from training's graph.
 
-# Layers that pass their input's range through unchanged (max-pooling picks one of its inputs;
-# a mean of values in a range stays in it).
-RANGE_PRESERVING = ("maxpool2d", "avgpool2d", "global_avgpool2d", "dropout")
-ACTIVATION_RANGE = {
-    "linear": "(-inf, inf)",
-    "relu": "[0, inf)",
-    "leaky_relu": "(-inf, inf)",
-    "tanh": "(-1, 1)",
-    "sigmoid": "(0, 1)",
-    "softmax": "(0, 1), summing to 1",
-}
+def fuses(kind: str, activation: str) -> bool:
+    """Whether a layer of ``kind`` applies ``activation`` in its own kernels."""
+    return activation in LAYERS[kind].FUSABLE
 
 
-def activation_of(layer) -> str:
-    """The activation that sets a layer's output range: its own kind or the fused one."""
-    return layer.fused or layer.kind
+def unfused(layer) -> list:
+    """The layers a built layer stands for: itself, then the activation it applies in its own
+    kernels as a layer of its own (built, default options), for the ONNX exporter."""
+    if not layer.fused:
+        return [layer]
+    kind = layer.fused
+    activation = ACTIVATIONS[kind](layer.index, **defaults(ACTIVATIONS[kind]))
+    activation.build(layer.out_shape, layer.dtype)
+    return [layer, activation]
 
 
 class Network:
@@ -229,9 +219,9 @@ def build_network(model: dict, dtype, input_shape, src=None) -> Network:
             continue
         kind, options = spec["type"], {k: v for k, v in spec.items() if k != "type"}
         activation = options.get("activation", "linear")
-        fused = activation if (kind, activation) in FUSIONS else None
+        fused = activation if fuses(kind, activation) else None
         after = specs[i + 1] if i + 1 < len(specs) else {}
-        if activation == "linear" and set(after) == {"type"} and (kind, after["type"]) in FUSIONS:
+        if activation == "linear" and set(after) == {"type"} and fuses(kind, after["type"]):
             fused = after["type"]
             absorbed.add(i + 1)
         stage = [LAYERS[kind](i, fused=fused, **options)]
@@ -249,30 +239,39 @@ def build_network(model: dict, dtype, input_shape, src=None) -> Network:
     return net
 
 
-def output_activation(net: Network) -> tuple[str, int]:
-    """(kind of the activation that sets the output range, its YAML index)."""
+def range_of(layer) -> Range | None:
+    """A built layer's ``OUTPUT_RANGE``: that of the activation it applies in its kernels, if
+    any; None where its input's range passes through."""
+    return LAYERS[layer.fused or layer.kind].OUTPUT_RANGE
+
+
+def output_range(net: Network) -> tuple[str, Range, int]:
+    """(the activation that sets the range of the net's output, that range, its YAML index),
+    from the ``OUTPUT_RANGE`` of the last layer that does not pass its input's range through
+    (of the activation applied in its kernels, if any); a layer that is not an activation is
+    named linear."""
     for layer in reversed(net.layers):
-        if layer.kind in RANGE_PRESERVING:
-            continue
-        kind = activation_of(layer)
-        return (kind if kind in ACTIVATIONS else "linear"), layer.index
-    return "linear", -1
+        kind, values = layer.fused or layer.kind, range_of(layer)
+        if values is not None:
+            return (kind if kind in ACTIVATIONS else "linear"), values, layer.index
+    return "linear", LAYERS["linear"].OUTPUT_RANGE, -1
 
 
 def check_loss(net: Network, model: dict, src=None) -> None:
     """Refuse a loss that cannot be computed on this net's outputs, saying what to use instead."""
     loss = model["loss"]
     where = src.where(("model", "loss")) if src else "model.loss"
-    kind, index = output_activation(net)
-    if loss == "cross_entropy" and kind not in ("sigmoid", "softmax"):
+    kind, values, index = output_range(net)
+    if loss == "cross_entropy" and not values.probabilities():
         raise UserError(
             where,
             f"cross_entropy needs outputs in (0, 1), but the output of layer {index} is {kind}, "
-            f"with values in {ACTIVATION_RANGE[kind]}",
+            f"with values in {values.text}",
             "use activation: sigmoid on the output layer (or squared_error, which takes any "
             "output)",
         )
-    if loss == "multinomial_cross_entropy" and net.layers[-1].kind != "softmax":
+    last = range_of(net.layers[-1])
+    if loss == "multinomial_cross_entropy" and not (last and last.distribution):
         raise UserError(
             where,
             "multinomial_cross_entropy needs a softmax output (a distribution over the units), "

@@ -50,7 +50,7 @@ from nettrain.assemble import assemble, has_data, require_input_shape
 from nettrain.config import load_config
 from nettrain.core.step import Step
 from nettrain.core.streams import gradcheck_entries_rng, gradcheck_rng, init_rng
-from nettrain.net.network import Network
+from nettrain.net.network import Network, output_range
 
 
 @dataclass
@@ -228,10 +228,10 @@ def gradcheck_config(config, sets=(), weights=None, samples=4, entries=64, check
 
 
 def random_targets(rng, n: int, net: Network) -> np.ndarray:
-    """Targets the net's loss accepts: one-hot classes for softmax outputs, values in (0, 1)
-    for cross_entropy, normal values for squared_error."""
+    """Targets the net's loss accepts: one-hot classes for outputs that are a distribution
+    (softmax), values in (0, 1) for cross_entropy, normal values for squared_error."""
     k = net.n_outputs
-    if net.layers[-1].kind == "softmax":
+    if output_range(net)[1].distribution:
         return np.eye(k)[rng.integers(0, k, size=n)]
     if net.loss_name == "cross_entropy":
         return rng.uniform(0.05, 0.95, size=(n, k))

@@ -34,7 +34,7 @@ import numpy as np
 
 from nettrain.core.options import Opt
 from nettrain.layers import initializers
-from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
+from nettrain.layers.base import ACTIVATION_NAMES, ANY, Layer, ShapeError
 from nettrain.layers.conv2d import direct, lowered, wgrad
 from nettrain.layers.conv2d.plan import plan
 from nettrain.layers.relu import Relu
@@ -86,6 +86,8 @@ def _padding(padding, kernel) -> tuple[int, int]:
 class Conv2d(Layer):
     kind = "conv2d"
     FUSABLE = ("relu",)
+    OUTPUT_RANGE = ANY
+    TORCH = "torch.nn.Conv2d"  # weight (filters, C, kh, kw) as stored
     OPTIONS = {
         "filters": Opt("int", min=1, doc="number of output channels"),
         "kernel": Opt("size", doc="kernel height and width: an integer or [h, w]"),
@@ -257,3 +259,12 @@ class Conv2d(Layer):
     def describe(self):
         k, s, p = self.k, self.s, self.p
         return f"conv2d {self.options['filters']}@{k[0]}x{k[1]} s{shape_text(s)} p{shape_text(p)}"
+
+    def onnx(self, g, x):
+        """Conv: the same weight layout, pads on both sides of each axis."""
+        (kh, kw), (sh, sw), (ph, pw) = self.geometry()
+        inputs = [x, g.constant("weight", self.params["weight"])]
+        if "bias" in self.params:
+            inputs.append(g.constant("bias", self.params["bias"]))
+        return g.node("Conv", inputs, kernel_shape=[kh, kw], strides=[sh, sw],
+                      pads=[ph, pw, ph, pw])  # fmt: skip
