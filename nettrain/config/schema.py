@@ -16,6 +16,7 @@ from nettrain.data.augment import AUGMENT, CROP
 from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import check_source
 from nettrain.layers import LAYERS
+from nettrain.net import graph
 from nettrain.net.losses import LOSSES
 from nettrain.optim import OPTIMIZERS
 from nettrain.optim.schedule import COMMON, SCHEDULES
@@ -124,7 +125,7 @@ def sections() -> dict:
         "": {*TOP, "data", "model", "train"},
         "data": set(DATA),
         "model": {*MODEL, "layers"},
-        "model.layers.N": union(LAYERS.values()),
+        "model.layers.N": union(LAYERS.values()) | set(graph.KEYS),
         "train": {*TRAIN, "optimizer", "schedule", "checkpoint", "early_stopping"},
         "train.optimizer": union(OPTIMIZERS.values()),
         "train.schedule": union(SCHEDULES.values()) | set(COMMON),
@@ -241,11 +242,15 @@ def _model(value, src):
             src.where(("model", "layers")),
             f"expected a non-empty list of layers, got {_shown(layers)}",
         )
-    model["layers"] = [
-        check_named(spec, LAYERS, src, ("model", "layers", i), "type")
-        for i, spec in enumerate(layers)
-    ]
+    model["layers"] = [_layer(spec, src, i) for i, spec in enumerate(layers)]
     return {"input": model["input"], "layers": model["layers"], "loss": model["loss"]}
+
+
+def _layer(spec, src, i: int) -> dict:
+    """One entry of model.layers: its type's options, and ``name``/``from`` where given (the
+    net's builder resolves the references: nettrain.net.graph)."""
+    resolved = check_named(spec, LAYERS, src, ("model", "layers", i), "type", common=graph.KEYS)
+    return {k: v for k, v in resolved.items() if k not in graph.KEYS or v is not None}
 
 
 def _train(value, src):

@@ -44,7 +44,8 @@ class Opt:
     """One config key.
 
     kind: int | float | bool | str | path | choice | shape | size (int or [h, w]) | padding
-    (int, [h, w], 'same' or 'valid'; ``extra={"axes": 1}``: no pair). min/max bound numbers;
+    (int, [h, w], 'same' or 'valid'; ``extra={"axes": 1}``: no pair) | ref (a layer reference: a
+    name or an integer, or a list of them; resolved by the net's builder). min/max bound numbers;
     ``exclusive_min`` makes min strict.
     """
 
@@ -74,6 +75,7 @@ class Opt:
             "size": "a positive integer or a pair [h, w]",
             "padding": "'same', 'valid', an integer >= 0 or a pair [h, w]",
             "named": "a name or a mapping with a 'name'",
+            "ref": "a layer's name, index or negative offset, 'input', or a list of them",
         }
         if self.kind == "choice":
             return "one of: " + ", ".join(self.choices)
@@ -152,6 +154,12 @@ class Opt:
             return list(value)
         if kind == "size":
             return list(_pair(value, 1, fail))
+        if kind == "ref":  # a layer reference, or a list of them (joins)
+            refs = value if isinstance(value, list) else [value]
+            bad = [v for v in refs if isinstance(v, bool) or not isinstance(v, (int, str)) or v == ""]
+            if bad or not refs:
+                fail(None if not bad or bad[0] is value else f"got {_shown(bad[0])} in the list")
+            return list(value) if isinstance(value, list) else value
         if kind == "named":  # a mapping whose 'name' picks its options, or a bare name
             return check_named(value, self.extra["table"], src, path, "name")
         if kind == "padding":

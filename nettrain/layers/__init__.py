@@ -3,9 +3,11 @@ ONNX and PyTorch forms) are on its class, in its own file (nettrain.layers.base)
 (docs/adding-a-layer.md) = its file + one entry here + its block in tests/test_layer_table.py,
 which fails for a layer it has no reference for, + its export case and its documented options."""
 
+from nettrain.layers.add import Add
 from nettrain.layers.avgpool2d import AvgPool2d
 from nettrain.layers.base import ACTIVATION_NAMES, Layer, ShapeError
 from nettrain.layers.batchnorm import BatchNorm
+from nettrain.layers.concat import Concat
 from nettrain.layers.conv1d import Conv1d
 from nettrain.layers.conv2d.layer import Conv2d
 from nettrain.layers.dense import Dense
@@ -37,6 +39,8 @@ LAYERS = {
     "global_avgpool2d": GlobalAvgPool2d,
     "batchnorm": BatchNorm,
     "dropout": Dropout,
+    "add": Add,
+    "concat": Concat,
     **ACTIVATIONS,
 }
 

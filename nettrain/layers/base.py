@@ -24,6 +24,17 @@ which the network builder asks it to apply inside its own kernels), then:
   ``need_dx`` False (the first layer, in training) it may skip dx and return None.
   Layers never update their own parameters: the optimizer does.
 
+``forward`` never writes into its ``x`` and ``backward`` never into its ``dy``: the net hands an
+output that several layers read to each of them as it is, and a gradient to several inputs as it
+is (docs/graphs.md).
+
+Joins (``JOIN = True``: add, concat) are the one extension, for nets as graphs: they read several
+outputs, so their ``in_shape`` is the tuple of their inputs' shapes, ``shapes`` and ``build``
+take that tuple, ``forward`` takes the list of input arrays, and ``backward`` returns the list of
+their gradients, one per input in the same order (entries may be the same array). Every other
+layer reads one input; where an output is read by several layers, the net sums their gradients
+(nettrain.net.network), so that no layer needs to know.
+
 Scratch arrays that kernels reuse from batch to batch (``_buffer``) are storage, not state: a
 ``saved`` may point into one until the next forward.
 
@@ -86,6 +97,7 @@ class Layer:
     # stated by every layer class itself (module docstring): OUTPUT_RANGE, onnx, TORCH
     OUTPUT_RANGE: Range | None
     TORCH: str | None
+    JOIN = False  # True for layers that read several inputs (the module docstring)
     stochastic = False  # True for layers that draw from ``self.rng`` in training (dropout)
     flops_per_value = 0  # forward FLOPs per output value, for element-wise layers
 
@@ -177,6 +189,11 @@ class Layer:
     def torch_arrays(self) -> dict[str, np.ndarray]:
         """Parameters and state by name, in the layouts of the ``TORCH`` module."""
         return {**self.params, **self.state}
+
+
+def shape_list(shapes) -> str:
+    """'(16, 28, 28), (32, 14, 14)': the input shapes of a join, for messages."""
+    return ", ".join("(" + ", ".join(map(str, s)) + ")" for s in shapes)
 
 
 def defaults(layer_cls) -> dict:

@@ -13,6 +13,14 @@ Every internal layer keeps the index of its YAML entry, so parameters and state 
 ``layers.{index}.{name}`` everywhere: optimizer state (parameters only), checkpoints,
 ``--resume``, ``--weights``, gradcheck tables and logs.
 
+The net is a graph (docs/graphs.md, nettrain.net.graph): ``sources[k]`` lists the positions in
+``layers`` of the outputs layer k reads (-1: the net's input); the list is in an order where
+every input exists before its reader. Forward drops each output once its last reader has run;
+backward walks the list in reverse, sums the gradients of an output read by several layers
+(never writing into a gradient it was given: ``add`` hands the same dy to all its inputs), and
+drops each layer's saved arrays and each gradient as soon as it has been used. A standalone
+activation is applied by the layer before it only where that layer's output has no other reader.
+
 The loss is attached to the net: ``loss_and_backward(x, t)`` runs forward, the loss and backward
 in one call, taking the loss through the output activation (``losses.COMBINED``) when the pair
 allows it. A training run passes each pass its step (nettrain.core.step.Step) as ``train``: the
@@ -22,13 +30,17 @@ dropout masks' stream, this process's rows of the batch, the sum over the proces
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 
 from nettrain.core.errors import UserError
 from nettrain.layers import ACTIVATIONS, LAYERS, ShapeError
-from nettrain.layers.base import Range, defaults
+from nettrain.layers.base import defaults
+from nettrain.net import graph
+from nettrain.net.arrays import load_checked
 from nettrain.net.losses import COMBINED, LOSSES
+from nettrain.net.outputs import check_loss
 from nettrain.runtime import threads
 
 
@@ -51,8 +63,12 @@ def unfused(layer) -> list:
 class Network:
     """layers: the internal layer list; x (batch, *input_shape) -> (batch, *output_shape)."""
 
-    def __init__(self, layers, input_shape, dtype, loss: str):
+    def __init__(self, layers, input_shape, dtype, loss: str, sources=None, entries=None):
         self.layers = layers
+        # sources[k]: the positions of the outputs layer k reads (-1: the input); a chain if None
+        self.sources = sources or [(k - 1,) for k in range(len(layers))]
+        # per YAML entry, the entries it reads and its name (summary); a chain if None
+        self.entries = entries
         self.input_shape = tuple(input_shape)
         self.output_shape = layers[-1].out_shape
         self.dtype = np.dtype(dtype)
@@ -61,6 +77,11 @@ class Network:
         last = layers[-1]
         # the combined loss starts from the last layer's input: only for a separate activation
         self.combined = None if last.fused else COMBINED.get((last.kind, loss))
+        # after layer k, the outputs nothing later reads; whether layer k reads an output at all
+        last_reader = {s: k for k, refs in enumerate(self.sources) for s in refs}
+        self.frees = [[s for s in set(refs) if last_reader[s] == k] for k, refs in
+                      enumerate(self.sources)]  # fmt: skip
+        self.inner = [any(s >= 0 for s in refs) for refs in self.sources]
 
     @property
     def n_outputs(self) -> int:
@@ -99,36 +120,8 @@ class Network:
 
     def load_params(self, arrays: dict, where: str) -> None:
         """Copy named arrays (e.g. from a checkpoint) into the parameters and state, checking
-        each one.
-
-        Every ``layers.*`` array must match a parameter or state array by name and shape and
-        hold finite floating-point values; float16/32/64 are cast to the net's dtype (fine-tuning
-        a float32 run from float64 weights is legitimate), integer, complex or text arrays are
-        refused.
-        """
-        params, state = self.params(), self.state()
-        targets = {**params, **state}
-        hint = "the checkpoint was written for a different model.layers"
-        missing = [k for k in targets if k not in arrays]
-        if missing:
-            what = "parameter" if missing[0] in params else "state (a running statistic)"
-            raise UserError(where, f"no array '{missing[0]}' for this net's {what}", hint)
-        extra = [k for k in arrays if k.startswith("layers.") and k not in targets]
-        if extra:
-            raise UserError(where, f"array '{extra[0]}' matches no parameter of this net", hint)
-        for name, p in targets.items():
-            a = arrays[name]
-            if a.shape != p.shape:
-                raise UserError(
-                    where, f"'{name}' has shape {a.shape}, this net needs {p.shape}", hint
-                )
-            if a.dtype.kind != "f":
-                raise UserError(
-                    where, f"'{name}' holds {a.dtype} values; parameters must be floating-point"
-                )
-            if not np.all(np.isfinite(a)):
-                raise UserError(where, f"'{name}' holds NaN or Inf values")
-            p[...] = a
+        each one (nettrain.net.arrays)."""
+        load_checked(self.params(), self.state(), arrays, where)
 
     def param_count(self) -> int:
         return sum(p.size for p in self.params().values())
@@ -137,21 +130,47 @@ class Network:
 
     def forward(self, x: np.ndarray, train=False) -> np.ndarray:
         """Outputs (batch, *output_shape); ``train``: False, True or the training Step."""
-        threads.adapt()  # every pass starts with the cores other jobs leave free
-        for layer in self.layers:
-            x, _ = layer.forward(x, train)
-        return x
+        return self.forward_saving(x, train, keep=False)[1]
 
-    def forward_saving(self, x: np.ndarray, train=True):
+    def forward_saving(self, x: np.ndarray, train=True, keep=True, times=None):
         """(input of the last layer, output, [each layer's saved]): a forward pass that keeps
-        what backward needs (nothing, in evaluation)."""
-        threads.adapt()
-        saved = []
-        for layer in self.layers:
-            s = x
-            x, kept = layer.forward(x, train)
-            saved.append(kept)
-        return s, x, saved
+        what backward needs (nothing, in evaluation, or without ``keep``); ``times``: an array
+        to add each layer's seconds to (bench)."""
+        threads.adapt()  # every pass starts with the cores other jobs leave free
+        outs, saved = {-1: x}, []
+        for k, layer in enumerate(self.layers):
+            xs = [outs[s] for s in self.sources[k]]
+            start = time.perf_counter() if times is not None else 0.0
+            y, kept = layer.forward(xs if layer.JOIN else xs[0], train)
+            if times is not None:
+                times[k] += time.perf_counter() - start
+            saved.append(kept if keep else None)
+            outs[k] = y
+            for s in self.frees[k]:  # nothing later reads it
+                del outs[s]
+        return (xs if self.layers[-1].JOIN else xs[0]), y, saved
+
+    def backward(self, saved, node: int, delta, input_grad=True, times=None):
+        """dL/dx (batch, *input_shape), or None without ``input_grad``, from ``delta`` = dL/d(the
+        output of layer ``node``), through the layers at or before it, in reverse; parameter
+        gradients land in ``grads()``. ``saved[k]`` is dropped once layer k's backward ran."""
+        grads = {node: delta}
+        for k in range(node, -1, -1):
+            dy = grads.pop(k, None)
+            if dy is None:  # no path to the loss (dead branches are refused by the builder)
+                continue
+            layer = self.layers[k]
+            start = time.perf_counter() if times is not None else 0.0
+            dx = layer.backward(saved[k], dy, need_dx=input_grad or self.inner[k])
+            if times is not None:
+                times[k] += time.perf_counter() - start
+            saved[k] = dy = None  # backward no longer needs them
+            for s, d in zip(self.sources[k], dx if layer.JOIN else (dx,), strict=True):
+                if d is None or (s < 0 and not input_grad):
+                    continue
+                # a new array: the one given may be another input's gradient too (add)
+                grads[s] = d if s not in grads else grads[s] + d
+        return grads.get(-1)
 
     def loss_of(self, s, out, t, total=None):
         """(mean loss, dL/d(output), or dL/d(last layer's input) with a combined loss) on the
@@ -176,11 +195,11 @@ class Network:
         n = len(x)
         s, out, saved = self.forward_saving(x, step or True)
         value, delta = self.loss_of(s, out, t, total)
-        stop = len(self.layers) - (self.combined is not None)
-        delta = delta.reshape((n, *self.layers[stop - 1].out_shape) if stop else x.shape)
-        for i in reversed(range(stop)):
-            delta = self.layers[i].backward(saved[i], delta, need_dx=input_grad or i > 0)
-        return value, out.reshape(n, -1), delta
+        # with a combined loss, delta is the gradient of the last layer's input
+        node = self.sources[-1][0] if self.combined is not None else len(self.layers) - 1
+        shape = self.input_shape if node < 0 else self.layers[node].out_shape
+        dx = self.backward(saved, node, delta.reshape(n, *shape), input_grad)
+        return value, out.reshape(n, -1), dx
 
     def empty_pass(self, step, input_grad: bool = False) -> None:
         """A training pass over a share of no samples (a rank of a data-parallel run whose share
@@ -194,7 +213,7 @@ class Network:
         for i in reversed(saved):
             layer = self.layers[i]
             dy = np.zeros((0, *layer.out_shape), self.dtype)
-            layer.backward(saved[i], dy, need_dx=input_grad or i > 0)
+            layer.backward(saved[i], dy, need_dx=input_grad or self.inner[i])
         for g in self.grads().values():
             g[...] = 0
 
@@ -208,73 +227,60 @@ class Network:
 def build_network(model: dict, dtype, input_shape, src=None) -> Network:
     """The network of a resolved ``model`` section on per-sample ``input_shape``.
 
-    Raises UserError naming the layer's index and YAML line when a layer cannot be built, or
-    when the loss cannot be computed on the net's output.
+    Raises UserError naming the layer's index and YAML line when a reference cannot be resolved
+    (nettrain.net.graph), when a layer cannot be built on its inputs (a join names each input's
+    shape), or when the loss cannot be computed on the net's output.
     """
-    layers = []
-    shape = tuple(input_shape)
-    specs, absorbed = model["layers"], set()
+
+    def where(i, *key):
+        path = ("model", "layers", i, *key)
+        return src.where(path) if src else ".".join(map(str, path))
+
+    specs = model["layers"]
+    reads = graph.entry_sources(specs, where)
+    readers = [sum(refs.count(i) for refs in reads) for i in range(len(specs))]
+    layers, sources, shapes = [], [], {-1: tuple(input_shape)}
+    out_of = {-1: -1}  # entry -> the position of the layer whose output is the entry's
     for i, spec in enumerate(specs):
-        if i in absorbed:  # a standalone activation applied by the layer before it
+        if i in out_of:  # a standalone activation applied by the layer before it
             continue
-        kind, options = spec["type"], {k: v for k, v in spec.items() if k != "type"}
+        kind = spec["type"]
+        options = {k: v for k, v in spec.items() if k != "type" and k not in graph.KEYS}
         activation = options.get("activation", "linear")
         fused = activation if fuses(kind, activation) else None
         after = specs[i + 1] if i + 1 < len(specs) else {}
-        if activation == "linear" and set(after) == {"type"} and fuses(kind, after["type"]):
-            fused = after["type"]
-            absorbed.add(i + 1)
+        if (
+            activation == "linear"
+            and set(after) - {"name", "from"} == {"type"}
+            and fuses(kind, after["type"])
+            and reads[i + 1] == (i,)
+            and readers[i] == 1
+        ):
+            fused = after["type"]  # nothing else reads the layer's output before activation
+            out_of[i + 1] = None  # fmt: skip
         stage = [LAYERS[kind](i, fused=fused, **options)]
         if activation != "linear" and fused is None:
             stage.append(ACTIVATIONS[activation](i, **defaults(ACTIVATIONS[activation])))
+        inputs = tuple(out_of[j] for j in reads[i])
         for layer in stage:
+            given = tuple(shapes[p] for p in inputs)
             try:
-                shape = layer.build(shape, dtype)
+                shape = layer.build(given if layer.JOIN else given[0], dtype)
             except ShapeError as exc:
-                where = src.where(("model", "layers", i)) if src else f"model.layers.{i}"
-                raise UserError(where, f"{kind} layer {i} cannot be built: {exc}") from None
+                text = f"{kind} layer {i} cannot be built: {exc}"
+                if layer.JOIN:
+                    text += "; its inputs: " + ", ".join(
+                        graph.source_text(j, specs, shapes[out_of[j]]) for j in reads[i]
+                    )
+                raise UserError(where(i), text) from None
             layers.append(layer)
-    net = Network(layers, input_shape, dtype, model["loss"])
+            sources.append(inputs)
+            inputs = (len(layers) - 1,)
+            shapes[inputs[0]] = shape
+        out_of[i] = inputs[0]
+        if out_of.get(i + 1, 0) is None:
+            out_of[i + 1] = inputs[0]
+    entries = [(refs, spec.get("name")) for refs, spec in zip(reads, specs, strict=True)]
+    net = Network(layers, input_shape, dtype, model["loss"], sources, entries)
     check_loss(net, model, src)
     return net
-
-
-def range_of(layer) -> Range | None:
-    """A built layer's ``OUTPUT_RANGE``: that of the activation it applies in its kernels, if
-    any; None where its input's range passes through."""
-    return LAYERS[layer.fused or layer.kind].OUTPUT_RANGE
-
-
-def output_range(net: Network) -> tuple[str, Range, int]:
-    """(the activation that sets the range of the net's output, that range, its YAML index),
-    from the ``OUTPUT_RANGE`` of the last layer that does not pass its input's range through
-    (of the activation applied in its kernels, if any); a layer that is not an activation is
-    named linear."""
-    for layer in reversed(net.layers):
-        kind, values = layer.fused or layer.kind, range_of(layer)
-        if values is not None:
-            return (kind if kind in ACTIVATIONS else "linear"), values, layer.index
-    return "linear", LAYERS["linear"].OUTPUT_RANGE, -1
-
-
-def check_loss(net: Network, model: dict, src=None) -> None:
-    """Refuse a loss that cannot be computed on this net's outputs, saying what to use instead."""
-    loss = model["loss"]
-    where = src.where(("model", "loss")) if src else "model.loss"
-    kind, values, index = output_range(net)
-    if loss == "cross_entropy" and not values.probabilities():
-        raise UserError(
-            where,
-            f"cross_entropy needs outputs in (0, 1), but the output of layer {index} is {kind}, "
-            f"with values in {values.text}",
-            "use activation: sigmoid on the output layer (or squared_error, which takes any "
-            "output)",
-        )
-    last = range_of(net.layers[-1])
-    if loss == "multinomial_cross_entropy" and not (last and last.distribution):
-        raise UserError(
-            where,
-            "multinomial_cross_entropy needs a softmax output (a distribution over the units), "
-            f"but the last layer is {net.layers[-1].kind}",
-            "add '- {type: softmax}' as the last layer (or activation: softmax on it)",
-        )

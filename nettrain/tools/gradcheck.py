@@ -50,7 +50,8 @@ from nettrain.assemble import assemble, has_data, require_input_shape
 from nettrain.config import load_config
 from nettrain.core.step import Step
 from nettrain.core.streams import gradcheck_entries_rng, gradcheck_rng, init_rng
-from nettrain.net.network import Network, output_range
+from nettrain.net.network import Network
+from nettrain.net.outputs import output_range
 
 
 @dataclass
