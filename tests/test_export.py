@@ -27,6 +27,22 @@ OPSETS = (13, 17, 21)
 TOLERANCE = 1e-5
 IMAGE = [2, 7, 9]  # non-square, odd sizes: pooling rounds down
 INPUTS: dict = {"conv1d_same_relu": [2, 11], "conv1d_strided": [3, 10]}  # where not IMAGE
+# a residual block (conv-bn-relu, conv-bn, add, relu), a strided 1x1-projection shortcut read
+# by name, and a concat of it with a strided conv of the block's output
+GRAPH_NET = [
+    {"type": "conv2d", "filters": 4, "kernel": 3, "padding": "same", "name": "block_in"},
+    {"type": "batchnorm"},
+    {"type": "relu", "name": "a"},
+    {"type": "conv2d", "filters": 4, "kernel": 3, "padding": "same", "bias": False},
+    {"type": "batchnorm"},
+    {"type": "add", "from": [-1, "a"]},
+    {"type": "relu"},
+    {"type": "conv2d", "filters": 3, "kernel": 1, "stride": 2, "from": "a", "name": "shortcut"},
+    {"type": "conv2d", "filters": 3, "kernel": 3, "stride": 2, "padding": 1, "from": 6},
+    {"type": "concat", "from": [-1, "shortcut"]},
+    {"type": "global_avgpool2d"},
+    {"type": "dense", "units": 3},
+]
 # (name, layers, data section): each layer alone, with its options exercised, and a few pairs
 LAYER_CASES = [
     ("dense", [{"type": "dense", "units": 5}], None),  # flattens (C, H, W) first
@@ -77,6 +93,32 @@ LAYER_CASES = [
         [{"type": "conv2d", "filters": 2, "kernel": 3, "activation": "sigmoid"}],
         None,
     ),  # fmt: skip
+    # joins (docs/graphs.md): an identity shortcut from the input, three terms, concats of
+    # images and of features, and a residual net with a 1x1-projection shortcut
+    (
+        "add_identity",
+        [{"type": "conv2d", "filters": 2, "kernel": 3, "padding": "same"},
+         {"type": "add", "from": [-1, "input"]}],
+        None,
+    ),  # fmt: skip
+    (
+        "add_three",
+        [{"type": "relu", "name": "r"}, {"type": "tanh", "from": "input"},
+         {"type": "add", "from": ["r", -1, "input"]}],
+        None,
+    ),  # fmt: skip
+    (
+        "concat_image",
+        [{"type": "conv2d", "filters": 3, "kernel": 1}, {"type": "concat", "from": ["input", -1]}],
+        None,
+    ),  # fmt: skip
+    (
+        "concat_features",
+        [{"type": "dense", "units": 3, "name": "h"}, {"type": "dense", "units": 2},
+         {"type": "concat", "from": ["h", -1, "h"]}],
+        None,
+    ),  # fmt: skip
+    ("residual_net", GRAPH_NET, None),
     (
         "preprocess_standardize_channel",
         [{"type": "dense", "units": 3}],

@@ -8,8 +8,9 @@ only integer pixels), and gives ``output`` (N, K). It holds, per net:
 - ``data.preprocess`` as ``x * a + b`` (Mul, Add) with the checkpoint's statistics, the float32
   constants nettrain applies;
 - each internal layer in evaluation mode, as its own ``onnx`` method writes it (in its file
-  under nettrain/layers/), then the activation it applies in its kernels, if any, as that
-  activation's layer writes it; a layer whose ``onnx`` is None is refused, never skipped;
+  under nettrain/layers/), reading the outputs the net's graph gives it (a join: a list), then
+  the activation it applies in its kernels, if any, as that activation's layer writes it; a
+  layer whose ``onnx`` is None is refused, never skipped;
 - a final Flatten to (N, K).
 Several nets: each its own subgraph (names prefixed ``net{k}/``), then Mean. Everything is
 computed in float32 (onnxruntime has no float64 Conv or pooling on CPU): a float64 checkpoint
@@ -87,15 +88,20 @@ def net_nodes(g: Graph, net, meta: dict, where: str, x: str) -> str:
             x = g.node("Mul", [x, g.constant("preprocess_a", a)])
         if np.any(b != 0):
             x = g.node("Add", [x, g.constant("preprocess_b", b)])
-    for layer in (part for built in net.layers for part in unfused(built)):
-        if getattr(layer, "onnx", None) is None:
-            raise UserError(
-                f"{where}: layer {layer.index} ({layer.kind})",
-                "cannot be exported to ONNX: nettrain has no ONNX form for it",
-                "export the net with --format safetensors, or leave the layer out",
-            )
-        x = layer.onnx(g, x)
-    return g.flat(x, len(net.output_shape))
+    outs = {-1: x}  # the name of each layer's output, along the net's graph
+    for k, built in enumerate(net.layers):
+        xs = [outs[s] for s in net.sources[k]]
+        y = xs if built.JOIN else xs[0]
+        for layer in unfused(built):
+            if getattr(layer, "onnx", None) is None:
+                raise UserError(
+                    f"{where}: layer {layer.index} ({layer.kind})",
+                    "cannot be exported to ONNX: nettrain has no ONNX form for it",
+                    "export the net with --format safetensors, or leave the layer out",
+                )
+            y = layer.onnx(g, y)
+        outs[k] = y
+    return g.flat(outs[len(net.layers) - 1], len(net.output_shape))
 
 
 def check_opset(onnx, opset: int) -> None:

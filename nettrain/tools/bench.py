@@ -31,18 +31,10 @@ def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int
     forward = np.zeros(len(net.layers))
     backward = np.zeros(len(net.layers))
     opt_time = 0.0
-    for _ in range(repeats):
-        h, saved = x, []
-        for i, layer in enumerate(net.layers):
-            start = time.perf_counter()
-            h, kept = layer.forward(h, True)
-            forward[i] += time.perf_counter() - start
-            saved.append(kept)
-        d = np.ones_like(h) / len(h)
-        for i in reversed(range(len(net.layers))):
-            start = time.perf_counter()
-            d = net.layers[i].backward(saved[i], d, need_dx=i > 0)
-            backward[i] += time.perf_counter() - start
+    last = len(net.layers) - 1
+    for _ in range(repeats):  # the net's own passes, along its graph, each layer timed
+        _, h, saved = net.forward_saving(x, True, times=forward)
+        net.backward(saved, last, np.ones_like(h) / len(h), input_grad=False, times=backward)
         start = time.perf_counter()
         optimizer.step(params, grads)
         opt_time += time.perf_counter() - start
@@ -70,9 +62,9 @@ def time_layers(net: Network, batch_size: int, optimizer_cfg: dict, repeats: int
 
 def kernel_plans(net: Network) -> dict[int, list[str]]:
     """{index: lines}: each conv2d layer's kernels per pass and why (its plan, plan.py); as in
-    fit and in time_layers, the first layer computes no gradient for its input."""
+    fit and in time_layers, a layer that reads the net's input computes no gradient for it."""
     return {
-        layer.index: layer.plan.lines(input_grad=i > 0)
+        layer.index: layer.plan.lines(input_grad=net.inner[i])
         for i, layer in enumerate(net.layers)
         if isinstance(layer, Conv2d)
     }
