@@ -125,6 +125,45 @@ def softmax(layer, x, dy, train):
     return dict(y=y, dx=dx)
 
 
+class OneInput:
+    """A join (add, concat) seen as a one-input layer by the checks below: its inputs are cut
+    from one flat (batch, sum of their sizes) array, and its input gradients are given back as
+    one such array. Everything else is the join's own."""
+
+    def __init__(self, join):
+        self.join = join
+        self.sizes = [int(np.prod(s)) for s in join.in_shape]
+
+    def __getattr__(self, name):
+        return getattr(self.join, name)
+
+    def split(self, x):
+        ends = np.cumsum(self.sizes)[:-1]
+        return [p.reshape(len(x), *s) for p, s in zip(np.split(x, ends, axis=1), self.in_shape)]
+
+    def forward(self, x, train=True):
+        return self.join.forward(self.split(x), train)
+
+    def backward(self, saved, dy, need_dx=True):
+        return np.concatenate([d.reshape(len(d), -1) for d in self.join.backward(saved, dy)], 1)
+
+
+def add(layer, x, dy, train):
+    xs = layer.split(x)
+    return dict(y=sum(xs[1:], xs[0]), dx=np.concatenate([dy.reshape(len(dy), -1)] * len(xs), 1))
+
+
+def concat(layer, x, dy, train):
+    """Channel by channel: output channel c is channel c - (channels before) of its input."""
+    xs, y, dx, c = layer.split(x), np.zeros(dy.shape), [], 0
+    for part in xs:
+        for k in range(part.shape[1]):
+            y[:, c + k] = part[:, k]
+        dx.append(dy[:, c : c + part.shape[1]].reshape(len(dy), -1))
+        c += part.shape[1]
+    return dict(y=y, dx=np.concatenate(dx, 1))
+
+
 def then(first, name):
     """The reference of a layer followed by activation ``name`` (a fusion)."""
     forward, backward = ref.ACTIVATIONS[name]
@@ -311,6 +350,19 @@ TABLE = {
         h=1e-4,
         draw=lambda r: (chw(r), dict(drop_prob=0.3)),
     ),
+    # joins: the in_shape of a case is the tuple of their inputs' shapes (OneInput)
+    "add": Entry(
+        [(((5,), (5,)), {}), (((2, 3, 3), (2, 3, 3), (2, 3, 3)), {})],
+        add,
+        h=1e-4,
+        draw=lambda r: (((s := chw(r)), s), {}),
+    ),
+    "concat": Entry(
+        [(((2,), (3,)), {}), (((1, 3, 2), (3, 3, 2), (1, 3, 2)), {}), (((2, 4), (1, 4)), {})],
+        concat,
+        h=1e-4,
+        draw=lambda r: (((s := chw(r)), (int(r.integers(1, 4)), *s[1:])), {}),
+    ),
     "linear": Entry(ELEMENTWISE, activation("linear"), h=1e-4),
     "sigmoid": Entry(ELEMENTWISE, activation("sigmoid")),
     "tanh": Entry(ELEMENTWISE, activation("tanh")),
@@ -366,6 +418,8 @@ def make(kind, number, dtype, batch=BATCH):
         in_shape, options = entry.draw(np.random.default_rng([SEED, number]))
     layer_kind = kind.partition("+")[0]
     layer = build(LAYERS[layer_kind], in_shape, dtype=dtype, fused=entry.fused, **options)
+    if layer.JOIN:  # its inputs as one array
+        layer, in_shape = OneInput(layer), (sum(int(np.prod(s)) for s in in_shape),)
     rng = np.random.default_rng([SEED, number, 1])
     for name, p in layer.params.items():
         if name != "weight":  # biases: off 0, so that relus do not all sit on their kink

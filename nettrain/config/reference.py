@@ -25,6 +25,7 @@ from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import SOURCES
 from nettrain.layers import LAYERS
 from nettrain.layers.initializers import INITIALIZERS
+from nettrain.net import graph
 from nettrain.optim import OPTIMIZERS
 from nettrain.optim.schedule import COMMON, SCHEDULES
 
@@ -42,6 +43,7 @@ TYPES = {
     "size": "int or [h, w]",
     "padding": "`same`, `valid`, int or [h, w]",
     "named": "name or mapping",
+    "ref": "name, int or list",
 }
 FLAT = "| key | type | default | range / choices | meaning |\n|---|---|---|---|---|\n"
 NAMED = "| {what} | key | type | default | range / choices | meaning |\n|---|---|---|---|---|---|\n"
@@ -203,6 +205,7 @@ TABLES = {
     "train.early_stopping": lambda: flat("train.early_stopping.", schema.EARLY_STOPPING),
     "train.optimizer": lambda: named("name", OPTIMIZERS),
     "train.schedule": lambda: named("name", SCHEDULES, COMMON),
+    "model.layers.N": lambda: flat("", graph.KEYS),
     "layers": layers,
     "init": lambda: named("name", INITIALIZERS),
     "data.sources": lambda: named("format", SOURCES),

@@ -1,7 +1,8 @@
-"""Elementwise sum of two or more inputs of one shape, the join of a residual block
-(docs/graphs.md): y = x_1 + x_2 + ... + x_k, added in the order of ``from``.
+"""Elementwise sum of two or more inputs of one shape (no broadcasting), added in the order of
+``from``: the join of a residual block (docs/graphs.md).
 
-x_j: (batch, *shape) each, no broadcasting -> y: (batch, *shape); dL/dx_j = dy for every input.
+x_j: (batch, *shape) each -> y = x_1 + x_2 + ... + x_k: (batch, *shape); dL/dx_j = dy for every
+input.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ KEYS = {
         None,
         doc="what the layer reads instead of the layer before it: a name, a 0-based index, a "
         "negative offset (-1: the layer before) or `input` (the net's input); add and concat "
-        "take a list of two or more. References point backwards only (docs/graphs.md)",
+        "take a list of two or more. References point backwards only",
     ),
 }
 
