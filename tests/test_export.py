@@ -97,14 +97,19 @@ LAYER_CASES = [
     # images and of features, and a residual net with a 1x1-projection shortcut
     (
         "add_identity",
-        [{"type": "conv2d", "filters": 2, "kernel": 3, "padding": "same"},
-         {"type": "add", "from": [-1, "input"]}],
+        [
+            {"type": "conv2d", "filters": 2, "kernel": 3, "padding": "same"},
+            {"type": "add", "from": [-1, "input"]},
+        ],
         None,
     ),  # fmt: skip
     (
         "add_three",
-        [{"type": "relu", "name": "r"}, {"type": "tanh", "from": "input"},
-         {"type": "add", "from": ["r", -1, "input"]}],
+        [
+            {"type": "relu", "name": "r"},
+            {"type": "tanh", "from": "input"},
+            {"type": "add", "from": ["r", -1, "input"]},
+        ],
         None,
     ),  # fmt: skip
     (
@@ -114,8 +119,11 @@ LAYER_CASES = [
     ),  # fmt: skip
     (
         "concat_features",
-        [{"type": "dense", "units": 3, "name": "h"}, {"type": "dense", "units": 2},
-         {"type": "concat", "from": ["h", -1, "h"]}],
+        [
+            {"type": "dense", "units": 3, "name": "h"},
+            {"type": "dense", "units": 2},
+            {"type": "concat", "from": ["h", -1, "h"]},
+        ],
         None,
     ),  # fmt: skip
     ("residual_net", GRAPH_NET, None),

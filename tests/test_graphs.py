@@ -49,9 +49,7 @@ RESIDUAL = [
 
 
 def net_of(layers, shape=(2, 6, 6), loss="squared_error", dtype=np.float64):
-    cfg, src = config_from_dict(
-        {"model": {"input": list(shape), "layers": layers, "loss": loss}}
-    )
+    cfg, src = config_from_dict({"model": {"input": list(shape), "layers": layers, "loss": loss}})
     return build_network(cfg["model"], dtype, shape, src)
 
 

@@ -156,7 +156,9 @@ class Opt:
             return list(_pair(value, 1, fail))
         if kind == "ref":  # a layer reference, or a list of them (joins)
             refs = value if isinstance(value, list) else [value]
-            bad = [v for v in refs if isinstance(v, bool) or not isinstance(v, (int, str)) or v == ""]
+            bad = [
+                v for v in refs if isinstance(v, bool) or not isinstance(v, (int, str)) or v == ""
+            ]
             if bad or not refs:
                 fail(None if not bad or bad[0] is value else f"got {_shown(bad[0])} in the list")
             return list(value) if isinstance(value, list) else value
