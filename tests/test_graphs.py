@@ -131,7 +131,8 @@ model:
                  "layer 0 'block_in' (2, 6, 6)"]),
         (("name: block_in", "nmae: block_in"), 4, ["unknown key 'nmae'", "did you mean 'name'?"]),
         (("from: [-1", "form: [-1"), 6, ["unknown key 'form'", "did you mean 'from'?"]),
-        (("from: [-1, block_in]", "from: {a: 1}"), 6, ["model.layers.2.from", "expected a layer's"]),
+        (("from: [-1, block_in]", "from: {a: 1}"), 6,
+         ["model.layers.2.from", "expected a layer's"]),
         (("padding: same}", "padding: same, from: [-1, 0]}"), 5,
          ["model.layers.1.from", "takes one input"]),
     ],
@@ -206,7 +207,7 @@ def test_forward_and_backward_equal_hand_written_numpy():
     net = net_of(TINY, shape=(3,), loss="squared_error")
     rng = np.random.default_rng(0)
     net.init_params(rng)
-    for name, p in net.params().items():
+    for p in net.params().values():
         p[...] = rng.standard_normal(p.shape) * 0.7
     x, t = rng.standard_normal((5, 3)), rng.standard_normal((5, 2))
     loss, out, dx = net.loss_and_backward(x, t)
@@ -282,14 +283,14 @@ def test_no_layer_writes_into_its_input_or_its_gradient():
 def test_a_relu_is_fused_only_where_nothing_else_reads_the_layer_before_it():
     fused = net_of([{**CONV, "name": "c"}, {"type": "relu", "name": "r"},
                     {"type": "add", "from": ["r", "input"]}])  # fmt: skip
-    assert [(l.kind, l.fused) for l in fused.layers] == [("conv2d", "relu"), ("add", None)]
+    assert [(lay.kind, lay.fused) for lay in fused.layers] == [("conv2d", "relu"), ("add", None)]
     kept = net_of([{**CONV, "name": "c"}, {"type": "relu"}, {"type": "add", "from": [-1, "c"]}])
-    assert [(l.kind, l.fused) for l in kept.layers] == [
+    assert [(lay.kind, lay.fused) for lay in kept.layers] == [
         ("conv2d", None), ("relu", None), ("add", None)
     ]  # fmt: skip
     elsewhere = net_of([CONV, {"type": "conv2d", "filters": 2, "kernel": 1},
                         {"type": "relu", "from": 0}, {"type": "add", "from": [1, 2]}])  # fmt: skip
-    assert [l.fused for l in elsewhere.layers] == [None, None, None, None]
+    assert [lay.fused for lay in elsewhere.layers] == [None, None, None, None]
     x = np.random.default_rng(0).standard_normal((2, 2, 6, 6))
     for net in (fused, kept):
         net.init_params(np.random.default_rng(3))

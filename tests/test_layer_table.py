@@ -139,7 +139,10 @@ class OneInput:
 
     def split(self, x):
         ends = np.cumsum(self.sizes)[:-1]
-        return [p.reshape(len(x), *s) for p, s in zip(np.split(x, ends, axis=1), self.in_shape)]
+        return [
+            p.reshape(len(x), *s)
+            for p, s in zip(np.split(x, ends, axis=1), self.in_shape, strict=True)
+        ]
 
     def forward(self, x, train=True):
         return self.join.forward(self.split(x), train)
