@@ -3,8 +3,10 @@
     python benchmarks/run.py [--threads 2] [--rounds 3] [--output benchmarks/results/latest.json]
 
 For the MNIST `mlp` (784-256-128-10 tanh, batch 64), `lenet` (configs/mnist-lenet.yaml,
-batch 128), and the CIFAR-shaped `cifar` and `cifar-bn` (benchmarks/configs/, batch 64, random
-3x32x32 inputs), float32, SGD momentum 0.9: training samples/s over one whole epoch after a warm-up,
+batch 128), the CIFAR-shaped `cifar` and `cifar-bn` (benchmarks/configs/, batch 64, random
+3x32x32 inputs) and `cifar-resnet` (ResNet-20's shape, batch 128; PyTorch's side built from the
+same config by benchmarks/torch_net.py), float32, SGD momentum 0.9: training samples/s over one
+whole epoch after a warm-up,
 inference samples/s, the ratio nettrain/PyTorch, achieved GFLOP/s (3x the forward FLOPs per
 trained sample) against the float32 matrix-product peak measured in the same run, and peak
 resident memory of each process. Then the peak memory of a real `nettrain fit` of the LeNet
@@ -27,7 +29,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-NETS = ("mlp", "lenet", "cifar", "cifar-bn")
+NETS = ("mlp", "lenet", "cifar", "cifar-bn", "cifar-resnet")
 
 
 def child_env(threads: int, **extra) -> dict:

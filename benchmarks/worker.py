@@ -1,11 +1,12 @@
 """One measurement in its own process (so that its peak memory is its own).
 
-    python benchmarks/worker.py nettrain|torch mlp|lenet|cifar|cifar-bn THREADS
+    python benchmarks/worker.py nettrain|torch mlp|lenet|cifar|cifar-bn|cifar-resnet THREADS
 
 Prints one JSON object: training samples/s over a whole epoch after a warm-up epoch part,
 inference samples/s over the 10000 test images (the best of 5 passes), peak resident memory.
-The MNIST nets train on MNIST; `cifar` and `cifar-bn` (benchmarks/configs/) on random 3x32x32
-inputs with random labels: CIFAR_TRAIN samples, inference over CIFAR_TEST in batches of 256.
+The MNIST nets train on MNIST; `cifar`, `cifar-bn` and `cifar-resnet` (benchmarks/configs/) on
+random 3x32x32 inputs with random labels: CIFAR_TRAIN samples, inference over CIFAR_TEST in batches
+of 256. PyTorch's `cifar-resnet` is built from the same config (benchmarks/torch_net.py).
 """
 
 from __future__ import annotations
@@ -17,12 +18,13 @@ import time
 
 FRAMEWORK, NET, THREADS = sys.argv[1], sys.argv[2], int(sys.argv[3])
 CIFAR = NET.startswith("cifar")
-BATCH = {"mlp": 64, "lenet": 128, "cifar": 64, "cifar-bn": 64}[NET]
+BATCH = {"mlp": 64, "lenet": 128, "cifar": 64, "cifar-bn": 64, "cifar-resnet": 128}[NET]
 CONFIG = {
     "mlp": "configs/mnist-mlp.yaml",
     "lenet": "configs/mnist-lenet.yaml",
     "cifar": "benchmarks/configs/cifar.yaml",
     "cifar-bn": "benchmarks/configs/cifar-bn.yaml",
+    "cifar-resnet": "benchmarks/configs/cifar-resnet.yaml",
 }[NET]
 LR = 0.01 if CIFAR else 0.05
 WARMUP_BATCHES = 5 if CIFAR else 50
@@ -152,8 +154,14 @@ def torch_run():
     torch.set_num_threads(THREADS)
     torch.manual_seed(0)
     nn = torch.nn
+    if NET == "cifar-resnet":  # from its config, graph and all
+        from torch_net import TorchNet
+
+        from nettrain.config import load_config
+
+        model = TorchNet(load_config(CONFIG, ())[0])
     if CIFAR:
-        model = torch_cifar(nn, NET == "cifar-bn")
+        model = model if NET == "cifar-resnet" else torch_cifar(nn, NET == "cifar-bn")
         x, labels, x_test = random_images()
         x_all, y_all, xs = torch.from_numpy(x), torch.from_numpy(labels), torch.from_numpy(x_test)
         scale = 1.0

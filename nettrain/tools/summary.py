@@ -43,6 +43,8 @@ def format_summary(net: Network) -> str:
     rows, reads = summary_rows(net), inputs_text(net)
     names = {i: name for i, (_, name) in enumerate(net.entries or ()) if name}
     texts = {i: f"{names[i]}: {text}" if i in names else text for i, text, *_ in rows}
+    for j in sorted(set(names) - set(texts)):  # a named activation applied by the row before
+        texts[j - 1] += f" [{j}: {names[j]}]"
     lw = max([30, *(len(t) + 1 for t in texts.values())])
     fw = max([len(t) for t in reads.values()] + [4]) + 1 if reads else 0
     col = (lambda t: f"{t:<{fw}}") if reads else (lambda t: "")
