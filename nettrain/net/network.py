@@ -224,6 +224,19 @@ class Network:
         return value, out.reshape(len(x), -1)
 
 
+def absorbs_next(specs: list, reads: list, readers: list, i: int) -> bool:
+    """Whether entry i applies the standalone activation entry after it in its own kernels:
+    one it can apply, with no options, reading entry i alone, and nothing else reading entry i
+    (its output before the activation then need not exist)."""
+    after = specs[i + 1] if i + 1 < len(specs) else {}
+    return (
+        set(after) - {"name", "from"} == {"type"}
+        and fuses(specs[i]["type"], after["type"])
+        and reads[i + 1] == (i,)
+        and readers[i] == 1
+    )
+
+
 def build_network(model: dict, dtype, input_shape, src=None) -> Network:
     """The network of a resolved ``model`` section on per-sample ``input_shape``.
 
@@ -248,16 +261,9 @@ def build_network(model: dict, dtype, input_shape, src=None) -> Network:
         options = {k: v for k, v in spec.items() if k != "type" and k not in graph.KEYS}
         activation = options.get("activation", "linear")
         fused = activation if fuses(kind, activation) else None
-        after = specs[i + 1] if i + 1 < len(specs) else {}
-        if (
-            activation == "linear"
-            and set(after) - {"name", "from"} == {"type"}
-            and fuses(kind, after["type"])
-            and reads[i + 1] == (i,)
-            and readers[i] == 1
-        ):
-            fused = after["type"]  # nothing else reads the layer's output before activation
-            out_of[i + 1] = None  # fmt: skip
+        absorbs = activation == "linear" and absorbs_next(specs, reads, readers, i)
+        if absorbs:
+            fused = specs[i + 1]["type"]
         stage = [LAYERS[kind](i, fused=fused, **options)]
         if activation != "linear" and fused is None:
             stage.append(ACTIVATIONS[activation](i, **defaults(ACTIVATIONS[activation])))
@@ -278,7 +284,7 @@ def build_network(model: dict, dtype, input_shape, src=None) -> Network:
             inputs = (len(layers) - 1,)
             shapes[inputs[0]] = shape
         out_of[i] = inputs[0]
-        if out_of.get(i + 1, 0) is None:
+        if absorbs:  # the activation entry's output is this layer's
             out_of[i + 1] = inputs[0]
     entries = [(refs, spec.get("name")) for refs, spec in zip(reads, specs, strict=True)]
     net = Network(layers, input_shape, dtype, model["loss"], sources, entries)
