@@ -39,6 +39,15 @@ TABLE = """
 32x32x32 32@3x3 s1 p1 f32  | tile:32 | tile:32 | wgrad4:32 | 3                    # cifar, cifar-bn
 32x16x16 64@3x3 s1 p1 f32  | tile:64 | tile:32 | wgrad4:64 | 14                   # cifar, cifar-bn
 64x16x16 64@3x3 s1 p1 f32  | tile:64 | tile:64 | wgrad4:64 | 7                    # cifar, cifar-bn
+16x14x14 32@1x1 s1 p0 f32  | tile:32 | tile:16 | wgrad4:32 | 334                 # mnist-resnet (by plan.py)
+64x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 37                       # mnist-resnet
+32x7x7 64@1x1 s1 p0 f32    | im2col | im2col | im2col | 668                      # mnist-resnet
+3x32x32 16@3x3 s1 p1 f32   | tile:16 | direct2:2 direct1:1 | wgrad4:16 | 37      # cifar-resnet (by plan.py)
+16x32x32 16@3x3 s1 p1 f32  | tile:16 | tile:16 | wgrad4:16 | 7                   # cifar-resnet
+16x32x32 32@3x3 s2 p1 f32  | im2col | im2col | im2col | 28                       # cifar-resnet
+32x16x16 32@3x3 s1 p1 f32  | tile:32 | tile:32 | wgrad4:32 | 14                  # cifar-resnet
+16x32x32 32@1x1 s2 p0 f32  | im2col | im2col | im2col | 256                      # cifar-resnet
+32x16x16 64@1x1 s2 p0 f32  | im2col | im2col | im2col | 512                      # cifar-resnet
 2x5x5 3@3x3 s1 p1 f64      | direct2:2 direct1:1 | direct2:2 | wgrad2:2 wgrad1:1 | 1165
 1x3x3 1@2x2 s1 p0 f64      | direct1:1 | direct1:1 | wgrad1:1 | 32768
 3x7x6 4@3x3 s2 p1 f64      | im2col | im2col | im2col | 1618
