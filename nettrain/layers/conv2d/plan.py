@@ -115,7 +115,7 @@ class Plan:
         lines = []
         for name, p in self.passes():
             if name == "input grad" and not input_grad:
-                p = Pass("-", "not computed: the first layer's input needs no gradient")
+                p = Pass("-", "not computed: the net's input needs no gradient")
             lines.append(f"{name:<12} {p.kernel:<24} {p.reason}")
         return lines
 
