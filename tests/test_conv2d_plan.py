@@ -221,7 +221,7 @@ def test_bench_prints_each_conv2d_layers_plan(tmp_path):
     expected = [
         r"  0  conv2d 4@3x3 s1 p1 \+ relu .*%",
         r"forward +tile +stride 1, 4 < 64 filters: direct; run 78 >= 48: register tiles for 4",
-        r"input grad +- +not computed: the first layer",
+        r"input grad +- +not computed: the net.s input",
         r"weight grad +wgrad4 +4 filters x 4 taps a pass",
         r"  1  conv2d 8@3x3 s1 p1 \+ relu .*%",
         r"forward +tile +stride 1, 8 < 64 filters",
