@@ -221,9 +221,17 @@ def test_forward_and_backward_equal_hand_written_numpy():
         np.testing.assert_allclose(g, e_grads[k], rtol=1e-10, atol=1e-12, err_msg=k)
 
 
-@pytest.mark.parametrize("layers, shape", [(TINY, (3,)), (RESIDUAL, (2, 6, 6))])
+# one output twice in one join, and the input read by a join and by the first layer
+TWICE = [
+    {"type": "dense", "units": 3, "activation": "tanh", "name": "h"},
+    {"type": "add", "from": ["h", "h", "input"]},
+    {"type": "dense", "units": 2},
+]
+
+
+@pytest.mark.parametrize("layers, shape", [(TINY, (3,)), (TWICE, (3,)), (RESIDUAL, (2, 6, 6))])
 def test_gradcheck_passes_on_graphs_every_tensor(layers, shape):
-    loss = "squared_error" if layers is TINY else "multinomial_cross_entropy"
+    loss = "multinomial_cross_entropy" if layers is RESIDUAL else "squared_error"
     net = net_of(layers, shape, loss)
     rng = np.random.default_rng(1)
     net.init_params(rng)
@@ -231,7 +239,7 @@ def test_gradcheck_passes_on_graphs_every_tensor(layers, shape):
         if name.endswith("bias"):
             p[...] = rng.uniform(-0.1, 0.1, p.shape)
     x = rng.standard_normal((4, *shape))
-    t = rng.standard_normal((4, 2)) if layers is TINY else np.eye(3)[rng.integers(0, 3, 4)]
+    t = np.eye(3)[rng.integers(0, 3, 4)] if layers is RESIDUAL else rng.standard_normal((4, 2))
     results, step = check_net(net, x, t, entries=40)
     assert {r.name for r in results} == {*net.params(), "input"}
     assert all(r.ok and r.checked for r in results), [(r.name, r.max_rel) for r in results]
