@@ -30,8 +30,9 @@ is (docs/graphs.md).
 
 Joins (``JOIN = True``: add, concat) are the one extension, for nets as graphs: they read several
 outputs, so their ``in_shape`` is the tuple of their inputs' shapes, ``shapes`` and ``build``
-take that tuple, ``forward`` takes the list of input arrays, and ``backward`` returns the list of
-their gradients, one per input in the same order (entries may be the same array). Every other
+take that tuple, ``forward`` takes the list of input arrays, ``backward`` returns the list of
+their gradients, one per input in the same order (entries may be the same array), and ``onnx``
+takes the list of the inputs' names. Every other
 layer reads one input; where an output is read by several layers, the net sums their gradients
 (nettrain.net.network), so that no layer needs to know.
 
