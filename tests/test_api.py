@@ -30,9 +30,8 @@ def invoke(*args):
 
 def test_import_nettrain_loads_neither_numpy_nor_numba():
     code = (
-        "import sys, time; t = time.perf_counter(); import nettrain; "
-        "t = time.perf_counter() - t; "
-        "print(sorted(m for m in ('numpy', 'numba', 'nettrain.api') if m in sys.modules), t)"
+        "import sys; import nettrain; "
+        "print(sorted(m for m in ('numpy', 'numba', 'nettrain.api') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -41,8 +40,7 @@ def test_import_nettrain_loads_neither_numpy_nor_numba():
         text=True,
         check=True,
     ).stdout.split()
-    assert out[0] == "[]", out
-    assert float(out[1]) < 0.5  # a few milliseconds; generous for a loaded machine
+    assert out == ["[]"], out  # so it takes milliseconds, whatever the machine
     loaded = subprocess.run(
         [
             sys.executable,
@@ -180,21 +178,31 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["xor.npz", "xor.onnx"]
 
 
-def test_predict_on_a_handful_of_inputs_is_fast():
-    """No per-call setup beyond the forward pass: a few inputs take well under a millisecond on
-    an idle machine; the bound leaves a hundredfold margin for a busy one."""
-    import time
-
+def test_predict_on_a_handful_of_inputs_does_no_setup():
+    """No per-call setup beyond the forward pass (a few inputs then take well under a
+    millisecond): once a first call has run, predict reads no config or checkpoint, builds no
+    net and compiles nothing. Counted by the functions it calls, not timed, so that a busy or
+    slow machine cannot fail it."""
     model = nettrain.Model.from_config(XOR, {"train.epochs": 1})
     model.fit()
     x = np.zeros((3, 2), np.float32)
     model.predict(x)
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
+    setup = ("nettrain/config/", "nettrain/checkpoint.py", "nettrain/assemble.py",
+             "nettrain/net/network.py:build_network", "numba/core/compiler.py")  # fmt: skip
+    called = set()
+
+    def record(frame, event, arg):
+        if event == "call":
+            code = frame.f_code
+            called.add(f"{code.co_filename.replace(os.sep, '/')}:{code.co_name}")
+
+    sys.setprofile(record)
+    try:
         model.predict(x)
-        times.append(time.perf_counter() - start)
-    assert sorted(times)[10] < 0.02
+    finally:
+        sys.setprofile(None)
+    assert any("nettrain/inference/" in c for c in called)  # the profile saw the call
+    assert not [c for c in called if any(s in c for s in setup)]
 
 
 def test_export_without_the_onnx_package_says_how_to_install_it(tmp_path, monkeypatch):

@@ -125,6 +125,30 @@ def test_csv_label_by_name_text_classes_and_float_targets(tmp_path):
     np.testing.assert_array_equal(ds.x, [[2], [4]])
 
 
+@pytest.mark.parametrize(
+    "header, taken",
+    [
+        ("y,label,a", "label"),  # label before y, wherever the columns stand
+        ("label,y,a", "label"),
+        ("a,y,target", "target"),  # target before class before y
+        ("class,a,target", "target"),
+        ("y,class,a", "class"),
+        ("a,b,y", "y"),
+    ],
+)
+def test_csv_auto_label_takes_the_most_preferred_name(tmp_path, header, taken):
+    """label: auto prefers label, then target, then class, then y (columns hold 0 1 2 / 3 4 5 /
+    6 7 8 in their order, so the labels read tell which column was taken)."""
+    names = header.split(",")
+    rows = [",".join(str(3 * c + r) for c in range(3)) for r in range(3)]
+    path = write(tmp_path, "d.csv", header + "\n" + "\n".join(rows) + "\n")
+    ds = data.load_file(str(path))
+    column = names.index(taken)
+    np.testing.assert_array_equal(ds.y.reshape(-1), [3 * column + r for r in range(3)])
+    others = [c for c in range(3) if c != column]
+    np.testing.assert_array_equal(ds.x, [[3 * c + r for c in others] for r in range(3)])
+
+
 def test_csv_test_set_classes_follow_the_training_set(tmp_path):
     write(tmp_path, "train.csv", "y,a\ncat,1\ndog,2\nemu,3\n")
     write(tmp_path, "test.csv", "y,a\nemu,1\ndog,2\n")

@@ -11,7 +11,7 @@ from numpy.testing import assert_array_equal
 from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.layers.dropout import Dropout
-from nettrain.net.network import build_network
+from nettrain.net.network import build_network, output_activation
 from nettrain.tools.gradcheck import check_net
 from nettrain.training import loop
 
@@ -182,7 +182,12 @@ def test_dropout_keeps_the_output_range_for_the_loss_check(tmp_path):
         "    - softmax\n", "    - softmax\n    - {type: dropout, drop_prob: 0.1}\n"
     )
     text = text.replace("multinomial_cross_entropy", "cross_entropy")
-    net_of(tmp_path, text=text)
+    net = net_of(tmp_path, text=text)
+    assert net.layers[-1].kind == "dropout"
+    assert output_activation(net) == ("softmax", 4)  # the range is the softmax's, below it
+    # the control: the same net without the softmax is refused, so the check did run
+    with pytest.raises(UserError, match="cross_entropy needs outputs in"):
+        net_of(tmp_path, text=text.replace("    - softmax\n", ""))
 
 
 # -- gradient check --------------------------------------------------------------------------
