@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import references
 from helpers import build, interrupt_and_resume, net_arrays, write_blobs
 from helpers import run_layer as run
 
@@ -77,6 +78,36 @@ def test_a_statistic_of_one_value_does_not_touch_the_running_statistics():
     conv = build(BatchNorm, (2, 2, 2))
     run(conv, np.arange(8.0).reshape(1, 2, 2, 2))
     np.testing.assert_allclose(conv.state["running_mean"], [0.15, 0.55])
+
+
+def test_batchnorm_matches_pytorch_s_documented_formulas():
+    """Without PyTorch (CI has none): the same two training steps and evaluation as below,
+    against the formulas PyTorch documents (biased variance to normalise, unbiased into the
+    running variance, running = (1 - momentum) running + momentum batch), written out in
+    tests/references.py."""
+    rng = np.random.default_rng(0)
+    for in_shape in ((5,), (3, 4, 6)):
+        layer = build(BatchNorm, in_shape, momentum=0.1, eps=1e-5)
+        channels = in_shape[0]
+        weight, bias = rng.uniform(0.5, 1.5, channels), rng.uniform(-0.5, 0.5, channels)
+        layer.params["weight"][...], layer.params["bias"][...] = weight, bias
+        mean, var = np.zeros(channels), np.ones(channels)
+        for _ in range(2):  # two steps: the running statistics move twice
+            x = rng.standard_normal((8, *in_shape)) * 2 + 1
+            dy = rng.standard_normal(x.shape)
+            ry, rdx, rdw, rdb, mean, var = references.batchnorm(
+                x, dy, weight, bias, mean, var, 0.1, 1e-5, True
+            )
+            y, dx = run(layer, x, dy)
+            np.testing.assert_allclose(y, ry, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(dx, rdx, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(layer.grads["weight"], rdw)
+            np.testing.assert_allclose(layer.grads["bias"], rdb)
+        np.testing.assert_allclose(layer.state["running_mean"], mean)
+        np.testing.assert_allclose(layer.state["running_var"], var)
+        y_eval, _ = run(layer, x, train=False)
+        expected = references.batchnorm(x, dy, weight, bias, mean, var, 0.1, 1e-5, False)[0]
+        np.testing.assert_allclose(y_eval, expected)
 
 
 def test_batchnorm_matches_pytorch():
