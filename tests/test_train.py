@@ -2,39 +2,19 @@
 
 import numpy as np
 import pytest
-from helpers import interrupt_and_resume, net_arrays, without_seconds, write_blobs
+from helpers import interrupt_and_resume, net_arrays, without_seconds
 
 from nettrain import checkpoint
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import JobFailed
 from nettrain.training import loop
 
-CONFIG = """
-seed: 3
-data: {{train: {train}, test: {test}}}
-model:
-  input: [4]
-  layers:
-    - {{type: dense, units: 8, activation: tanh}}
-    - {{type: dense, units: 3}}
-    - softmax
-  loss: multinomial_cross_entropy
-train:
-  epochs: 3
-  batch_size: 16
-  optimizer: {{name: sgd, lr: {lr}, momentum: 0.9}}
-"""
-
 
 @pytest.fixture
-def config(tmp_path):
-    write_blobs(tmp_path)
+def config(blob_config):
+    """The blob MLP (conftest.py) with a learning rate, epochs and further --set items."""
 
     def make(lr=0.1, epochs=3, sets=()):
-        text = CONFIG.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz", lr=lr)
-        src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
-        src.apply_overrides([f"train.epochs={epochs}", *sets])
-        return validate(src), src
+        return blob_config(f"train.optimizer.lr={lr}", f"train.epochs={epochs}", *sets)
 
     return make
 
