@@ -10,7 +10,7 @@ import references
 from helpers import build, interrupt_and_resume, net_arrays, write_blobs
 from helpers import run_layer as run
 
-from nettrain.config import ConfigSource, validate
+from nettrain.config import config_from_dict
 from nettrain.core.errors import UserError
 from nettrain.inference import single
 from nettrain.layers.avgpool2d import AvgPool2d
@@ -178,9 +178,9 @@ CONV_BN = [
 
 
 def net_of(specs, input_shape, loss="multinomial_cross_entropy", dtype=np.float64):
-    src = ConfigSource.from_text("{}", "cfg.yaml")
-    src.tree = {"model": {"input": list(input_shape), "layers": specs, "loss": loss}}
-    cfg = validate(src)
+    cfg, _ = config_from_dict(
+        {"model": {"input": list(input_shape), "layers": specs, "loss": loss}}
+    )
     net = build_network(cfg["model"], dtype, input_shape)
     net.init_params(np.random.default_rng(0))
     return net
@@ -267,11 +267,11 @@ def test_output_range_checks_know_the_new_layers():
         ("{type: batchnrom}", ["cfg.yaml:4", "'batchnrom'", "did you mean 'batchnorm'?"]),
     ],
 )
-def test_config_checks_know_the_new_layers(layer, expected):
+def test_config_checks_know_the_new_layers(make_config, layer, expected):
     text = f"model:\n  layers:\n    - {{type: dense, units: 3}}\n    - {layer}\n"
     text += "  loss: squared_error\n"
     with pytest.raises(UserError) as info:
-        validate(ConfigSource.from_text(text, "cfg.yaml"))
+        make_config(text)
     message = f"{info.value} {info.value.hint or ''}"
     for part in expected:
         assert part in message
@@ -279,32 +279,15 @@ def test_config_checks_know_the_new_layers(layer, expected):
 
 # -- running statistics through checkpoints ---------------------------------------------------
 
-CONFIG = """
-seed: 3
-data: {{train: {train}, test: {test}}}
-model:
-  input: [4]
-  layers:
-    - {{type: dense, units: 8, bias: false}}
-    - {{type: batchnorm}}
-    - {{type: leaky_relu}}
-    - {{type: dense, units: 3}}
-    - softmax
-  loss: multinomial_cross_entropy
-train:
-  epochs: 3
-  batch_size: 16
-  optimizer: {{name: sgd, lr: 0.1, momentum: 0.9}}
-"""
-
 
 @pytest.fixture
-def config(tmp_path):
-    # 81 samples in batches of 16: every epoch ends on a batch of ONE sample
+def config(tmp_path, blob_config):
+    """The blob MLP (conftest.py) with batchnorm and leaky_relu after a dense layer without
+    bias; 81 samples in batches of 16: every epoch ends on a batch of ONE sample."""
     write_blobs(tmp_path, sizes=(("train", 81), ("test", 30)))
-    text = CONFIG.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz")
-    src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
-    return validate(src), src
+    layers = "model.layers=[{type: dense, units: 8, bias: false}, {type: batchnorm}, "
+    layers += "{type: leaky_relu}, {type: dense, units: 3}, softmax]"
+    return blob_config(layers)
 
 
 def test_running_statistics_are_checkpointed_and_resume_bit_identically(
