@@ -13,19 +13,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import nettrain
-from nettrain.cli.commands import cli
 from nettrain.core.errors import UserError
 
 REPO = Path(nettrain.__file__).resolve().parents[1]
 XOR = REPO / "configs" / "xor-mlp.yaml"
-
-
-def invoke(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 def test_import_nettrain_loads_neither_numpy_nor_numba():
@@ -55,9 +48,9 @@ def test_import_nettrain_loads_neither_numpy_nor_numba():
     assert loaded.strip() == "True"  # the API loads on first use (numpy with a net)
 
 
-def test_the_api_and_the_cli_train_the_same_bits(tmp_path):
-    assert invoke("fit", XOR, "--set", "seed=5", "--set", "train.epochs=3", "--out",
-                  tmp_path / "cli", "--quiet")[0] == 0  # fmt: skip
+def test_the_api_and_the_cli_train_the_same_bits(tmp_path, cli_call):
+    cli_call("fit", XOR, "--set", "seed=5", "--set", "train.epochs=3", "--out", tmp_path / "cli",
+             "--quiet")  # fmt: skip
     model = nettrain.Model.from_config(XOR, {"seed": 5, "train.epochs": 3})
     rows = model.fit()
     cli_arrays = dict(np.load(tmp_path / "cli" / "last.npz"))
@@ -113,7 +106,7 @@ def test_fit_on_arrays_with_a_callback_that_stops(tmp_path):
     assert again[0]["train_loss"] < rows[0]["train_loss"]
 
 
-def test_predict_and_evaluate_are_the_cli_s(tmp_path):
+def test_predict_and_evaluate_are_the_cli_s(tmp_path, cli_call):
     ckpts = []
     for seed in (1, 2):
         model = nettrain.Model.from_config(XOR, {"seed": seed, "train.epochs": 2})
@@ -124,20 +117,17 @@ def test_predict_and_evaluate_are_the_cli_s(tmp_path):
     np.save(tmp_path / "x.npy", x)
     for chosen in ([ckpts[0]], ckpts):
         out = tmp_path / "p.npy"
-        assert (
-            invoke("predict", *chosen, tmp_path / "x.npy", "--format", "npy", "--output", out)[0]
-            == 0
-        )
+        cli_call("predict", *chosen, tmp_path / "x.npy", "--format", "npy", "--output", out)
         model = nettrain.load(chosen if len(chosen) > 1 else chosen[0])
         assert np.array_equal(model.predict(x), np.load(out))
         assert np.array_equal(model.predict(tmp_path / "x.npy"), np.load(out))
-        code, output = invoke("evaluate", *chosen, "--format", "json")
-        assert code == 0 and json.loads(output) == json.loads(json.dumps(model.evaluate()))
+        output = cli_call("evaluate", *chosen, "--format", "json").output
+        assert json.loads(output) == json.loads(json.dumps(model.evaluate()))
     single = [nettrain.load(c).predict(x) for c in ckpts]
     assert np.allclose(nettrain.load(ckpts).predict(x), (single[0] + single[1]) / 2, atol=1e-7)
 
 
-def test_a_loaded_model_saves_the_checkpoint_it_read(tmp_path):
+def test_a_loaded_model_saves_the_checkpoint_it_read(tmp_path, cli_call):
     model = nettrain.Model.from_config(XOR, {"train.epochs": 1})
     model.fit()
     model.save(tmp_path / "a.npz")
@@ -145,9 +135,8 @@ def test_a_loaded_model_saves_the_checkpoint_it_read(tmp_path):
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     assert set(a.files) == set(b.files)
     assert all(np.array_equal(a[k], b[k]) for k in a.files if k != "__meta__")
-    code, _ = invoke("fit", "--resume", tmp_path / "b.npz", "--set", "train.epochs=2", "--quiet",
-                     "--out", tmp_path / "r")  # fmt: skip
-    assert code == 0
+    cli_call("fit", "--resume", tmp_path / "b.npz", "--set", "train.epochs=2", "--quiet",
+             "--out", tmp_path / "r")  # fmt: skip
 
 
 def test_api_errors_say_what_to_do(tmp_path):
