@@ -57,7 +57,7 @@ def blob_config(tmp_path, make_config):
     return make
 
 
-@pytest.fixture
+@pytest.fixture(scope="session")
 def cli_call():
     """``cli_call(*args, code=0) -> click Result``: ``nettrain ARGS`` in-process (CliRunner),
     its exit code asserted (unless ``code`` is None) with no traceback printed; the result's

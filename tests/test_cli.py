@@ -14,7 +14,7 @@ import click
 import numpy as np
 import pytest
 import yaml
-from helpers import blobs, invoke
+from helpers import blobs
 
 import nettrain
 from nettrain.cli.commands import cli
@@ -97,10 +97,10 @@ def assert_user_error(result, *needles):
 
 
 @pytest.fixture(scope="module")
-def trained(data, tmp_path_factory):
+def trained(data, tmp_path_factory, cli_call):
     """A finished 3-epoch run folder (shared, read only)."""
     out = tmp_path_factory.mktemp("runs") / "trained"
-    result = fit(invoke, data, out)
+    result = fit(cli_call, data, out)
     return out, result
 
 
