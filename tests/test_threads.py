@@ -9,10 +9,8 @@ import time
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import nettrain.runtime.threads as threads_module
-from nettrain.cli.commands import cli
 from nettrain.layers.maxpool2d import MaxPool2d
 from nettrain.runtime.threads import active_threads, configure, max_threads
 
@@ -30,7 +28,7 @@ def test_configure_after_numba_started_keeps_compiling():
     np.testing.assert_array_equal(y.reshape(-1), [5, 7, 13, 15])
 
 
-def test_threads_option_sets_the_thread_count(tmp_path, monkeypatch):
+def test_threads_option_sets_the_thread_count(tmp_path, monkeypatch, cli_call):
     """``--threads N`` reaches configure() and is the count in force, kept (not adapted)."""
     import numba
 
@@ -45,8 +43,7 @@ def test_threads_option_sets_the_thread_count(tmp_path, monkeypatch):
     previous = max_threads()
     try:
         for threads in (1, 2, 1):
-            result = CliRunner().invoke(cli, ["--threads", str(threads), "summary", str(config)])
-            assert result.exit_code == 0, result.output
+            cli_call("--threads", threads, "summary", config)
             assert given[-1] == threads
             assert max_threads() == min(threads, numba.config.NUMBA_NUM_THREADS)
             assert not threads_module.adaptive()
