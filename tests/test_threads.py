@@ -65,7 +65,10 @@ def cores(request, monkeypatch):
     monkeypatch.setattr(
         threads_module.os, "sched_getaffinity", lambda pid: set(range(n)), raising=False
     )
-    monkeypatch.setattr(numba.config, "NUMBA_NUM_THREADS", max(n, numba.config.NUMBA_NUM_THREADS))
+    # configure() caps a count at Numba's pool, which _set_active (faked) never resizes here
+    monkeypatch.setattr(
+        numba.config, "NUMBA_NUM_THREADS", max(n, 2, numba.config.NUMBA_NUM_THREADS)
+    )
     monkeypatch.setattr(
         threads_module, "_set_active", lambda c: threads_module._state.update(active=c)
     )
