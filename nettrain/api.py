@@ -187,7 +187,15 @@ class Model:
             return
         net, meta, _ = self._members[0]
         arrays = {**meta["arrays"], **net.arrays()}
-        dropped = ("arrays", "data", "preprocess_stats", "format", "nettrain", "checksum")
+        dropped = (
+            "arrays",
+            "data",
+            "columns",
+            "preprocess_stats",
+            "format",
+            "nettrain",
+            "checksum",
+        )
         checkpoint.save(path, arrays, {k: v for k, v in meta.items() if k not in dropped})
 
     def export(self, path, format: str = "onnx", opset: int | None = None) -> None:
@@ -216,6 +224,8 @@ def meta_of(run) -> dict:
         "input_scale": ds.scale,
         "targets": "classes" if ds.has_classes else "values",
         "classes": ds.classes,
+        "encoding": ds.encoding and ds.encoding.to_json(),
+        "columns": ds.encoding,
         "data": run.cfg["data"],
         "preprocess_stats": run.preprocess,
     }

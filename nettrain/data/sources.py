@@ -5,7 +5,8 @@ name, or a mapping whose keys are the options of one format (``SOURCES``); ``for
 where the name does not tell:
 
 - ``npz``: ``{path, x: 'x', y: 'y'}``, the arrays' names in the file;
-- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: auto, header: auto, delimiter: auto}``;
+- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: auto, header: auto, delimiter: auto,
+  columns: {}}``; ``parquet`` (.parquet): ``{path, label: auto, columns: {}}`` (docs/csv.md);
 - ``idx`` (MNIST's format, raw or .gz): ``{images, labels}``; a bare path to an images file
   takes the labels file MNIST's naming pairs with it (``*-images-idx3*`` -> ``*-labels-idx1*``);
 - ``images`` (a folder, one sub-folder per class): ``{path, size: null, color: auto}``.
@@ -23,10 +24,11 @@ import numpy as np
 from nettrain.core.errors import UserError
 from nettrain.core.options import Opt, _shown, check_named
 from nettrain.data.checks import checked
-from nettrain.data.csv import read_csv
+from nettrain.data.columns import TYPES
 from nettrain.data.idx import labels_beside, read_idx
 from nettrain.data.images import IMAGE_SUFFIXES, read_folder
 from nettrain.data.npz import npz_names, read_npy, read_npz
+from nettrain.data.tables import open_table, read_labelled
 
 
 @dataclass
@@ -78,6 +80,25 @@ class Delimiter(Opt):
         return value
 
 
+@dataclass
+class Columns(Opt):
+    """``{NAME: number | category | ignore}``: the type of feature columns, by header name."""
+
+    kind: str = "columns"
+
+    def describe(self) -> str:
+        return "a mapping {COLUMN: number | category | ignore}"
+
+    def check(self, value, src, path):
+        if not isinstance(value, dict):
+            raise UserError(src.where(path), f"expected {self.describe()}, got {_shown(value)}")
+        for name, kind in value.items():
+            Opt("choice", choices=TYPES).check(kind, src, (*path, name))
+        return {str(k): v for k, v in value.items()}
+
+
+COLUMNS = Columns(default={}, doc="feature column types by header name (default: from the data)")
+
 SOURCES = {
     "npz": {
         "path": Opt("path", doc="the .npz file"),
@@ -93,6 +114,12 @@ SOURCES = {
         "label": Column(default="auto", doc="the label column(s); every other column is a feature"),
         "header": Header(default="auto", doc="whether the first row names the columns"),
         "delimiter": Delimiter(default="auto", doc="the column separator"),
+        "columns": COLUMNS,
+    },
+    "parquet": {
+        "path": Opt("path", doc="the .parquet file"),
+        "label": Column(default="auto", doc="the label column(s); every other column is a feature"),
+        "columns": COLUMNS,
     },
     "idx": {
         "images": Opt("path", doc="IDX file of the samples (N, H, W) or (N, ...)"),
@@ -118,6 +145,7 @@ def format_of(path) -> str | None:
         ((".npz",), "npz"),
         ((".npy",), "npy"),
         ((".csv", ".tsv"), "csv"),
+        ((".parquet",), "parquet"),
         (IMAGE_SUFFIXES, "image"),
     ):
         if name.endswith(suffixes):
@@ -164,7 +192,24 @@ def check_source(value, src, path):
     for key in ("path", "images", "labels", *(("x", "y") if fmt == "npy" else ())):
         if key in spec:
             _must_exist(spec[key], src, (*path, key), folder=fmt == "images" and key == "path")
+    if spec.get("columns") and src.check_files:
+        _known_columns(spec, src, path)
     return spec
+
+
+def _known_columns(spec: dict, src, path) -> None:
+    """Every name of ``columns:`` is a column of the file's header (else: the YAML line, the
+    names the file has, the nearest one)."""
+    from nettrain.core.errors import did_you_mean
+
+    table = open_table(spec["path"], True, spec.get("delimiter", "auto"))
+    names = [n.strip() for n in table.first]
+    for name in spec["columns"]:
+        if name not in names:
+            raise UserError(
+                src.where((*path, "columns", name)),
+                f"no column '{name}' in the header of {spec['path']}: {did_you_mean(name, names)}",
+            )
 
 
 def _must_exist(file: str, src, path, folder: bool = False) -> None:
@@ -235,8 +280,9 @@ def user_source(path, data_cfg: dict) -> dict:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def read(spec):
-    """The labelled Dataset a (resolved) source names."""
+def read(spec, encoding=None, fit_rows=None):
+    """The labelled Dataset a (resolved) source names; a table's columns encoded with
+    ``encoding`` (a trained columns.Encoding), else with one fitted on its ``fit_rows(n)``."""
     spec = resolve(spec)
     fmt = spec["format"]
     where = str(spec.get("path") or spec.get("images") or spec.get("x"))
@@ -253,8 +299,16 @@ def read(spec):
         return checked(arrays[spec["x"]], np.array(arrays[spec["y"]]), spec["path"])
     if fmt == "npy":
         return checked(read_npy(spec["x"]), np.array(read_npy(spec["y"])), spec["x"])
-    if fmt == "csv":
-        return read_csv(spec["path"], spec["label"], spec["header"], spec["delimiter"])
+    if fmt in ("csv", "parquet"):
+        return read_labelled(
+            spec["path"],
+            spec["label"],
+            spec.get("header", "auto"),
+            spec.get("delimiter", "auto"),
+            spec["columns"],
+            encoding,
+            fit_rows,
+        )
     if fmt == "idx":
         return read_idx_pair(spec["images"], spec["labels"])
     if fmt == "images":

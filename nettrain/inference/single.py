@@ -10,6 +10,7 @@ loss takes them (``data.fit_to_net``).
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +20,7 @@ from nettrain.assemble import has_data, score, split_validation
 from nettrain.config import config_from_dict
 from nettrain.core.errors import UserError
 from nettrain.data import Dataset, preprocess
+from nettrain.data.columns import unseen_note
 from nettrain.net import metrics
 from nettrain.net.network import Network, build_network
 
@@ -40,10 +42,19 @@ def net_of(arrays: dict, meta: dict, path) -> Network:
     net = build_network(cfg["model"], cfg["dtype"], meta["input_shape"])
     net.load_params(arrays, str(path))
     meta["data"] = cfg["data"]
+    meta["columns"] = encoding_of(meta, str(path))
     meta["preprocess_stats"] = preprocess.from_checkpoint(
         cfg["data"]["preprocess"], arrays, net.input_shape, str(path)
     )
     return net
+
+
+def encoding_of(meta: dict, where: str):
+    """The column encoding (data.columns.Encoding) of a checkpoint trained on a table, or None."""
+    from nettrain.data.columns import Encoding
+
+    record = meta.get("encoding")
+    return None if record is None else Encoding.from_json(record, where)
 
 
 def predict(net: Network, x, batch_size: int = 256) -> np.ndarray:
@@ -64,11 +75,14 @@ def predict(net: Network, x, batch_size: int = 256) -> np.ndarray:
 def read_inputs(path: str, net: Network, meta: dict) -> Dataset:
     """The inputs of a file or folder (formats: data.read_inputs), as the net saw its training
     data: checked against its input shape, scaled and preprocessed as in training."""
-    return preprocessed(data.read_inputs(path, meta["data"], net.input_shape), net, meta)
+    ds = data.read_inputs(path, meta["data"], net.input_shape, meta.get("columns"))
+    return preprocessed(ds, net, meta)
 
 
 def preprocessed(ds: Dataset, net: Network, meta: dict) -> Dataset:
     """``ds`` fitted to the net and seen through the checkpoint's data.preprocess."""
+    if ds.unseen:
+        print(unseen_note(ds.name, ds.unseen), file=sys.stderr)
     # A net trained on a built-in image set saw pixels/255: integer pixels get the same scaling,
     # float inputs are taken as already scaled.
     scale = meta.get("input_scale", 1.0)
@@ -148,11 +162,12 @@ def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "te
     """The labelled set to evaluate on: --data FILE, else the config's test or validation set."""
     if path:
         source = data.user_source(path, meta["data"])
-        return preprocessed(data.load_file(source, meta["data"], meta.get("classes")), net, meta)
+        ds = data.load_file(source, meta["data"], meta.get("classes"), meta.get("columns"))
+        return preprocessed(ds, net, meta)
     cfg = {**meta["config"], "data": meta["data"]}
     if not has_data(cfg):
         raise UserError("evaluate", "the checkpoint's config has no data", "give --data FILE.npz")
-    train, test = data.load(cfg["data"])
+    train, test = data.load(cfg["data"], encoding=meta.get("columns"))
     if split == "test":
         if test is None:
             raise UserError(

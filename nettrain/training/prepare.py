@@ -75,9 +75,12 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
 
 
 def fit_notes(run: Run, best_monitor: str, stopping_monitor: str | None) -> list[str]:
-    """The label column ``label: auto`` took, and what ``monitor: auto`` follows when there is no
+    """A table's feature columns (type, width, missing fields), the label column ``label: auto``
+    took, and what ``monitor: auto`` follows when there is no
     validation set (never the test set, which is only reported)."""
     notes = []
+    if run.train.encoding is not None:  # a table: its feature columns as the net sees them
+        notes.append(f"{run.train.name}: feature columns\n{run.train.encoding.table()}")
     if run.train.label_note:
         notes.append(f"{run.train.name}: {run.train.label_note}; data.train.label chooses")
     if run.validation is None and "auto" in (best_monitor, stopping_monitor):

@@ -1,0 +1,135 @@
+""".parquet files: a table with typed, named columns, read with pyarrow by row groups.
+
+The same column rules as a CSV (tables.py, columns.py); a place in the file is 'row R' (1-based,
+in the file's row order) and the column's name.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from nettrain.core.errors import UserError
+from nettrain.data.blocks import ConversionError, is_number_type
+from nettrain.data.csv import LABEL_NAMES
+
+ROWS = 65536  # rows per batch
+
+
+class ParquetTable:
+    """A .parquet file seen as tables.py sees a CSV's Table."""
+
+    header = True
+
+    def __init__(self, path):
+        self.path = str(path)
+        if not Path(self.path).exists():
+            raise UserError(self.path, "file not found")
+        try:
+            self.file = pq.ParquetFile(self.path)
+        except (pa.ArrowException, OSError) as exc:
+            raise UserError(self.path, f"cannot read the .parquet file: {exc}") from None
+        self.schema = self.file.schema_arrow
+        self.first = list(self.schema.names)
+        self.ncols = len(self.first)
+        if not self.ncols:
+            raise UserError(self.path, "the file has no columns")
+
+    @property
+    def names(self) -> list[str]:
+        return list(self.first)
+
+    def label_columns(self, label) -> tuple[list[int], str | None]:
+        if label != "auto":
+            return self.columns(label, "label"), None
+        lower = [n.lower() for n in self.first]
+        for name in LABEL_NAMES:
+            if name in lower:
+                return [lower.index(name)], "found by its name"
+        text = [c for c, f in enumerate(self.schema) if not is_number_type(f.type)]
+        if len(text) == 1:
+            return text, "the only column holding text"
+        return [0], "the first column (no column is named " + ", ".join(LABEL_NAMES) + ")"
+
+    def columns(self, spec, key: str) -> list[int]:
+        out = []
+        for item in spec if isinstance(spec, list) else [spec]:
+            if isinstance(item, str):
+                if item not in self.first:
+                    raise UserError(
+                        self.path,
+                        f"no column '{item}' in the file (it has: {', '.join(self.first)})",
+                    )
+                out.append(self.first.index(item))
+            elif not -self.ncols <= item < self.ncols:
+                raise UserError(
+                    self.path,
+                    f"{key} column {item} is out of range: the file has {self.ncols} columns",
+                )
+            else:
+                out.append(item % self.ncols)
+        return out
+
+    def decide_header(self, features) -> None:
+        pass
+
+    def column_name(self, c: int) -> str:
+        return f"column {c} ('{self.first[c]}')"
+
+    def batches(self, include: list[int], types: dict):
+        return _Batches(self, include, types)
+
+    def place(self, row: int, c: int) -> tuple[int, str]:
+        col = self.file.read([self.first[c]]).column(0)
+        value = col[row].as_py() if row < len(col) else None
+        return row + 1, "" if value is None else str(value)
+
+    def at(self, row: int, c: int) -> str:
+        return f"row {row + 1}, {self.column_name(c)}"
+
+    def first_bad_value(self, cols) -> UserError | None:
+        for c in cols:
+            col = self.file.read([self.first[c]]).column(0).cast(pa.string())
+            for row, value in enumerate(col.to_pylist()):
+                if value is not None and not _is_number(value):
+                    return UserError(self.path, f"{self.at(row, c)}: '{value}' is not a number")
+        return None
+
+
+class _Batches:
+    """Record batches of the chosen columns, named by their index, with ``types`` cast."""
+
+    def __init__(self, table: ParquetTable, include, types):
+        self.table, self.include, self.types = table, list(include), types
+        fields = []
+        for c, f in enumerate(table.schema):
+            t = types.get(c, f.type)
+            fields.append(pa.field(str(c), t if is_number_type(t) or t == pa.string() else f.type))
+        self.schema = pa.schema(fields)
+
+    def __iter__(self):
+        names = [self.table.first[c] for c in self.include]
+        for batch in self.table.file.iter_batches(ROWS, columns=names):
+            arrays = []
+            for c, arr in zip(self.include, batch.columns, strict=True):
+                t = self.types.get(c)
+                if t is not None and arr.type != t:
+                    try:
+                        arr = pc.cast(arr, t)
+                    except pa.ArrowInvalid:  # text where a number must be: located by the caller
+                        raise ConversionError(c) from None
+                elif not is_number_type(arr.type) and arr.type != pa.string():
+                    arr = pc.cast(arr, pa.string())
+                arrays.append(arr)
+            yield pa.RecordBatch.from_arrays(arrays, names=[str(c) for c in self.include])
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
