@@ -8,6 +8,8 @@ the whole config has passed. Layer, optimizer and schedule options come from the
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from nettrain.config.source import ConfigSource
 from nettrain.core.errors import UserError
 from nettrain.core.options import KEY_LOCATORS, Opt, _shown, check_mapping, check_named, key_hint
@@ -43,10 +45,34 @@ MODEL = {
     "input": Opt("shape", None, doc="per-sample input shape; default: taken from the data"),
     "loss": Opt("choice", choices=tuple(LOSSES), doc="the loss"),
 }
+
+
+@dataclass
+class ClassWeights(Opt):
+    """``balanced`` or ``{CLASS: weight}`` (a class name or index, a weight >= 0)."""
+
+    kind: str = "class_weights"
+
+    def describe(self) -> str:
+        return "balanced or a mapping {CLASS: weight} (class name or index, weight >= 0)"
+
+    def check(self, value, src, path):
+        if value == "balanced":
+            return value
+        if not isinstance(value, dict) or not value:
+            raise UserError(src.where(path), f"expected {self.describe()}, got {_shown(value)}")
+        for key, weight in value.items():
+            Opt("float", min=0).check(weight, src, (*path, key))
+        return {k: float(v) for k, v in value.items()}
+
+
 TRAIN = {
     "epochs": Opt("int", 10, min=1, doc="passes over the training set"),
     "batch_size": Opt("int", 32, min=1, doc="samples per gradient step"),
     "shuffle": Opt("bool", True, doc="reshuffle the training set every epoch"),
+    "class_weights": ClassWeights(
+        default=None, doc="per-class loss weights: balanced or {CLASS: w}"
+    ),
 }
 CHECKPOINT = {
     "every_steps": Opt("int", 0, min=0, doc="also write last.npz every N steps (0: off)"),

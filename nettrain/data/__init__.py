@@ -21,7 +21,7 @@ from nettrain.core.errors import UserError
 from nettrain.core.files import READ_ERRORS
 from nettrain.data import generated, preprocess
 from nettrain.data.augment import Augment, crop_view
-from nettrain.data.checks import checked, fit_to_net, informative
+from nettrain.data.checks import checked, class_weights, fit_to_net, informative
 from nettrain.data.dataset import Dataset
 from nettrain.data.idx import idx_shape, read_idx
 from nettrain.data.images import read_unlabelled
@@ -48,6 +48,7 @@ __all__ = [
     "builtin",
     "check_learnable",
     "checked",
+    "class_weights",
     "fit_to_net",
     "load",
     "load_file",

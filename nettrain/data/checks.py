@@ -170,3 +170,32 @@ def informative(ds: Dataset, hint: str) -> None:
     if ds.label_note:
         what += f" ({ds.label_note})"
     raise UserError(ds.name, f"{what}: nothing to learn", hint)
+
+
+def class_weights(spec, ds: Dataset, n_outputs: int, where: str) -> np.ndarray | None:
+    """(K,) loss weight per class of ``train.class_weights`` (None: unweighted): ``balanced``
+    gives class k N / (K N_k) over the training split ``ds`` (a class it lacks: 1); a mapping
+    {CLASS: weight} names classes by name or index, the others weigh 1."""
+    if spec is None:
+        return None
+    if not ds.has_classes:
+        raise UserError(where, "class weights need class labels; these targets are values")
+    k = max(n_outputs, 2)
+    if spec == "balanced":
+        counts = np.bincount(ds.y, minlength=k).astype(np.float64)
+        return np.where(counts > 0, len(ds.y) / (k * np.maximum(counts, 1)), 1.0)
+    weights = np.ones(k)
+    names = [str(c) for c in ds.classes] if ds.classes else []
+    for key, weight in spec.items():
+        text = str(key)
+        if isinstance(key, bool):  # YAML 1.1 reads yes/no/true/false keys as booleans
+            spelled = ("yes", "true", "on") if key else ("no", "false", "off")
+            text = next((n for n in names if n.lower() in spelled), str(int(key)))
+        if text in names:
+            weights[names.index(text)] = weight
+        elif text.lstrip("-").isdigit() and 0 <= int(text) < k:
+            weights[int(text)] = weight
+        else:
+            known = ", ".join(names) if names else f"0..{k - 1}"
+            raise UserError(where, f"no class '{key}' (the classes: {known})")
+    return weights

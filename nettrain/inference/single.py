@@ -192,7 +192,8 @@ def evaluate(net: Network, ds, class_names=None) -> dict:
     where the targets are values, 'rmse', 'mae', 'r2'; where they are class labels, per-class
     figures ('classes': precision/recall/F1/support per class, with its 'name' from
     ``class_names`` where the training data had names; 'confusion': rows true, columns
-    predicted), and for 0/1 labels of one output the 'precision', 'recall', 'f1' of class 1."""
+    predicted), and for 0/1 labels of one output the 'precision', 'recall', 'f1' of class 1;
+    for two classes 'roc_auc' (None when the set holds one class only)."""
     ds = data.fit_to_net(ds, net.input_shape, net.n_outputs, net.loss_name, trained=True)
     loss, accuracy, outputs = score(net, ds)
     return report(ds, outputs, loss, accuracy, class_names)
@@ -208,6 +209,8 @@ def report(ds, outputs: np.ndarray, loss: float, accuracy, class_names=None) -> 
     m = metrics.confusion(ds.y, metrics.predicted_classes(outputs), k)
     if n_outputs == 1:
         result.update(metrics.binary(m))
+    if k == 2:  # a binary classifier: one sigmoid unit, or two softmax units
+        result["roc_auc"] = metrics.roc_auc(ds.y, outputs[:, -1])
     result["classes"] = metrics.per_class(m)
     if class_names:
         for row in result["classes"]:

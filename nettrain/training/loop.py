@@ -120,7 +120,8 @@ def forward_backward(run: Run, idx: np.ndarray, n_batches: int) -> tuple[float, 
     t = data.targets(idx[rows], net.n_outputs, net.dtype)
     run.optimizer.lr = lr_at(tc["schedule"], tc["optimizer"]["lr"], step, n_batches, tc["epochs"])
     net.seed_step(seed, step, part if run.world.size > 1 else None)
-    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx))
+    w = None if run.class_weights is None else run.class_weights[data.y[idx[rows]]]
+    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx), weights=w)
     compiling.settled()  # a first run: the training step's kernels are compiled now
     return loss, output
 

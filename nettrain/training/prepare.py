@@ -30,6 +30,7 @@ class Run:
     augment: object = None  # data.augment.Augment of the training batches, or None
     notes: list = field(default_factory=list)  # what fit tells on stderr before training
     world: Single = field(default_factory=Single)  # the processes training together (MPI)
+    class_weights: object = None  # (K,) loss weight per class (train.class_weights), or None
 
 
 def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run:
@@ -67,6 +68,9 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
         net.init_params(init_rng(cfg["seed"]))
     run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
     run.preprocess, run.augment, run.world = stats, augment, world()
+    spec = cfg["train"]["class_weights"]
+    where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
+    run.class_weights = data.class_weights(spec, train, net.n_outputs, where)
     run.world.attach(net)
     tc = cfg["train"]
     es = tc["early_stopping"]
