@@ -55,6 +55,8 @@ __all__ = [
     "mnist",
     "read_inputs",
     "read_npz",
+    "resolve",
+    "same_classes",
     "user_source",
 ]
 # the key that names the labels of a training file, by format (a single-class error's hint)

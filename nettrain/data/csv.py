@@ -38,7 +38,8 @@ def named_read_errors(read):
         try:
             return read(path, *args, **kwargs)
         except (OSError, EOFError, zlib.error, UnicodeDecodeError, pa.ArrowException) as exc:
-            raise UserError(str(path), f"cannot read the file: {exc}") from None
+            where = str(path) if isinstance(path, (str, Path)) else type(path).__name__
+            raise UserError(where, f"cannot read the file: {exc}") from None
 
     return reading
 

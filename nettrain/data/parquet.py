@@ -1,4 +1,5 @@
-""".parquet files: a table with typed, named columns, read with pyarrow by row groups.
+""".parquet files (and in-memory tables: a pandas DataFrame, a pyarrow Table): typed, named
+columns, read with pyarrow in batches of rows.
 
 The same column rules as a CSV (tables.py, columns.py); a place in the file is 'row R' (1-based,
 in the file's row order) and the column's name.
@@ -20,19 +21,27 @@ ROWS = 65536  # rows per batch
 
 
 class ParquetTable:
-    """A .parquet file seen as tables.py sees a CSV's Table."""
+    """A .parquet file, or a table in memory (``frame``), seen as tables.py sees a CSV's Table."""
 
     header = True
 
-    def __init__(self, path):
+    def __init__(self, path, frame=None):
         self.path = str(path)
-        if not Path(self.path).exists():
-            raise UserError(self.path, "file not found")
-        try:
-            self.file = pq.ParquetFile(self.path)
-        except (pa.ArrowException, OSError) as exc:
-            raise UserError(self.path, f"cannot read the .parquet file: {exc}") from None
-        self.schema = self.file.schema_arrow
+        self.frame = None
+        if frame is not None:
+            self.frame = frame if isinstance(frame, pa.Table) else pa.Table.from_pandas(frame)
+            self.frame = self.frame.select(
+                [n for n in self.frame.column_names if not n.startswith("__index_level_")]
+            )
+            self.schema = self.frame.schema
+        else:
+            if not Path(self.path).exists():
+                raise UserError(self.path, "file not found")
+            try:
+                self.file = pq.ParquetFile(self.path)
+            except (pa.ArrowException, OSError) as exc:
+                raise UserError(self.path, f"cannot read the .parquet file: {exc}") from None
+            self.schema = self.file.schema_arrow
         self.first = list(self.schema.names)
         self.ncols = len(self.first)
         if not self.ncols:
@@ -82,8 +91,18 @@ class ParquetTable:
     def batches(self, include: list[int], types: dict):
         return _Batches(self, include, types)
 
+    def column(self, c: int):
+        if self.frame is not None:
+            return self.frame.column(c)
+        return self.file.read([self.first[c]]).column(0)
+
+    def iter_batches(self, names: list[str]):
+        if self.frame is not None:
+            return self.frame.select(names).to_batches(max_chunksize=ROWS)
+        return self.file.iter_batches(ROWS, columns=names)
+
     def place(self, row: int, c: int) -> tuple[int, str]:
-        col = self.file.read([self.first[c]]).column(0)
+        col = self.column(c)
         value = col[row].as_py() if row < len(col) else None
         return row + 1, "" if value is None else str(value)
 
@@ -92,7 +111,7 @@ class ParquetTable:
 
     def first_bad_value(self, cols) -> UserError | None:
         for c in cols:
-            col = self.file.read([self.first[c]]).column(0).cast(pa.string())
+            col = self.column(c).cast(pa.string())
             for row, value in enumerate(col.to_pylist()):
                 if value is not None and not _is_number(value):
                     return UserError(self.path, f"{self.at(row, c)}: '{value}' is not a number")
@@ -112,7 +131,7 @@ class _Batches:
 
     def __iter__(self):
         names = [self.table.first[c] for c in self.include]
-        for batch in self.table.file.iter_batches(ROWS, columns=names):
+        for batch in self.table.iter_batches(names):
             arrays = []
             for c, arr in zip(self.include, batch.columns, strict=True):
                 t = self.types.get(c)

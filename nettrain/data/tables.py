@@ -9,6 +9,8 @@ inputs of predict: the same layout, the label column there or not.
 
 from __future__ import annotations
 
+from pathlib import PurePath
+
 import numpy as np
 
 from nettrain.core.errors import UserError
@@ -20,7 +22,10 @@ from nettrain.data.parquet import ParquetTable
 
 
 def open_table(path, header="auto", delimiter="auto"):
-    """The Table of a CSV/TSV file, or the ParquetTable of a .parquet file."""
+    """The Table of a CSV/TSV file, or the ParquetTable of a .parquet file or of a table in
+    memory (a pandas DataFrame or a pyarrow Table)."""
+    if not isinstance(path, (str, PurePath)):
+        return ParquetTable(type(path).__name__, frame=path)
     if str(path).lower().endswith(".parquet"):
         return ParquetTable(path)
     return Table(path, header, delimiter)

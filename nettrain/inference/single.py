@@ -10,6 +10,7 @@ loss takes them (``data.fit_to_net``).
 from __future__ import annotations
 
 import json
+import math
 import sys
 from dataclasses import replace
 
@@ -76,6 +77,25 @@ def read_inputs(path: str, net: Network, meta: dict) -> Dataset:
     """The inputs of a file or folder (formats: data.read_inputs), as the net saw its training
     data: checked against its input shape, scaled and preprocessed as in training."""
     ds = data.read_inputs(path, meta["data"], net.input_shape, meta.get("columns"))
+    return preprocessed(ds, net, meta)
+
+
+def read_frame(frame, net: Network, meta: dict, labelled: bool = False) -> Dataset:
+    """The raw rows of a table in memory (a pandas DataFrame, a pyarrow Table) as the net saw
+    its training table: columns by name, encoded, scaled and preprocessed as in training;
+    ``labelled``: with its label column (evaluate), else with or without it (predict)."""
+    from nettrain.data import tables
+
+    train = meta["data"].get("train")
+    label = data.resolve(train).get("label", "auto") if train else "auto"
+    encoding = meta.get("columns")
+    if labelled:
+        ds = tables.read_labelled(frame, label, encoding=encoding)
+        ds = data.same_classes(ds, meta.get("classes")) if meta.get("classes") else ds
+    else:
+        n = math.prod(net.input_shape)
+        x, unseen = tables.read_features(frame, encoding, n, label)
+        ds = data.checked(x, None, type(frame).__name__, encoding=encoding, unseen=unseen)
     return preprocessed(ds, net, meta)
 
 
@@ -160,6 +180,8 @@ def _csv_field(value) -> str:
 
 def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "test"):
     """The labelled set to evaluate on: --data FILE, else the config's test or validation set."""
+    if path is not None and not isinstance(path, str):  # a DataFrame with the label column
+        return read_frame(path, net, meta, labelled=True)
     if path:
         source = data.user_source(path, meta["data"])
         ds = data.load_file(source, meta["data"], meta.get("classes"), meta.get("columns"))
