@@ -26,6 +26,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from nettrain.data.columns import MISSING
+
 BLOCK = 1 << 24  # bytes of CSV text per block: 16 MiB
 
 
@@ -85,7 +87,7 @@ def _read_once(open_batches, wanted, types) -> dict:
         stream = open_batches(list(wanted), types)
         for c in wanted:  # neither numbers nor text (true/false, dates): read again as text
             t = stream.schema.field(str(c)).type
-            if not is_number_type(t) and not _is_text(t):
+            if not is_number_type(t) and not is_text(t):
                 raise _Retry(c, pa.string())
         for batch in stream:
             for c, role in wanted.items():
@@ -100,18 +102,20 @@ def _read_once(open_batches, wanted, types) -> dict:
     return {c: _joined(parts[c], wanted[c], vocabs.get(c)) for c in wanted}
 
 
-def _is_text(t) -> bool:
+def is_text(t) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t)
 
 
 def _block(arr, role: str, vocab: dict):
     """A block of one column in its compact form: ('n', numbers) or ('c', codes) or ('t', text)."""
-    if _is_text(arr.type):
+    if is_text(arr.type):
         if role == "label":
             return ("t", arr.to_numpy(zero_copy_only=False))
         enc = pc.dictionary_encode(arr)
         names = enc.dictionary.to_pylist()
-        lookup = np.array([vocab.setdefault(s, len(vocab)) for s in names] + [-1], np.int32)
+        # a missing-field token held as text (a .parquet file, a DataFrame) is missing too
+        codes = [-1 if s in MISSING else vocab.setdefault(s, len(vocab)) for s in names]
+        lookup = np.array(codes + [-1], np.int32)
         idx = enc.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)
         return ("c", lookup[idx])
     if pa.types.is_null(arr.type):

@@ -14,7 +14,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from nettrain.core.errors import UserError
-from nettrain.data.blocks import ConversionError, is_number_type
+from nettrain.data.blocks import ConversionError, is_number_type, is_text
+from nettrain.data.columns import MISSING
 from nettrain.data.csv import LABEL_NAMES
 
 ROWS = 65536  # rows per batch
@@ -113,7 +114,7 @@ class ParquetTable:
         for c in cols:
             col = self.column(c).cast(pa.string())
             for row, value in enumerate(col.to_pylist()):
-                if value is not None and not _is_number(value):
+                if value is not None and not _is_number(value) and value.strip() not in MISSING:
                     return UserError(self.path, f"{self.at(row, c)}: '{value}' is not a number")
         return None
 
@@ -126,7 +127,7 @@ class _Batches:
         fields = []
         for c, f in enumerate(table.schema):
             t = types.get(c, f.type)
-            fields.append(pa.field(str(c), t if is_number_type(t) or t == pa.string() else f.type))
+            fields.append(pa.field(str(c), t if is_number_type(t) or is_text(t) else f.type))
         self.schema = pa.schema(fields)
 
     def __iter__(self):
@@ -136,11 +137,14 @@ class _Batches:
             for c, arr in zip(self.include, batch.columns, strict=True):
                 t = self.types.get(c)
                 if t is not None and arr.type != t:
+                    if t == pa.float64() and is_text(arr.type):  # numbers held as text
+                        blank = pc.is_in(pc.utf8_trim_whitespace(arr), pa.array(MISSING))
+                        arr = pc.if_else(blank, pa.scalar(None, pa.string()), arr)
                     try:
                         arr = pc.cast(arr, t)
                     except pa.ArrowInvalid:  # text where a number must be: located by the caller
                         raise ConversionError(c) from None
-                elif not is_number_type(arr.type) and arr.type != pa.string():
+                elif not is_number_type(arr.type) and not is_text(arr.type):
                     arr = pc.cast(arr, pa.string())
                 arrays.append(arr)
             yield pa.RecordBatch.from_arrays(arrays, names=[str(c) for c in self.include])

@@ -14,9 +14,9 @@ from pathlib import PurePath
 import numpy as np
 
 from nettrain.core.errors import UserError
-from nettrain.data.blocks import ConversionError, read_columns
+from nettrain.data.blocks import ConversionError, RawColumn, read_columns
 from nettrain.data.checks import checked
-from nettrain.data.columns import Column, Encoding
+from nettrain.data.columns import MISSING, Column, Encoding
 from nettrain.data.csv import Table, named_read_errors
 from nettrain.data.parquet import ParquetTable
 
@@ -65,6 +65,9 @@ def read_labelled(path, label="auto", header="auto", delimiter="auto", columns=N
         raise UserError(table.path, "the data set is empty: no rows after the header")
     y, classes = labels(table, raw, label_cols, values)
     if encoding is None:
+        for c in features:  # numbers held as text (a DataFrame of strings): a number column
+            if c in raw and c not in types and raw[c].kind == "category":
+                raw[c] = _as_numbers(raw[c])
         names = {c: table.names[c] for c in features}
         rows = fit_rows(n) if fit_rows is not None else None
         encoding = Encoding.fit(names, raw, types, rows)
@@ -206,7 +209,10 @@ def labels(table, raw: dict, cols: list[int], values: bool):
     (N, K) float targets whatever the columns hold."""
     for c in cols:
         col = raw[c].values
-        gap = np.array([v is None for v in col]) if col.dtype == object else np.isnan(col)
+        if col.dtype == object:
+            gap = np.array([v is None or v.strip() in MISSING for v in col])
+        else:
+            gap = np.isnan(col)
         if gap.any():
             row = int(np.flatnonzero(gap)[0])
             line, field = table.place(row, c)
@@ -228,6 +234,14 @@ def labels(table, raw: dict, cols: list[int], values: bool):
         return y, None
     y = y[:, 0]
     return (y.astype(np.int64), None) if np.all(y == np.round(y)) else (y[:, None], None)
+
+
+def _as_numbers(col: RawColumn) -> RawColumn:
+    """A category column whose values all read as numbers, as a number column; else itself."""
+    if not all(_number(v) for v in col.vocab):
+        return col
+    lookup = np.array([float(v) for v in col.vocab] + [np.nan], np.float32)
+    return RawColumn("number", lookup[col.values])
 
 
 def _number(text) -> bool:
