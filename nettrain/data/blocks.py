@@ -1,20 +1,20 @@
-"""Reading a table's columns with pyarrow, block by block, into typed numpy columns.
+"""Reading a table's columns with pyarrow into compact, typed numpy columns.
 
-A file is read as a stream of record batches (a CSV in blocks of ``BLOCK`` bytes, parsed on
-several threads; a .parquet file by row groups), and each block is turned at once into the
-column's compact form, so that the text and arrow's own arrays of a block are freed before the
-next one is read:
+Arrow parses a CSV on several threads straight into the narrow types chosen from a first small
+block: a number feature into float32 (uint8 where that block holds only integers in 0..255, as
+pixels do: the values are the same, the memory a quarter), a text feature into dictionary codes
+(int32) with its values; a label column as arrow reads it. Each chunk is then turned into the
+column's form:
 
-- ``number``: float32 with NaN for a missing field, or uint8 where every value of the column is an
-  integer in 0..255 (pixels: the values are the same, the memory a quarter);
+- ``number``: float32 with NaN for a missing field, or uint8 (never missing);
 - ``category``: int32 codes into the column's vocabulary (its values in order of first
   appearance), -1 for a missing field;
-- ``label``: the field as arrow read it (numbers as float64 with NaN, or text), kept whole.
+- ``label``: numbers as float64 with NaN, or text (object array, None where missing).
 
-Types are arrow's where not forced: a column whose first block held only integers and whose
-later block holds 1.5 (or text) is read again as float64 (or text); a column arrow reads as
-neither numbers nor text (true/false, dates) is read again as text. The missing-field tokens
-are ``columns.MISSING``.
+A type that a later chunk does not fit (300 after uint8 pixels, 1.5 after integers, a word after
+numbers) is widened and the file read again: uint8 to float32, numbers to text. A column arrow
+reads as neither numbers nor text (true/false, dates) is read as text. Missing-field tokens are
+``columns.MISSING``, as text in a .parquet file or a DataFrame too.
 """
 
 from __future__ import annotations
@@ -28,14 +28,14 @@ import pyarrow.compute as pc
 
 from nettrain.data.columns import MISSING
 
-BLOCK = 1 << 24  # bytes of CSV text per block: 16 MiB
+BLOCK = 1 << 18  # bytes of the first block, from which a CSV's column types are chosen
+TEXT = pa.dictionary(pa.int32(), pa.string())
 
 
 @dataclass
 class RawColumn:
     """One column as read: ``kind`` number | category | label; ``values`` (N,); ``vocab`` the
-    category values (codes index it); ``text`` whether arrow read text (for labels and the
-    automatic number/category rule)."""
+    category values (codes index it); ``text`` whether the field was text."""
 
     kind: str
     values: np.ndarray
@@ -44,7 +44,7 @@ class RawColumn:
 
 
 class ConversionError(Exception):
-    """A forced number column held a field that is not a number (the caller locates it)."""
+    """A column forced to numbers held a field that is not a number (the caller locates it)."""
 
     def __init__(self, col: int):
         super().__init__(col)
@@ -55,18 +55,38 @@ def is_number_type(t) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)
 
 
-def read_columns(open_batches, wanted: dict[int, str], forced: dict[int, str]) -> list:
+def is_text(t) -> bool:
+    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
+
+
+def narrow(t, first=None):
+    """The type to read a feature column in, from arrow's guess ``t`` on a first block (and
+    that block's values ``first``)."""
+    if pa.types.is_integer(t) and first is not None and len(first) and first.null_count == 0:
+        lo, hi = pc.min(first).as_py(), pc.max(first).as_py()
+        if lo is not None and lo >= 0 and hi <= 255:
+            return pa.uint8()
+    return pa.float32() if is_number_type(t) else TEXT
+
+
+def read_columns(read, wanted: dict[int, str], types: dict, forced: dict[int, str]) -> dict:
     """{col: RawColumn} of the columns ``wanted`` ({col: 'feature' | 'label'}).
 
-    ``open_batches(cols, types)`` opens a stream of record batches of columns ``cols``, named
-    by their index, with ``types`` {col: arrow type} forced; ``forced`` {col: 'number' | 'category'}
-    the types settled before reading (by ``columns:`` or by a trained encoding)."""
-    types = {c: pa.float64() if k == "number" else pa.string() for c, k in forced.items()}
+    ``read(cols, types)`` gives (schema, record batches) of columns ``cols`` named by their
+    index, with ``types`` {col: arrow type}; ``types`` the chosen ones, ``forced`` {col:
+    'number' | 'category'} the columns whose type is settled (by ``columns:`` or a trained
+    encoding): one of them that will not read as numbers is a ConversionError."""
+    types = dict(types)
+    for c, kind in forced.items():
+        if kind == "category":
+            types[c] = TEXT
+        elif types.get(c) != pa.uint8():
+            types[c] = pa.float32()
     while True:
         try:
-            return _read_once(open_batches, wanted, types)
+            return _read_once(read, wanted, types)
         except _Retry as retry:
-            if retry.col in forced and forced[retry.col] == "number":
+            if forced.get(retry.col) == "number" and retry.to == TEXT:
                 raise ConversionError(retry.col) from None
             types[retry.col] = retry.to
 
@@ -80,64 +100,61 @@ class _Retry(Exception):
 _COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
 
 
-def _read_once(open_batches, wanted, types) -> dict:
+def _read_once(read, wanted: dict, types: dict) -> dict:
     parts: dict[int, list] = {c: [] for c in wanted}
-    vocabs: dict[int, dict] = {}
-    try:  # arrow converts the first block on opening the stream
-        stream = open_batches(list(wanted), types)
-        for c in wanted:  # neither numbers nor text (true/false, dates): read again as text
-            t = stream.schema.field(str(c)).type
+    vocabs: dict[int, dict] = {c: {} for c in wanted}
+    try:
+        schema, batches = read(list(wanted), types)
+        for c in wanted:  # neither numbers nor text (true/false, dates): read as text
+            t = schema.field(str(c)).type
             if not is_number_type(t) and not is_text(t):
-                raise _Retry(c, pa.string())
-        for batch in stream:
+                raise _Retry(c, TEXT if wanted[c] == "feature" else pa.string())
+        for batch in batches:
             for c, role in wanted.items():
-                parts[c].append(_block(batch.column(str(c)), role, vocabs.setdefault(c, {})))
+                parts[c].append(_block(batch.column(str(c)), role, vocabs[c]))
     except pa.ArrowInvalid as exc:
         match = _COLUMN.search(str(exc))
         if match is None or int(match.group(1)) not in wanted:
             raise
         col, was = int(match.group(1)), match.group(2)
-        to = pa.float64() if was.startswith(("int", "uint", "null")) else pa.string()
+        if wanted[col] == "label":
+            to = pa.float64() if was.startswith(("int", "uint", "null")) else pa.string()
+        else:
+            to = pa.float32() if was.startswith(("uint8", "int", "null")) else TEXT
         raise _Retry(col, to) from None
-    return {c: _joined(parts[c], wanted[c], vocabs.get(c)) for c in wanted}
-
-
-def is_text(t) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t)
+    return {c: _joined(parts[c], wanted[c], vocabs[c]) for c in wanted}
 
 
 def _block(arr, role: str, vocab: dict):
-    """A block of one column in its compact form: ('n', numbers) or ('c', codes) or ('t', text)."""
+    """A chunk of one column in its compact form: ('n', numbers), ('c', codes), ('t', text)."""
+    if role == "label":
+        if is_text(arr.type):
+            return ("t", pc.cast(arr, pa.string()).to_numpy(zero_copy_only=False))
+        return ("n", arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
     if is_text(arr.type):
-        if role == "label":
-            return ("t", arr.to_numpy(zero_copy_only=False))
-        enc = pc.dictionary_encode(arr)
-        names = enc.dictionary.to_pylist()
+        if not pa.types.is_dictionary(arr.type):
+            arr = pc.dictionary_encode(arr)
+        names = arr.dictionary.to_pylist()
         # a missing-field token held as text (a .parquet file, a DataFrame) is missing too
         codes = [-1 if s in MISSING else vocab.setdefault(s, len(vocab)) for s in names]
         lookup = np.array(codes + [-1], np.int32)
-        idx = enc.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)
-        return ("c", lookup[idx])
+        return ("c", lookup[arr.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)])
     if pa.types.is_null(arr.type):
-        return ("n", np.full(len(arr), np.nan, np.float32 if role != "label" else np.float64))
+        return ("n", np.full(len(arr), np.nan, np.float32))
     v = arr.to_numpy(zero_copy_only=False)
-    if role == "label":
-        return ("n", v.astype(np.float64, copy=False))
-    if v.dtype.kind in "iu" and len(v) and v.min() >= 0 and v.max() <= 255:
-        return ("n", v.astype(np.uint8))
-    return ("n", v.astype(np.float32))
+    if v.dtype == np.uint8:
+        return ("n", v)
+    return ("n", v.astype(np.float32, copy=False))
 
 
-def _joined(parts: list, role: str, vocab: dict | None) -> RawColumn:
+def _joined(parts: list, role: str, vocab: dict) -> RawColumn:
     kinds = {k for k, _ in parts}
     arrays = [a for _, a in parts]
     if not arrays:
-        empty = np.empty(0, np.float32)
-        return RawColumn("label" if role == "label" else "number", empty)
+        return RawColumn("label" if role == "label" else "number", np.empty(0, np.float32))
     if role == "label":
         if "t" in kinds:
-            values = np.concatenate([a.astype(object) for a in arrays])
-            return RawColumn("label", values, text=True)
+            return RawColumn("label", np.concatenate(arrays).astype(object), text=True)
         return RawColumn("label", np.concatenate(arrays))
     if "c" in kinds:
         names = [None] * len(vocab)

@@ -25,6 +25,7 @@ MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "None", "?")
 TYPES = ("number", "category", "ignore")
 MANY = 100  # a category column with more values than this gets a note (an id, free text)
 SHOWN_MISSING = "(missing)"
+ROWS = 16384  # rows encoded at a time
 
 
 @dataclass
@@ -148,37 +149,49 @@ class Encoding:
         of raw columns ``raw`` ({col: RawColumn}); ``order`` the file's column of each of this
         encoding's columns. x is uint8 where every value is (integer pixels, one-hot), else
         float32."""
-        numbers = [raw[c] for c, col in zip(order, self.columns, strict=True)
-                   if col.type == "number"]  # fmt: skip
-        small = all(r.values.dtype == np.uint8 for r in numbers)
+        cols = [(raw[c], col) for c, col in zip(order, self.columns, strict=True)
+                if col.type != "ignore"]  # fmt: skip
+        small = all(r.values.dtype == np.uint8 for r, col in cols if col.type == "number")
         x = np.empty((n, self.width), np.uint8 if small else np.float32)
+        lookups = [_lookup(col, r.vocab) for r, col in cols]
         unseen = {}
-        j = 0
-        for c, col in zip(order, self.columns, strict=True):
-            if col.type == "number":
-                v = raw[c].values
-                if v.dtype.kind == "f":
+        # a block of rows at a time, built feature by feature (contiguous), then transposed
+        buf = np.empty((self.width, min(n, ROWS)), x.dtype)
+        for start in range(0, n, ROWS):
+            rows = slice(start, min(n, start + ROWS))
+            b = buf[:, : rows.stop - start]
+            j = 0
+            for (r, col), lookup in zip(cols, lookups, strict=True):
+                v = r.values[rows]
+                if col.type == "number" and v.dtype.kind == "f":
                     gap = np.isnan(v)
-                    x[:, j] = np.where(gap, np.float32(col.fill), v)
+                    b[j] = np.where(gap, np.float32(col.fill), v)
                     if col.indicator:
-                        x[:, j + 1] = gap
+                        b[j + 1] = gap
+                elif col.type == "number":
+                    b[j] = v
+                    if col.indicator:
+                        b[j + 1] = 0
                 else:
-                    x[:, j] = v
-                    if col.indicator:
-                        x[:, j + 1] = 0
-            elif col.type == "category":
-                index = {v: i for i, v in enumerate(col.values)}
-                vocab = raw[c].vocab or []
-                lookup = np.array([index.get(v, -1) for v in vocab] + [index.get(None, -1)])
-                pos = lookup[raw[c].values]
-                block = x[:, j : j + col.width]
-                block[...] = 0
-                hit = np.flatnonzero(pos >= 0)
-                block[hit, pos[hit]] = 1
-                if len(hit) < n:
-                    unseen[col.name] = n - len(hit)
-            j += col.width
+                    pos = lookup[v]
+                    block = b[j : j + col.width]
+                    block[...] = 0
+                    hit = np.flatnonzero(pos >= 0)
+                    block[pos[hit], hit] = 1
+                    if len(hit) < len(v):
+                        unseen[col.name] = unseen.get(col.name, 0) + len(v) - len(hit)
+                j += col.width
+            x[rows] = b.T
         return x, unseen
+
+
+def _lookup(col: Column, vocab) -> np.ndarray | None:
+    """Position in ``col.values`` of each of a file's category codes (-1: a value the training
+    split never had), the last entry for a missing field (code -1)."""
+    if col.type != "category":
+        return None
+    index = {v: i for i, v in enumerate(col.values)}
+    return np.array([index.get(v, -1) for v in vocab or []] + [index.get(None, -1)], np.int64)
 
 
 def _shown(value) -> str:

@@ -25,7 +25,7 @@ import pyarrow as pa
 import pyarrow.csv as pacsv
 
 from nettrain.core.errors import UserError
-from nettrain.data.blocks import BLOCK
+from nettrain.data.blocks import BLOCK, narrow
 from nettrain.data.columns import MISSING
 
 
@@ -152,27 +152,41 @@ class Table:
     def column_name(self, c: int) -> str:
         return f"column {c} ('{self.first[c]}')" if self.header else f"column {c}"
 
-    def batches(self, include: list[int], types: dict):
-        """pyarrow's stream of record batches of the body, columns named by their index."""
-        stream = pa.input_stream(
-            self.path, compression="gzip" if self.path.endswith(".gz") else None
+    def _options(self, include, types, block=None):
+        gz = "gzip" if self.path.endswith(".gz") else None
+        read = pacsv.ReadOptions(
+            column_names=[str(c) for c in range(self.ncols)],
+            skip_rows=1 if self.header else 0,
+            **({"block_size": block} if block else {}),
         )
-        return pacsv.open_csv(
-            stream,
-            read_options=pacsv.ReadOptions(
-                column_names=[str(c) for c in range(self.ncols)],
-                skip_rows=1 if self.header else 0,
-                block_size=BLOCK,
-            ),
-            parse_options=pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"'),
-            convert_options=pacsv.ConvertOptions(
-                null_values=list(MISSING),
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-                include_columns=[str(c) for c in include],
-                column_types={str(c): t for c, t in types.items()},
-            ),
+        convert = pacsv.ConvertOptions(
+            null_values=list(MISSING),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            include_columns=[str(c) for c in include],
+            column_types={str(c): t for c, t in types.items()},
         )
+        parse = pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"')
+        return pa.input_stream(self.path, compression=gz), read, parse, convert
+
+    def sniff(self, features) -> dict:
+        """{col: arrow type} to read each feature column in, from a first block of the body."""
+        stream, read, parse, convert = self._options(features, {}, BLOCK)
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse,
+                                convert_options=convert)  # fmt: skip
+        try:
+            first = reader.read_next_batch()
+        except StopIteration:
+            return {}
+        return {c: narrow(first.schema.field(str(c)).type, first.column(str(c))) for c in features}
+
+    def read(self, include: list[int], types: dict):
+        """(schema, record batches) of the body's columns ``include``, named by their index,
+        in ``types``: parsed on several threads."""
+        stream, read, parse, convert = self._options(include, types)
+        table = pacsv.read_csv(stream, read_options=read, parse_options=parse,
+                               convert_options=convert)  # fmt: skip
+        return table.schema, table.to_batches()
 
     def place(self, row: int, c: int) -> tuple[int, str]:
         """(1-based file line, field) of data row ``row`` (blank lines skipped), column c."""

@@ -14,7 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from nettrain.core.errors import UserError
-from nettrain.data.blocks import ConversionError, is_number_type, is_text
+from nettrain.data.blocks import ConversionError, is_number_type, is_text, narrow
 from nettrain.data.columns import MISSING
 from nettrain.data.csv import LABEL_NAMES
 
@@ -89,8 +89,22 @@ class ParquetTable:
     def column_name(self, c: int) -> str:
         return f"column {c} ('{self.first[c]}')"
 
-    def batches(self, include: list[int], types: dict):
-        return _Batches(self, include, types)
+    def sniff(self, features) -> dict:
+        """{col: arrow type} to read each feature column in, from the file's own types."""
+        return {c: narrow(self.schema.field(c).type) for c in features}
+
+    def read(self, include: list[int], types: dict):
+        """(schema, record batches) of columns ``include``, named by their index, cast to
+        ``types``."""
+        fields = [pa.field(str(c), types.get(c, self.schema.field(c).type)) for c in include]
+        return pa.schema(fields), self._batches(include, types)
+
+    def _batches(self, include, types):
+        names = [self.first[c] for c in include]
+        for batch in self.iter_batches(names):
+            arrays = [_cast(arr, types.get(c), c) for c, arr in zip(include, batch.columns,
+                                                                    strict=True)]  # fmt: skip
+            yield pa.RecordBatch.from_arrays(arrays, names=[str(c) for c in include])
 
     def column(self, c: int):
         if self.frame is not None:
@@ -119,35 +133,23 @@ class ParquetTable:
         return None
 
 
-class _Batches:
-    """Record batches of the chosen columns, named by their index, with ``types`` cast."""
-
-    def __init__(self, table: ParquetTable, include, types):
-        self.table, self.include, self.types = table, list(include), types
-        fields = []
-        for c, f in enumerate(table.schema):
-            t = types.get(c, f.type)
-            fields.append(pa.field(str(c), t if is_number_type(t) or is_text(t) else f.type))
-        self.schema = pa.schema(fields)
-
-    def __iter__(self):
-        names = [self.table.first[c] for c in self.include]
-        for batch in self.table.iter_batches(names):
-            arrays = []
-            for c, arr in zip(self.include, batch.columns, strict=True):
-                t = self.types.get(c)
-                if t is not None and arr.type != t:
-                    if t == pa.float64() and is_text(arr.type):  # numbers held as text
-                        blank = pc.is_in(pc.utf8_trim_whitespace(arr), pa.array(MISSING))
-                        arr = pc.if_else(blank, pa.scalar(None, pa.string()), arr)
-                    try:
-                        arr = pc.cast(arr, t)
-                    except pa.ArrowInvalid:  # text where a number must be: located by the caller
-                        raise ConversionError(c) from None
-                elif not is_number_type(arr.type) and not is_text(arr.type):
-                    arr = pc.cast(arr, pa.string())
-                arrays.append(arr)
-            yield pa.RecordBatch.from_arrays(arrays, names=[str(c) for c in self.include])
+def _cast(arr, t, c: int):
+    """A batch's column in type ``t`` (None: as stored, text where neither numbers nor text);
+    text where a number must be is a ConversionError (the caller locates the field)."""
+    if t is None:
+        return arr if is_number_type(arr.type) or is_text(arr.type) else pc.cast(arr, pa.string())
+    if arr.type == t:
+        return arr
+    if pa.types.is_dictionary(t):
+        return pc.dictionary_encode(pc.cast(arr, pa.string()))
+    if is_text(arr.type):  # numbers held as text: missing-field tokens first
+        arr = pc.cast(arr, pa.string())
+        blank = pc.is_in(pc.utf8_trim_whitespace(arr), pa.array(MISSING))
+        arr = pc.if_else(blank, pa.scalar(None, pa.string()), arr)
+    try:
+        return pc.cast(arr, t)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise ConversionError(c) from None
 
 
 def _is_number(text: str) -> bool:

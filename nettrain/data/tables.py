@@ -74,6 +74,8 @@ def read_labelled(path, label="auto", header="auto", delimiter="auto", columns=N
         encoding.label = [table.names[c] for c in label_cols]
         encoding.label_index = label_cols
         order = features
+    if encoding.width == 0:
+        raise UserError(table.path, "no features: every feature column is ignored")
     x, unseen = encoding.encode(raw, order, n)
     if note is not None:
         note = f"the labels are {table.column_name(label_cols[0])}, {note}"
@@ -170,7 +172,8 @@ def _declared(table, columns: dict, features, label_cols) -> dict:
 def _read(table, wanted: dict, forced: dict) -> dict:
     """The raw columns, after checking number columns hold finite numbers."""
     try:
-        raw = read_columns(table.batches, wanted, forced)
+        features = [c for c, role in wanted.items() if role == "feature"]
+        raw = read_columns(table.read, wanted, table.sniff(features), forced)
     except ConversionError as exc:
         raise table.first_bad_value([exc.col]) or UserError(table.path, "cannot read") from None
     except UserError:
