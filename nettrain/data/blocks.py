@@ -59,9 +59,14 @@ def is_text(t) -> bool:
     return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
 
 
-def narrow(t, first=None):
-    """The type to read a feature column in, from arrow's guess ``t`` on a first block (and
-    that block's values ``first``)."""
+def narrow(t, first=None, label: bool = False):
+    """The type to read a feature column in (a label column: ``label``), from arrow's guess
+    ``t`` on a first block (and that block's values ``first``). Every column gets one: arrow
+    keeps much more memory while it infers a type over a whole file."""
+    if label:
+        if pa.types.is_integer(t):
+            return pa.int64()
+        return pa.float64() if is_number_type(t) else pa.string()
     if pa.types.is_integer(t) and first is not None and len(first) and first.null_count == 0:
         lo, hi = pc.min(first).as_py(), pc.max(first).as_py()
         if lo is not None and lo >= 0 and hi <= 255:
@@ -72,8 +77,8 @@ def narrow(t, first=None):
 def read_columns(read, wanted: dict[int, str], types: dict, forced: dict[int, str]) -> dict:
     """{col: RawColumn} of the columns ``wanted`` ({col: 'feature' | 'label'}).
 
-    ``read(cols, types)`` gives (schema, record batches) of columns ``cols`` named by their
-    index, with ``types`` {col: arrow type}; ``types`` the chosen ones, ``forced`` {col:
+    ``read(cols, types)`` gives a pyarrow Table of columns ``cols`` named by their index, in
+    ``types`` {col: arrow type}; ``types`` the chosen ones, ``forced`` {col:
     'number' | 'category'} the columns whose type is settled (by ``columns:`` or a trained
     encoding): one of them that will not read as numbers is a ConversionError."""
     types = dict(types)
@@ -101,17 +106,8 @@ _COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
 
 
 def _read_once(read, wanted: dict, types: dict) -> dict:
-    parts: dict[int, list] = {c: [] for c in wanted}
-    vocabs: dict[int, dict] = {c: {} for c in wanted}
     try:
-        schema, batches = read(list(wanted), types)
-        for c in wanted:  # neither numbers nor text (true/false, dates): read as text
-            t = schema.field(str(c)).type
-            if not is_number_type(t) and not is_text(t):
-                raise _Retry(c, TEXT if wanted[c] == "feature" else pa.string())
-        for batch in batches:
-            for c, role in wanted.items():
-                parts[c].append(_block(batch.column(str(c)), role, vocabs[c]))
+        table = read(list(wanted), types)
     except pa.ArrowInvalid as exc:
         match = _COLUMN.search(str(exc))
         if match is None or int(match.group(1)) not in wanted:
@@ -122,45 +118,40 @@ def _read_once(read, wanted: dict, types: dict) -> dict:
         else:
             to = pa.float32() if was.startswith(("uint8", "int", "null")) else TEXT
         raise _Retry(col, to) from None
-    return {c: _joined(parts[c], wanted[c], vocabs[c]) for c in wanted}
+    for c in wanted:  # neither numbers nor text (true/false, dates): read as text
+        t = table.schema.field(str(c)).type
+        if not is_number_type(t) and not is_text(t):
+            raise _Retry(c, TEXT if wanted[c] == "feature" else pa.string())
+    return {c: _column(table.column(str(c)), role) for c, role in wanted.items()}
 
 
-def _block(arr, role: str, vocab: dict):
-    """A chunk of one column in its compact form: ('n', numbers), ('c', codes), ('t', text)."""
+def _column(chunks, role: str) -> RawColumn:
+    """One column (a pyarrow ChunkedArray) in its compact form (module docstring)."""
     if role == "label":
-        if is_text(arr.type):
-            return ("t", pc.cast(arr, pa.string()).to_numpy(zero_copy_only=False))
-        return ("n", arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False))
-    if is_text(arr.type):
-        if not pa.types.is_dictionary(arr.type):
-            arr = pc.dictionary_encode(arr)
-        names = arr.dictionary.to_pylist()
-        # a missing-field token held as text (a .parquet file, a DataFrame) is missing too
-        codes = [-1 if s in MISSING else vocab.setdefault(s, len(vocab)) for s in names]
-        lookup = np.array(codes + [-1], np.int32)
-        return ("c", lookup[arr.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)])
-    if pa.types.is_null(arr.type):
-        return ("n", np.full(len(arr), np.nan, np.float32))
-    v = arr.to_numpy(zero_copy_only=False)
-    if v.dtype == np.uint8:
-        return ("n", v)
-    return ("n", v.astype(np.float32, copy=False))
-
-
-def _joined(parts: list, role: str, vocab: dict) -> RawColumn:
-    kinds = {k for k, _ in parts}
-    arrays = [a for _, a in parts]
-    if not arrays:
-        return RawColumn("label" if role == "label" else "number", np.empty(0, np.float32))
-    if role == "label":
-        if "t" in kinds:
-            return RawColumn("label", np.concatenate(arrays).astype(object), text=True)
-        return RawColumn("label", np.concatenate(arrays))
-    if "c" in kinds:
+        if is_text(chunks.type):
+            text = pc.cast(chunks, pa.string()).to_numpy(zero_copy_only=False)
+            return RawColumn("label", text.astype(object), text=True)
+        return RawColumn("label", chunks.to_numpy().astype(np.float64, copy=False))
+    if is_text(chunks.type):
+        vocab: dict = {}
+        parts = [_codes(arr, vocab) for arr in chunks.chunks]
         names = [None] * len(vocab)
         for name, code in vocab.items():
             names[code] = name
-        return RawColumn("category", np.concatenate(arrays), names, text=True)
-    if all(a.dtype == np.uint8 for a in arrays):
-        return RawColumn("number", np.concatenate(arrays))
-    return RawColumn("number", np.concatenate([a.astype(np.float32) for a in arrays]))
+        codes = np.concatenate(parts) if parts else np.empty(0, np.int32)
+        return RawColumn("category", codes, names, text=True)
+    if pa.types.is_null(chunks.type):
+        return RawColumn("number", np.full(len(chunks), np.nan, np.float32))
+    v = chunks.to_numpy()
+    return RawColumn("number", v if v.dtype == np.uint8 else v.astype(np.float32, copy=False))
+
+
+def _codes(arr, vocab: dict) -> np.ndarray:
+    """A chunk's int32 codes into ``vocab`` (grown with its new values), -1 where missing."""
+    if not pa.types.is_dictionary(arr.type):
+        arr = pc.dictionary_encode(arr)
+    names = arr.dictionary.to_pylist()
+    # a missing-field token held as text (a .parquet file, a DataFrame) is missing too
+    codes = [-1 if s in MISSING else vocab.setdefault(s, len(vocab)) for s in names]
+    lookup = np.array(codes + [-1], np.int32)
+    return lookup[arr.indices.fill_null(len(names)).to_numpy(zero_copy_only=False)]

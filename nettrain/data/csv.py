@@ -169,24 +169,26 @@ class Table:
         parse = pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"')
         return pa.input_stream(self.path, compression=gz), read, parse, convert
 
-    def sniff(self, features) -> dict:
-        """{col: arrow type} to read each feature column in, from a first block of the body."""
-        stream, read, parse, convert = self._options(features, {}, BLOCK)
+    def sniff(self, cols, labels=()) -> dict:
+        """{col: arrow type} to read each column in, from a first block of the body."""
+        stream, read, parse, convert = self._options(cols, {}, BLOCK)
         reader = pacsv.open_csv(stream, read_options=read, parse_options=parse,
                                 convert_options=convert)  # fmt: skip
         try:
             first = reader.read_next_batch()
         except StopIteration:
             return {}
-        return {c: narrow(first.schema.field(str(c)).type, first.column(str(c))) for c in features}
+        return {
+            c: narrow(first.schema.field(str(c)).type, first.column(str(c)), c in labels)
+            for c in cols
+        }
 
     def read(self, include: list[int], types: dict):
-        """(schema, record batches) of the body's columns ``include``, named by their index,
-        in ``types``: parsed on several threads."""
+        """A pyarrow Table of the body's columns ``include``, named by their index, in
+        ``types``: parsed on several threads."""
         stream, read, parse, convert = self._options(include, types)
-        table = pacsv.read_csv(stream, read_options=read, parse_options=parse,
-                               convert_options=convert)  # fmt: skip
-        return table.schema, table.to_batches()
+        return pacsv.read_csv(stream, read_options=read, parse_options=parse,
+                              convert_options=convert)  # fmt: skip
 
     def place(self, row: int, c: int) -> tuple[int, str]:
         """(1-based file line, field) of data row ``row`` (blank lines skipped), column c."""

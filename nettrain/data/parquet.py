@@ -89,15 +89,17 @@ class ParquetTable:
     def column_name(self, c: int) -> str:
         return f"column {c} ('{self.first[c]}')"
 
-    def sniff(self, features) -> dict:
-        """{col: arrow type} to read each feature column in, from the file's own types."""
-        return {c: narrow(self.schema.field(c).type) for c in features}
+    def sniff(self, cols, labels=()) -> dict:
+        """{col: arrow type} to read each column in, from the file's own types."""
+        return {c: narrow(self.schema.field(c).type, label=c in labels) for c in cols}
 
     def read(self, include: list[int], types: dict):
-        """(schema, record batches) of columns ``include``, named by their index, cast to
-        ``types``."""
+        """A pyarrow Table of columns ``include``, named by their index, cast to ``types``."""
+        batches = list(self._batches(include, types))
+        if batches:
+            return pa.Table.from_batches(batches)
         fields = [pa.field(str(c), types.get(c, self.schema.field(c).type)) for c in include]
-        return pa.schema(fields), self._batches(include, types)
+        return pa.schema(fields).empty_table()
 
     def _batches(self, include, types):
         names = [self.first[c] for c in include]

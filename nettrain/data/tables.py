@@ -68,10 +68,11 @@ def read_labelled(path, label="auto", header="auto", delimiter="auto", columns=N
         for c in features:  # numbers held as text (a DataFrame of strings): a number column
             if c in raw and c not in types and raw[c].kind == "category":
                 raw[c] = _as_numbers(raw[c])
-        names = {c: table.names[c] for c in features}
+        every = table.names
+        names = {c: every[c] for c in features}
         rows = fit_rows(n) if fit_rows is not None else None
         encoding = Encoding.fit(names, raw, types, rows)
-        encoding.label = [table.names[c] for c in label_cols]
+        encoding.label = [every[c] for c in label_cols]
         encoding.label_index = label_cols
         order = features
     if encoding.width == 0:
@@ -100,7 +101,8 @@ def read_features(path, encoding: Encoding | None, n_features: int, label="auto"
             drop = table.label_columns(label)[0]
         features = [c for c in range(table.ncols) if c not in drop]
         table.decide_header(features)
-        encoding = Encoding([Column(table.names[c], "number") for c in features])
+        every = table.names
+        encoding = Encoding([Column(every[c], "number") for c in features])
         raw = _read(table, dict.fromkeys(features, "feature"), dict.fromkeys(features, "number"))
         _no_missing(table, raw)
         order = features
@@ -146,8 +148,10 @@ def _matched(table, encoding: Encoding, features) -> list[int]:
     if len(features) != len(cols):
         raise UserError(
             table.path,
-            f"{len(features)} feature columns, the training data had {len(cols)}",
-            "give the file a header with the training data's column names",
+            f"samples have shape ({len(features)},), the net's input is ({encoding.width},)",
+            f"the trained net takes {encoding.width} values per sample, from the "
+            f"{len(cols)} columns {', '.join(c.name for c in cols)}: give inputs of that size, "
+            "or a header with the training data's column names",
         )
     return list(features)
 
@@ -172,8 +176,8 @@ def _declared(table, columns: dict, features, label_cols) -> dict:
 def _read(table, wanted: dict, forced: dict) -> dict:
     """The raw columns, after checking number columns hold finite numbers."""
     try:
-        features = [c for c, role in wanted.items() if role == "feature"]
-        raw = read_columns(table.read, wanted, table.sniff(features), forced)
+        labels = [c for c, role in wanted.items() if role == "label"]
+        raw = read_columns(table.read, wanted, table.sniff(list(wanted), labels), forced)
     except ConversionError as exc:
         raise table.first_bad_value([exc.col]) or UserError(table.path, "cannot read") from None
     except UserError:
