@@ -122,7 +122,14 @@ def _read_once(read, wanted: dict, types: dict) -> dict:
         t = table.schema.field(str(c)).type
         if not is_number_type(t) and not is_text(t):
             raise _Retry(c, TEXT if wanted[c] == "feature" else pa.string())
-    return {c: _column(table.column(str(c)), role) for c, role in wanted.items()}
+    out = {}
+    for c, role in wanted.items():  # each column's arrow memory freed once it is converted
+        chunks = table.column(str(c))
+        table = table.remove_column(table.schema.get_field_index(str(c)))
+        out[c] = _column(chunks, role)
+        del chunks
+    pa.default_memory_pool().release_unused()
+    return out
 
 
 def _column(chunks, role: str) -> RawColumn:
