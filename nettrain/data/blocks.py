@@ -149,6 +149,8 @@ def _column(chunks, role: str) -> RawColumn:
         return RawColumn("category", codes, names, text=True)
     if pa.types.is_null(chunks.type):
         return RawColumn("number", np.full(len(chunks), np.nan, np.float32))
+    if chunks.null_count:  # NaN for a missing field (arrow's own conversion of nulls is slow)
+        chunks = pc.fill_null(pc.cast(chunks, pa.float32()), np.float32(np.nan))
     v = chunks.to_numpy()
     return RawColumn("number", v if v.dtype == np.uint8 else v.astype(np.float32, copy=False))
 

@@ -25,7 +25,7 @@ MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "None", "?")
 TYPES = ("number", "category", "ignore")
 MANY = 100  # a category column with more values than this gets a note (an id, free text)
 SHOWN_MISSING = "(missing)"
-ROWS = 16384  # rows encoded at a time
+BUFFER = 1 << 24  # bytes of features encoded at a time (a block of rows)
 
 
 @dataclass
@@ -101,12 +101,16 @@ class Encoding:
         return enc
 
     def table(self) -> str:
-        """The feature table (column, type, width, missing), a note per many-valued column."""
+        """The feature table (column, type, width, missing), a note per many-valued column; a
+        run of more than 4 number columns without missing fields (pixels) is one line."""
         head = f"{'column':<24} {'type':<18} {'width':>6} {'missing':>8}"
         lines = [head, "-" * len(head)]
-        for c in self.columns:
+        for run in _runs(self.columns):
+            c = run[0]
+            name = c.name if len(run) == 1 else f"{c.name} .. {run[-1].name} ({len(run)})"
             kind = c.type + (" + indicator" if c.indicator else "")
-            lines.append(f"{c.name[:24]:<24} {kind:<18} {c.width:>6} {c.missing:>8}")
+            width = sum(r.width for r in run)
+            lines.append(f"{name[:24]:<24} {kind:<18} {width:>6} {c.missing:>8}")
         lines.append(f"{'features':<24} {'':<18} {self.width:>6}")
         for c in self.columns:
             if c.type == "category" and len(c.values) > MANY:
@@ -156,9 +160,10 @@ class Encoding:
         lookups = [_lookup(col, r.vocab) for r, col in cols]
         unseen = {}
         # a block of rows at a time, built feature by feature (contiguous), then transposed
-        buf = np.empty((self.width, min(n, ROWS)), x.dtype)
-        for start in range(0, n, ROWS):
-            rows = slice(start, min(n, start + ROWS))
+        step = max(1024, BUFFER // max(1, self.width * x.itemsize))
+        buf = np.empty((self.width, min(n, step)), x.dtype)
+        for start in range(0, n, step):
+            rows = slice(start, min(n, start + step))
             b = buf[:, : rows.stop - start]
             j = 0
             for (r, col), lookup in zip(cols, lookups, strict=True):
@@ -174,12 +179,11 @@ class Encoding:
                         b[j + 1] = 0
                 else:
                     pos = lookup[v]
-                    block = b[j : j + col.width]
-                    block[...] = 0
-                    hit = np.flatnonzero(pos >= 0)
-                    block[pos[hit], hit] = 1
-                    if len(hit) < len(v):
-                        unseen[col.name] = unseen.get(col.name, 0) + len(v) - len(hit)
+                    np.equal(pos, np.arange(col.width)[:, None], out=b[j : j + col.width],
+                             casting="unsafe")  # fmt: skip
+                    missed = int(np.count_nonzero(pos < 0))
+                    if missed:
+                        unseen[col.name] = unseen.get(col.name, 0) + missed
                 j += col.width
             x[rows] = b.T
         return x, unseen
@@ -191,7 +195,20 @@ def _lookup(col: Column, vocab) -> np.ndarray | None:
     if col.type != "category":
         return None
     index = {v: i for i, v in enumerate(col.values)}
-    return np.array([index.get(v, -1) for v in vocab or []] + [index.get(None, -1)], np.int64)
+    return np.array([index.get(v, -1) for v in vocab or []] + [index.get(None, -1)], np.int32)
+
+
+def _runs(columns: list) -> list[list]:
+    """The columns in runs: plain number columns (no missing field) more than 4 in a row
+    together, every other column on its own."""
+    runs: list[list] = []
+    for c in columns:
+        plain = c.type == "number" and not c.missing
+        if plain and runs and runs[-1][-1].type == "number" and not runs[-1][-1].missing:
+            runs[-1].append(c)
+        else:
+            runs.append([c])
+    return [part for run in runs for part in ([run] if len(run) > 4 else [[c] for c in run])]
 
 
 def _shown(value) -> str:

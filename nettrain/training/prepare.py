@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from nettrain import data
 from nettrain.assemble import assemble, split_validation
 from nettrain.core.streams import init_rng
+from nettrain.data.columns import unseen_note
 from nettrain.optim import Optimizer, make_optimizer
 from nettrain.training.monitors import Watch, monitors
 from nettrain.training.mpi import Single, world
@@ -85,6 +86,9 @@ def fit_notes(run: Run, best_monitor: str, stopping_monitor: str | None) -> list
     notes = []
     if run.train.encoding is not None:  # a table: its feature columns as the net sees them
         notes.append(f"{run.train.name}: feature columns\n{run.train.encoding.table()}")
+    for ds in (run.train, run.test):  # held-out rows or the test file
+        if ds is not None and ds.unseen:
+            notes.append(unseen_note(ds.name, ds.unseen))
     if run.train.label_note:
         notes.append(f"{run.train.name}: {run.train.label_note}; data.train.label chooses")
     if run.validation is None and "auto" in (best_monitor, stopping_monitor):
