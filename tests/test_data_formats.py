@@ -168,10 +168,16 @@ def test_csv_test_set_classes_follow_the_training_set(tmp_path, config):
 @pytest.mark.parametrize(
     ("text", "options", "message"),
     [
-        ("y,a,b\n0,1,2\n1,x3,4\n", {}, r"line 3, column 1 \('a'\): 'x3' is not a number"),
-        ("0,1,2\n1,3,\n", {}, "line 2, column 2: is empty"),
+        # text in a column declared a number (undeclared, it would be a category column)
+        (
+            "y,a,b\n0,1,2\n1,x3,4\n",
+            {"columns": {"a": "number"}},
+            r"line 3, column 1 \('a'\): 'x3' is not a number",
+        ),
+        # an empty feature is a missing value (filled); an empty label is an error
+        ("0,1,2\n1,3,\n", {"label": 2}, "line 2, column 2: the label is empty"),
         ("y,a,b\n0,1,2\n1,3\n", {}, "line 3 has 2 columns, the first has 3"),
-        ("y,a\n0,1\n1,nan\n", {}, r"line 3, column 1 \('a'\): nan is not a finite number"),
+        ("y,a\n0,1\n1,inf\n", {}, r"line 3, column 1 \('a'\): inf is not a finite number"),
         ("y,a\n", {}, "the data set is empty"),
         ("", {}, "the file is empty"),
         ("y,a\n0,1\n", {"label": "z"}, r"no column 'z' in the header \(it has: y, a\)"),
@@ -209,7 +215,7 @@ def test_labels_out_of_range_and_feature_count_name_the_file(same_data):
         ("{images: d-images-idx3-ubyte.gz}", "missing required key 'data.train.labels'"),
         ("{path: nothere.npz}", "cfg.yaml:4: data.train.path: file not found"),
         ("{path: d.bin}", "cannot tell the format of 'd.bin'"),
-        ("{path: d.bin, format: parquet}", "unknown format 'parquet'"),
+        ("{path: d.bin, format: feather}", "unknown format 'feather'"),
         ("x.npy", "a single .npy array holds no labels"),
         ("d-labels-idx1-ubyte.gz", "an IDX images file needs its labels file"),
         ("[d.npz]", "expected a file path or a mapping with a 'path'"),

@@ -165,11 +165,15 @@ def plot(run, output):
 @click.argument("config", type=PathArg(dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 def summary(config, sets):
-    """Print the layer table of CONFIG: output shapes, parameters, FLOPs per sample."""
+    """Print the layer table of CONFIG: output shapes, parameters, FLOPs per sample; for a
+    table's data (CSV, .parquet), first its feature columns."""
     from nettrain.assemble import net_for_config
-    from nettrain.tools.summary import format_summary
+    from nettrain.tools.summary import feature_table, format_summary
 
-    net, _ = net_for_config(config, sets)
+    net, cfg = net_for_config(config, sets)
+    table = feature_table(cfg)
+    if table:
+        click.echo(table + "\n")
     click.echo(format_summary(net))
 
 

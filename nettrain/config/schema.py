@@ -11,7 +11,7 @@ from __future__ import annotations
 from nettrain.config.source import ConfigSource
 from nettrain.core.errors import UserError
 from nettrain.core.options import KEY_LOCATORS, Opt, _shown, check_mapping, check_named, key_hint
-from nettrain.data import DATASETS, generated
+from nettrain.data import DATASETS, ClassWeights, generated
 from nettrain.data.augment import AUGMENT, CROP
 from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import check_source
@@ -66,6 +66,8 @@ MODEL = {
         doc="the loss, summed over a sample's outputs and averaged over the batch",
     ),
 }
+
+
 TRAIN = {
     "epochs": Opt("int", 10, min=1, doc="passes over the training set"),
     "batch_size": Opt(
@@ -76,6 +78,9 @@ TRAIN = {
         "epoch may be smaller",
     ),
     "shuffle": Opt("bool", True, doc="a new seeded order of the training set every epoch"),
+    "class_weights": ClassWeights(
+        default=None, doc="per-class loss weights: balanced or {CLASS: w}"
+    ),
 }
 CHECKPOINT = {
     "every_steps": Opt("int", 0, min=0, doc="also write last.npz every N steps (0: off)"),

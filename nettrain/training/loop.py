@@ -115,7 +115,10 @@ def forward_backward(run: Run, idx, n_batches: int, at: Step, part) -> tuple[flo
     t = data.targets(mine, net.n_outputs, net.dtype)
     lr = tc["optimizer"]["lr"]
     run.optimizer.lr = lr_at(tc["schedule"], lr, at.number, n_batches, tc["epochs"])
-    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx), step=at)
+    w = None if run.class_weights is None else run.class_weights[data.y[mine]]
+    loss, output, _ = net.loss_and_backward(
+        x, t, input_grad=False, total=len(idx), step=at, weights=w
+    )
     compiling.settled()  # a first run: the training step's kernels are compiled now
     return loss, output
 
