@@ -11,7 +11,7 @@ from nettrain.config import load_config
 from nettrain.core import streams
 from nettrain.core.errors import UserError
 from nettrain.data import blocks
-from nettrain.training import loop
+from nettrain.training.prepare import prepare
 from tests.helpers import invoke
 
 PEOPLE = """age,sex,fare,port,name,survived
@@ -166,7 +166,7 @@ def test_fit_prints_the_feature_table_and_predict_takes_raw_rows(tmp_path):
 
 def test_the_encoding_is_fitted_on_the_training_split_alone(tmp_path):
     cfg, src = load_config(config(tmp_path))
-    run = loop.prepare(cfg, src)
+    run = prepare(cfg, src)
     n = 120
     kept = np.sort(streams.holdout_order(cfg["seed"], n)[30:])
     ages = [r.split(",")[0] for r in (tmp_path / "people.csv").read_text().split()[1:]]
