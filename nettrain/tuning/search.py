@@ -115,7 +115,8 @@ def run_search(search: Search, study, say=print) -> bool:
     SIGTERM stopped the search (the running trials wrote their checkpoints)."""
     stop = threading.Event()
     lock = threading.Lock()
-    errors = []
+    errors, running = [], [search.jobs]
+    all_done = threading.Event()
 
     def worker():
         try:
@@ -124,21 +125,26 @@ def run_search(search: Search, study, say=print) -> bool:
         except BaseException as exc:  # noqa: BLE001 -- re-raised by the main thread
             errors.append(exc)
             stop.set()
+        finally:
+            with lock:
+                running[0] -= 1
+                if not running[0]:
+                    all_done.set()
 
-    workers = [threading.Thread(target=worker, daemon=True) for _ in range(search.jobs)]
     previous = _raise_on_sigterm()
     try:
-        for w in workers:
-            w.start()
+        for _ in range(search.jobs):
+            threading.Thread(target=worker, daemon=True).start()
+        # Waiting on an Event, not Thread.join: a join interrupted by Ctrl-C may return at once
+        # the next time, and the process end with its trials still running.
         try:
-            while any(w.is_alive() for w in workers):
-                for w in workers:
-                    w.join(0.2)
+            while not all_done.wait(0.2):
+                pass
         except KeyboardInterrupt:
             stop.set()
             say("stopping: the running trials write their checkpoints (Ctrl-C again aborts)")
-            for w in workers:
-                w.join()
+            while not all_done.wait(0.2):
+                pass
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)

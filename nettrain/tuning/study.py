@@ -16,12 +16,16 @@ of its trials count towards ``--trials``.
 
 from __future__ import annotations
 
+import time
+import warnings
+
 import numpy as np
 
 from nettrain.core.errors import UserError
 
 HEARTBEAT = 10  # seconds between two heartbeats of a running trial (database storage)
 GRACE = 60  # seconds without a heartbeat after which a running trial is taken as lost
+OPEN_ATTEMPTS = 5
 COUNTED = ("complete", "pruned", "diverged")
 
 
@@ -35,6 +39,9 @@ def optuna_module():
             "install the tune extra: pip install 'nettrain[tune]'",
         ) from None
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    # The heartbeat is meant for optimize(); the search asks and tells, beating it itself.
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    warnings.filterwarnings("ignore", message="Heartbeat of storage")
     return optuna
 
 
@@ -58,16 +65,20 @@ def open_study(name: str, storage_url: str | None, direction: str, seed: int, tr
     storage = None
     if storage_url:
         engine = {"connect_args": {"timeout": 60}} if storage_url.startswith("sqlite") else {}
-        try:
-            storage = optuna.storages.RDBStorage(
-                storage_url,
-                engine_kwargs=engine,
-                heartbeat_interval=HEARTBEAT,
-                grace_period=GRACE,
-                **{stale_callback_name(optuna): requeue},
-            )
-        except Exception as exc:  # SQLAlchemy's errors: a bad URL, a database not reachable
-            raise UserError(f"--storage {storage_url}", f"cannot open the storage: {exc}") from None
+        options = {"heartbeat_interval": HEARTBEAT, "grace_period": GRACE}
+        options[stale_callback_name(optuna)] = requeue
+        for attempt in range(OPEN_ATTEMPTS):
+            try:
+                storage = optuna.storages.RDBStorage(storage_url, engine_kwargs=engine, **options)
+                break
+            except Exception as exc:  # SQLAlchemy's: a bad URL, a database not reachable
+                # Processes started together race to create the tables: one wins, the others
+                # find them on the next attempt.
+                if attempt + 1 == OPEN_ATTEMPTS:
+                    raise UserError(
+                        f"--storage {storage_url}", f"cannot open the storage: {exc}"
+                    ) from None
+                time.sleep(0.5 * (attempt + 1))
     study = optuna.create_study(
         storage=storage,
         sampler=seeded_sampler(seed, trials),
