@@ -22,7 +22,8 @@ from nettrain import data
 from nettrain.assemble import assemble, split_validation
 from nettrain.core.errors import UserError
 from nettrain.core.files import atomic_write
-from nettrain.core.streams import augment_rng, epoch_order, init_rng
+from nettrain.core.step import Step
+from nettrain.core.streams import epoch_order, init_rng
 from nettrain.optim import make_optimizer
 
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this many times its minimum
@@ -53,11 +54,11 @@ def range_test(cfg: dict, src=None, start=1e-7, end=10.0, steps=100, beta=BETA) 
         for i in range(steps):
             epoch, b = divmod(i, per_epoch)
             idx = epoch_order(seed, epoch, n, tc["shuffle"])[b * bs : (b + 1) * bs]
-            views = augment_rng(seed, i) if augment else None
+            at = Step(seed, i)  # the step's dropout masks and augmented views
+            views = at.augment_rng() if augment else None
             x = train.inputs(idx, net.dtype, augment, views)
             t = train.targets(idx, net.n_outputs, net.dtype)
-            net.seed_step(seed, i)
-            loss, _, _ = net.loss_and_backward(x, t, input_grad=False)
+            loss, _, _ = net.loss_and_backward(x, t, input_grad=False, step=at)
             if not math.isfinite(loss):
                 break
             optimizer.lr = start * (end / start) ** (i / max(steps - 1, 1))
