@@ -57,6 +57,7 @@ train:
   epochs: 2
   batch_size: 10
   optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+  clip_grad_norm: 0.5  # clips the gradient summed over the ranks: the same on every one
 """
 
 

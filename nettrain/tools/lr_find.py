@@ -25,6 +25,7 @@ from nettrain.core.files import atomic_write
 from nettrain.core.step import Step
 from nettrain.core.streams import epoch_order, init_rng
 from nettrain.optim import make_optimizer
+from nettrain.optim.clip import clip_grad_norm
 
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 # The smoothing of the loss. fastai's 0.98 averages over about 50 steps, half of a 100-step test,
@@ -68,6 +69,8 @@ def range_test(cfg: dict, src=None, start=1e-7, end=10.0, steps=100, beta=BETA) 
             if smoothed > DIVERGED * best:
                 break
             best = min(best, smoothed)
+            if tc["clip_grad_norm"]:
+                clip_grad_norm(grads, tc["clip_grad_norm"])
             optimizer.step(params, grads)
     return rows
 
