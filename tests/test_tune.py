@@ -254,3 +254,15 @@ def test_an_interrupted_search_goes_on_where_it_stopped(folder):
     rows = read_csv("s/trial-1/metrics.csv")  # from the interrupted trial's checkpoint
     assert len(rows) == 100
     assert [r["state"] for r in read_csv("s/trials.csv")] == ["interrupted", "complete", "complete"]
+
+
+def test_a_trial_is_no_rank_of_the_job_that_started_the_search(monkeypatch):
+    """`mpirun -np N nettrain tune`: each search process is a rank; its trials are not."""
+    from nettrain.tuning.trial import trial_environment
+
+    for key, value in {"OMPI_COMM_WORLD_SIZE": "2", "PMIX_RANK": "1", "PMI_SIZE": "2",
+                       "OMPI_MCA_btl": "self", "OMPI_ALLOW_RUN_AS_ROOT": "1"}.items():  # fmt: skip
+        monkeypatch.setenv(key, value)
+    env = trial_environment()
+    assert not {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"} & set(env)
+    assert env["OMPI_MCA_btl"] == "self" and env["OMPI_ALLOW_RUN_AS_ROOT"] == "1"

@@ -25,6 +25,7 @@ from nettrain.assemble import assemble
 from nettrain.config import load_config
 from nettrain.core.errors import UserError
 from nettrain.net.metrics import HIGHER_IS_BETTER
+from nettrain.runtime import launcher as mpi_launcher
 from nettrain.runtime import threads as cores
 from nettrain.tuning import study as studies
 from nettrain.tuning.report import drop_runs, format_table, trial_rows, write_reports
@@ -82,8 +83,11 @@ def prepare_search(config, space, sets=(), trials=20, storage=None, study_name=N
         )
     out.mkdir(parents=True, exist_ok=True)
     study = studies.open_study(name, storage, direction, cfg["seed"], trials)
-    if threads is None and launcher is None and jobs > 1:
-        threads = max(1, cores.cpu_count() // jobs)
+    # The machine's cores shared by this process's trials and those of the other search
+    # processes an MPI launcher started on it (`mpirun -np N nettrain tune`)
+    sharing = jobs * mpi_launcher.local_size()
+    if threads is None and launcher is None and sharing > 1:
+        threads = max(1, cores.cpu_count() // sharing)
     search = Search(
         Path(config), sets, dims, monitor, direction, out, trials, jobs, keep_runs, launcher,
         threads, notes,
@@ -218,7 +222,7 @@ def next_trial(search: Search, study, stop, lock, say) -> bool:
     command = fit_command(search.config, [*search.sets, *sets], run_dir, search.launcher, resume)
     if stored:
         study._storage.record_heartbeat(trial._trial_id)
-    result = run_trial(command, run_dir, on_row, tick, search.threads, bool(search.launcher))
+    result = run_trial(command, run_dir, on_row, tick, search.threads, mpi=bool(search.launcher))
     finish(search, study, trial, result, best[0], lock, stop)
     if result.state == "error":
         raise UserError(f"trial {trial.number} ({run_dir})", result.message.splitlines()[-1])
