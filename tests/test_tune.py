@@ -266,3 +266,31 @@ def test_a_trial_is_no_rank_of_the_job_that_started_the_search(monkeypatch):
     env = trial_environment()
     assert not {"OMPI_COMM_WORLD_SIZE", "PMIX_RANK", "PMI_SIZE"} & set(env)
     assert env["OMPI_MCA_btl"] == "self" and env["OMPI_ALLOW_RUN_AS_ROOT"] == "1"
+
+
+def test_a_trial_whose_process_vanished_runs_again(folder):
+    """A search killed outright (SIGKILL: no checkpoint, no goodbye) leaves its trial running;
+    once its heartbeat is older than the grace period, the next search marks it lost and runs
+    its values again."""
+    args = ("--storage", "sqlite:///study.db", "--trials", "2", "--out", "s",
+            "--set", "train.epochs=100")  # fmt: skip
+    p = tune_process(*args)
+    metrics = Path("s/trial-0/metrics.csv")
+    deadline = time.monotonic() + TIMEOUT
+    while not (metrics.is_file() and len(metrics.read_text().splitlines()) > 2):
+        assert time.monotonic() < deadline and p.poll() is None
+        time.sleep(0.1)
+    os.killpg(p.pid, signal.SIGKILL)
+    p.communicate(timeout=TIMEOUT)
+    assert [studies.outcome_of(t) for t in stored_trials("study.db")] == ["running"]
+    again = (
+        "import sys, time; import nettrain.tuning.study as s; s.GRACE, s.HEARTBEAT = 2, 1; "
+        "time.sleep(3); from nettrain.cli.commands import main; "
+        f"sys.argv = ['nettrain', 'tune', 'cfg.yaml', '--space', 'space.yaml', *{args!r}]; main()"
+    )
+    done = subprocess.run([sys.executable, "-c", again], capture_output=True, text=True,
+                          timeout=TIMEOUT)  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    trials = stored_trials("study.db")
+    assert [studies.outcome_of(t) for t in trials] == ["lost", "complete", "complete"]
+    assert trials[1].params == trials[0].params and trials[1].user_attrs["retry_of"] == 0

@@ -177,7 +177,7 @@ def keys(search: Search) -> list[str]:
 def next_trial(search: Search, study, stop, lock, say) -> bool:
     """Run one trial of the study if it needs one; False once it holds enough finished trials."""
     optuna = studies.optuna_module()
-    stored = study._storage.__class__.__name__ == "RDBStorage"
+    stored = studies.in_database(study)
     with lock:
         if stored:
             studies.fail_lost_trials(study)
@@ -215,13 +215,13 @@ def next_trial(search: Search, study, stop, lock, say) -> bool:
 
     def tick():
         if stored and time.monotonic() - beat[0] >= studies.HEARTBEAT:
-            study._storage.record_heartbeat(trial._trial_id)
+            studies.heartbeat(study, trial)
             beat[0] = time.monotonic()
         return stop.is_set()
 
     command = fit_command(search.config, [*search.sets, *sets], run_dir, search.launcher, resume)
     if stored:
-        study._storage.record_heartbeat(trial._trial_id)
+        studies.heartbeat(study, trial)
     result = run_trial(command, run_dir, on_row, tick, search.threads, mpi=bool(search.launcher))
     finish(search, study, trial, result, best[0], lock, stop)
     if result.state == "error":

@@ -139,6 +139,19 @@ def surplus(trials, number: int, wanted: int) -> bool:
     return finished + running >= wanted
 
 
+def in_database(study) -> bool:
+    """Whether the study lives in a database with a heartbeat (open_study's), not in memory.
+    (Optuna wraps the RDBStorage it is given in a cache, which passes the heartbeat through.)"""
+    interval = getattr(study._storage, "get_heartbeat_interval", lambda: None)()
+    return interval is not None
+
+
+def heartbeat(study, trial) -> None:
+    """Record that ``trial`` is alive. Optuna beats it only inside ``study.optimize``; the search
+    asks and tells, so it beats its trials itself, through the storage's own call."""
+    study._storage.record_heartbeat(trial._trial_id)
+
+
 def fail_lost_trials(study) -> None:
     """Fail the running trials whose heartbeat stopped (their values are queued again)."""
     optuna = optuna_module()
