@@ -44,6 +44,9 @@ def range_test(cfg: dict, src=None, start=1e-7, end=10.0, steps=100, beta=BETA) 
     _, (train, _, _), augment = data.for_training(
         cfg["data"], net.input_shape, (train, validation, None), src
     )
+    spec = cfg["train"]["class_weights"]
+    where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
+    weights = data.class_weights(spec, train, net.n_outputs, where)  # as fit weighs the loss
     net.init_params(init_rng(cfg["seed"]))
     params, grads = net.params(), net.grads()
     optimizer = make_optimizer(cfg["train"]["optimizer"], params)
@@ -59,7 +62,8 @@ def range_test(cfg: dict, src=None, start=1e-7, end=10.0, steps=100, beta=BETA) 
             views = at.augment_rng() if augment else None
             x = train.inputs(idx, net.dtype, augment, views)
             t = train.targets(idx, net.n_outputs, net.dtype)
-            loss, _, _ = net.loss_and_backward(x, t, input_grad=False, step=at)
+            w = None if weights is None else weights[train.y[idx]]
+            loss, _, _ = net.loss_and_backward(x, t, input_grad=False, step=at, weights=w)
             if not math.isfinite(loss):
                 break
             optimizer.lr = start * (end / start) ** (i / max(steps - 1, 1))
