@@ -791,11 +791,14 @@ WRITES = re.compile(
     r"open\([^)]*[\"'][wax]|(?<!checkpoint)\.write_(text|bytes)\(|savefig\(|np\.save(z|z_compressed)?\("
     r"|os\.(replace|rename)\(|shutil\.(copy|move)"
 )
-# writes that are not a file of the user's: a probe of the run folder, a stream given by the caller
+# writes that are not a file of the user's: a probe of the run folder, a stream given by the caller,
+# a child process's stderr; and the writes that go through atomic_write on the line itself
 NOT_FILES = {
     ("run_folder.py", 'probe.write_bytes(b"")'),
     ("single.py", "np.save(stream, outputs)"),
     ("plot.py", 'atomic_write(out, lambda f: fig.savefig(f, dpi=100, format="png"))'),
+    ("lr_find.py", 'atomic_write(out, lambda f: fig.savefig(f, dpi=100, format="png"))'),
+    ("trial.py", 'with open(log, "wb") as err:'),  # a tune trial's stderr, as the child writes it
     ("commands.py", "atomic_write(target, lambda f: np.savez(f, x=x, y=y))"),
     ("commands.py", "atomic_write(target / name, lambda f, a=a: np.save(f, a))"),
 }

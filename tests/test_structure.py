@@ -129,7 +129,7 @@ PACKAGE_ORDER = (
     ("net",),
     ("config",),
     ("assemble",),
-    ("training", "inference", "export", "tools"),
+    ("training", "inference", "export", "tools", "tuning"),
     ("api",),
     ("cli",),
     ("__main__",),

@@ -13,6 +13,7 @@ import click
 
 from nettrain import __version__
 from nettrain.cli.base import Group, PathArg, failures
+from nettrain.cli.search import lr_find, tune
 from nettrain.cli.use import evaluate, export, predict
 from nettrain.core.errors import UserError
 from nettrain.runtime import threads
@@ -214,7 +215,7 @@ def datasets():
         click.echo(line + r["options"])
 
 
-for command in (predict, evaluate, export):  # the commands that use trained nets: use.py
+for command in (predict, evaluate, export, lr_find, tune):  # use.py: trained nets; search.py
     cli.add_command(command)
 
 

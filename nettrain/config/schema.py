@@ -9,7 +9,7 @@ the whole config has passed. Layer, optimizer and schedule options come from the
 from __future__ import annotations
 
 from nettrain.config.source import ConfigSource
-from nettrain.core.errors import UserError
+from nettrain.core.errors import UserError, did_you_mean
 from nettrain.core.options import KEY_LOCATORS, Opt, _shown, check_mapping, check_named, key_hint
 from nettrain.data import DATASETS, ClassWeights, generated
 from nettrain.data.augment import AUGMENT, CROP
@@ -80,6 +80,14 @@ TRAIN = {
     "shuffle": Opt("bool", True, doc="a new seeded order of the training set every epoch"),
     "class_weights": ClassWeights(
         default=None, doc="per-class loss weights: balanced or {CLASS: w}"
+    ),
+    "clip_grad_norm": Opt(
+        "float",
+        None,
+        min=0,
+        exclusive_min=True,
+        doc="before each update, scale all gradients by min(1, X / their joint L2 norm) "
+        "(PyTorch's clip_grad_norm_; under MPI, of the summed gradient); null: off",
     ),
 }
 CHECKPOINT = {
@@ -269,6 +277,12 @@ def _train(value, src):
         default="constant",
         common=COMMON,
     )
+    monitor = train["schedule"].get("monitor")
+    if monitor is not None and monitor not in MONITORS:
+        raise UserError(
+            src.where(("train", "schedule", "monitor")),
+            f"unknown monitor '{monitor}': {did_you_mean(monitor, MONITORS)}",
+        )
     train["checkpoint"] = check_mapping(
         value.get("checkpoint"), CHECKPOINT, src, ("train", "checkpoint")
     )

@@ -10,7 +10,7 @@ from nettrain.assemble import assemble, split_validation
 from nettrain.core.streams import init_rng
 from nettrain.data.columns import unseen_note
 from nettrain.optim import Optimizer, make_optimizer
-from nettrain.training.monitors import Watch, monitors
+from nettrain.training.monitors import Watch, monitors, plateau_watch
 from nettrain.training.mpi import Single, world
 from nettrain.training.state import TrainState
 
@@ -27,6 +27,7 @@ class Run:
     optimizer: Optimizer
     best: Watch | None
     stopping: Watch | None
+    plateau: Watch | None  # the figure of the plateau schedule, or None
     state: TrainState = field(default_factory=TrainState)
     preprocess: dict = field(default_factory=dict)  # 'preprocess.*' statistics, checkpointed
     augment: object = None  # data.augment.Augment of the training batches, or None
@@ -50,6 +51,7 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
     optimizer = make_optimizer(cfg["train"]["optimizer"], net.params())
     splits = {"train": True, "validation": validation is not None, "test": test is not None}
     best, stopping = monitors(cfg, splits, train.has_classes, src)
+    plateau = plateau_watch(cfg, splits, train.has_classes, src, best)
     state = TrainState()
     if resume is not None:
         arrays, state, where = resume
@@ -59,7 +61,7 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
         net.load_params(*weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
-    run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
+    run = Run(cfg, net, train, validation, test, optimizer, best, stopping, plateau, state)
     run.preprocess, run.augment, run.world = stats, augment, world()
     spec = cfg["train"]["class_weights"]
     where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
