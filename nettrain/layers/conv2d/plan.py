@@ -27,6 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nettrain.layers.conv2d import tile
+from nettrain.runtime import vectors
 
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
 # im2col product is large enough for BLAS to win, and the direct kernels' runs are short.
@@ -37,15 +38,38 @@ from nettrain.layers.conv2d import tile
 DIRECT_MAX_FILTERS = 64  # fewer filters: direct, whatever the image size
 DIRECT_MIN_RUN = 128  # more: direct only from a run (``Plan.run``) of this many wide columns
 
-# Register tiles (tile.py) take the filters in fours wherever the run holds a whole tile (run >=
-# tile.COLUMNS; a sample's last tile starts at run - COLUMNS), first layers too. Measured on 2
-# threads of an AMD EPYC (Zen 4, 203 GFLOP/s GEMM peak), forward of a batch of 64, direct
+# Register tiles (tile.py) take the filters in blocks of the tile's height wherever the run
+# holds a whole tile (run >= its columns; a sample's last tile starts at run - columns), first
+# layers too. The tile's sums must fit the vector registers, so its shape depends on the vector
+# unit the kernels are compiled for (runtime/vectors.py's unit()): TILES, with why.
+#
+# AVX-512 (32 registers): 4 filters x 48 columns, 192 float32 sums in 12 zmm registers. Measured
+# on 2 threads of an AMD EPYC (Zen 4, 203 GFLOP/s GEMM peak), forward of a batch of 64, direct
 # 8-filter kernel -> tile, GFLOP/s: 32 -> 32 filters 3x3 on 32x32, 155-160 -> 170-176; 64 -> 64
 # on 16x16, 140 -> 173-182; 32 -> 64 on 16x16, 136-140 -> 160-179; LeNet's 8 -> 16 5x5, 72 -> 130.
 # First layers of 1 or 3 channels (25 or 27 taps) slow down, 115-119 -> 61-78, too few taps to
 # amortise the tile's store, and use it all the same: they take under 3% of a step (LeNet's conv
 # 8@5x5, 0.24 -> 0.40 ms a batch of 128), while compiling the direct kernel for them too cost
-# LeNet's cold start 2.8 s (11.2 s instead of 7.3 s). 4 x 48 was the fastest tile tried.
+# LeNet's cold start 2.8 s (11.2 s instead of 7.3 s). 4 x 48 was the fastest tile tried there.
+#
+# AVX2 (16 registers): the same 4 x 48 sums take 24 ymm registers, and LLVM spills 8 of them to
+# the stack and back on every tap (its compiled inner loop, NUMBA_CPU_NAME=haswell with the
+# AVX-512 features off: 24 FMAs, 12 loads and 12 stores of spilled sums a tap); an AMD EPYC Zen 2
+# ran the CIFAR net's 32 -> 32 conv at 46 GFLOP/s, 25% of its peak. 1 filter x 96 columns keeps
+# its 96 sums in 12 ymm registers with no spill (12 FMAs reading the input straight from memory
+# and one broadcast a tap). Shapes that fit AVX2 with fewer columns (4x24, 6x16, 3x32, 2x40,
+# 3x40, 2x32) come out as scalar code, 1-4 GFLOP/s: LLVM unrolls their column loop fully and
+# does not vectorise it again; 2x48 and 3x48 still spill 3 and 8 sums. Measured on the Zen 4
+# compiled for Haswell (one thread, batch 8, best of 30, interleaved; a shared machine), 4x48 ->
+# 1x96 GFLOP/s: 32 -> 32 on 32x32, 48 -> 43; 32 -> 64 and 64 -> 64 on 16x16, 46-47 -> 45-47; 8 -> 16
+# 5x5 on 14x14, 36 -> 34; first layers 27-31 -> 16-18: the Zen 4 does not pay for the spills as
+# the Zen 2 did (that gain is not measured here). Other vector units (SSE, NEON) get the AVX2
+# tile, the one with the fewest sums.
+TILES = {
+    vectors.AVX512: ("tile4x48", "AVX-512: 4x48 tiles, 192 sums in 12 of 32 registers"),
+    vectors.AVX2: ("tile1x96", "AVX2: 1x96 tiles, 96 sums in 12 of 16 registers (4x48 spills)"),
+    vectors.OTHER: ("tile1x96", "no AVX2: 1x96 tiles, the fewest sums"),
+}
 
 # The direct forward kernels (direct.py) compute this many filters a pass, then pairs, then one:
 # each run of the input is loaded once for all of them. At 32 and 64 filters, eight a pass ran
@@ -67,7 +91,8 @@ CHUNK_BYTES = 4 << 20
 
 @dataclass(frozen=True)
 class Step:
-    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile' (tile.forward),
+    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile4x48', 'tile1x96'
+    (tile.FORWARD),
     'direct8', 'direct2', 'direct1' (direct.FORWARD), 'wgrad4', 'wgrad2', 'wgrad1' (wgrad.GRAD)."""
 
     kernel: str
@@ -134,26 +159,32 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _convolution(count: int, run: int, word: str, why: str) -> Pass:
+def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
     """A stride-1 convolution into ``count`` channels (``word``s) over ``run`` wide columns:
-    register tiles for the channels in fours where the run holds a tile, the rest in the direct
-    kernels of DIRECT_WIDEST, two and one channels; ``why`` it goes this way."""
-    tiled = count // tile.FILTERS * tile.FILTERS if run >= tile.COLUMNS else 0
-    steps = [Step("tile", 0, tiled)] if tiled else []
+    register tiles (TILES[unit]) for the channels in blocks of the tile's height where the run
+    holds a tile, the rest in the direct kernels of DIRECT_WIDEST, two and one channels; ``why``
+    it goes this way."""
+    name, tile_why = TILES[unit]
+    rows, columns = tile.shape(name)
+    tiled = count // rows * rows if run >= columns else 0
+    steps = [Step(name, 0, tiled)] if tiled else []
     steps += [Step(f"direct{w}", f0, f1) for w, f0, f1 in blocks(count, DIRECT_WIDEST, tiled)]
-    if run < tile.COLUMNS:
-        why += f"; run {run} < {tile.COLUMNS}: too short for a register tile"
+    if run < columns:
+        why += f"; run {run} < {columns}: too short for a register tile ({tile_why})"
     elif not tiled:
-        why += f"; {_count(count, word)}: fewer than a register tile's {tile.FILTERS}"
+        why += f"; {_count(count, word)}: fewer than a register tile's {rows} ({tile_why})"
     else:
-        why += f"; run {run} >= {tile.COLUMNS}: register tiles for {_count(tiled, word)}"
+        why += f"; run {run} >= {columns}: register tiles for {_count(tiled, word)}"
         why += f", {count - tiled} left over" if tiled < count else ""
+        why += f" ({tile_why})"
     return Pass("+".join(s.kernel for s in steps), why, tuple(steps))
 
 
-def plan(in_shape, filters: int, kernel, stride, padding, dtype) -> Plan:
+def plan(in_shape, filters: int, kernel, stride, padding, dtype, unit: str | None = None) -> Plan:
     """The kernels of a conv2d layer over (C, H, W) inputs with ``filters`` filters and a
-    (kh, kw) kernel, (sh, sw) stride and (ph, pw) padding, in ``dtype``."""
+    (kh, kw) kernel, (sh, sw) stride and (ph, pw) padding, in ``dtype``, for the vector ``unit``
+    (vectors.AVX512, AVX2 or OTHER; by default the one this process compiles for)."""
+    unit = vectors.unit() if unit is None else unit
     (C, H, W), F, (kh, kw), (sh, sw), (ph, pw) = in_shape, filters, kernel, stride, padding
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
     pitch = W + 2 * pw
@@ -188,8 +219,8 @@ def plan(in_shape, filters: int, kernel, stride, padding, dtype) -> Plan:
     wwhy += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
     return Plan(
         direct=True,
-        forward=_convolution(F, run, "filter", why),
-        input_grad=_convolution(C, dx_run, "channel", "the padded dy convolved"),
+        forward=_convolution(F, run, "filter", why, unit),
+        input_grad=_convolution(C, dx_run, "channel", "the padded dy convolved", unit),
         weight_grad=Pass("+".join(s.kernel for s in wsteps), wwhy, wsteps),
         **sizes,
     )

@@ -1,0 +1,52 @@
+"""conv2d's kernels per vector unit (register tiles of 4x48 for AVX-512, 1x96 for AVX2) and
+Winograd F(2x2, 3x3), each forced onto a layer and checked against the slow references in
+float64 and float32, with a relu fused in."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from helpers import build
+from helpers import run_layer as run
+from references import conv_backward, conv_forward
+
+from nettrain.layers.conv2d.layer import Conv2d
+from nettrain.runtime import vectors
+
+
+def check(layer, x, dy, rtol, atol):
+    """The layer (relu fused) against the references: y, dx, dW, db."""
+    p = layer.p
+    w = layer.params["weight"].astype(np.float64)
+    b = layer.params["bias"].astype(np.float64)
+    s_ref = conv_forward(x.astype(np.float64), w, b, (1, 1), p)
+    y, dx = run(layer, x, dy)
+    np.testing.assert_allclose(y, np.maximum(s_ref, 0), rtol=rtol, atol=atol)
+    ref_dx, ref_dW, ref_db = conv_backward(x.astype(np.float64), w, dy * (s_ref > 0), (1, 1), p)
+    np.testing.assert_allclose(dx, ref_dx, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(layer.grads["weight"], ref_dW, rtol=rtol, atol=atol)
+    np.testing.assert_allclose(layer.grads["bias"], ref_db, rtol=rtol, atol=atol)
+
+
+def layer_and_data(monkeypatch, unit, dtype, C=5, H=10, W=12, F=6, padding="same"):
+    """A conv2d 3x3 planned for vector ``unit``, random bias, x and dy (N = 3)."""
+    monkeypatch.setattr(vectors, "unit", lambda: unit)
+    layer = build(Conv2d, (C, H, W), dtype=dtype, filters=F, kernel=3, padding=padding,
+                  fused="relu")  # fmt: skip
+    rng = np.random.default_rng(4)
+    layer.params["bias"][...] = rng.standard_normal(F) * 0.1
+    x = rng.standard_normal((3, C, H, W)).astype(dtype)
+    dy = rng.standard_normal((3, *layer.out_shape)).astype(dtype)
+    return layer, x, dy
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("unit, tile", [(vectors.AVX512, "tile4x48"), (vectors.AVX2, "tile1x96")])
+def test_each_units_tile_matches_the_reference(unit, tile, dtype, monkeypatch):
+    """Runs of 138 columns: both tile shapes, for the forward pass and the input gradient, with
+    filters left over for the direct kernels under 4x48."""
+    layer, x, dy = layer_and_data(monkeypatch, unit, dtype)
+    assert layer.plan.forward.steps[0].kernel == tile
+    assert layer.plan.input_grad.steps[0].kernel == tile
+    tol = 1e-10 if dtype == np.float64 else 2e-4
+    check(layer, x, dy, rtol=tol, atol=tol)
