@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import build
+from helpers import build, layer_grad_errors
 from helpers import run_layer as run
 from references import conv_backward, conv_forward
 
@@ -50,3 +50,41 @@ def test_each_units_tile_matches_the_reference(unit, tile, dtype, monkeypatch):
     assert layer.plan.input_grad.steps[0].kernel == tile
     tol = 1e-10 if dtype == np.float64 else 2e-4
     check(layer, x, dy, rtol=tol, atol=tol)
+
+
+# (C, H, W, filters, padding): Winograd's tiles cut off odd outputs, paddings 0-2
+WINOGRAD_CASES = [(5, 10, 12, 6, "same"), (3, 7, 6, 4, 0), (2, 5, 9, 3, [2, 1])]
+
+
+@pytest.mark.parametrize("case", WINOGRAD_CASES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_winograd_matches_the_reference(case, dtype, monkeypatch):
+    """Forced by NETTRAIN_CONV=winograd: forward, input and weight gradients. float32 within
+    the bound measured for the CIFAR layers (plan.py), scaled to these few channels."""
+    monkeypatch.setenv("NETTRAIN_CONV", "winograd")
+    C, H, W, F, padding = case
+    layer, x, dy = layer_and_data(monkeypatch, vectors.unit(), dtype, C, H, W, F, padding)
+    assert layer.plan.winograd and layer.plan.forward.kernel == "winograd"
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    check(layer, x, dy, rtol=tol, atol=tol)
+
+
+def test_winograd_gradcheck(monkeypatch):
+    """Finite differences on a small float64 layer forced onto Winograd (no relu: no kinks)."""
+    monkeypatch.setenv("NETTRAIN_CONV", "winograd")
+    layer = build(Conv2d, (2, 5, 4), filters=3, kernel=3, padding="same")
+    assert layer.plan.winograd
+    x = np.random.default_rng(1).standard_normal((2, 2, 5, 4))
+    errors = layer_grad_errors(layer, x, np.random.default_rng(2))
+    assert max(errors.values()) < 1e-7, errors
+
+
+def test_no_winograd_and_bad_settings(monkeypatch):
+    monkeypatch.setenv("NETTRAIN_CONV", "no-winograd")
+    assert not build(Conv2d, (4, 8, 8), filters=4, kernel=3, padding="same").plan.winograd
+    monkeypatch.setenv("NETTRAIN_CONV", "winograd")  # 5x5 and stride 2 cannot
+    assert not build(Conv2d, (4, 8, 8), filters=4, kernel=5, padding="same").plan.winograd
+    assert not build(Conv2d, (4, 8, 8), filters=4, kernel=3, stride=2).plan.winograd
+    monkeypatch.setenv("NETTRAIN_CONV", "fast")
+    with pytest.raises(ValueError, match="NETTRAIN_CONV must be one of auto, winograd"):
+        build(Conv2d, (4, 8, 8), filters=4, kernel=3)

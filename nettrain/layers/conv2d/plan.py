@@ -22,6 +22,7 @@ LANES and GROUPS (wgrad.py) set how it sums, not which kernel runs.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -82,6 +83,13 @@ DIRECT_WIDEST = 8
 # held in registers, then pairs, then one: four filters ran 15% faster than two (wgrad.GRAD has
 # 4, 2 and 1).
 WGRAD_WIDEST = 4
+# Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers with padding up to 2: NETTRAIN_CONV
+# = 'auto' (the default: where WINOGRAD_FASTER says), 'winograd' (every such layer) or
+# 'no-winograd' (none). Measurements: see WINOGRAD_WHY.
+CONV_MODES = ("auto", "winograd", "no-winograd")
+WINOGRAD_FASTER = False
+WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
+
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
 # gradient): a chunk of samples whose matrix stays in cache between its two passes, and predict
 # or evaluate never hold a whole batch's matrix. Training's forward lowers the whole batch at
@@ -126,6 +134,7 @@ class Plan:
     dx_pitch: int
     dx_run: int
     chunk: int
+    winograd: bool = False
 
     def passes(self) -> tuple[tuple[str, Pass], ...]:
         return (
@@ -180,11 +189,18 @@ def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
     return Pass("+".join(s.kernel for s in steps), why, tuple(steps))
 
 
-def plan(in_shape, filters: int, kernel, stride, padding, dtype, unit: str | None = None) -> Plan:
+def plan(
+    in_shape, filters: int, kernel, stride, padding, dtype, unit: str | None = None,
+    conv: str | None = None,
+) -> Plan:  # fmt: skip
     """The kernels of a conv2d layer over (C, H, W) inputs with ``filters`` filters and a
     (kh, kw) kernel, (sh, sw) stride and (ph, pw) padding, in ``dtype``, for the vector ``unit``
-    (vectors.AVX512, AVX2 or OTHER; by default the one this process compiles for)."""
+    (vectors.AVX512, AVX2 or OTHER; by default the one this process compiles for) and the
+    Winograd setting ``conv`` (CONV_MODES; by default NETTRAIN_CONV's, else 'auto')."""
     unit = vectors.unit() if unit is None else unit
+    conv = os.environ.get("NETTRAIN_CONV", "auto") if conv is None else conv
+    if conv not in CONV_MODES:
+        raise ValueError(f"NETTRAIN_CONV must be one of {', '.join(CONV_MODES)}, got {conv!r}")
     (C, H, W), F, (kh, kw), (sh, sw), (ph, pw) = in_shape, filters, kernel, stride, padding
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
     pitch = W + 2 * pw
@@ -194,6 +210,17 @@ def plan(in_shape, filters: int, kernel, stride, padding, dtype, unit: str | Non
     dx_run = H * dx_pitch - (kw - 1)
     chunk = max(1, CHUNK_BYTES // (C * kh * kw * OH * OW * np.dtype(dtype).itemsize))
     sizes = dict(pitch=pitch, run=run, dx_pitch=dx_pitch, dx_run=dx_run, chunk=chunk)
+    winograd = (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and max(ph, pw) <= 2
+    if winograd and (conv == "winograd" or (conv == "auto" and WINOGRAD_FASTER)):
+        why = "NETTRAIN_CONV=winograd" if conv == "winograd" else WINOGRAD_WHY
+        return Plan(
+            direct=False,
+            forward=Pass("winograd", f"3x3 stride 1: Winograd F(2x2, 3x3), {why}"),
+            input_grad=Pass("winograd", "the padded dy, flipped filters, through the same"),
+            weight_grad=Pass("winograd", "dM @ V.T from the kept transformed input"),
+            winograd=True,
+            **sizes,
+        )
     if (sh, sw) != (1, 1) or (F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN):
         if (sh, sw) != (1, 1):
             why = f"stride {sh}x{sw}: the direct kernels take stride 1 only"
