@@ -6,10 +6,11 @@ The input is cut into 4x4 tiles d at stride 2, one per 2x2 block of outputs (P =
 sample), and with B, G, A the transforms below,
 
     V = B^T d B   (16 values a tile and channel),   U = G g G^T   (16 a filter and channel),
-    M[k] = U[k] @ V[k]   (k < 16: (F, C) @ (C, N*P), one BLAS product each),
+    M[n, k] = U[k] @ V[n, k]   (k < 16: (F, C) @ (C, P), a BLAS product a sample),
     y = A^T M A   (the 2x2 outputs of a tile and filter).
 
-Backward: the weight gradient is the adjoint in g, dU[k] = dM[k] @ V[k].T with dM = A dY A^T
+Backward: the weight gradient is the adjoint in g, dU[k] = sum_n dM[n, k] @ V[n, k].T with
+dM = A dY A^T
 (dY the tile's 2x2 of the masked output gradient) and dW = G^T dU G, from the V the forward
 pass kept; the input gradient is a 3x3 stride-1 convolution of the output gradient padded by
 2 - p (the flipped filter, its two channel axes swapped), run through the same forward. The
@@ -35,62 +36,64 @@ def tiles(OH: int, OW: int) -> tuple[int, int]:
     return (OH + 1) // 2, (OW + 1) // 2
 
 
-@njit(cache=True, inline="always")
-def _bt(d0, d1, d2, d3):
-    """B^T (d0, d1, d2, d3)."""
-    return d0 - d2, d1 + d2, d2 - d1, d1 - d3
-
-
 @njit(cache=True, parallel=True)
 def input_transform(xp, th, tw, V):
-    """xp (N, C, >= 2*th + 2, >= 2*tw + 2) padded -> V (16, C, N*th*tw): V[4a + b, c, tile] =
-    (B^T d B)[a, b] for the 4x4 tile d at rows 2i.., columns 2j.. (tile = (n*th + i)*tw + j)."""
+    """xp (N, C, >= 2*th + 2, >= 2*tw + 2) padded -> V (N, 16, C, th*tw): V[n, 4a + b, c,
+    i*tw + j] = (B^T d B)[a, b] for the 4x4 tile d at rows 2i.., columns 2j.. Each sample's
+    products then read one contiguous block. B^T d goes along whole rows, then (B^T d) B tile by
+    tile: both loops vectorise."""
     N, C = xp.shape[0], xp.shape[1]
+    width = 2 * tw + 2
     for n in prange(N):
+        t = np.empty((4, width), dtype=xp.dtype)
         for c in range(C):
             plane = xp[n, c]
             for i in range(th):
                 r0, r1, r2, r3 = plane[2 * i], plane[2 * i + 1], plane[2 * i + 2], plane[2 * i + 3]
-                base = (n * th + i) * tw
-                for j in range(tw):
-                    s, q = 2 * j, base + j
-                    t0 = _bt(r0[s], r1[s], r2[s], r3[s])  # B^T d, column by column
-                    t1 = _bt(r0[s + 1], r1[s + 1], r2[s + 1], r3[s + 1])
-                    t2 = _bt(r0[s + 2], r1[s + 2], r2[s + 2], r3[s + 2])
-                    t3 = _bt(r0[s + 3], r1[s + 3], r2[s + 3], r3[s + 3])
-                    for a in range(4):  # then (B^T d) B, row by row
-                        v = _bt(t0[a], t1[a], t2[a], t3[a])
-                        V[4 * a, c, q], V[4 * a + 1, c, q] = v[0], v[1]
-                        V[4 * a + 2, c, q], V[4 * a + 3, c, q] = v[2], v[3]
+                for w in range(width):  # B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
+                    t[0, w] = r0[w] - r2[w]
+                    t[1, w] = r1[w] + r2[w]
+                    t[2, w] = r2[w] - r1[w]
+                    t[3, w] = r1[w] - r3[w]
+                for a in range(4):  # then each row times B
+                    ta = t[a]
+                    v0 = V[n, 4 * a, c, i * tw : (i + 1) * tw]
+                    v1 = V[n, 4 * a + 1, c, i * tw : (i + 1) * tw]
+                    v2 = V[n, 4 * a + 2, c, i * tw : (i + 1) * tw]
+                    v3 = V[n, 4 * a + 3, c, i * tw : (i + 1) * tw]
+                    for j in range(tw):
+                        e0, e1, e2, e3 = ta[2 * j], ta[2 * j + 1], ta[2 * j + 2], ta[2 * j + 3]
+                        v0[j], v1[j], v2[j], v3[j] = e0 - e2, e1 + e2, e2 - e1, e1 - e3
 
 
 @njit(cache=True, parallel=True)
 def output_transform(M, bias, relu, th, tw, y):
-    """M (16, F, N*th*tw) -> y (N, F, OH, OW) = A^T M A + bias per tile, max(., 0) with relu;
+    """M (N, 16, F, th*tw) -> y (N, F, OH, OW) = A^T M A + bias per tile, max(., 0) with relu;
     the outputs past OH, OW are dropped."""
     N, F, OH, OW = y.shape
     for n in prange(N):
+        rows = np.empty((2, 2 * tw), dtype=y.dtype)
         for f in range(F):
             b, out = bias[f], y[n, f]
             for i in range(th):
-                base = (n * th + i) * tw
-                for j in range(tw):
-                    q = base + j
-                    m = M[:, f, q]
-                    # u = A^T m: two rows of four
-                    u0 = m[0] + m[4] + m[8]
-                    u1 = m[1] + m[5] + m[9]
-                    u2 = m[2] + m[6] + m[10]
-                    u3 = m[3] + m[7] + m[11]
-                    v0 = m[4] - m[8] - m[12]
-                    v1 = m[5] - m[9] - m[13]
-                    v2 = m[6] - m[10] - m[14]
-                    v3 = m[7] - m[11] - m[15]
-                    o = (u0 + u1 + u2 + b, u1 - u2 - u3 + b, v0 + v1 + v2 + b, v1 - v2 - v3 + b)
-                    for k in range(4):
-                        h, w = 2 * i + k // 2, 2 * j + k % 2
-                        if h < OH and w < OW:
-                            out[h, w] = max(o[k], 0) if relu else o[k]
+                m = M[n, :, f, i * tw : (i + 1) * tw]
+                top, bottom = rows[0], rows[1]
+                for j in range(tw):  # A^T m, then times A
+                    u0 = m[0, j] + m[4, j] + m[8, j]
+                    u1 = m[1, j] + m[5, j] + m[9, j]
+                    u2 = m[2, j] + m[6, j] + m[10, j]
+                    u3 = m[3, j] + m[7, j] + m[11, j]
+                    w0 = m[4, j] - m[8, j] - m[12, j]
+                    w1 = m[5, j] - m[9, j] - m[13, j]
+                    w2 = m[6, j] - m[10, j] - m[14, j]
+                    w3 = m[7, j] - m[11, j] - m[15, j]
+                    top[2 * j], top[2 * j + 1] = u0 + u1 + u2 + b, u1 - u2 - u3 + b
+                    bottom[2 * j], bottom[2 * j + 1] = w0 + w1 + w2 + b, w1 - w2 - w3 + b
+                for k in range(min(2, OH - 2 * i)):
+                    src, dst = rows[k], out[2 * i + k]
+                    for w in range(OW):
+                        v = src[w]
+                        dst[w] = max(v, 0) if relu else v
 
 
 @njit(cache=True, parallel=True)
@@ -110,25 +113,29 @@ def pad_masked(dy, y, relu, top, left, dpad):
 
 @njit(cache=True, parallel=True)
 def grad_transform(dpad, top, left, th, tw, dM):
-    """dM (16, F, N*th*tw) = A dY A^T per tile, dY the 2x2 of dpad at rows top + 2i..,
+    """dM (N, 16, F, th*tw) = A dY A^T per tile, dY the 2x2 of dpad at rows top + 2i..,
     columns left + 2j.. (the output gradient's tiles, as the forward pass cut the outputs)."""
     N, F = dpad.shape[0], dpad.shape[1]
     for n in prange(N):
+        t = np.empty((4, 2 * tw), dtype=dpad.dtype)
         for f in range(F):
             plane = dpad[n, f]
             for i in range(th):
                 g0, g1 = plane[top + 2 * i, left:], plane[top + 2 * i + 1, left:]
-                base = (n * th + i) * tw
-                for j in range(tw):
-                    q = base + j
-                    p, r, s, t = g0[2 * j], g0[2 * j + 1], g1[2 * j], g1[2 * j + 1]
-                    rows = ((p, r), (p + s, r + t), (p - s, r - t), (-s, -t))  # A dY
-                    for a in range(4):
-                        e0, e1 = rows[a]
-                        dM[4 * a, f, q] = e0  # then (A dY) A^T
-                        dM[4 * a + 1, f, q] = e0 + e1
-                        dM[4 * a + 2, f, q] = e0 - e1
-                        dM[4 * a + 3, f, q] = -e1
+                for w in range(2 * tw):  # A dY: rows g0, g0 + g1, g0 - g1, -g1
+                    t[0, w] = g0[w]
+                    t[1, w] = g0[w] + g1[w]
+                    t[2, w] = g0[w] - g1[w]
+                    t[3, w] = -g1[w]
+                for a in range(4):  # then times A^T
+                    ta = t[a]
+                    d0 = dM[n, 4 * a, f, i * tw : (i + 1) * tw]
+                    d1 = dM[n, 4 * a + 1, f, i * tw : (i + 1) * tw]
+                    d2 = dM[n, 4 * a + 2, f, i * tw : (i + 1) * tw]
+                    d3 = dM[n, 4 * a + 3, f, i * tw : (i + 1) * tw]
+                    for j in range(tw):
+                        e0, e1 = ta[2 * j], ta[2 * j + 1]
+                        d0[j], d1[j], d2[j], d3[j] = e0, e0 + e1, e0 - e1, -e1
 
 
 def filter_transform(weight) -> np.ndarray:
@@ -143,9 +150,9 @@ def convolve(xp, U, bias, relu, OH, OW, keep):
     transformed filters U (16, F, C); and V, when ``keep`` (for the weight gradient)."""
     N, C = xp.shape[:2]
     th, tw = tiles(OH, OW)
-    V = np.empty((16, C, N * th * tw), dtype=xp.dtype)
+    V = np.empty((N, 16, C, th * tw), dtype=xp.dtype)
     input_transform(xp, th, tw, V)
-    M = np.matmul(U, V)
+    M = np.matmul(U, V)  # (N, 16, F, P): a product per sample and k
     y = np.empty((N, U.shape[1], OH, OW), dtype=xp.dtype)
     output_transform(M, bias, relu, th, tw, y)
     return y, (V if keep else None)
@@ -173,9 +180,9 @@ def backward(V, weight, dy, y, relu, padding, in_shape, need_dx):
     dpad = np.empty((N, F, Hd, Wd), dtype=weight.dtype)
     pad_masked(dy, y, relu, top, left, dpad)
     db = dpad.sum(axis=(0, 2, 3))
-    dM = np.empty((16, F, N * th * tw), dtype=weight.dtype)
+    dM = np.empty((N, 16, F, th * tw), dtype=weight.dtype)
     grad_transform(dpad, top, left, th, tw, dM)
-    dU = np.matmul(dM, V.transpose(0, 2, 1)).reshape(4, 4, F, C)
+    dU = np.matmul(dM, V.transpose(0, 1, 3, 2)).sum(axis=0).reshape(4, 4, F, C)
     g = G.astype(weight.dtype)
     dW = np.einsum("ai,abfc,bj->fcij", g, dU, g)
     if not need_dx:
