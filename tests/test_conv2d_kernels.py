@@ -88,3 +88,19 @@ def test_no_winograd_and_bad_settings(monkeypatch):
     monkeypatch.setenv("NETTRAIN_CONV", "fast")
     with pytest.raises(ValueError, match="NETTRAIN_CONV must be one of auto, winograd"):
         build(Conv2d, (4, 8, 8), filters=4, kernel=3)
+
+
+def test_the_vector_unit_is_read_as_numba_reads_the_target(monkeypatch):
+    """NUMBA_CPU_FEATURES when set (the last word of a feature wins), else the host's."""
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+fma,+avx512f,-avx512f")
+    assert vectors.unit_of(vectors.target_features()) == vectors.AVX2
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2,+fma,+avx512f,-prefer-256-bit")
+    assert vectors.unit_of(vectors.target_features()) == vectors.AVX512
+    monkeypatch.setenv("NUMBA_CPU_FEATURES", "+avx2")  # no FMA: not the AVX2 unit
+    assert vectors.unit_of(vectors.target_features()) == vectors.OTHER
+    monkeypatch.delenv("NUMBA_CPU_FEATURES")
+    monkeypatch.setenv("NUMBA_CPU_NAME", "haswell")  # Numba keeps the host's features
+    import llvmlite.binding
+
+    monkeypatch.setattr(llvmlite.binding, "get_host_cpu_features", lambda: {"avx512f": True})
+    assert vectors.unit_of(vectors.target_features()) == vectors.AVX512

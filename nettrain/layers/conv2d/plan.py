@@ -1,23 +1,29 @@
-"""Which kernels a conv2d layer runs: ``plan()``, decided once per layer shape, and the measured
-reasons for every choice beside the constants that make it.
+"""Which kernels a conv2d layer runs: ``plan()``, decided once per layer shape and vector unit,
+and the measured reasons for every choice beside the constants that make it.
 
 A pass (forward, input gradient, weight gradient) runs either
 
 - the direct stride-1 kernels (direct.py, tile.py, wgrad.py): no im2col matrix, one sample per
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
-  tiles of four filters (tile.py), and what the tiles leave in the direct kernels of eight, two
-  and one filters a pass (direct.py); the weight gradient four, two or one filters a pass
-  (wgrad.py). A ``Step`` names the kernel that computes a block of output channels; or
+  tiles whose shape fits the vector unit the kernels are compiled for (TILES: 4 filters x 48
+  columns on AVX-512, 1 x 96 on AVX2; runtime/vectors.py's unit() says which), and what the
+  tiles leave in the direct kernels of eight, two and one filters a pass (direct.py); the weight
+  gradient four, two or one filters a pass (wgrad.py). A ``Step`` names the kernel that computes
+  a block of output channels; or
 - im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for strides other
-  than 1 and for many filters on small images.
+  than 1 and for many filters on small images; or
+- Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers, all three passes: only where
+  NETTRAIN_CONV=winograd asks for it, as it measured slower than the tiles on every layer tried
+  (WINOGRAD_FASTER); NETTRAIN_CONV=no-winograd rules it out.
 
 The layer (layer.py) calls ``plan()`` when it is built and runs the steps it names; the kernel
-modules choose nothing. ``nettrain bench`` prints each conv2d layer's plan.
+modules choose nothing. ``nettrain bench`` prints each conv2d layer's plan, and each reason
+names the vector unit and the tile it chose.
 
-Some numbers are not choices made here: a register tile is 4 filters by 48 columns (tile.FILTERS,
-tile.COLUMNS), compiled into tile.py's kernel, where they stay (Numba's on-disk cache keeps a
-global's value from compile time and checks only the kernel's own file); the weight gradient's
-LANES and GROUPS (wgrad.py) set how it sums, not which kernel runs.
+Some numbers are not choices made here: a tile's shape is compiled into its own kernel in
+tile.py, where it stays (Numba's on-disk cache keeps a global's value from compile time and
+checks only the kernel's own file); the weight gradient's LANES and GROUPS (wgrad.py) set how it
+sums, not which kernel runs.
 """
 
 from __future__ import annotations
@@ -85,7 +91,15 @@ DIRECT_WIDEST = 8
 WGRAD_WIDEST = 4
 # Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers with padding up to 2: NETTRAIN_CONV
 # = 'auto' (the default: where WINOGRAD_FASTER says), 'winograd' (every such layer) or
-# 'no-winograd' (none). Measurements: see WINOGRAD_WHY.
+# 'no-winograd' (none). It needs 2.25x fewer multiplications, but its transforms make 4x as many
+# values as they read and its 16 products per sample are small BLAS calls (K = channels).
+# Measured against the register tiles (2 threads of the AMD EPYC Zen 4, float32, batch 64, best
+# of 7 interleaved in one process, a shared machine), tiles -> Winograd, ms forward + backward:
+# 3 -> 32 on 32x32, 3.8+10.1 -> 16.3+44.2; 32 -> 32 on 32x32, 31.5+62.5 -> 63.4+112.6;
+# 32 -> 64 on 16x16, 12.6+34.3 -> 28.4+56.5; 64 -> 64 on 16x16, 22.3+49.9 -> 33.0+77.1: slower
+# everywhere, so nowhere by default. float32 error against a float64 reference, max |error| /
+# max |reference|: y and dx 1.7-3.4e-7 (the tiles: 2.2-8.6e-7), dW 1.6-3.2e-7 (the direct
+# weight gradient: 1.0-1.4e-7).
 CONV_MODES = ("auto", "winograd", "no-winograd")
 WINOGRAD_FASTER = False
 WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
