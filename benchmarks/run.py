@@ -15,12 +15,9 @@ Each measurement runs in its own process, one after another. On a shared machine
 speed drifts by +-25% from one run to the next, so the frameworks take turns for ``--rounds``
 rounds and the table shows each one's best round (every round is kept in the JSON).
 
-onnxruntime, when installed, adds an inference-only row per net: nettrain's own ONNX export of
-the net run by an onnxruntime session (same threads). ``--cpu-name NAME`` runs nettrain's
-processes with its kernels compiled for another CPU (NUMBA_CPU_NAME=NAME, and a fresh Numba cache
-of their own): nettrain's kernels as they would be on, e.g., an AVX2 machine (``haswell``,
-``znver2``). Numba passes the host's features whatever the name, so for the CPUs in AVX2_CPUS
-NUMBA_CPU_FEATURES is set to the host's with AVX-512 off; ``--cpu-features`` sets it outright.
+onnxruntime, when installed, adds an inference-only row per net: nettrain's own ONNX export run
+by an onnxruntime session. ``--cpu-name haswell`` compiles nettrain's kernels for another CPU
+(benchmarks/targets.py).
 """
 
 from __future__ import annotations
@@ -34,29 +31,10 @@ import tempfile
 import time
 from pathlib import Path
 
+from targets import numba_target, target_text
+
 ROOT = Path(__file__).resolve().parents[1]
 NETS = ("mlp", "lenet", "cifar", "cifar-bn")
-# LLVM CPU names without AVX-512: --cpu-name turns the host's AVX-512 features off for these
-AVX2_CPUS = ("haswell", "broadwell", "skylake", "znver1", "znver2", "znver3", "alderlake")
-
-
-def numba_target(name: str | None, features: str | None) -> dict:
-    """The environment that has nettrain's processes compile for CPU ``name`` (see the module
-    docstring); {} for the host."""
-    if name is None and features is None:
-        return {}
-    env = {"NUMBA_CACHE_DIR": tempfile.mkdtemp(prefix="nettrain-bench-numba-")}
-    if name is not None:
-        env["NUMBA_CPU_NAME"] = name
-    if features is None and name in AVX2_CPUS:
-        import llvmlite.binding as llvm
-
-        host = llvm.get_host_cpu_features()
-        on = {key: value and not key.startswith("avx512") for key, value in host.items()}
-        features = ",".join(("+" if value else "-") + key for key, value in on.items())
-    if features is not None:
-        env["NUMBA_CPU_FEATURES"] = features
-    return env
 
 
 def child_env(threads: int, **extra) -> dict:
@@ -266,7 +244,10 @@ def table(r: dict) -> str:
     lines = [
         f"CPU: {r['cpu']} ({r['vector_width']}); threads: {r['threads']}; float32 "
         f"matrix-product peak: {peak:.1f} GFLOP/s; best of {len(r['rounds'])} rounds",
-        *([f"nettrain compiled for: {r['nettrain_target']}"] if r.get("nettrain_target") else []),
+        *(
+            [f"nettrain compiled for: {target_text(r['nettrain_target'])}"]
+            * bool(r.get("nettrain_target"))
+        ),
         "",
         "| net | framework | train samples/s | ratio | GFLOP/s (% peak) | inference samples/s "
         "| ratio | peak RSS MB |",
