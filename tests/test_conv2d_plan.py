@@ -22,8 +22,8 @@ REPO = Path(__file__).resolve().parent.parent
 # edge cases: CxHxW filters@kernel, stride, padding, dtype | the forward pass's kernels | the input
 # gradient's | the weight gradient's | samples per im2col chunk, as planned for AVX-512. A direct
 # pass is its kernels in order with the output channels each computes (tile4x48:60 direct2:2
-# direct1:1 = channels 0-59 in
-# register tiles, 60-61 by direct2, 62 by direct1); im2col = im2col + BLAS for all three passes.
+# direct1:1 = channels 0-59 in register tiles, 60-61 by direct2, 62 by direct1); im2col = im2col
+# + BLAS for all three passes.
 # Recorded from the code before plan.py existed (commit 1e29493, where the choice was spread over
 # layer.py, direct.py and wgrad.py): each layer was run with every kernel replaced by a stub that
 # logged its name and output channels, and its _chunk() read.

@@ -14,10 +14,11 @@ only chooses the initialiser.
 The kernels, same results up to rounding, chosen per layer shape by ``plan()`` (plan.py, which
 has the measurements behind every choice) when the layer is built; ``self.plan`` says what runs:
 - stride 1 (nearly every net): direct convolution, one sample per thread, never building an
-  im2col matrix. The forward pass goes in register tiles of four filters (tile.py) where the
-  output rows hold a tile, the filters left over (and small images) in direct.py's kernels of
-  eight, two and one filters; the input gradient is itself such a convolution, of the padded
-  output gradient, run the same way; the weight gradient goes four, two or one filters a pass
+  im2col matrix. The forward pass goes in register tiles sized for the vector unit (tile.py;
+  4 filters x 48 columns on AVX-512, 1 x 96 on AVX2) where the output rows hold a tile, the
+  filters left over (and small images) in direct.py's kernels of eight, two and one filters;
+  the input gradient is itself such a convolution, of the padded output gradient, run the same
+  way; the weight gradient goes four, two or one filters a pass
   (wgrad.py), in the same pass over dy that pads it for the input gradient.
 - other strides, and stride 1 with many filters on small images: the whole batch lowered to one
   BLAS matrix product through im2col (lowered.py); the weight gradient is one more product with
