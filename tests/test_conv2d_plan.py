@@ -118,16 +118,18 @@ def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
     assert all(q.reason for q in passes)
 
 
-# The same layers planned for AVX2 (16 vector registers): 1x96 tiles where the run holds 96
-# columns, the direct kernels elsewhere; the weight gradient and im2col do not depend on the unit.
+# The same layers planned for AVX2 (16 vector registers): 3x32 tiles where the run holds 32
+# columns, the direct kernels for the filters left over and elsewhere; the weight gradient and
+# im2col do not depend on the unit.
 AVX2_TABLE = """
-1x28x28 8@5x5 s1 p2 f32    | tile1x96:8 | tile1x96:1 | wgrad4:8 | 53
-8x14x14 16@5x5 s1 p2 f32   | tile1x96:16 | tile1x96:8 | wgrad4:16 | 26
-3x32x32 32@3x3 s1 p1 f32   | tile1x96:32 | tile1x96:3 | wgrad4:32 | 37
-32x32x32 32@3x3 s1 p1 f32  | tile1x96:32 | tile1x96:32 | wgrad4:32 | 3
-32x16x16 64@3x3 s1 p1 f32  | tile1x96:64 | tile1x96:32 | wgrad4:64 | 14
-64x16x16 64@3x3 s1 p1 f32  | tile1x96:64 | tile1x96:64 | wgrad4:64 | 7
-64x8x8 63@3x3 s1 p1 f32    | direct8:56 direct2:6 direct1:1 | direct8:64 | wgrad4:60 wgrad2:2 wgrad1:1 | 28
+1x28x28 8@5x5 s1 p2 f32    | tile3x32:6 direct2:2 | direct1:1 | wgrad4:8 | 53
+8x14x14 16@5x5 s1 p2 f32   | tile3x32:15 direct1:1 | tile3x32:6 direct2:2 | wgrad4:16 | 26
+3x32x32 32@3x3 s1 p1 f32   | tile3x32:30 direct2:2 | tile3x32:3 | wgrad4:32 | 37
+32x32x32 32@3x3 s1 p1 f32  | tile3x32:30 direct2:2 | tile3x32:30 direct2:2 | wgrad4:32 | 3
+32x16x16 64@3x3 s1 p1 f32  | tile3x32:63 direct1:1 | tile3x32:30 direct2:2 | wgrad4:64 | 14
+64x16x16 64@3x3 s1 p1 f32  | tile3x32:63 direct1:1 | tile3x32:63 direct1:1 | wgrad4:64 | 7
+64x8x8 63@3x3 s1 p1 f32    | tile3x32:63 | tile3x32:63 direct1:1 | wgrad4:60 wgrad2:2 wgrad1:1 | 28
+5x6x6 11@3x3 s1 p1 f32     | tile3x32:9 direct2:2 | tile3x32:3 direct2:2 | wgrad4:8 wgrad2:2 wgrad1:1 | 647
 32x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 74
 """  # noqa: E501
 
@@ -144,9 +146,9 @@ def test_plan_follows_the_target_numba_compiles_for(monkeypatch):
     tiles; with it, the AVX-512 tiles. No kernel is compiled."""
     key = ((32, 32, 32), 32, (3, 3), (1, 1), (1, 1), "float32")
     for features, unit, name in (
-        ("+avx,+avx2,+fma,-avx512f", vectors.AVX2, "tile1x96"),
+        ("+avx,+avx2,+fma,-avx512f", vectors.AVX2, "tile3x32"),
         ("+avx,+avx2,+fma,+avx512f,-prefer-256-bit", vectors.AVX512, "tile4x48"),
-        ("+sse4.2", vectors.OTHER, "tile1x96"),
+        ("+sse4.2", vectors.OTHER, "tile3x32"),
     ):
         monkeypatch.setenv("NUMBA_CPU_FEATURES", features)
         vectors.unit.cache_clear()

@@ -190,7 +190,7 @@ def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, steps):
     """xp (N, C*Hp*Wp) padded samples, Wm (F, T), bias (F,) -> y (N, F, OH, OW), with
     max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). ``steps`` (plan.py's Step)
     name the kernel of each block of filters: one of tile.FORWARD (register tiles, 'tile4x48'
-    or 'tile1x96') or one of FORWARD."""
+    or 'tile3x32') or one of FORWARD."""
     Wt = None
     for step in steps:
         if step.kernel in tile.FORWARD:

@@ -6,7 +6,7 @@ A pass (forward, input gradient, weight gradient) runs either
 - the direct stride-1 kernels (direct.py, tile.py, wgrad.py): no im2col matrix, one sample per
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
   tiles whose shape fits the vector unit the kernels are compiled for (TILES: 4 filters x 48
-  columns on AVX-512, 1 x 96 on AVX2; runtime/vectors.py's unit() says which), and what the
+  columns on AVX-512, 3 x 32 on AVX2; runtime/vectors.py's unit() says which), and what the
   tiles leave in the direct kernels of eight, two and one filters a pass (direct.py); the weight
   gradient four, two or one filters a pass (wgrad.py). A ``Step`` names the kernel that computes
   a block of output channels; or
@@ -62,27 +62,29 @@ DIRECT_MIN_RUN = 128  # more: direct only from a run (``Plan.run``) of this many
 # AVX2 (16 registers): the same 4 x 48 sums take 24 ymm registers, and LLVM spills 8 of them to
 # the stack and back on every tap (its compiled inner loop, NUMBA_CPU_NAME=haswell with the
 # AVX-512 features off: 24 FMAs, 12 loads and 12 stores of spilled sums a tap); an AMD EPYC Zen 2
-# ran the CIFAR net's 32 -> 32 conv at 46 GFLOP/s, 25% of its peak. 1 filter x 96 columns keeps
-# its 96 sums in 12 ymm registers with no spill (12 FMAs reading the input straight from memory
-# and one broadcast a tap). Shapes that fit AVX2 with fewer columns (4x24, 6x16, 3x32, 2x40,
-# 3x40, 2x32) come out as scalar code, 1-4 GFLOP/s: LLVM unrolls their column loop fully and
-# does not vectorise it again; 2x48 and 3x48 still spill 3 and 8 sums. Measured on the Zen 4
-# compiled for Haswell (one thread, batch 8, best of 30, interleaved; a shared machine), 4x48 ->
-# 1x96 GFLOP/s: 32 -> 32 on 32x32, 48 -> 43; 32 -> 64 and 64 -> 64 on 16x16, 46-47 -> 45-47; 8 -> 16
-# 5x5 on 14x14, 36 -> 34; first layers 27-31 -> 16-18: the Zen 4 does not pay for the spills as
-# the Zen 2 did (that gain is not measured here). Other vector units (SSE, NEON) get the AVX2
-# tile, the one with the fewest sums.
+# ran the CIFAR net's 32 -> 32 conv at 46 GFLOP/s, 25% of its peak. 3 filters x 32 columns keep
+# 96 sums in 12 ymm registers, with 3 broadcast weights and 1 input: all 16, nothing spilled (12
+# FMAs, 4 input loads a tap). Measured on the Zen 4 compiled for Haswell (AVX2 code; one thread,
+# batch 8, best of 30, kernels interleaved in one process; a shared machine), GFLOP/s of 4x48 ->
+# 3x32: 32 -> 32 on 32x32, 38-49 -> 77-79; 32 -> 64 and 64 -> 64 on 16x16, 37-49 -> 81-83; the
+# input gradients 64 -> 32 on 16x16, 38-49 -> 78-79, and LeNet's 16 -> 8 5x5 on 14x14, 28-38 ->
+# 63; LeNet's 8 -> 16, 28-37 -> 66; first layers 3 -> 32 and 1 -> 8, 23-31 -> 33-37. The other
+# candidates, same runs: 1x96 (12 sums, no spill, but a load per FMA) 35-48; 2x48 64-66; 2x40
+# 50-61; 4x24 and 6x16 27-41. Filters left over from the threes (2 of 32, 1 of 64) go to
+# direct.py's kernels. The AVX-512 tile, compiled as it is for AVX-512 (one loop order for
+# both), ran as before: 91-96 GFLOP/s on the CIFAR layers; 8x32 measured the same there. Other
+# vector units (SSE, NEON) get the AVX2 tile.
 TILES = {
     vectors.AVX512: (
         "tile4x48",
         "AVX-512, 32 registers: 4x48 tiles, 192 sums in 12; Zen 4: 170-176 GFLOP/s on 32->32@32x32",
     ),
     vectors.AVX2: (
-        "tile1x96",
-        "AVX2, 16 registers: 1x96 tiles, 96 sums in 12; 4x48 spills 8 a tap, 46 GFLOP/s (25% of "
-        "peak) on a Zen 2's 32->32@32x32",
+        "tile3x32",
+        "AVX2, 16 registers: 3x32 tiles, 96 sums in 12; 4x48 spills, 38-49 -> 77-79 GFLOP/s on "
+        "32->32@32x32 (one core, Zen 4 compiled for Haswell)",
     ),
-    vectors.OTHER: ("tile1x96", "no AVX2: 1x96 tiles, the fewest sums of the tiles that vectorise"),
+    vectors.OTHER: ("tile3x32", "no AVX2: the AVX2 tiles, 3x32"),
 }
 
 # The direct forward kernels (direct.py) compute this many filters a pass, then pairs, then one:
@@ -120,7 +122,7 @@ CHUNK_BYTES = 4 << 20
 
 @dataclass(frozen=True)
 class Step:
-    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile4x48', 'tile1x96'
+    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile4x48', 'tile3x32'
     (tile.FORWARD),
     'direct8', 'direct2', 'direct1' (direct.FORWARD), 'wgrad4', 'wgrad2', 'wgrad1' (wgrad.GRAD)."""
 

@@ -9,22 +9,25 @@ Same flat "wide" layout and notation as direct.py: for a sample x (C*Hp*Wp,),
 
 A tile is F filters by Q consecutive wide columns. Its F*Q sums stay in vector registers for the
 whole sum over the T taps (they live in a small array on the stack, which LLVM promotes to
-registers): each tap loads Q inputs and broadcasts F weights for F*Q multiply-adds, and the sums
-are written once, at the end, where direct.py's kernels load and store their sums in memory
-every four taps. Only the outputs (ow < OW) are stored, with max(., 0) when relu is fused. A
-sample's last tile starts at run - Q, overlapping the one before (the columns computed twice get
-the same values), so that nothing is read past the sample; runs shorter than a tile use
-direct.py's kernels. Tiles go column block by column block, the filters inside, so that the
-inputs a column block reads stay in the L1 cache while every filter uses them.
+registers): each tap loads Q inputs, each once, into all F filters' sums, with F broadcast
+weights, and the sums are written once, at the end, where direct.py's kernels load and store
+their sums in memory every four taps. Only the outputs (ow < OW) are stored, with max(., 0) when
+relu is fused. A sample's last tile starts at run - Q, overlapping the one before (the columns
+computed twice get the same values), so that nothing is read past the sample; runs shorter than
+a tile use direct.py's kernels. Tiles go column block by column block, the filters inside, so
+that the inputs a column block reads stay in the L1 cache while every filter uses them.
 
 The sums must fit the vector registers, or they are spilled to the stack on every tap: 4 x 48
-float32 sums are 12 of AVX-512's 32 zmm registers, but 24 of AVX2's 16 ymm. So there is one
-kernel per tile shape (FORWARD, named 'tile{F}x{Q}'), each compiled with its F and Q as
-constants, only when a plan names it; plan.py picks the shape per vector unit. The shapes are
-constants of separately compiled kernels, not globals read at run time: Numba's on-disk cache
-keeps a global's value from compile time and checks only this file. (32-column tiles and fewer
-can come out as scalar code on some targets: LLVM unrolls the column loop fully and does not
-vectorise it again; plan.py's measurements say which shapes vectorise where.)
+float32 sums are 12 of AVX-512's 32 zmm registers, but 24 of AVX2's 16 ymm; 3 x 32 are 12 ymm,
+with 3 broadcast weights and 1 input: all 16. So there is one kernel per tile shape (FORWARD,
+named 'tile{F}x{Q}'), each compiled with its F and Q as constants, only when a plan names it;
+plan.py picks the shape per vector unit, with the measurements. The shapes are constants of
+separately compiled kernels, not globals read at run time: Numba's on-disk cache keeps a
+global's value from compile time and checks only this file. The loop over a tap's columns holds
+the loop over filters (each input loaded once for all of them): with the filters outside, LLVM
+compiled tiles of fewer than 48 columns to scalar code (it unrolls a short column loop fully and
+does not vectorise it again), and loaded a tap's whole run of inputs before using it, which
+spilled sums on AVX2.
 """
 
 from __future__ import annotations
@@ -72,10 +75,10 @@ def _tile_sample(FILTERS: int, COLUMNS: int):
                 for t in range(len(offsets)):
                     xs = x[offsets[t] + q0 : offsets[t] + q0 + COLUMNS]
                     ws = Wt[t, f : f + FILTERS]
-                    for k in range(FILTERS):
-                        w = ws[k]
-                        for q in range(COLUMNS):
-                            acc[k, q] += w * xs[q]
+                    for q in range(COLUMNS):  # each input once, into every filter's sums
+                        v = xs[q]
+                        for k in range(FILTERS):
+                            acc[k, q] += ws[k] * v
                 oh = q0 // pitch
                 ow = q0 - oh * pitch
                 for q in range(COLUMNS):
@@ -92,7 +95,7 @@ def _tile_sample(FILTERS: int, COLUMNS: int):
 
 
 _sample4x48 = _tile_sample(4, 48)
-_sample1x96 = _tile_sample(1, 96)
+_sample3x32 = _tile_sample(3, 32)
 
 
 # One parallel loop per shape, written out: a closure over a kernel would put the kernel object
@@ -104,9 +107,9 @@ def _forward4x48(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1):
 
 
 @njit(cache=True, parallel=True)
-def _forward1x96(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1):
+def _forward3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1):
     for n in prange(len(xp)):
-        _sample1x96(xp[n], Wt, bias, offsets, relu, OW, pitch, run, y[n], f0, f1)
+        _sample3x32(xp[n], Wt, bias, offsets, relu, OW, pitch, run, y[n], f0, f1)
 
 
 # name -> (filters, columns, kernel). A kernel: xp (N, C*Hp*Wp) padded samples, Wt (T, F),
@@ -114,7 +117,7 @@ def _forward1x96(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1):
 # run >= its columns; one sample per thread.
 FORWARD = {
     "tile4x48": (4, 48, _forward4x48),
-    "tile1x96": (1, 96, _forward1x96),
+    "tile3x32": (3, 32, _forward3x32),
 }
 
 
