@@ -102,13 +102,15 @@ WGRAD_WIDEST = 4
 # = 'auto' (the default: where WINOGRAD_FASTER says), 'winograd' (every such layer) or
 # 'no-winograd' (none). It needs 2.25x fewer multiplications, but its transforms make 4x as many
 # values as they read and its 16 products per sample are small BLAS calls (K = channels).
-# Measured against the register tiles (2 threads of the AMD EPYC Zen 4, float32, batch 64, best
-# of 7 interleaved in one process, a shared machine), tiles -> Winograd, ms forward + backward:
-# 3 -> 32 on 32x32, 3.8+10.1 -> 16.3+44.2; 32 -> 32 on 32x32, 31.5+62.5 -> 63.4+112.6;
-# 32 -> 64 on 16x16, 12.6+34.3 -> 28.4+56.5; 64 -> 64 on 16x16, 22.3+49.9 -> 33.0+77.1: slower
-# everywhere, so nowhere by default. float32 error against a float64 reference, max |error| /
-# max |reference|: y and dx 1.7-3.4e-7 (the tiles: 2.2-8.6e-7), dW 1.6-3.2e-7 (the direct
-# weight gradient: 1.0-1.4e-7).
+# Measured against the register tiles and the direct weight gradient (2 threads of the AMD EPYC
+# Zen 4, float32, batch 64, best of 7 interleaved in one process; a shared machine), ms forward
+# + backward (input gradient included), tiles -> Winograd: 3 -> 32 on 32x32, 3.7+6.2 ->
+# 14.2+24.3; 32 -> 32 on 32x32, 15.1+29.1 -> 28.1+51.6; 32 -> 64 on 16x16, 7.5+16.4 ->
+# 12.0+26.7; 64 -> 64 on 16x16, 14.6+30.5 -> 18.7+37.4. Compiled for Haswell (the AVX2 tiles;
+# numpy's BLAS still AVX-512): 4.2+5.1 -> 13.1+24.7, 18.8+42.4 -> 27.6+59.7, 9.0+22.7 ->
+# 11.7+37.1, 17.3+42.9 -> 19.6+49.5. Slower everywhere, so nowhere by default. float32 error
+# against a float64 reference, max |error| / max |reference| on those layers: y 1.7-3.1e-7 (the
+# tiles: 2.2-8.6e-7), dx 2.6-3.4e-7 (3.7-7.4e-7), dW 1.6-3.2e-7 (the direct kernels: 1.0-1.4e-7).
 CONV_MODES = ("auto", "winograd", "no-winograd")
 WINOGRAD_FASTER = False
 WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
