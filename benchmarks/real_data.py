@@ -1,6 +1,6 @@
 """nettrain on everyday CSV files, next to scikit-learn on the same split.
 
-    pip install scikit-learn   # a benchmark-only dependency
+    pip install scikit-learn pandas palmerpenguins vega_datasets   # benchmark-only
     NETTRAIN_THREADS=1 python benchmarks/real_data.py [--seed 0] [--folder FOLDER]
 
 scikit-learn's bundled digits (10 classes), breast cancer (binary) and diabetes (regression,
@@ -15,7 +15,8 @@ the same standardized split. nettrain holds out 20% of its training file (``data
 used to choose) is the one scored. FOLDER (default benchmarks/results/real-data, not kept in
 the repository) receives the files, configs, runs and results.json. The table shows test
 accuracy for the classifiers, RMSE and R2 for diabetes (the figures, not speed: nothing here is
-timed).
+timed). Then two everyday tables with category columns and missing fields (penguins, cars:
+benchmarks/real_tables.py), against scikit-learn pipelines that impute, one-hot and standardize.
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import real_tables  # noqa: E402  (beside this file)
 
 # nettrain's configs: {train} and {test} are filled in; no label key, standardized inputs
 CONFIGS = {
@@ -72,11 +75,14 @@ train:
 }
 
 
+CONFIGS.update(real_tables.CONFIGS)
+
 # how the table names nettrain's net of each config
 NETS = {
     "digits": "nettrain 64 relu",
     "breast_cancer": "nettrain 16 tanh, 1 sigmoid",
     "diabetes": "nettrain 16 relu, 1 linear",
+    **real_tables.NETS,
 }
 
 
@@ -156,6 +162,7 @@ def sklearn_models(task: str, seed: int):
 
 
 def score(task: str, y: np.ndarray, predicted: np.ndarray) -> dict:
+    y = np.asarray(y)
     if task != "regression":
         return {"accuracy": float(np.mean(predicted == y))}
     rmse = float(np.sqrt(np.mean((predicted - y) ** 2)))
@@ -172,11 +179,14 @@ def main() -> None:
         default=ROOT / "benchmarks" / "results" / "real-data",
         help="where the CSV files, configs and runs go",
     )
+    parser.add_argument("--tables-only", action="store_true", help="penguins and cars alone")
     args = parser.parse_args()
     warnings.filterwarnings("ignore", module="sklearn")  # MLP convergence notices
     args.folder.mkdir(parents=True, exist_ok=True)
     rows = []
-    for name, task, x_train, x_test, y_train, y_test, names in datasets(args.seed):
+    for name, task, x_train, x_test, y_train, y_test, names in (
+        () if args.tables_only else datasets(args.seed)
+    ):
         write_csv(args.folder / f"{name}-train.csv", x_train, y_train, names)
         write_csv(args.folder / f"{name}-test.csv", x_test, y_test, names)
         result = nettrain(name, args.folder, args.seed)
@@ -192,6 +202,7 @@ def main() -> None:
         for label, model in sklearn_models(task, args.seed):
             model.fit(x_train, y_train)
             rows.append((name, task, shape, label, score(task, y_test, model.predict(x_test))))
+    rows += real_tables.rows(args.folder, args.seed, nettrain, score)
     print(f"seed {args.seed}: 80/20 split, standardized inputs; test set figures")
     print()
     print(

@@ -1,6 +1,7 @@
 """nettrain against PyTorch on the CPU, measured side by side in one run.
 
     python benchmarks/run.py [--threads 2] [--rounds 3] [--output benchmarks/results/latest.json]
+                             [--cpu-name haswell [--cpu-features +avx2,...]]
 
 For the MNIST `mlp` (784-256-128-10 tanh, batch 64), `lenet` (configs/mnist-lenet.yaml,
 batch 128), the CIFAR-shaped `cifar` and `cifar-bn` (benchmarks/configs/, batch 64, random
@@ -15,6 +16,10 @@ with a cold and with a warm Numba cache. PyTorch is optional: `pip install torch
 Each measurement runs in its own process, one after another. On a shared machine a process's
 speed drifts by +-25% from one run to the next, so the frameworks take turns for ``--rounds``
 rounds and the table shows each one's best round (every round is kept in the JSON).
+
+onnxruntime, when installed, adds an inference-only row per net: nettrain's own ONNX export run
+by an onnxruntime session. ``--cpu-name haswell`` compiles nettrain's kernels for another CPU
+(benchmarks/targets.py).
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from targets import numba_target, target_text
 
 ROOT = Path(__file__).resolve().parents[1]
 NETS = ("mlp", "lenet", "cifar", "cifar-bn", "cifar-resnet")
@@ -93,7 +100,16 @@ def has_torch() -> bool:
     return True
 
 
-def fit_memory_and_time(threads: int) -> dict:
+def has_onnxruntime() -> bool:
+    try:
+        import onnx  # noqa: F401
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def fit_memory_and_time(threads: int, target: dict) -> dict:
     """Peak RSS of `nettrain fit configs/mnist-lenet.yaml` for one epoch (a real run)."""
     with tempfile.TemporaryDirectory() as tmp:
         args = [
@@ -112,7 +128,7 @@ def fit_memory_and_time(threads: int) -> dict:
         proc = subprocess.Popen(
             args,
             cwd=ROOT,
-            env=child_env(threads),
+            env=child_env(threads, **target),
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
         )
@@ -124,7 +140,7 @@ def fit_memory_and_time(threads: int) -> dict:
     return {"peak_rss_mb": usage.ru_maxrss / 1024, "wall_s": wall}
 
 
-def startup(threads: int) -> dict:
+def startup(threads: int, target: dict) -> dict:
     """Seconds of `nettrain --help`; and of a one-batch fit with a cold / warm Numba cache:
     from command start to its first trained batch, and to the end of the run (checkpoint
     written)."""
@@ -145,7 +161,7 @@ def startup(threads: int) -> dict:
         config = (ROOT / "configs/mnist-lenet.yaml").read_text()
         config = config.replace("dataset: mnist", f"train: {tmp / 'one-batch.npz'}")
         (tmp / "one-batch.yaml").write_text(config)
-        env = child_env(threads, NUMBA_CACHE_DIR=str(tmp / "numba-cache"))
+        env = child_env(threads, **{**target, "NUMBA_CACHE_DIR": str(tmp / "numba-cache")})
         first, whole = [], []
         for n in range(3):  # cold, then warm twice (the better warm figure is kept)
             args = [
@@ -172,15 +188,20 @@ def main():
     parser.add_argument("--output", default=str(ROOT / "benchmarks/results/latest.json"))
     parser.add_argument("--nets", nargs="+", default=list(NETS), choices=NETS)
     parser.add_argument("--no-startup", action="store_true", help="skip the fit and start-up runs")
+    parser.add_argument("--cpu-name", help="compile nettrain's kernels for this LLVM CPU name")
+    parser.add_argument("--cpu-features", help="NUMBA_CPU_FEATURES for nettrain's processes")
     args = parser.parse_args()
     t = args.threads
     frameworks = ["nettrain"] + (["torch"] if has_torch() else [])
+    frameworks += ["onnxruntime"] if has_onnxruntime() else []
+    target = numba_target(args.cpu_name, args.cpu_features)
     model, width = cpu_model()
     result = {
         "threads": t,
         "cpu": model,
         "vector_width": width,
         "matmul_peak_gflops": matmul_peak(t),
+        "nettrain_target": {k: v for k, v in target.items() if k != "NUMBA_CACHE_DIR"},
         "rounds": [],
         "nets": {},
     }
@@ -188,16 +209,15 @@ def main():
         runs = {}
         for net in args.nets:
             for fw in frameworks:
-                out, _ = run_child(
-                    [sys.executable, "benchmarks/worker.py", fw, net, str(t)], child_env(t)
-                )
+                env = child_env(t, **(target if fw == "nettrain" else {}))
+                out, _ = run_child([sys.executable, "benchmarks/worker.py", fw, net, str(t)], env)
                 runs.setdefault(net, {})[fw] = json.loads(out)
                 print(f"{net:6s} {fw:9s} {out.strip()}", file=sys.stderr)
         result["rounds"].append(runs)
     result["nets"] = best_rounds(result["rounds"])
     if not args.no_startup:
-        result["fit_lenet"] = fit_memory_and_time(t)
-        result["startup"] = startup(t)
+        result["fit_lenet"] = fit_memory_and_time(t, target)
+        result["startup"] = startup(t, target)
     if has_torch():
         import torch
 
@@ -216,7 +236,8 @@ def best_rounds(rounds: list) -> dict:
             for fw, m in by_fw.items():
                 b = best.setdefault(net, {}).setdefault(fw, dict(m))
                 for key in ("train_samples_per_s", "inference_samples_per_s", "peak_rss_mb"):
-                    b[key] = max(b[key], m[key])
+                    if m[key] is not None:  # onnxruntime does not train
+                        b[key] = max(b[key], m[key])
     return best
 
 
@@ -225,6 +246,10 @@ def table(r: dict) -> str:
     lines = [
         f"CPU: {r['cpu']} ({r['vector_width']}); threads: {r['threads']}; float32 "
         f"matrix-product peak: {peak:.1f} GFLOP/s; best of {len(r['rounds'])} rounds",
+        *(
+            [f"nettrain compiled for: {target_text(r['nettrain_target'])}"]
+            * bool(r.get("nettrain_target"))
+        ),
         "",
         "| net | framework | train samples/s | ratio | GFLOP/s (% peak) | inference samples/s "
         "| ratio | peak RSS MB |",
@@ -235,13 +260,15 @@ def table(r: dict) -> str:
         flops = by_fw["nettrain"]["forward_flops_per_sample"]
         for fw, m in by_fw.items():
             tr, inf = m["train_samples_per_s"], m["inference_samples_per_s"]
-            gflops = 3 * flops * tr / 1e9
-            ratio_t = f"{tr / ref['train_samples_per_s']:.2f}" if ref else "-"
             ratio_i = f"{inf / ref['inference_samples_per_s']:.2f}" if ref else "-"
+            if tr is None:  # onnxruntime: inference only
+                train = "- | - | -"
+            else:
+                gflops = 3 * flops * tr / 1e9
+                ratio_t = f"{tr / ref['train_samples_per_s']:.2f}" if ref else "-"
+                train = f"{tr:,.0f} | {ratio_t} | {gflops:.1f} ({100 * gflops / peak:.0f}%)"
             lines.append(
-                f"| {net} | {fw} | {tr:,.0f} | {ratio_t} | {gflops:.1f} "
-                f"({100 * gflops / peak:.0f}%) | {inf:,.0f} | {ratio_i} | "
-                f"{m['peak_rss_mb']:.0f} |"
+                f"| {net} | {fw} | {train} | {inf:,.0f} | {ratio_i} | {m['peak_rss_mb']:.0f} |"
             )
     if all("torch" in by_fw for runs in r["rounds"] for by_fw in runs.values()):
         lines.append("")

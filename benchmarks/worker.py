@@ -1,9 +1,13 @@
 """One measurement in its own process (so that its peak memory is its own).
 
-    python benchmarks/worker.py nettrain|torch mlp|lenet|cifar|cifar-bn|cifar-resnet THREADS
+    python benchmarks/worker.py nettrain|torch|onnxruntime NET THREADS
+
+NET: mlp, lenet, cifar, cifar-bn or cifar-resnet.
 
 Prints one JSON object: training samples/s over a whole epoch after a warm-up epoch part,
 inference samples/s over the 10000 test images (the best of 5 passes), peak resident memory.
+`onnxruntime` only infers: the same net built by nettrain (untrained), exported by nettrain's
+ONNX export and run by an onnxruntime session with THREADS intra-op threads.
 The MNIST nets train on MNIST; `cifar`, `cifar-bn` and `cifar-resnet` (benchmarks/configs/) on
 random 3x32x32 inputs with random labels: CIFAR_TRAIN samples, inference over CIFAR_TEST in batches
 of 256. PyTorch's `cifar-resnet` is built from the same config (benchmarks/torch_net.py).
@@ -133,6 +137,39 @@ def nettrain_random():
     return len(x), train_seconds, len(xs), infer_seconds, flops
 
 
+def onnxruntime_run():
+    """Inference only, on nettrain's own ONNX export of the net (train_samples_per_s: null)."""
+    import numpy as np
+    import onnxruntime as ort
+
+    from nettrain.export.onnx import to_onnx
+
+    if CIFAR:
+        from nettrain.assemble import net_for_config
+        from nettrain.core import streams
+
+        net, _ = net_for_config(CONFIG)
+        net.init_params(streams.bench_rng(0))
+        xs = random_images()[2]
+    else:
+        from nettrain.config import load_config
+        from nettrain.training.prepare import prepare
+
+        run = prepare(*load_config(CONFIG, ["train.epochs=1"]))
+        net, test = run.net, run.test
+        xs = test.inputs(np.arange(len(test)), net.dtype)
+    meta = {"data": {"preprocess": None}, "config": {}}  # xs are already preprocessed
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+    session = ort.InferenceSession(
+        to_onnx([(net, meta, "benchmark")]), options, providers=["CPUExecutionProvider"]
+    )
+    xs = np.ascontiguousarray(xs, dtype=np.float32)
+    session.run(None, {"input": xs[:CHUNK]})
+    infer_seconds = best_pass(lambda b: session.run(None, {"input": xs[b : b + CHUNK]}), len(xs))
+    return None, None, len(xs), infer_seconds, None
+
+
 def torch_cifar(nn, bn: bool):
     """The cifar net in PyTorch; with ``bn`` a BatchNorm2d after every conv (conv bias off)."""
     layers, channels = [], 3
@@ -219,7 +256,8 @@ def torch_run():
 
 
 if __name__ == "__main__":
-    n, train_s, n_test, infer_s, flops = (nettrain_run if FRAMEWORK == "nettrain" else torch_run)()
+    runner = {"nettrain": nettrain_run, "torch": torch_run, "onnxruntime": onnxruntime_run}
+    n, train_s, n_test, infer_s, flops = runner[FRAMEWORK]()
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
@@ -228,7 +266,7 @@ if __name__ == "__main__":
                 "net": NET,
                 "threads": THREADS,
                 "batch": BATCH,
-                "train_samples_per_s": n / train_s,
+                "train_samples_per_s": n / train_s if n else None,
                 "train_epoch_s": train_s,
                 "inference_samples_per_s": n_test / infer_s,
                 "peak_rss_mb": peak_kb / 1024,

@@ -99,10 +99,12 @@ class Model:
     # -- using it ------------------------------------------------------------------------------
 
     def predict(self, x, batch_size: int = 256):
-        """Outputs (N, K) on inputs x: an array (N, *input_shape), or a path in any format
-        ``nettrain predict`` reads. Float inputs are taken as already scaled; integer pixels
-        get the training data's scaling; then ``data.preprocess``. With several nets, the mean
-        of their outputs. Exactly what ``nettrain predict --format npy`` writes."""
+        """Outputs (N, K) on inputs x: an array (N, *input_shape), a path in any format
+        ``nettrain predict`` reads, or a pandas DataFrame of a table's raw rows (its columns by
+        name, the label column there or not; docs/csv.md). Float inputs are taken as already
+        scaled; integer pixels get the training data's scaling; then ``data.preprocess``. With
+        several nets, the mean of their outputs. Exactly what ``nettrain predict --format npy``
+        writes."""
         from nettrain.inference import ensemble
 
         self._trained("predict")
@@ -112,15 +114,16 @@ class Model:
     def evaluate(self, x=None, y=None, *, split: str = "test") -> dict:
         """Figures on a labelled set: arrays x (N, *input_shape) and y (labels (N,) or targets
         (N, K)), a file path x (as ``evaluate --data``), or with x None the config's ``split``
-        ('test' or 'validation'). {'samples', 'loss', 'accuracy'}, then rmse/mae/r2 for values,
+        ('test' or 'validation'); a DataFrame x holds a table's raw rows with their label
+        column. {'samples', 'loss', 'accuracy'}, then rmse/mae/r2 for values,
         or per-class figures and the confusion matrix for classes (``nettrain evaluate``'s)."""
         from nettrain.inference import ensemble
 
         self._trained("evaluate")
         x = _array(x)
-        if not isinstance(x, (str, type(None))) and y is None:
+        if not isinstance(x, (str, type(None))) and not _is_table(x) and y is None:
             raise UserError("evaluate", "x given without y", "give the labels or targets y")
-        path, x = (x, None) if isinstance(x, str) else (None, x)
+        path, x = (x, None) if isinstance(x, str) or _is_table(x) else (None, x)
         sets = ensemble.labelled(self._members, x, y, path, split)
         return ensemble.evaluate(self._members, sets)
 
@@ -198,7 +201,15 @@ class Model:
             return
         net, meta, _ = self._members[0]
         arrays = {**meta["arrays"], **net.arrays()}
-        dropped = ("arrays", "data", "preprocess_stats", "format", "nettrain", "checksum")
+        dropped = (
+            "arrays",
+            "data",
+            "columns",
+            "preprocess_stats",
+            "format",
+            "nettrain",
+            "checksum",
+        )
         checkpoint.save(path, arrays, {k: v for k, v in meta.items() if k not in dropped})
 
     def export(self, path, format: str = "onnx", opset: int | None = None) -> None:
@@ -227,14 +238,25 @@ def meta_of(run) -> dict:
         "input_scale": ds.scale,
         "targets": "classes" if ds.has_classes else "values",
         "classes": ds.classes,
+        "encoding": ds.encoding and ds.encoding.to_json(),
+        "columns": ds.encoding,
         "data": run.cfg["data"],
         "preprocess_stats": run.preprocess,
     }
 
 
+def _is_table(x) -> bool:
+    """A pandas DataFrame or a pyarrow Table (neither package is needed for anything else)."""
+    kind = type(x)
+    return (kind.__module__.startswith("pandas") and kind.__name__ == "DataFrame") or (
+        kind.__module__.startswith("pyarrow") and kind.__name__ == "Table"
+    )
+
+
 def _array(x):
-    """A path as str, anything else as a numpy array (lists too); None stays None."""
-    if x is None or isinstance(x, str):
+    """A path as str, a table (DataFrame) as it is, anything else as a numpy array (lists too);
+    None stays None."""
+    if x is None or isinstance(x, str) or _is_table(x):
         return x
     if isinstance(x, Path):
         return str(x)

@@ -30,7 +30,10 @@ def assemble(cfg: dict, src=None, dtype=None, with_data: bool = True, sets=None)
                 "no training data: the config has neither data.dataset nor data.train",
                 "give data.dataset (e.g. mnist) or data.train (a file)",
             )
-        train, test = data.load(cfg["data"]) if sets is None else sets
+        if sets is None:  # a table's column encoding is fitted on the training split alone
+            train, test = data.load(cfg["data"], lambda n: training_rows(cfg, n))
+        else:
+            train, test = sets
         if net is None:
             net = build_network(model, dtype, train.sample_shape, src)
         train = data.fit_to_net(train, net.input_shape, net.n_outputs, net.loss_name)
@@ -82,10 +85,10 @@ def split_validation(train, cfg: dict, net):
     if spec is None:
         return train, None
     if isinstance(spec, (str, dict)):
-        held = data.load_file(spec, cfg["data"], train.classes)
+        held = data.load_file(spec, cfg["data"], train.classes, train.encoding)
         return train, data.fit_to_net(held, net.input_shape, net.n_outputs, net.loss_name)
     n = len(train)
-    count = round(spec * n) if isinstance(spec, float) else spec
+    count = holdout_count(spec, n)
     if not 1 <= count < n:
         raise UserError(
             "data.validation",
@@ -93,3 +96,17 @@ def split_validation(train, cfg: dict, net):
         )
     order = streams.holdout_order(cfg["seed"], n)
     return train.subset(np.sort(order[count:])), train.subset(np.sort(order[:count]))
+
+
+def holdout_count(spec, n: int) -> int:
+    """How many of n training samples a data.validation fraction or count holds out."""
+    return round(spec * n) if isinstance(spec, float) else spec
+
+
+def training_rows(cfg: dict, n: int):
+    """The rows of a training file of n samples that split_validation keeps for training
+    (None: all of them), to fit a table's column encoding on."""
+    spec = cfg["data"]["validation"]
+    if spec is None or isinstance(spec, (str, dict)) or not 1 <= holdout_count(spec, n) < n:
+        return None
+    return np.sort(streams.holdout_order(cfg["seed"], n)[holdout_count(spec, n) :])

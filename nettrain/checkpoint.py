@@ -39,6 +39,7 @@ META_TYPES = {
     "partial": (dict, type(None)),
     "best": (int, float, type(None)),
     "stopping": dict,
+    "encoding": (dict, type(None)),
 }
 
 

@@ -132,8 +132,11 @@ def interrupt_and_resume(cfg, src, folder, monkeypatch, reads):
 
 
 def invoke(*args, code=0):
-    """``nettrain ARGS`` in-process; asserts its exit code and that no traceback was printed."""
+    """``nettrain ARGS`` in-process; asserts its exit code (unless ``code`` is None) and that no
+    traceback was printed. Tests take it as the ``cli_call`` fixture (conftest.py)."""
     result = CliRunner().invoke(cli, [str(a) for a in args])
+    if code is None:
+        return result
     assert result.exit_code == code, (
         f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
         f"exception: {result.exception!r}"

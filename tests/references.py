@@ -141,3 +141,50 @@ def softmax(x, dy):
         ]
     )
     return y.reshape(x.shape), dx.reshape(x.shape)
+
+
+def torch_layout_forward(config: dict, tensors: dict, x: np.ndarray) -> np.ndarray:
+    """(N, K) outputs, in float64, of the net of a resolved ``config`` (its model.layers) with
+    the weights ``tensors`` in PyTorch's layouts (an exported safetensors file): dense weight
+    (out, in) applied as x @ W.T to the (C, H, W)-flattened input, conv2d weight (F, C, kh, kw),
+    conv1d weight (F, C, k),
+    batchnorm in evaluation mode with its running statistics; x after data.preprocess."""
+    x = np.asarray(x, np.float64)
+    for i, e in enumerate(config["model"]["layers"]):
+        kind = e["type"]
+
+        def get(name, i=i):
+            t = tensors.get(f"layers.{i}.{name}")
+            return None if t is None else np.asarray(t, np.float64)
+
+        if kind == "dense":
+            x = x.reshape(len(x), -1) @ get("weight").T
+            x = x if get("bias") is None else x + get("bias")
+        elif kind == "conv2d":
+            weight = get("weight")
+            bias = np.zeros(len(weight)) if get("bias") is None else get("bias")
+            stride, padding = pair(e["stride"]), pads(e["padding"], e["kernel"])
+            x = conv_forward(x, weight, bias, stride, padding)
+        elif kind == "conv1d":  # weight (F, C, k): a conv2d of height 1 on (C, 1, L)
+            weight = get("weight")
+            bias = np.zeros(len(weight)) if get("bias") is None else get("bias")
+            padding = (0, pads(e["padding"], e["kernel"])[1])
+            x = conv_forward(
+                x[:, :, None, :], weight[:, :, None, :], bias, (1, e["stride"]), padding
+            )
+            x = x[:, :, 0, :]
+        elif kind == "batchnorm":
+            stats = (get("weight"), get("bias"), get("running_mean"), get("running_var"))
+            x = batchnorm(x, np.zeros_like(x), *stats, None, e["eps"], False)[0]
+        elif kind in ("maxpool2d", "avgpool2d"):
+            size = pair(e["size"])
+            stride = size if e["stride"] is None else pair(e["stride"])
+            x = (maxpool if kind == "maxpool2d" else avgpool)(x, np.zeros_like(x), size, stride)[0]
+        elif kind == "global_avgpool2d":
+            x = x.mean(axis=(2, 3))
+        activation = e.get("activation", kind)
+        if activation == "softmax":
+            x = softmax(x, np.zeros_like(x))[0]
+        elif activation in ACTIVATIONS:
+            x = ACTIVATIONS[activation][0](x, {"negative_slope": e.get("negative_slope", 0.01)})
+    return x.reshape(len(x), -1)

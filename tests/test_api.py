@@ -13,26 +13,18 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import nettrain
-from nettrain.cli.commands import cli
 from nettrain.core.errors import UserError
 
 REPO = Path(nettrain.__file__).resolve().parents[1]
 XOR = REPO / "configs" / "xor-mlp.yaml"
 
 
-def invoke(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.output
-
-
 def test_import_nettrain_loads_neither_numpy_nor_numba():
     code = (
-        "import sys, time; t = time.perf_counter(); import nettrain; "
-        "t = time.perf_counter() - t; "
-        "print(sorted(m for m in ('numpy', 'numba', 'nettrain.api') if m in sys.modules), t)"
+        "import sys; import nettrain; "
+        "print(sorted(m for m in ('numpy', 'numba', 'nettrain.api') if m in sys.modules))"
     )
     out = subprocess.run(
         [sys.executable, "-c", code],
@@ -41,8 +33,7 @@ def test_import_nettrain_loads_neither_numpy_nor_numba():
         text=True,
         check=True,
     ).stdout.split()
-    assert out[0] == "[]", out
-    assert float(out[1]) < 0.5  # a few milliseconds; generous for a loaded machine
+    assert out == ["[]"], out  # so it takes milliseconds, whatever the machine
     loaded = subprocess.run(
         [
             sys.executable,
@@ -57,9 +48,9 @@ def test_import_nettrain_loads_neither_numpy_nor_numba():
     assert loaded.strip() == "True"  # the API loads on first use (numpy with a net)
 
 
-def test_the_api_and_the_cli_train_the_same_bits(tmp_path):
-    assert invoke("fit", XOR, "--set", "seed=5", "--set", "train.epochs=3", "--out",
-                  tmp_path / "cli", "--quiet")[0] == 0  # fmt: skip
+def test_the_api_and_the_cli_train_the_same_bits(tmp_path, cli_call):
+    cli_call("fit", XOR, "--set", "seed=5", "--set", "train.epochs=3", "--out", tmp_path / "cli",
+             "--quiet")  # fmt: skip
     model = nettrain.Model.from_config(XOR, {"seed": 5, "train.epochs": 3})
     rows = model.fit()
     cli_arrays = dict(np.load(tmp_path / "cli" / "last.npz"))
@@ -115,7 +106,7 @@ def test_fit_on_arrays_with_a_callback_that_stops(tmp_path):
     assert again[0]["train_loss"] < rows[0]["train_loss"]
 
 
-def test_predict_and_evaluate_are_the_cli_s(tmp_path):
+def test_predict_and_evaluate_are_the_cli_s(tmp_path, cli_call):
     ckpts = []
     for seed in (1, 2):
         model = nettrain.Model.from_config(XOR, {"seed": seed, "train.epochs": 2})
@@ -126,20 +117,17 @@ def test_predict_and_evaluate_are_the_cli_s(tmp_path):
     np.save(tmp_path / "x.npy", x)
     for chosen in ([ckpts[0]], ckpts):
         out = tmp_path / "p.npy"
-        assert (
-            invoke("predict", *chosen, tmp_path / "x.npy", "--format", "npy", "--output", out)[0]
-            == 0
-        )
+        cli_call("predict", *chosen, tmp_path / "x.npy", "--format", "npy", "--output", out)
         model = nettrain.load(chosen if len(chosen) > 1 else chosen[0])
         assert np.array_equal(model.predict(x), np.load(out))
         assert np.array_equal(model.predict(tmp_path / "x.npy"), np.load(out))
-        code, output = invoke("evaluate", *chosen, "--format", "json")
-        assert code == 0 and json.loads(output) == json.loads(json.dumps(model.evaluate()))
+        output = cli_call("evaluate", *chosen, "--format", "json").output
+        assert json.loads(output) == json.loads(json.dumps(model.evaluate()))
     single = [nettrain.load(c).predict(x) for c in ckpts]
     assert np.allclose(nettrain.load(ckpts).predict(x), (single[0] + single[1]) / 2, atol=1e-7)
 
 
-def test_a_loaded_model_saves_the_checkpoint_it_read(tmp_path):
+def test_a_loaded_model_saves_the_checkpoint_it_read(tmp_path, cli_call):
     model = nettrain.Model.from_config(XOR, {"train.epochs": 1})
     model.fit()
     model.save(tmp_path / "a.npz")
@@ -147,9 +135,8 @@ def test_a_loaded_model_saves_the_checkpoint_it_read(tmp_path):
     a, b = np.load(tmp_path / "a.npz"), np.load(tmp_path / "b.npz")
     assert set(a.files) == set(b.files)
     assert all(np.array_equal(a[k], b[k]) for k in a.files if k != "__meta__")
-    code, _ = invoke("fit", "--resume", tmp_path / "b.npz", "--set", "train.epochs=2", "--quiet",
-                     "--out", tmp_path / "r")  # fmt: skip
-    assert code == 0
+    cli_call("fit", "--resume", tmp_path / "b.npz", "--set", "train.epochs=2", "--quiet",
+             "--out", tmp_path / "r")  # fmt: skip
 
 
 def test_api_errors_say_what_to_do(tmp_path):
@@ -180,21 +167,31 @@ def test_the_readme_example_runs_as_written(tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["xor.npz", "xor.onnx"]
 
 
-def test_predict_on_a_handful_of_inputs_is_fast():
-    """No per-call setup beyond the forward pass: a few inputs take well under a millisecond on
-    an idle machine; the bound leaves a hundredfold margin for a busy one."""
-    import time
-
+def test_predict_on_a_handful_of_inputs_does_no_setup():
+    """No per-call setup beyond the forward pass (a few inputs then take well under a
+    millisecond): once a first call has run, predict reads no config or checkpoint, builds no
+    net and compiles nothing. Counted by the functions it calls, not timed, so that a busy or
+    slow machine cannot fail it."""
     model = nettrain.Model.from_config(XOR, {"train.epochs": 1})
     model.fit()
     x = np.zeros((3, 2), np.float32)
     model.predict(x)
-    times = []
-    for _ in range(20):
-        start = time.perf_counter()
+    setup = ("nettrain/config/", "nettrain/checkpoint.py", "nettrain/assemble.py",
+             "nettrain/net/network.py:build_network", "numba/core/compiler.py")  # fmt: skip
+    called = set()
+
+    def record(frame, event, arg):
+        if event == "call":
+            code = frame.f_code
+            called.add(f"{code.co_filename.replace(os.sep, '/')}:{code.co_name}")
+
+    sys.setprofile(record)
+    try:
         model.predict(x)
-        times.append(time.perf_counter() - start)
-    assert sorted(times)[10] < 0.02
+    finally:
+        sys.setprofile(None)
+    assert any("nettrain/inference/" in c for c in called)  # the profile saw the call
+    assert not [c for c in called if any(s in c for s in setup)]
 
 
 def test_export_without_the_onnx_package_says_how_to_install_it(tmp_path, monkeypatch):

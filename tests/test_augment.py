@@ -5,7 +5,6 @@ import numpy as np
 import pytest
 from helpers import interrupt_and_resume, net_arrays
 
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.data import Dataset
 from nettrain.data.augment import Augment, _gather, crop_view
@@ -109,16 +108,14 @@ train:
 
 
 @pytest.fixture
-def make(tmp_path):
+def make(tmp_path, make_config):
     rng = np.random.default_rng(0)
     for name, n in (("train", 40), ("test", 10)):
         x = rng.integers(0, 256, (n, 1, 6, 6)).astype(np.uint8)
         np.savez(tmp_path / f"{name}.npz", x=x, y=rng.integers(0, 3, n))
 
     def make(augment="{translate: 1, flip: true, crop: {padding: 1}}", sets=()):
-        src = ConfigSource.from_text(CONFIG.format(augment=augment), "cfg.yaml", tmp_path)
-        src.apply_overrides(sets)
-        return validate(src), src
+        return make_config(CONFIG.format(augment=augment), *sets)
 
     return make
 

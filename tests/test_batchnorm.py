@@ -6,10 +6,11 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+import references
 from helpers import build, interrupt_and_resume, net_arrays, write_blobs
 from helpers import run_layer as run
 
-from nettrain.config import ConfigSource, validate
+from nettrain.config import config_from_dict
 from nettrain.core.errors import UserError
 from nettrain.inference import single
 from nettrain.layers.avgpool2d import AvgPool2d
@@ -80,6 +81,36 @@ def test_a_statistic_of_one_value_does_not_touch_the_running_statistics():
     np.testing.assert_allclose(conv.state["running_mean"], [0.15, 0.55])
 
 
+def test_batchnorm_matches_pytorch_s_documented_formulas():
+    """Without PyTorch (CI has none): the same two training steps and evaluation as below,
+    against the formulas PyTorch documents (biased variance to normalise, unbiased into the
+    running variance, running = (1 - momentum) running + momentum batch), written out in
+    tests/references.py."""
+    rng = np.random.default_rng(0)
+    for in_shape in ((5,), (3, 4, 6)):
+        layer = build(BatchNorm, in_shape, momentum=0.1, eps=1e-5)
+        channels = in_shape[0]
+        weight, bias = rng.uniform(0.5, 1.5, channels), rng.uniform(-0.5, 0.5, channels)
+        layer.params["weight"][...], layer.params["bias"][...] = weight, bias
+        mean, var = np.zeros(channels), np.ones(channels)
+        for _ in range(2):  # two steps: the running statistics move twice
+            x = rng.standard_normal((8, *in_shape)) * 2 + 1
+            dy = rng.standard_normal(x.shape)
+            ry, rdx, rdw, rdb, mean, var = references.batchnorm(
+                x, dy, weight, bias, mean, var, 0.1, 1e-5, True
+            )
+            y, dx = run(layer, x, dy)
+            np.testing.assert_allclose(y, ry, rtol=1e-10, atol=1e-12)
+            np.testing.assert_allclose(dx, rdx, rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(layer.grads["weight"], rdw)
+            np.testing.assert_allclose(layer.grads["bias"], rdb)
+        np.testing.assert_allclose(layer.state["running_mean"], mean)
+        np.testing.assert_allclose(layer.state["running_var"], var)
+        y_eval, _ = run(layer, x, train=False)
+        expected = references.batchnorm(x, dy, weight, bias, mean, var, 0.1, 1e-5, False)[0]
+        np.testing.assert_allclose(y_eval, expected)
+
+
 def test_batchnorm_matches_pytorch():
     torch = pytest.importorskip("torch")
     rng = np.random.default_rng(0)
@@ -148,9 +179,9 @@ CONV_BN = [
 
 
 def net_of(specs, input_shape, loss="multinomial_cross_entropy", dtype=np.float64):
-    src = ConfigSource.from_text("{}", "cfg.yaml")
-    src.tree = {"model": {"input": list(input_shape), "layers": specs, "loss": loss}}
-    cfg = validate(src)
+    cfg, _ = config_from_dict(
+        {"model": {"input": list(input_shape), "layers": specs, "loss": loss}}
+    )
     net = build_network(cfg["model"], dtype, input_shape)
     net.init_params(np.random.default_rng(0))
     return net
@@ -234,11 +265,11 @@ def test_output_range_checks_know_the_new_layers():
         ("{type: batchnrom}", ["cfg.yaml:4", "'batchnrom'", "did you mean 'batchnorm'?"]),
     ],
 )
-def test_config_checks_know_the_new_layers(layer, expected):
+def test_config_checks_know_the_new_layers(make_config, layer, expected):
     text = f"model:\n  layers:\n    - {{type: dense, units: 3}}\n    - {layer}\n"
     text += "  loss: squared_error\n"
     with pytest.raises(UserError) as info:
-        validate(ConfigSource.from_text(text, "cfg.yaml"))
+        make_config(text)
     message = f"{info.value} {info.value.hint or ''}"
     for part in expected:
         assert part in message
@@ -246,32 +277,15 @@ def test_config_checks_know_the_new_layers(layer, expected):
 
 # -- running statistics through checkpoints ---------------------------------------------------
 
-CONFIG = """
-seed: 3
-data: {{train: {train}, test: {test}}}
-model:
-  input: [4]
-  layers:
-    - {{type: dense, units: 8, bias: false}}
-    - {{type: batchnorm}}
-    - {{type: leaky_relu}}
-    - {{type: dense, units: 3}}
-    - softmax
-  loss: multinomial_cross_entropy
-train:
-  epochs: 3
-  batch_size: 16
-  optimizer: {{name: sgd, lr: 0.1, momentum: 0.9}}
-"""
-
 
 @pytest.fixture
-def config(tmp_path):
-    # 81 samples in batches of 16: every epoch ends on a batch of ONE sample
+def config(tmp_path, blob_config):
+    """The blob MLP (conftest.py) with batchnorm and leaky_relu after a dense layer without
+    bias; 81 samples in batches of 16: every epoch ends on a batch of ONE sample."""
     write_blobs(tmp_path, sizes=(("train", 81), ("test", 30)))
-    text = CONFIG.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz")
-    src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
-    return validate(src), src
+    layers = "model.layers=[{type: dense, units: 8, bias: false}, {type: batchnorm}, "
+    layers += "{type: leaky_relu}, {type: dense, units: 3}, softmax]"
+    return blob_config(layers)
 
 
 def test_running_statistics_are_checkpointed_and_resume_bit_identically(

@@ -1,4 +1,5 @@
-"""The `nettrain` command line end to end through click's CliRunner, on a tiny data set."""
+"""The `nettrain` command line end to end through click's CliRunner (the cli_call fixture), on a
+tiny data set."""
 
 from __future__ import annotations
 
@@ -13,7 +14,6 @@ import click
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 from helpers import blobs
 
 import nettrain
@@ -57,22 +57,8 @@ def data(tmp_path_factory):
     return folder
 
 
-@pytest.fixture
-def runner():
-    return CliRunner()
-
-
-def run(runner, *args, code=0):
-    result = runner.invoke(cli, [str(a) for a in args])
-    assert result.exit_code == code, (
-        f"exit {result.exit_code}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}\n"
-        f"exception: {result.exception!r}"
-    )
-    return result
-
-
-def fit(runner, data, out, *extra, code=0):
-    return run(runner, "fit", data / "c.yaml", "--out", out, *extra, code=code)
+def fit(cli_call, data, out, *extra, code=0):
+    return cli_call("fit", data / "c.yaml", "--out", out, *extra, code=code)
 
 
 def read_metrics(path):
@@ -111,25 +97,25 @@ def assert_user_error(result, *needles):
 
 
 @pytest.fixture(scope="module")
-def trained(data, tmp_path_factory):
+def trained(data, tmp_path_factory, cli_call):
     """A finished 3-epoch run folder (shared, read only)."""
     out = tmp_path_factory.mktemp("runs") / "trained"
-    result = fit(CliRunner(), data, out)
+    result = fit(cli_call, data, out)
     return out, result
 
 
 # -- help and version -----------------------------------------------------------------------
 
 
-def test_version(runner):
-    result = run(runner, "--version")
+def test_version(cli_call):
+    result = cli_call("--version")
     assert result.stdout.strip() == f"nettrain, version {nettrain.__version__}"
 
 
 @pytest.mark.parametrize("command", [None, *COMMANDS])
-def test_help_documents_every_option(runner, command):
+def test_help_documents_every_option(cli_call, command):
     args = [command, "--help"] if command else ["--help"]
-    result = run(runner, *args)
+    result = cli_call(*args)
     assert result.stdout.startswith("Usage: ")
     cmd = cli if command is None else cli.commands[command]
     assert cmd.help, f"{command} has no help text"
@@ -217,53 +203,53 @@ def test_checkpoint_follows_the_spec(data, trained):
     assert meta["config"]["model"]["layers"][0]["units"] == 8
 
 
-def test_fit_is_deterministic(runner, data, tmp_path):
-    fit(runner, data, tmp_path / "a")
-    fit(runner, data, tmp_path / "b")
+def test_fit_is_deterministic(cli_call, data, tmp_path):
+    fit(cli_call, data, tmp_path / "a")
+    fit(cli_call, data, tmp_path / "b")
     assert_same_arrays(tmp_path / "a" / "last.npz", tmp_path / "b" / "last.npz")
     _, rows_a = read_metrics(tmp_path / "a" / "metrics.csv")
     _, rows_b = read_metrics(tmp_path / "b" / "metrics.csv")
     assert [r[:-1] for r in rows_a] == [r[:-1] for r in rows_b]
 
 
-def test_fit_set_epochs(runner, data, tmp_path):
-    result = fit(runner, data, tmp_path / "r", "--set", "train.epochs=1")
+def test_fit_set_epochs(cli_call, data, tmp_path):
+    result = fit(cli_call, data, tmp_path / "r", "--set", "train.epochs=1")
     _, rows = read_metrics(tmp_path / "r" / "metrics.csv")
     assert len(rows) == 1
     assert len(result.stdout.strip().splitlines()) == 1
     assert yaml.safe_load((tmp_path / "r" / "config.yaml").read_text())["train"]["epochs"] == 1
 
 
-def test_fit_unknown_set_key(runner, data, tmp_path):
-    result = fit(runner, data, tmp_path / "r", "--set", "train.epochz=1", code=2)
+def test_fit_unknown_set_key(cli_call, data, tmp_path):
+    result = fit(cli_call, data, tmp_path / "r", "--set", "train.epochz=1", code=2)
     line = assert_user_error(result, "train.epochz", "did you mean 'epochs'")
     assert line.startswith("error: --set train.epochz=1")
     assert not (tmp_path / "r").exists()
 
 
-def test_fit_refuses_an_existing_run_without_overwrite(runner, data, tmp_path):
+def test_fit_refuses_an_existing_run_without_overwrite(cli_call, data, tmp_path):
     out = tmp_path / "r"
-    fit(runner, data, out)
+    fit(cli_call, data, out)
     before = {p.name: p.read_bytes() for p in out.iterdir()}
-    result = fit(runner, data, out, "--set", "train.epochs=1", code=2)
+    result = fit(cli_call, data, out, "--set", "train.epochs=1", code=2)
     assert_user_error(result, str(out), "already holds a run", "--overwrite")
     assert {p.name: p.read_bytes() for p in out.iterdir()} == before
-    fit(runner, data, out, "--set", "train.epochs=1", "--overwrite")
+    fit(cli_call, data, out, "--set", "train.epochs=1", "--overwrite")
     _, rows = read_metrics(out / "metrics.csv")
     assert len(rows) == 1
     assert json.loads(str(np.load(out / "last.npz")["__meta__"]))["epoch"] == 1
 
 
-def test_fit_resume_and_weights_exclude_each_other(runner, data, trained, tmp_path):
+def test_fit_resume_and_weights_exclude_each_other(cli_call, data, trained, tmp_path):
     ckpt = trained[0] / "last.npz"
-    result = fit(runner, data, tmp_path / "r", "--resume", ckpt, "--weights", ckpt, code=2)
+    result = fit(cli_call, data, tmp_path / "r", "--resume", ckpt, "--weights", ckpt, code=2)
     assert_user_error(result, "--resume", "--weights")
     assert not (tmp_path / "r").exists()
 
 
-def test_fit_from_weights_starts_lower(runner, data, trained, tmp_path):
+def test_fit_from_weights_starts_lower(cli_call, data, trained, tmp_path):
     _, fresh = read_metrics(trained[0] / "metrics.csv")
-    fit(runner, data, tmp_path / "r", "--weights", trained[0] / "last.npz")
+    fit(cli_call, data, tmp_path / "r", "--weights", trained[0] / "last.npz")
     _, rows = read_metrics(tmp_path / "r" / "metrics.csv")
     assert len(rows) == 3  # a new run: its own epochs from 1
     assert rows[0][0] == "1"
@@ -272,12 +258,12 @@ def test_fit_from_weights_starts_lower(runner, data, trained, tmp_path):
     assert meta["epoch"] == 3
 
 
-def test_resume_continues_bit_identically(runner, data, tmp_path):
+def test_resume_continues_bit_identically(cli_call, data, tmp_path):
     part = tmp_path / "part"
-    fit(runner, data, part)
+    fit(cli_call, data, part)
     _, first = read_metrics(part / "metrics.csv")
-    result = run(
-        runner, "fit", data / "c.yaml", "--resume", part / "last.npz", "--set", "train.epochs=5"
+    result = cli_call(
+        "fit", data / "c.yaml", "--resume", part / "last.npz", "--set", "train.epochs=5"
     )
     assert len(result.stdout.strip().splitlines()) == 2  # epochs 4 and 5 only
     header, rows = read_metrics(part / "metrics.csv")
@@ -285,7 +271,7 @@ def test_resume_continues_bit_identically(runner, data, tmp_path):
     assert [int(r[0]) for r in rows] == [1, 2, 3, 4, 5]
     assert [r[:-1] for r in rows[:3]] == [r[:-1] for r in first]
     whole = tmp_path / "whole"
-    fit(runner, data, whole, "--set", "train.epochs=5")
+    fit(cli_call, data, whole, "--set", "train.epochs=5")
     assert_same_arrays(part / "last.npz", whole / "last.npz")
     _, straight = read_metrics(whole / "metrics.csv")
     assert [r[:-1] for r in rows] == [r[:-1] for r in straight]
@@ -293,65 +279,64 @@ def test_resume_continues_bit_identically(runner, data, tmp_path):
     assert (meta["epoch"], meta["step"]) == (5, 20)
 
 
-def test_fit_quiet_prints_nothing_on_success(runner, data, trained, tmp_path):
-    result = fit(runner, data, tmp_path / "r", "--quiet")
+def test_fit_quiet_prints_nothing_on_success(cli_call, data, trained, tmp_path):
+    result = fit(cli_call, data, tmp_path / "r", "--quiet")
     assert (result.stdout, result.stderr) == ("", "")
     assert (tmp_path / "r" / "last.npz").exists()
     # a resume that changes train.epochs reports the change, except with --quiet
     shutil.copytree(trained[0], tmp_path / "c")
     ckpt = tmp_path / "c" / "last.npz"
-    result = run(runner, "fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=4")
+    result = cli_call("fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=4")
     assert "train.epochs changes from 3 to 4" in result.stderr and "done:" in result.stderr
     args = ("fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=5", "--quiet")
-    result = run(runner, *args)
+    result = cli_call(*args)
     assert (result.stdout, result.stderr) == ("", "")
     # errors still go to stderr
-    result = fit(runner, data, tmp_path / "e", "--quiet", "--set", "train.epochz=1", code=2)
+    result = fit(cli_call, data, tmp_path / "e", "--quiet", "--set", "train.epochz=1", code=2)
     assert_user_error(result, "unknown key 'epochz'")
 
 
-def test_resume_without_config_uses_the_checkpoints(runner, data, trained, tmp_path):
+def test_resume_without_config_uses_the_checkpoints(cli_call, data, trained, tmp_path):
     for name in ("with", "without"):
         shutil.copytree(trained[0], tmp_path / name)
     ckpt = tmp_path / "with" / "last.npz"
-    run(runner, "fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=5")
+    cli_call("fit", data / "c.yaml", "--resume", ckpt, "--set", "train.epochs=5")
     ckpt = tmp_path / "without" / "last.npz"
-    result = run(runner, "fit", "--resume", ckpt, "--set", "train.epochs=5")
+    result = cli_call("fit", "--resume", ckpt, "--set", "train.epochs=5")
     assert "train.epochs changes from 3 to 5" in result.stderr
     assert_same_arrays(tmp_path / "with" / "last.npz", ckpt)
     _, a = read_metrics(tmp_path / "with" / "metrics.csv")
     _, b = read_metrics(ckpt.parent / "metrics.csv")
     assert [r[:-1] for r in a] == [r[:-1] for r in b] and len(b) == 5
     # a bad --set still names the --set; a finished run still asks for more epochs
-    result = run(runner, "fit", "--resume", ckpt, "--set", "train.epochz=9", code=2)
+    result = cli_call("fit", "--resume", ckpt, "--set", "train.epochz=9", code=2)
     assert_user_error(result, "--set train.epochz=9", "did you mean 'epochs'")
-    result = run(runner, "fit", "--resume", ckpt, code=2)
+    result = cli_call("fit", "--resume", ckpt, code=2)
     assert_user_error(result, "already trained 5 epochs", "--set train.epochs=10")
 
 
-def test_resume_without_config_checks_the_training_data(runner, data, tmp_path):
+def test_resume_without_config_checks_the_training_data(cli_call, data, tmp_path):
     world = tmp_path / "world"
     shutil.copytree(data, world)
-    fit(runner, world, tmp_path / "r", "--set", "train.epochs=1")
+    fit(cli_call, world, tmp_path / "r", "--set", "train.epochs=1")
     (world / "train.npz").rename(world / "moved.npz")
-    result = run(runner, "fit", "--resume", tmp_path / "r" / "last.npz", code=2)
+    result = cli_call("fit", "--resume", tmp_path / "r" / "last.npz", code=2)
     assert_user_error(result, "last.npz (config): data.train", "not found", "train.npz")
 
 
 @pytest.mark.parametrize("extra", [[], ["--weights", "w.npz"], ["--out", "r"]])
-def test_fit_without_config_or_resume_is_refused(runner, tmp_path, extra, monkeypatch):
+def test_fit_without_config_or_resume_is_refused(cli_call, tmp_path, extra, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "w.npz").write_bytes(b"")
-    result = run(runner, "fit", *extra, code=2)
+    result = cli_call("fit", *extra, code=2)
     assert_user_error(result, "no CONFIG given", "--resume CKPT")
     assert list(tmp_path.iterdir()) == [tmp_path / "w.npz"]
 
 
-def test_resume_with_a_changed_model_is_refused(runner, data, trained, tmp_path):
+def test_resume_with_a_changed_model_is_refused(cli_call, data, trained, tmp_path):
     ckpt = trained[0] / "last.npz"
     before = ckpt.read_bytes()
-    result = run(
-        runner,
+    result = cli_call(
         "fit",
         data / "c.yaml",
         "--resume",
@@ -375,15 +360,15 @@ def test_resume_with_a_changed_model_is_refused(runner, data, trained, tmp_path)
 # -- predict and evaluate -----------------------------------------------------------------
 
 
-def predict_csv(runner, ckpt, x_path):
-    result = run(runner, "predict", ckpt, x_path)
+def predict_csv(cli_call, ckpt, x_path):
+    result = cli_call("predict", ckpt, x_path)
     rows = list(csv.reader(io.StringIO(result.stdout)))
     return result, rows[0], rows[1:]
 
 
-def test_predict_csv_matches_evaluate(runner, data, trained):
+def test_predict_csv_matches_evaluate(cli_call, data, trained):
     ckpt = trained[0] / "last.npz"
-    result, header, rows = predict_csv(runner, ckpt, data / "x.npz")
+    result, header, rows = predict_csv(cli_call, ckpt, data / "x.npz")
     assert header == ["index", "prediction", "p0", "p1", "p2"]
     assert len(rows) == 30
     assert [int(r[0]) for r in rows] == list(range(30))
@@ -394,17 +379,17 @@ def test_predict_csv_matches_evaluate(runner, data, trained):
     assert "written" not in result.stdout
     y = np.load(data / "test.npz")["y"]
     accuracy = float(np.mean(predictions == y))
-    ev = run(runner, "evaluate", ckpt, "--data", data / "test.npz", "--format", "json")
+    ev = cli_call("evaluate", ckpt, "--data", data / "test.npz", "--format", "json")
     report = json.loads(ev.stdout)
     assert report["samples"] == 30
     assert report["accuracy"] == pytest.approx(accuracy)
     assert accuracy > 0.5  # it learned something
 
 
-def test_predict_jsonl_and_npy_agree_with_csv(runner, data, trained, tmp_path):
+def test_predict_jsonl_and_npy_agree_with_csv(cli_call, data, trained, tmp_path):
     ckpt = trained[0] / "last.npz"
-    _, header, rows = predict_csv(runner, ckpt, data / "x.npz")
-    result = run(runner, "predict", ckpt, data / "x.npz", "--format", "jsonl")
+    _, header, rows = predict_csv(cli_call, ckpt, data / "x.npz")
+    result = cli_call("predict", ckpt, data / "x.npz", "--format", "jsonl")
     records = [json.loads(line) for line in result.stdout.strip().splitlines()]
     assert len(records) == 30
     for record, row in zip(records, rows, strict=True):
@@ -413,7 +398,7 @@ def test_predict_jsonl_and_npy_agree_with_csv(runner, data, trained, tmp_path):
         assert record["prediction"] == int(row[1])
         assert [record[f"p{k}"] for k in range(3)] == [float(v) for v in row[2:]]
     out = tmp_path / "f.npy"
-    result = run(runner, "predict", ckpt, data / "x.npz", "--format", "npy", "--output", out)
+    result = cli_call("predict", ckpt, data / "x.npz", "--format", "npy", "--output", out)
     assert result.stdout == ""
     assert "written to" in result.stderr
     array = np.load(out, allow_pickle=False)
@@ -422,7 +407,7 @@ def test_predict_jsonl_and_npy_agree_with_csv(runner, data, trained, tmp_path):
     assert array.dtype == np.float32
     assert np.array_equal(array, expected.astype(np.float32))  # the texts read back exactly
     out_csv = tmp_path / "p.csv"
-    result = run(runner, "predict", ckpt, data / "x.npz", "--output", out_csv)
+    result = cli_call("predict", ckpt, data / "x.npz", "--output", out_csv)
     assert result.stdout == ""
     assert "written to" in result.stderr
     assert list(csv.reader(out_csv.open())) == [header, *rows]
@@ -434,15 +419,15 @@ def significant_digits(text):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_predict_prints_the_shortest_text_of_each_probability(runner, data, tmp_path, dtype):
-    fit(runner, data, tmp_path / "r", "--set", f"dtype={dtype}", "--set", "train.epochs=1")
+def test_predict_prints_the_shortest_text_of_each_probability(cli_call, data, tmp_path, dtype):
+    fit(cli_call, data, tmp_path / "r", "--set", f"dtype={dtype}", "--set", "train.epochs=1")
     ckpt = tmp_path / "r" / "last.npz"
     out = tmp_path / "p.npy"
-    run(runner, "predict", ckpt, data / "x.npz", "--format", "npy", "--output", out)
+    cli_call("predict", ckpt, data / "x.npz", "--format", "npy", "--output", out)
     array = np.load(out)
     assert array.dtype == dtype
-    _, _, rows = predict_csv(runner, ckpt, data / "x.npz")
-    jsonl = run(runner, "predict", ckpt, data / "x.npz", "--format", "jsonl").stdout
+    _, _, rows = predict_csv(cli_call, ckpt, data / "x.npz")
+    jsonl = cli_call("predict", ckpt, data / "x.npz", "--format", "jsonl").stdout
     texts = [r[2:] for r in rows]
     json_texts = [re.findall(r'"p\d": ([^,}]+)', line) for line in jsonl.splitlines()]
     assert json_texts == texts
@@ -458,17 +443,17 @@ def test_predict_prints_the_shortest_text_of_each_probability(runner, data, tmp_
     assert max(digits) <= 9 if dtype == "float32" else max(digits) >= 15
 
 
-def test_evaluate_text_and_default_test_set(runner, data, trained):
+def test_evaluate_text_and_default_test_set(cli_call, data, trained):
     ckpt = trained[0] / "last.npz"
-    text = run(runner, "evaluate", ckpt, "--data", data / "test.npz").stdout
+    text = cli_call("evaluate", ckpt, "--data", data / "test.npz").stdout
     report = json.loads(
-        run(runner, "evaluate", ckpt, "--data", data / "test.npz", "--format", "json").stdout
+        cli_call("evaluate", ckpt, "--data", data / "test.npz", "--format", "json").stdout
     )
     assert set(report) >= {"samples", "loss", "accuracy"}
     assert re.search(r"^samples\s+30$", text, re.M), text
     assert re.search(rf"^loss\s+{report['loss']:.6f}$", text, re.M), text
     assert re.search(rf"^accuracy\s+{100 * report['accuracy']:.2f}%$", text, re.M), text
-    default = json.loads(run(runner, "evaluate", ckpt, "--format", "json").stdout)
+    default = json.loads(cli_call("evaluate", ckpt, "--format", "json").stdout)
     assert default == report
     # the test score of the last epoch, as logged during training
     _, rows = read_metrics(trained[0] / "metrics.csv")
@@ -479,8 +464,8 @@ def test_evaluate_text_and_default_test_set(runner, data, trained):
 # -- summary and gradcheck ------------------------------------------------------------------
 
 
-def test_summary(runner, data):
-    result = run(runner, "summary", data / "c.yaml")
+def test_summary(cli_call, data):
+    result = cli_call("summary", data / "c.yaml")
     out = result.stdout
     assert re.search(r"^\s*0\s+dense 8 \+ tanh\s+\(8\)\s+40\s", out, re.M), out
     assert re.search(r"^\s*1\s+dense 3\s+\(3\)\s+27\s", out, re.M), out
@@ -501,18 +486,18 @@ def verdicts(stdout):
     return out
 
 
-def test_gradcheck_passes(runner, data):
-    result = run(runner, "gradcheck", data / "c.yaml")
+def test_gradcheck_passes(cli_call, data):
+    result = cli_call("gradcheck", data / "c.yaml")
     assert verdicts(result.stdout) == dict.fromkeys(GRAD_TENSORS, "ok")
     step = [line for line in result.stdout.splitlines() if line.startswith("step check")]
     assert len(step) == 1 and step[0].endswith("ok")
     assert "passed" in result.stderr
 
 
-def test_gradcheck_fails_on_a_wrong_tanh_derivative(runner, data, monkeypatch):
+def test_gradcheck_fails_on_a_wrong_tanh_derivative(cli_call, data, monkeypatch):
     # dense applies the tanh in its own kernels (Dense.FUSABLE)
     monkeypatch.setattr("nettrain.layers.dense.tanh_grad", lambda dy, y: dy * (1 - y))
-    result = run(runner, "gradcheck", data / "c.yaml", code=1)
+    result = cli_call("gradcheck", data / "c.yaml", code=1)
     v = verdicts(result.stdout)
     assert v["layers.0.weight"] == "FAIL"
     assert v["layers.0.bias"] == "FAIL"
@@ -521,7 +506,7 @@ def test_gradcheck_fails_on_a_wrong_tanh_derivative(runner, data, monkeypatch):
     assert "FAILED" in result.stderr
 
 
-def test_gradcheck_fails_on_a_scaled_weight_gradient(runner, data, monkeypatch):
+def test_gradcheck_fails_on_a_scaled_weight_gradient(cli_call, data, monkeypatch):
     original = Dense.backward
 
     def backward(self, saved, dy, need_dx=True):
@@ -530,7 +515,7 @@ def test_gradcheck_fails_on_a_scaled_weight_gradient(runner, data, monkeypatch):
         return dx
 
     monkeypatch.setattr(Dense, "backward", backward)
-    result = run(runner, "gradcheck", data / "c.yaml", code=1)
+    result = cli_call("gradcheck", data / "c.yaml", code=1)
     v = verdicts(result.stdout)
     assert v["layers.0.weight"] == "FAIL"
     assert v["layers.1.weight"] == "FAIL"
@@ -550,22 +535,22 @@ model:
 
 
 @pytest.mark.parametrize("scale", [1, 100])
-def test_gradcheck_passes_a_regression_net_with_large_targets(runner, tmp_path, scale):
+def test_gradcheck_passes_a_regression_net_with_large_targets(cli_call, tmp_path, scale):
     # targets 25..346 as in the diabetes data: loss ~1e4, gradients ~100; and the same / 100
     rng = np.random.default_rng(5)
     y = rng.uniform(25, 346, size=(40, 1)) / scale
     np.savez(tmp_path / "r.npz", x=rng.standard_normal((40, 10)), y=y)
     (tmp_path / "r.yaml").write_text(REGRESSION)
-    result = run(runner, "gradcheck", tmp_path / "r.yaml")
+    result = cli_call("gradcheck", tmp_path / "r.yaml")
     assert "FAIL" not in result.stdout and "passed" in result.stderr
 
 
-def test_gradcheck_fails_a_wrong_backward_on_large_targets(runner, tmp_path, monkeypatch):
+def test_gradcheck_fails_a_wrong_backward_on_large_targets(cli_call, tmp_path, monkeypatch):
     monkeypatch.setattr("nettrain.layers.dense.tanh_grad", lambda dy, y: dy * (1 - y))
     rng = np.random.default_rng(5)
     np.savez(tmp_path / "r.npz", x=rng.standard_normal((40, 10)), y=rng.uniform(25, 346, (40, 1)))
     (tmp_path / "r.yaml").write_text(REGRESSION)
-    result = run(runner, "gradcheck", tmp_path / "r.yaml", code=1)
+    result = cli_call("gradcheck", tmp_path / "r.yaml", code=1)
     v = verdicts(result.stdout)
     assert v["layers.0.weight"] == v["layers.0.bias"] == v["input"] == "FAIL"
     assert v["layers.1.weight"] == "ok"
@@ -574,42 +559,42 @@ def test_gradcheck_fails_a_wrong_backward_on_large_targets(runner, tmp_path, mon
 # -- error paths ------------------------------------------------------------------------------
 
 
-def test_error_config_not_found(runner, tmp_path):
-    result = runner.invoke(cli, ["fit", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r")])
+def test_error_config_not_found(cli_call, tmp_path):
+    result = cli_call("fit", str(tmp_path / "nope.yaml"), "--out", str(tmp_path / "r"), code=None)
     assert_user_error(result, "nope.yaml", "not found")
     assert not (tmp_path / "r").exists()
 
 
-def test_error_malformed_yaml(runner, data, tmp_path):
+def test_error_malformed_yaml(cli_call, data, tmp_path):
     bad = tmp_path / "bad.yaml"
     bad.write_text(CONFIG.replace("  epochs: 3", "\tepochs: 3"))
     for command in ("fit", "gradcheck", "summary"):
-        result = runner.invoke(cli, [command, str(bad)])
+        result = cli_call(command, str(bad), code=None)
         line = assert_user_error(result, "invalid YAML")
         assert line.startswith(f"error: {bad}:12: "), line
 
 
-def test_error_predict_missing_checkpoint(runner, data, tmp_path):
-    result = runner.invoke(cli, ["predict", str(tmp_path / "none.npz"), str(data / "x.npz")])
+def test_error_predict_missing_checkpoint(cli_call, data, tmp_path):
+    result = cli_call("predict", str(tmp_path / "none.npz"), str(data / "x.npz"), code=None)
     assert_user_error(result, "none.npz", "not found")
 
 
-def test_error_predict_on_a_data_file(runner, data):
-    result = runner.invoke(cli, ["predict", str(data / "train.npz"), str(data / "x.npz")])
+def test_error_predict_on_a_data_file(cli_call, data):
+    result = cli_call("predict", str(data / "train.npz"), str(data / "x.npz"), code=None)
     assert_user_error(result, "train.npz", "not a nettrain checkpoint")
 
 
-def test_error_predict_wrong_feature_count(runner, data, trained, tmp_path):
+def test_error_predict_wrong_feature_count(cli_call, data, trained, tmp_path):
     np.savez(tmp_path / "x5.npz", x=np.zeros((4, 5), dtype=np.float32))
-    result = runner.invoke(cli, ["predict", str(trained[0] / "last.npz"), str(tmp_path / "x5.npz")])
+    result = cli_call("predict", str(trained[0] / "last.npz"), str(tmp_path / "x5.npz"), code=None)
     assert_user_error(result, "x5.npz", "(5,)", "(4,)")
     assert result.stdout == ""
 
 
-def test_error_evaluate_labels_out_of_range(runner, trained, tmp_path):
+def test_error_evaluate_labels_out_of_range(cli_call, trained, tmp_path):
     np.savez(tmp_path / "bad.npz", x=np.zeros((4, 4), dtype=np.float32), y=np.array([0, 1, 2, 5]))
-    result = runner.invoke(
-        cli, ["evaluate", str(trained[0] / "last.npz"), "--data", str(tmp_path / "bad.npz")]
+    result = cli_call(
+        "evaluate", str(trained[0] / "last.npz"), "--data", str(tmp_path / "bad.npz"), code=None
     )
     assert_user_error(result, "bad.npz", "class label 5", "3 outputs")
 
@@ -618,9 +603,9 @@ TANH_CE = REPO / "configs" / "seed-tanh-cross-entropy.yaml"
 
 
 @pytest.mark.parametrize("command", ["gradcheck", "fit"])
-def test_error_tanh_cross_entropy_config(runner, tmp_path, command, monkeypatch):
+def test_error_tanh_cross_entropy_config(cli_call, tmp_path, command, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a default run folder would land here
-    result = runner.invoke(cli, [command, str(TANH_CE)])
+    result = cli_call(command, str(TANH_CE), code=None)
     assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
     assert "Traceback" not in result.stderr + result.stdout
     errors = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
@@ -632,24 +617,24 @@ def test_error_tanh_cross_entropy_config(runner, tmp_path, command, monkeypatch)
     assert not list(tmp_path.rglob("*.npz"))
 
 
-def test_fit_on_an_unbuildable_model_leaves_nothing_behind(runner, tmp_path, monkeypatch):
+def test_fit_on_an_unbuildable_model_leaves_nothing_behind(cli_call, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = runner.invoke(cli, ["fit", str(TANH_CE)])
+    result = cli_call("fit", str(TANH_CE), code=None)
     assert_user_error(result, "sigmoid")
     assert not (tmp_path / "runs").exists()
 
 
-def test_debug_shows_the_exception(runner, tmp_path):
-    result = runner.invoke(cli, ["--debug", "summary", str(tmp_path / "nope.yaml")])
+def test_debug_shows_the_exception(cli_call, tmp_path):
+    result = cli_call("--debug", "summary", str(tmp_path / "nope.yaml"), code=None)
     assert result.exit_code != 0
     assert result.exception is not None
     assert "not found" in str(result.exception)
 
 
-def test_repo_configs_are_valid(runner):
+def test_repo_configs_are_valid(cli_call):
     # every shipped config except the deliberate tanh + cross_entropy one builds its net
     for config in sorted((REPO / "configs").glob("*.yaml")):
-        result = runner.invoke(cli, ["summary", str(config)])
+        result = cli_call("summary", str(config), code=None)
         if config.name == "seed-tanh-cross-entropy.yaml":
             assert result.exit_code == 2
         else:
@@ -657,22 +642,22 @@ def test_repo_configs_are_valid(runner):
             assert re.search(r"^\s*total\s+[\d,]+\s", result.stdout, re.M)
 
 
-def test_run_folder_is_copied_whole(data, trained, tmp_path, runner):
+def test_run_folder_is_copied_whole(data, trained, tmp_path, cli_call):
     # a checkpoint moved to another folder still predicts (it carries its own config)
     moved = tmp_path / "moved.npz"
     shutil.copy(trained[0] / "last.npz", moved)
-    _, _, rows = predict_csv(runner, moved, data / "x.npz")
+    _, _, rows = predict_csv(cli_call, moved, data / "x.npz")
     assert len(rows) == 30
 
 
-def test_bench_runs_with_the_default_thread_count(runner, tmp_path, monkeypatch):
+def test_bench_runs_with_the_default_thread_count(cli_call, tmp_path, monkeypatch):
     """Without --threads or NETTRAIN_THREADS the count follows the load: bench says which."""
     monkeypatch.delenv("NETTRAIN_THREADS", raising=False)
     (tmp_path / "c.yaml").write_text(
         "model: {input: [4], layers: [{type: dense, units: 3}, softmax], "
         "loss: multinomial_cross_entropy}\ntrain: {batch_size: 8}\n"
     )
-    result = run(runner, "bench", tmp_path / "c.yaml", "--repeats", "2")
+    result = cli_call("bench", tmp_path / "c.yaml", "--repeats", "2")
     assert re.search(r"samples/s \(\d+ threads?\)", result.stdout)
     # and what the kernels were compiled for, on which threads
     assert re.search(r"kernels: compiled for \S+, .*; Numba threading layer: \w+", result.stdout)

@@ -671,7 +671,10 @@ def test_set_into_a_null_section_creates_it(folder):
         ("train.lr=0.1", "did you mean 'train.optimizer.lr'?"),
         ("model.layers.0.momentum=0.9", "did you mean 'train.optimizer.momentum'?"),
         ("epochs=3", "did you mean 'train.epochs'?"),
-        ("train.checkpoint.patience=2", "did you mean 'train.early_stopping.patience'?"),
+        (
+            "train.checkpoint.patience=2",
+            "did you mean 'train.schedule.patience' or 'train.early_stopping.patience'?",
+        ),
         ("model.epochz=1", "expected one of: input, layers, loss"),
     ],
 )

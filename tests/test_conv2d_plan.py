@@ -14,57 +14,59 @@ from nettrain.assemble import net_for_config
 from nettrain.layers.conv2d import direct, lowered, tile, wgrad
 from nettrain.layers.conv2d.layer import Conv2d
 from nettrain.layers.conv2d.plan import plan
+from nettrain.runtime import vectors
 
 REPO = Path(__file__).resolve().parent.parent
 
 # Every conv2d layer of the shipped configs (configs/*.yaml, benchmarks/configs/*.yaml), then
 # edge cases: CxHxW filters@kernel, stride, padding, dtype | the forward pass's kernels | the input
-# gradient's | the weight gradient's | samples per im2col chunk. A direct pass is its kernels in
-# order with the output channels each computes (tile:60 direct2:2 direct1:1 = channels 0-59 in
-# register tiles, 60-61 by direct2, 62 by direct1); im2col = im2col + BLAS for all three passes.
+# gradient's | the weight gradient's | samples per im2col chunk, as planned for AVX-512. A direct
+# pass is its kernels in order with the output channels each computes (tile4x48:60 direct2:2
+# direct1:1 = channels 0-59 in register tiles, 60-61 by direct2, 62 by direct1); im2col = im2col
+# + BLAS for all three passes.
 # Recorded from the code before plan.py existed (commit 1e29493, where the choice was spread over
 # layer.py, direct.py and wgrad.py): each layer was run with every kernel replaced by a stub that
 # logged its name and output channels, and its _chunk() read.
 TABLE = """
-1x28x28 8@5x5 s1 p2 f32    | tile:8 | direct1:1 | wgrad4:8 | 53                     # mnist-lenet
-8x14x14 16@5x5 s1 p2 f32   | tile:16 | tile:8 | wgrad4:16 | 26                     # mnist-lenet
-1x28x28 16@3x3 s1 p1 f32   | tile:16 | direct1:1 | wgrad4:16 | 148                 # mnist-bn-cnn
-16x28x28 16@3x3 s1 p1 f32  | tile:16 | tile:16 | wgrad4:16 | 9                    # mnist-bn-cnn
-16x14x14 32@3x3 s1 p1 f32  | tile:32 | tile:16 | wgrad4:32 | 37                   # mnist-bn-cnn
-32x14x14 32@3x3 s1 p1 f32  | tile:32 | tile:32 | wgrad4:32 | 18                   # mnist-bn-cnn
+1x28x28 8@5x5 s1 p2 f32    | tile4x48:8 | direct1:1 | wgrad4:8 | 53                     # mnist-lenet
+8x14x14 16@5x5 s1 p2 f32   | tile4x48:16 | tile4x48:8 | wgrad4:16 | 26                     # mnist-lenet
+1x28x28 16@3x3 s1 p1 f32   | tile4x48:16 | direct1:1 | wgrad4:16 | 148                 # mnist-bn-cnn
+16x28x28 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 9                    # mnist-bn-cnn
+16x14x14 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:16 | wgrad4:32 | 37                   # mnist-bn-cnn
+32x14x14 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 18                   # mnist-bn-cnn
 32x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 74                       # mnist-bn-cnn
 1x28x28 8@5x5 s2 p0 f32    | im2col | im2col | im2col | 291                      # seed-softmax-*
 8x12x12 16@3x3 s2 p0 f32   | im2col | im2col | im2col | 582                      # seed-softmax-*
-3x32x32 32@3x3 s1 p1 f32   | tile:32 | direct2:2 direct1:1 | wgrad4:32 | 37       # cifar, cifar-bn
-32x32x32 32@3x3 s1 p1 f32  | tile:32 | tile:32 | wgrad4:32 | 3                    # cifar, cifar-bn
-32x16x16 64@3x3 s1 p1 f32  | tile:64 | tile:32 | wgrad4:64 | 14                   # cifar, cifar-bn
-64x16x16 64@3x3 s1 p1 f32  | tile:64 | tile:64 | wgrad4:64 | 7                    # cifar, cifar-bn
-16x14x14 32@1x1 s1 p0 f32  | tile:32 | tile:16 | wgrad4:32 | 334                 # mnist-resnet (by plan.py)
+3x32x32 32@3x3 s1 p1 f32   | tile4x48:32 | direct2:2 direct1:1 | wgrad4:32 | 37       # cifar, cifar-bn
+32x32x32 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 3                    # cifar, cifar-bn
+32x16x16 64@3x3 s1 p1 f32  | tile4x48:64 | tile4x48:32 | wgrad4:64 | 14                   # cifar, cifar-bn
+64x16x16 64@3x3 s1 p1 f32  | tile4x48:64 | tile4x48:64 | wgrad4:64 | 7                    # cifar, cifar-bn
+16x14x14 32@1x1 s1 p0 f32  | tile4x48:32 | tile4x48:16 | wgrad4:32 | 334         # mnist-resnet (by plan.py)
 64x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 37                       # mnist-resnet
 32x7x7 64@1x1 s1 p0 f32    | im2col | im2col | im2col | 668                      # mnist-resnet
-3x32x32 16@3x3 s1 p1 f32   | tile:16 | direct2:2 direct1:1 | wgrad4:16 | 37      # cifar-resnet (by plan.py)
-16x32x32 16@3x3 s1 p1 f32  | tile:16 | tile:16 | wgrad4:16 | 7                   # cifar-resnet
+3x32x32 16@3x3 s1 p1 f32   | tile4x48:16 | direct2:2 direct1:1 | wgrad4:16 | 37  # cifar-resnet (by plan.py)
+16x32x32 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 7           # cifar-resnet
 16x32x32 32@3x3 s2 p1 f32  | im2col | im2col | im2col | 28                       # cifar-resnet
-32x16x16 32@3x3 s1 p1 f32  | tile:32 | tile:32 | wgrad4:32 | 14                  # cifar-resnet
+32x16x16 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 14          # cifar-resnet
 16x32x32 32@1x1 s2 p0 f32  | im2col | im2col | im2col | 256                      # cifar-resnet
 32x16x16 64@1x1 s2 p0 f32  | im2col | im2col | im2col | 512                      # cifar-resnet
 2x5x5 3@3x3 s1 p1 f64      | direct2:2 direct1:1 | direct2:2 | wgrad2:2 wgrad1:1 | 1165
 1x3x3 1@2x2 s1 p0 f64      | direct1:1 | direct1:1 | wgrad1:1 | 32768
 3x7x6 4@3x3 s2 p1 f64      | im2col | im2col | im2col | 1618
 2x8x8 3@3x2 s2x1 p1x2 f64  | im2col | im2col | im2col | 992
-2x6x9 5@5x5 s1 p2 f64      | tile:4 direct1:1 | direct2:2 | wgrad4:4 wgrad1:1 | 194
+2x6x9 5@5x5 s1 p2 f64      | tile4x48:4 direct1:1 | direct2:2 | wgrad4:4 wgrad1:1 | 194
 3x4x4 64@3x3 s1 p1 f64     | im2col | im2col | im2col | 1213
-8x9x7 6@3x3 s1 p1 f64      | tile:4 direct2:2 | tile:8 | wgrad4:4 wgrad2:2 | 115
-16x7x8 9@3x3 s1 p1x0 f64   | tile:8 direct1:1 | tile:16 | wgrad4:8 wgrad1:1 | 86
+8x9x7 6@3x3 s1 p1 f64      | tile4x48:4 direct2:2 | tile4x48:8 | wgrad4:4 wgrad2:2 | 115
+16x7x8 9@3x3 s1 p1x0 f64   | tile4x48:8 direct1:1 | tile4x48:16 | wgrad4:8 wgrad1:1 | 86
 64x8x8 128@3x3 s1 p1 f32   | im2col | im2col | im2col | 28
-64x8x8 63@3x3 s1 p1 f32    | tile:60 direct2:2 direct1:1 | tile:64 | wgrad4:60 wgrad2:2 wgrad1:1 | 28
+64x8x8 63@3x3 s1 p1 f32    | tile4x48:60 direct2:2 direct1:1 | tile4x48:64 | wgrad4:60 wgrad2:2 wgrad1:1 | 28
 64x8x8 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 28
 8x14x8 64@3x3 s1 p0 f32    | im2col | im2col | im2col | 202
-8x18x8 64@1x1 s1 p0 f32    | tile:64 | tile:8 | wgrad4:64 | 910
-8x16x8 64@1x1 s1 p0 f32    | tile:64 | tile:8 | wgrad4:64 | 1024
+8x18x8 64@1x1 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 910
+8x16x8 64@1x1 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 1024
 8x15x9 64@3x3 s1 p0 f32    | im2col | im2col | im2col | 160
-4x6x8 13@1x1 s1 p0 f32     | tile:12 direct1:1 | tile:4 | wgrad4:12 wgrad1:1 | 5461
-4x7x7 13@1x1 s1 p0 f32     | tile:12 direct1:1 | tile:4 | wgrad4:12 wgrad1:1 | 5349
+4x6x8 13@1x1 s1 p0 f32     | tile4x48:12 direct1:1 | tile4x48:4 | wgrad4:12 wgrad1:1 | 5461
+4x7x7 13@1x1 s1 p0 f32     | tile4x48:12 direct1:1 | tile4x48:4 | wgrad4:12 wgrad1:1 | 5349
 4x5x9 13@1x1 s1 p0 f32     | direct8:8 direct2:4 direct1:1 | direct2:4 | wgrad4:12 wgrad1:1 | 5825
 5x6x6 11@3x3 s1 p1 f32     | direct8:8 direct2:2 direct1:1 | direct2:4 direct1:1 | wgrad4:8 wgrad2:2 wgrad1:1 | 647
 3x32x32 1@3x3 s1 p1 f32    | direct1:1 | direct2:2 direct1:1 | wgrad1:1 | 37
@@ -73,7 +75,7 @@ TABLE = """
 3x9x9 4@3x3 s2x1 p0 f32    | im2col | im2col | im2col | 1387
 32x16x16 64@3x3 s2 p1 f32  | im2col | im2col | im2col | 56
 1x28x28 8@5x5 s2 p0 f64    | im2col | im2col | im2col | 145
-7x10x12 10@3x5 s1 p1x2 f32 | tile:8 direct2:2 | tile:4 direct2:2 direct1:1 | wgrad4:8 wgrad2:2 | 83
+7x10x12 10@3x5 s1 p1x2 f32 | tile4x48:8 direct2:2 | tile4x48:4 direct2:2 direct1:1 | wgrad4:8 wgrad2:2 | 83
 128x4x4 256@1x1 s1 p0 f32  | im2col | im2col | im2col | 512
 """  # noqa: E501
 
@@ -113,7 +115,7 @@ def steps_text(p) -> str:
 
 @pytest.mark.parametrize("key, expected", ROWS)
 def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
-    p = plan(*key)
+    p = plan(*key, unit=vectors.AVX512)
     passes = [p.forward, p.input_grad, p.weight_grad]
     assert ([steps_text(q) for q in passes], p.chunk) == expected
     assert p.direct == (expected[0][0] != "im2col")
@@ -123,6 +125,47 @@ def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
     else:
         assert names == ["im2col+BLAS", "BLAS+col2im", "BLAS"]
     assert all(q.reason for q in passes)
+
+
+# The same layers planned for AVX2 (16 vector registers): 3x32 tiles where the run holds 32
+# columns, the direct kernels for the filters left over and elsewhere; the weight gradient and
+# im2col do not depend on the unit.
+AVX2_TABLE = """
+1x28x28 8@5x5 s1 p2 f32    | tile3x32:6 direct2:2 | direct1:1 | wgrad4:8 | 53
+8x14x14 16@5x5 s1 p2 f32   | tile3x32:15 direct1:1 | tile3x32:6 direct2:2 | wgrad4:16 | 26
+3x32x32 32@3x3 s1 p1 f32   | tile3x32:30 direct2:2 | tile3x32:3 | wgrad4:32 | 37
+32x32x32 32@3x3 s1 p1 f32  | tile3x32:30 direct2:2 | tile3x32:30 direct2:2 | wgrad4:32 | 3
+32x16x16 64@3x3 s1 p1 f32  | tile3x32:63 direct1:1 | tile3x32:30 direct2:2 | wgrad4:64 | 14
+64x16x16 64@3x3 s1 p1 f32  | tile3x32:63 direct1:1 | tile3x32:63 direct1:1 | wgrad4:64 | 7
+64x8x8 63@3x3 s1 p1 f32    | tile3x32:63 | tile3x32:63 direct1:1 | wgrad4:60 wgrad2:2 wgrad1:1 | 28
+5x6x6 11@3x3 s1 p1 f32     | tile3x32:9 direct2:2 | tile3x32:3 direct2:2 | wgrad4:8 wgrad2:2 wgrad1:1 | 647
+32x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 74
+"""  # noqa: E501
+
+
+@pytest.mark.parametrize("key, expected", [parse(line) for line in AVX2_TABLE.strip().splitlines()])
+def test_plan_picks_the_avx2_tiles_for_avx2(key, expected):
+    p = plan(*key, unit=vectors.AVX2)
+    assert ([steps_text(q) for q in (p.forward, p.input_grad, p.weight_grad)], p.chunk) == expected
+    assert "AVX2" in p.forward.reason or not p.direct
+
+
+def test_plan_follows_the_target_numba_compiles_for(monkeypatch):
+    """A faked target: NUMBA_CPU_FEATURES without AVX-512 (as Numba reads it) gives the AVX2
+    tiles; with it, the AVX-512 tiles. No kernel is compiled."""
+    key = ((32, 32, 32), 32, (3, 3), (1, 1), (1, 1), "float32")
+    for features, unit, name in (
+        ("+avx,+avx2,+fma,-avx512f", vectors.AVX2, "tile3x32"),
+        ("+avx,+avx2,+fma,+avx512f,-prefer-256-bit", vectors.AVX512, "tile4x48"),
+        ("+sse4.2", vectors.OTHER, "tile3x32"),
+    ):
+        monkeypatch.setenv("NUMBA_CPU_FEATURES", features)
+        vectors.unit.cache_clear()
+        try:
+            assert vectors.unit() == unit
+            assert plan(*key).forward.steps[0].kernel == name
+        finally:
+            vectors.unit.cache_clear()
 
 
 def test_the_table_holds_every_conv2d_layer_of_the_shipped_configs():
@@ -151,14 +194,15 @@ def stub_kernels(monkeypatch) -> list:
         def stub(*args):
             if name in ("im2col", "col2im"):
                 calls.append((name, len(args[0] if name == "im2col" else args[-1])))
-            elif name == "tile" or name.startswith("direct"):
+            elif name.startswith(("tile", "direct")):
                 calls.append((name, args[-2], args[-1]))
             elif name.startswith("wgrad"):
                 calls.append((name, args[7], args[8]))
 
         return stub
 
-    monkeypatch.setattr(tile, "forward", logger("tile"))
+    for name, (rows, columns, _) in tile.FORWARD.items():
+        monkeypatch.setitem(tile.FORWARD, name, (rows, columns, logger(name)))
     for table in (direct.FORWARD, wgrad.GRAD):
         for name in table:
             monkeypatch.setitem(table, name, logger(name))
@@ -220,12 +264,12 @@ def test_bench_prints_each_conv2d_layers_plan(tmp_path):
     # under each conv2d row, one line a pass: its kernels and why
     expected = [
         r"  0  conv2d 4@3x3 s1 p1 \+ relu .*%",
-        r"forward +tile +stride 1, 4 < 64 filters: direct; run 78 >= 48: register tiles for 4",
+        r"forward +\S+ +stride 1, 4 < 64 filters: direct; run 78 ",
         r"input grad +- +not computed: the net.s input",
         r"weight grad +wgrad4 +4 filters x 4 taps a pass",
         r"  1  conv2d 8@3x3 s1 p1 \+ relu .*%",
-        r"forward +tile +stride 1, 8 < 64 filters",
-        r"input grad +tile +the padded dy convolved; run 78 >= 48: register tiles for 4 channels",
+        r"forward +\S+ +stride 1, 8 < 64 filters",
+        r"input grad +\S+ +the padded dy convolved; run 78 ",
         r"weight grad +wgrad4 ",
         r"  2  conv2d 4@3x3 s2 p0 .*%",
         r"forward +im2col\+BLAS +stride 2x2: the direct kernels take stride 1 only",

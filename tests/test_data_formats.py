@@ -11,7 +11,7 @@ import pytest
 from helpers import net_arrays
 
 from nettrain import data
-from nettrain.config import ConfigSource, load_config, validate
+from nettrain.config import load_config
 from nettrain.core.errors import UserError
 from nettrain.training.fit import fit
 from nettrain.training.prepare import prepare
@@ -72,14 +72,17 @@ SOURCES = {
 }
 
 
-def config(folder, source, sets=()):
-    src = ConfigSource.from_text(CONFIG.format(train=source), "cfg.yaml", folder)
-    src.apply_overrides(sets)
-    return validate(src), src
+@pytest.fixture
+def config(make_config):
+    """``config(folder, source, sets=()) -> (cfg, src)``: CONFIG training on ``source``, read
+    as folder/cfg.yaml."""
+    return lambda folder, source, sets=(): make_config(
+        CONFIG.format(train=source), *sets, folder=folder
+    )
 
 
 @pytest.mark.parametrize("fmt", SOURCES)
-def test_same_data_reads_the_same_in_every_format(same_data, fmt):
+def test_same_data_reads_the_same_in_every_format(same_data, fmt, config):
     folder, x, y = same_data
     cfg, _ = config(folder, SOURCES[fmt])
     ds, _ = data.load(cfg["data"])
@@ -90,7 +93,7 @@ def test_same_data_reads_the_same_in_every_format(same_data, fmt):
     np.testing.assert_array_equal(ds.inputs(np.arange(30), np.float32), x.astype(np.float32))
 
 
-def test_same_data_trains_bit_identically_in_every_format(same_data, tmp_path):
+def test_same_data_trains_bit_identically_in_every_format(same_data, tmp_path, config):
     folder = same_data[0]
     weights = {}
     for fmt in ("npz", "csv", "idx"):
@@ -126,7 +129,31 @@ def test_csv_label_by_name_text_classes_and_float_targets(tmp_path):
     np.testing.assert_array_equal(ds.x, [[2], [4]])
 
 
-def test_csv_test_set_classes_follow_the_training_set(tmp_path):
+@pytest.mark.parametrize(
+    "header, taken",
+    [
+        ("y,label,a", "label"),  # label before y, wherever the columns stand
+        ("label,y,a", "label"),
+        ("a,y,target", "target"),  # target before class before y
+        ("class,a,target", "target"),
+        ("y,class,a", "class"),
+        ("a,b,y", "y"),
+    ],
+)
+def test_csv_auto_label_takes_the_most_preferred_name(tmp_path, header, taken):
+    """label: auto prefers label, then target, then class, then y (columns hold 0 1 2 / 3 4 5 /
+    6 7 8 in their order, so the labels read tell which column was taken)."""
+    names = header.split(",")
+    rows = [",".join(str(3 * c + r) for c in range(3)) for r in range(3)]
+    path = write(tmp_path, "d.csv", header + "\n" + "\n".join(rows) + "\n")
+    ds = data.load_file(str(path))
+    column = names.index(taken)
+    np.testing.assert_array_equal(ds.y.reshape(-1), [3 * column + r for r in range(3)])
+    others = [c for c in range(3) if c != column]
+    np.testing.assert_array_equal(ds.x, [[3 * c + r for c in others] for r in range(3)])
+
+
+def test_csv_test_set_classes_follow_the_training_set(tmp_path, config):
     write(tmp_path, "train.csv", "y,a\ncat,1\ndog,2\nemu,3\n")
     write(tmp_path, "test.csv", "y,a\nemu,1\ndog,2\n")
     cfg, _ = config(tmp_path, "train.csv\n  test: test.csv")
@@ -141,10 +168,16 @@ def test_csv_test_set_classes_follow_the_training_set(tmp_path):
 @pytest.mark.parametrize(
     ("text", "options", "message"),
     [
-        ("y,a,b\n0,1,2\n1,x3,4\n", {}, r"line 3, column 1 \('a'\): 'x3' is not a number"),
-        ("0,1,2\n1,3,\n", {}, "line 2, column 2: is empty"),
+        # text in a column declared a number (undeclared, it would be a category column)
+        (
+            "y,a,b\n0,1,2\n1,x3,4\n",
+            {"columns": {"a": "number"}},
+            r"line 3, column 1 \('a'\): 'x3' is not a number",
+        ),
+        # an empty feature is a missing value (filled); an empty label is an error
+        ("0,1,2\n1,3,\n", {"label": 2}, "line 2, column 2: the label is empty"),
         ("y,a,b\n0,1,2\n1,3\n", {}, "line 3 has 2 columns, the first has 3"),
-        ("y,a\n0,1\n1,nan\n", {}, r"line 3, column 1 \('a'\): nan is not a finite number"),
+        ("y,a\n0,1\n1,inf\n", {}, r"line 3, column 1 \('a'\): inf is not a finite number"),
         ("y,a\n", {}, "the data set is empty"),
         ("", {}, "the file is empty"),
         ("y,a\n0,1\n", {"label": "z"}, r"no column 'z' in the header \(it has: y, a\)"),
@@ -182,13 +215,13 @@ def test_labels_out_of_range_and_feature_count_name_the_file(same_data):
         ("{images: d-images-idx3-ubyte.gz}", "missing required key 'data.train.labels'"),
         ("{path: nothere.npz}", "cfg.yaml:4: data.train.path: file not found"),
         ("{path: d.bin}", "cannot tell the format of 'd.bin'"),
-        ("{path: d.bin, format: parquet}", "unknown format 'parquet'"),
+        ("{path: d.bin, format: feather}", "unknown format 'feather'"),
         ("x.npy", "a single .npy array holds no labels"),
         ("d-labels-idx1-ubyte.gz", "an IDX images file needs its labels file"),
         ("[d.npz]", "expected a file path or a mapping with a 'path'"),
     ],
 )
-def test_source_mappings_are_validated_with_lines(same_data, source, message):
+def test_source_mappings_are_validated_with_lines(same_data, source, message, config):
     folder = same_data[0]
     (folder / "d.bin").write_bytes(b"")
     (folder / "x.npy").write_bytes(b"")
@@ -213,7 +246,7 @@ def test_load_file_errors_name_the_file(same_data, name, message):
     assert str(folder / name) in str(info.value)
 
 
-def test_validation_file_in_another_format(same_data, tmp_path):
+def test_validation_file_in_another_format(same_data, tmp_path, config):
     folder = same_data[0]
     cfg, src = config(folder, SOURCES["npz"], ["data.validation=" + str(folder / "d.csv")])
     run = prepare(cfg, src)
@@ -268,39 +301,31 @@ def test_images_without_pillow_name_the_extra(tmp_path, monkeypatch):
     assert "pip install 'nettrain[images]'" in info.value.hint
 
 
-def test_image_folder_config_trains_and_predicts_with_file_names(tmp_path):
-    from click.testing import CliRunner
-
-    from nettrain.cli.commands import cli
-
+def test_image_folder_config_trains_and_predicts_with_file_names(tmp_path, cli_call):
     make_images(tmp_path / "img")
     cfg_path = tmp_path / "c.yaml"
     cfg_path.write_text(CONFIG.format(train="{path: img, size: [4, 4]}"))
-    runner = CliRunner()
-    result = runner.invoke(cli, ["fit", str(cfg_path), "--out", str(tmp_path / "run"), "--quiet"])
-    assert result.exit_code == 0, result.output
-    ckpt = str(tmp_path / "run" / "last.npz")
-    result = runner.invoke(cli, ["predict", ckpt, str(tmp_path / "img")])
-    assert result.exit_code == 0, result.output
+    cli_call("fit", cfg_path, "--out", tmp_path / "run", "--quiet")
+    ckpt = tmp_path / "run" / "last.npz"
+    result = cli_call("predict", ckpt, tmp_path / "img")
     lines = result.stdout.splitlines()
     assert lines[0] == "index,file,prediction,class,p0,p1,p2"
     assert lines[1].startswith("0,a/0.png,") and lines[4].startswith("3,b/1.png,")
     assert lines[1].split(",")[3] in ("a", "b")
-    result = runner.invoke(cli, ["predict", ckpt, str(tmp_path / "img"), "--format", "jsonl"])
+    result = cli_call("predict", ckpt, tmp_path / "img", "--format", "jsonl")
     record = json.loads(result.stdout.splitlines()[1])  # jsonl: no header line
     assert list(record)[:4] == ["index", "file", "prediction", "class"]
     assert record["file"] == "a/1.png" and record["class"] in ("a", "b")
-    result = runner.invoke(cli, ["predict", ckpt, str(tmp_path / "img" / "b" / "0.png")])
-    assert result.exit_code == 0, result.output
+    result = cli_call("predict", ckpt, tmp_path / "img" / "b" / "0.png")
     assert result.stdout.splitlines()[1].startswith("0,0.png,")
-    evaluated = runner.invoke(cli, ["evaluate", ckpt, "--data", str(tmp_path / "img")])
+    evaluated = cli_call("evaluate", ckpt, "--data", tmp_path / "img")
     assert evaluated.exit_code == 0 and "samples   4" in evaluated.stdout
 
 
 # -- predict inputs --------------------------------------------------------------------------
 
 
-def test_predict_reads_every_format_alike(same_data, tmp_path):
+def test_predict_reads_every_format_alike(same_data, tmp_path, config):
     from nettrain.inference import single
 
     folder, x, _ = same_data
@@ -336,7 +361,7 @@ def test_load_config_keeps_a_plain_path_and_resolves_mappings(same_data):
     }
 
 
-def test_integer_inputs_get_the_scaling_of_a_builtin_training_set(same_data):
+def test_integer_inputs_get_the_scaling_of_a_builtin_training_set(same_data, config):
     from nettrain.inference import single
     from nettrain.net.network import build_network
 

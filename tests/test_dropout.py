@@ -5,14 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from helpers import build, interrupt_and_resume, net_arrays, without_seconds, write_blobs
+from helpers import build, interrupt_and_resume, net_arrays, without_seconds
 from numpy.testing import assert_array_equal
 
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.core.step import Step
 from nettrain.layers.dropout import Dropout
-from nettrain.net.network import build_network
+from nettrain.net.network import build_network, output_range
 from nettrain.tools.gradcheck import check_net
 from nettrain.training.fit import fit
 
@@ -96,14 +95,12 @@ model:
 """
 
 
-def resolved(tmp_path, *sets, text=MODEL):
-    src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
-    src.apply_overrides(list(sets))
-    return validate(src)
+def resolved(make_config, *sets, text=MODEL):
+    return make_config(text, *sets)[0]
 
 
-def net_of(tmp_path, *sets, dtype=np.float64, text=MODEL):
-    cfg = resolved(tmp_path, *sets, text=text)
+def net_of(make_config, *sets, dtype=np.float64, text=MODEL):
+    cfg = resolved(make_config, *sets, text=text)
     net = build_network(cfg["model"], dtype, cfg["model"]["input"])
     net.init_params(np.random.default_rng(0))
     return net
@@ -114,8 +111,8 @@ def masks(net, x, seed, step):
     return [kept for layer, kept in zip(net.layers, saved, strict=True) if layer.kind == "dropout"]
 
 
-def test_seed_step_fixes_the_masks(tmp_path):
-    net = net_of(tmp_path)
+def test_seed_step_fixes_the_masks(make_config):
+    net = net_of(make_config)
     x = np.random.default_rng(7).standard_normal((8, 4))
     a1, b1 = masks(net, x, seed=0, step=5)
     a2, b2 = masks(net, x, seed=0, step=5)
@@ -131,8 +128,8 @@ def test_seed_step_fixes_the_masks(tmp_path):
     assert_array_equal(a1 != 0, expected)
 
 
-def test_same_seed_step_same_outputs_and_eval_ignores_masks(tmp_path):
-    net = net_of(tmp_path)
+def test_same_seed_step_same_outputs_and_eval_ignores_masks(make_config):
+    net = net_of(make_config)
     x = np.random.default_rng(8).standard_normal((8, 4))
     y1 = net.forward(x, Step(3, 0))
     y2 = net.forward(x, Step(3, 0))
@@ -147,47 +144,53 @@ def test_same_seed_step_same_outputs_and_eval_ignores_masks(tmp_path):
 # -- config ---------------------------------------------------------------------------------
 
 
-def test_config_rejects_drop_prob_one(tmp_path):
+def test_config_rejects_drop_prob_one(make_config):
     second = "{type: dropout, drop_prob: 0.5}\n    - {type: dense"
     text = MODEL.replace(second, second.replace("0.5", "1.0"))
     with pytest.raises(UserError) as info:
-        resolved(tmp_path, text=text)
+        resolved(make_config, text=text)
     message = str(info.value)
     assert "cfg.yaml:7" in message and "model.layers.2.drop_prob" in message
     assert "[0, 1)" in message
     with pytest.raises(UserError, match=r"model\.layers\.1\.drop_prob"):
-        resolved(tmp_path, "model.layers.1.drop_prob=-0.1")
+        resolved(make_config, "model.layers.1.drop_prob=-0.1")
 
 
-def test_config_rejects_rate_with_a_hint(tmp_path):
+def test_config_rejects_rate_with_a_hint(make_config):
     text = MODEL.replace("{type: dropout, drop_prob: 0.5}", "{type: dropout, rate: 0.5}", 1)
     with pytest.raises(UserError) as info:
-        resolved(tmp_path, text=text)
+        resolved(make_config, text=text)
     message = str(info.value)
     assert "unknown key 'rate'" in message and "drop_prob" in message
     assert "model.layers.1.rate" in message
 
 
-def test_config_requires_drop_prob(tmp_path):
+def test_config_requires_drop_prob(make_config):
     text = MODEL.replace("{type: dropout, drop_prob: 0.5}", "{type: dropout}", 1)
     with pytest.raises(UserError, match="drop_prob"):
-        resolved(tmp_path, text=text)
+        resolved(make_config, text=text)
 
 
-def test_dropout_keeps_the_output_range_for_the_loss_check(tmp_path):
+def test_dropout_keeps_the_output_range_for_the_loss_check(make_config):
     # softmax then dropout: the loss check looks through the dropout
     text = MODEL.replace(
         "    - softmax\n", "    - softmax\n    - {type: dropout, drop_prob: 0.1}\n"
     )
     text = text.replace("multinomial_cross_entropy", "cross_entropy")
-    net_of(tmp_path, text=text)
+    net = net_of(make_config, text=text)
+    assert net.layers[-1].kind == "dropout"
+    kind, _, index = output_range(net)
+    assert (kind, index) == ("softmax", 4)  # the range is the softmax's, below it
+    # the control: the same net without the softmax is refused, so the check did run
+    with pytest.raises(UserError, match="cross_entropy needs outputs in"):
+        net_of(make_config, text=text.replace("    - softmax\n", ""))
 
 
 # -- gradient check --------------------------------------------------------------------------
 
 
-def test_net_with_dropout_passes_gradcheck(tmp_path):
-    net = net_of(tmp_path, "model.layers.0.units=8")
+def test_net_with_dropout_passes_gradcheck(make_config):
+    net = net_of(make_config, "model.layers.0.units=8")
     rng = np.random.default_rng(9)
     x = rng.standard_normal((5, 4))
     t = np.eye(3)[rng.integers(0, 3, 5)]
@@ -199,9 +202,9 @@ def test_net_with_dropout_passes_gradcheck(tmp_path):
     assert any(np.any(mask == 0) for mask in masks(net, x, seed=0, step=0))
 
 
-def test_gradcheck_fails_if_masks_are_not_reseeded(tmp_path, monkeypatch):
+def test_gradcheck_fails_if_masks_are_not_reseeded(make_config, monkeypatch):
     """The control: with fresh masks on every pass the finite differences are noise."""
-    net = net_of(tmp_path, "model.layers.0.units=8")
+    net = net_of(make_config, "model.layers.0.units=8")
     drawn = np.random.default_rng(0)  # one generator drawn on by every pass
     monkeypatch.setattr(Step, "dropout_rng", lambda step, layer: drawn)
     rng = np.random.default_rng(9)
@@ -213,35 +216,13 @@ def test_gradcheck_fails_if_masks_are_not_reseeded(tmp_path, monkeypatch):
 
 # -- training -------------------------------------------------------------------------------
 
-FIT = """
-seed: 3
-data: {{train: {train}, test: {test}}}
-model:
-  input: [4]
-  layers:
-    - {{type: dense, units: 16, activation: tanh}}
-    - {{type: dropout, drop_prob: 0.3}}
-    - {{type: dense, units: 3}}
-    - softmax
-  loss: multinomial_cross_entropy
-train:
-  epochs: 3
-  batch_size: 16
-  optimizer: {{name: sgd, lr: 0.1, momentum: 0.9}}
-"""
-
 
 @pytest.fixture
-def config(tmp_path):
-    write_blobs(tmp_path)
-
-    def make(*sets):
-        text = FIT.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz")
-        src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
-        src.apply_overrides(list(sets))
-        return validate(src), src
-
-    return make
+def config(blob_config):
+    """The blob MLP (conftest.py) with 16 tanh units and dropout 0.3 after them."""
+    layers = "model.layers=[{type: dense, units: 16, activation: tanh}, "
+    layers += "{type: dropout, drop_prob: 0.3}, {type: dense, units: 3}, softmax]"
+    return lambda *sets: blob_config(layers, *sets)
 
 
 def same_weights(a, b):

@@ -9,11 +9,10 @@ import csv
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
 
 import nettrain.net.network  # noqa: F401  (imports the layers before the losses, as the CLI does)
 from nettrain import checkpoint
-from nettrain.cli.commands import cli
 from nettrain.layers.sigmoid import sigmoid
 from nettrain.layers.softmax import softmax
 from nettrain.net.losses import (
@@ -164,7 +163,7 @@ def fit(tmp_path, x, y, *sets):
     np.savez(tmp_path / "train.npz", x=x, y=y)
     (tmp_path / "c.yaml").write_text(CONFIG)
     args = ["fit", str(tmp_path / "c.yaml"), "--out", str(tmp_path / "run"), "--quiet"]
-    return CliRunner().invoke(cli, [*args, *(a for s in sets for a in ("--set", s))])
+    return invoke(*args, *(a for s in sets for a in ("--set", s)), code=None)
 
 
 def metrics(run) -> list[dict]:
@@ -224,10 +223,10 @@ def test_single_sample_cannot_also_give_a_validation_set(tmp_path):
     assert not (tmp_path / "run").exists()
 
 
-def test_gradcheck_on_a_single_sample(tmp_path):
+def test_gradcheck_on_a_single_sample(tmp_path, cli_call):
     np.savez(tmp_path / "train.npz", x=np.ones((1, 4)), y=np.array([1]))
     (tmp_path / "c.yaml").write_text(CONFIG)
-    result = CliRunner().invoke(cli, ["gradcheck", str(tmp_path / "c.yaml"), "--samples", "8"])
+    result = cli_call("gradcheck", str(tmp_path / "c.yaml"), "--samples", "8", code=None)
     assert result.exit_code == 0, result.stdout + result.stderr
 
 

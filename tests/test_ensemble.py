@@ -8,19 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 import nettrain
-from nettrain.cli.commands import cli
 from nettrain.core.errors import UserError
 
 REPO = Path(nettrain.__file__).resolve().parents[1]
 XOR = REPO / "configs" / "xor-mlp.yaml"
-
-
-def invoke(*args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 @pytest.fixture(scope="module")
@@ -54,28 +47,24 @@ def nets(tmp_path_factory):
     return made
 
 
-def test_predict_of_several_is_the_mean(nets, tmp_path):
+def test_predict_of_several_is_the_mean(nets, tmp_path, cli_call):
     singles = []
     for seed in (1, 2, 3):
         out = tmp_path / f"{seed}.npy"
-        assert (
-            invoke("predict", nets[seed], nets["points"], "--format", "npy", "--output", out)[0]
-            == 0
-        )
+        cli_call("predict", nets[seed], nets["points"], "--format", "npy", "--output", out)
         singles.append(np.load(out))
     out = tmp_path / "all.npy"
     args = [nets[1], nets[2], nets[3], nets["points"], "--format", "npy", "--output", out]
-    assert invoke("predict", *args)[0] == 0
+    cli_call("predict", *args)
     mean = np.load(out)
     assert mean.dtype == np.float32 and mean.shape == (40, 2)
     assert np.max(np.abs(mean - np.mean(singles, axis=0))) < 1e-6
-    code, output = invoke("predict", nets[1], nets[2], nets["points"])
-    assert code == 0 and output.splitlines()[0] == "index,prediction,p0,p1"
+    output = cli_call("predict", nets[1], nets[2], nets["points"]).output
+    assert output.splitlines()[0] == "index,prediction,p0,p1"
 
 
-def test_evaluate_of_several_scores_the_mean_output(nets):
-    code, output = invoke("evaluate", nets[1], nets[2], nets[3], "--format", "json")
-    assert code == 0
+def test_evaluate_of_several_scores_the_mean_output(nets, cli_call):
+    output = cli_call("evaluate", nets[1], nets[2], nets[3], "--format", "json").output
     result = json.loads(output)
     model = nettrain.load([nets[1], nets[2], nets[3]])
     x, y = np.load(nets["points"])["x"], np.load(nets["points"])["y"]
@@ -85,9 +74,9 @@ def test_evaluate_of_several_scores_the_mean_output(nets):
     assert on_points["accuracy"] == pytest.approx(expected)
     p = model.predict(x)[np.arange(40), y]
     assert on_points["loss"] == pytest.approx(-np.mean(np.log(p)), rel=1e-5)
-    code, text = invoke("evaluate", nets[1], nets[2], "--data", nets["points"])
-    assert code == 0 and "accuracy" in text and "confusion matrix" in text
-    one = invoke("evaluate", nets[1], "--format", "json")[1]
+    text = cli_call("evaluate", nets[1], nets[2], "--data", nets["points"]).output
+    assert "accuracy" in text and "confusion matrix" in text
+    one = cli_call("evaluate", nets[1], "--format", "json").output
     assert json.loads(one) == json.loads(json.dumps(nettrain.load(nets[1]).evaluate()))
 
 
@@ -99,12 +88,12 @@ def test_evaluate_of_several_scores_the_mean_output(nets):
         ("values", "targets: values"),
     ],
 )
-def test_nets_that_do_not_fit_together_are_refused(nets, other, message):
-    code, output = invoke("predict", nets[1], nets[other], nets["points"])
-    assert code == 2 and message in output and "cannot join the ensemble" in output
+def test_nets_that_do_not_fit_together_are_refused(nets, other, message, cli_call):
+    output = cli_call("predict", nets[1], nets[other], nets["points"], code=2).output
+    assert message in output and "cannot join the ensemble" in output
     assert output.startswith(f"error: {nets[other]}:")
-    code, output = invoke("evaluate", nets[1], nets[other])
-    assert code == 2 and message in output
+    output = cli_call("evaluate", nets[1], nets[other], code=2).output
+    assert message in output
 
 
 def test_an_ensemble_cannot_be_trained_or_saved_as_one(nets, tmp_path):

@@ -4,17 +4,18 @@ at opsets 13, 17 and 21; safetensors loaded by PyTorch as docs/formats.md shows;
 
 from __future__ import annotations
 
+import errno
 import json
-import os
 import re
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
+from helpers import invoke
+from references import torch_layout_forward
 
 import nettrain
-from nettrain.cli.commands import cli
 from nettrain.config import config_from_dict, load_config
 from nettrain.data.preprocess import affine
 from nettrain.layers import LAYERS
@@ -176,18 +177,14 @@ def cli_predict(ckpts, x: np.ndarray, folder: Path) -> np.ndarray:
     """What `nettrain predict CKPT... INPUT --format npy` writes."""
     inputs, out = folder / "inputs.npy", folder / "predicted.npy"
     np.save(inputs, x)
-    result = CliRunner().invoke(
-        cli, ["predict", *map(str, ckpts), str(inputs), "--format", "npy", "--output", str(out)]
-    )
-    assert result.exit_code == 0, result.output
+    invoke("predict", *ckpts, inputs, "--format", "npy", "--output", out)
     return np.load(out)
 
 
 def onnx_run(ckpts, x: np.ndarray, folder: Path, opset: int) -> np.ndarray:
     path = folder / f"net-{opset}.onnx"
     args = ["export", *map(str, ckpts), "--format", "onnx", "--output", str(path)]
-    result = CliRunner().invoke(cli, [*args, "--opset", str(opset)])
-    assert result.exit_code == 0, result.output
+    invoke(*args, "--opset", opset)
     model = onnx.load(str(path))
     assert model.opset_import[0].version == opset
     assert model.ir_version == onnx.helper.find_min_ir_version_for(model.opset_import)
@@ -302,52 +299,50 @@ def test_the_metadata_holds_the_version_and_config(layer_checkpoints, tmp_path):
     assert json.loads(props["nettrain_config"])["model"]["layers"][0]["units"] == 5
 
 
-def test_the_default_opset_is_17(layer_checkpoints, tmp_path):
+def test_the_default_opset_is_17(layer_checkpoints, tmp_path, cli_call):
     out = tmp_path / "d.onnx"
     args = ["export", str(layer_checkpoints("relu")), "--format", "onnx", "--output", str(out)]
-    assert CliRunner().invoke(cli, args).exit_code == 0
+    cli_call(*args)
     assert onnx.load(str(out)).opset_import[0].version == 17
 
 
 # -- refused ---------------------------------------------------------------------------------
 
 
-def test_a_layer_without_an_onnx_form_is_refused_by_name(layer_checkpoints, tmp_path, monkeypatch):
+def test_a_layer_without_an_onnx_form_is_refused_by_name(
+    layer_checkpoints, tmp_path, monkeypatch, cli_call
+):
     """A layer kind added to nettrain without an exporter is an error naming it, not a graph that
     skips it."""
     monkeypatch.setattr(LAYERS["avgpool2d"], "onnx", None)
     out = tmp_path / "x.onnx"
     args = ["export", str(layer_checkpoints("avgpool2d")), "--format", "onnx", "--output", str(out)]
-    result = CliRunner().invoke(cli, args)
-    assert result.exit_code == 2
+    result = cli_call(*args, code=2)
     assert "layer 0 (avgpool2d)" in result.output and "cannot be exported to ONNX" in result.output
     assert not out.exists() and not list(tmp_path.glob(".x.onnx*"))
 
 
-def test_a_fused_activation_without_an_onnx_form_is_refused(layer_checkpoints, tmp_path,
-                                                            monkeypatch):  # fmt: skip
+def test_a_fused_activation_without_an_onnx_form_is_refused(
+    layer_checkpoints, tmp_path, monkeypatch, cli_call
+):
     """dense applies its tanh in its own kernels; the graph writes it as the tanh layer does."""
     monkeypatch.setattr(LAYERS["tanh"], "onnx", None)
     out = tmp_path / "x.onnx"
     ckpt = layer_checkpoints("dense_tanh_fused")
-    code, output = run_cli(["export", ckpt, "--format", "onnx", "--output", out])
-    assert code == 2 and "layer 0 (tanh)" in output and "cannot be exported to ONNX" in output
+    output = cli_call("export", ckpt, "--format", "onnx", "--output", out, code=2).output
+    assert "layer 0 (tanh)" in output and "cannot be exported to ONNX" in output
     assert not out.exists()
 
 
-def test_a_layer_without_a_torch_form_is_refused_by_name(layer_checkpoints, tmp_path,
-                                                         monkeypatch):  # fmt: skip
+def test_a_layer_without_a_torch_form_is_refused_by_name(
+    layer_checkpoints, tmp_path, monkeypatch, cli_call
+):
     monkeypatch.setattr(LAYERS["batchnorm"], "TORCH", None)
     out = tmp_path / "x.safetensors"
     ckpt = layer_checkpoints("batchnorm_dense")
-    code, output = run_cli(["export", ckpt, "--format", "safetensors", "--output", out])
-    assert code == 2 and "layer 1 (batchnorm)" in output and "no PyTorch form" in output
+    output = cli_call("export", ckpt, "--format", "safetensors", "--output", out, code=2).output
+    assert "layer 1 (batchnorm)" in output and "no PyTorch form" in output
     assert not out.exists()
-
-
-def run_cli(args):
-    result = CliRunner().invoke(cli, [str(a) for a in args])
-    return result.exit_code, result.output
 
 
 @pytest.mark.parametrize(
@@ -358,28 +353,32 @@ def run_cli(args):
         (["--format", "safetensors", "--opset", "13"], "applies to --format onnx only"),
     ],
 )
-def test_bad_options_are_refused(args, message, layer_checkpoints, tmp_path):
+def test_bad_options_are_refused(args, message, layer_checkpoints, tmp_path, cli_call):
     out = tmp_path / "x.out"
-    code, output = run_cli(["export", layer_checkpoints("relu"), *args, "--output", out])
-    assert code == 2 and message in output and output.startswith("error:")
+    output = cli_call("export", layer_checkpoints("relu"), *args, "--output", out, code=2).output
+    assert message in output and output.startswith("error:")
     assert not out.exists()
 
 
-def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path):
+def test_a_file_that_is_not_a_checkpoint_is_refused(tmp_path, cli_call):
     fake = tmp_path / "weights.npz"
     np.savez(fake, **{"layers.0.weight": np.zeros((2, 2))})
-    code, output = run_cli(["export", fake, "--format", "onnx", "--output", tmp_path / "x.onnx"])
-    assert code == 2 and "not a nettrain checkpoint" in output
-    code, output = run_cli(["export", tmp_path / "none.npz", "--format", "onnx", "--output", "x"])
-    assert code == 2 and "not found" in output
+    output = cli_call(
+        "export", fake, "--format", "onnx", "--output", tmp_path / "x.onnx", code=2
+    ).output
+    assert "not a nettrain checkpoint" in output
+    output = cli_call(
+        "export", tmp_path / "none.npz", "--format", "onnx", "--output", "x", code=2
+    ).output
+    assert "not found" in output
 
 
-def test_nets_with_other_inputs_or_outputs_are_no_ensemble(layer_checkpoints, tmp_path):
+def test_nets_with_other_inputs_or_outputs_are_no_ensemble(layer_checkpoints, tmp_path, cli_call):
     dense5, dense4 = layer_checkpoints("dense"), layer_checkpoints("dense_no_bias")
     relu = layer_checkpoints("relu")
     out = tmp_path / "x.onnx"
-    code, output = run_cli(["export", dense5, dense4, "--format", "onnx", "--output", out])
-    assert code == 2 and "outputs: 4" in output and "cannot join the ensemble" in output
+    output = cli_call("export", dense5, dense4, "--format", "onnx", "--output", out, code=2).output
+    assert "outputs: 4" in output and "cannot join the ensemble" in output
     other = tmp_path / "flat.npz"
     model = nettrain.Model.from_config(
         {
@@ -393,55 +392,64 @@ def test_nets_with_other_inputs_or_outputs_are_no_ensemble(layer_checkpoints, tm
     )
     model.fit(np.ones((4, 3), np.float32), np.ones((4, 5), np.float32))
     model.save(other)
-    code, output = run_cli(["export", dense5, other, "--format", "onnx", "--output", out])
-    assert code == 2 and "inputs of shape (3,)" in output
-    code, output = run_cli(["export", relu, relu, "--format", "safetensors", "--output", out])
-    assert code == 2 and "takes one checkpoint" in output
+    output = cli_call("export", dense5, other, "--format", "onnx", "--output", out, code=2).output
+    assert "inputs of shape (3,)" in output
+    output = cli_call(
+        "export", relu, relu, "--format", "safetensors", "--output", out, code=2
+    ).output
+    assert "takes one checkpoint" in output
     assert not out.exists()
 
 
-def test_an_unwritable_output_is_refused_and_nothing_is_left(layer_checkpoints, tmp_path):
+def test_an_unwritable_output_is_refused_and_nothing_is_left(
+    layer_checkpoints, tmp_path, monkeypatch, cli_call
+):
     ckpt = layer_checkpoints("relu")
-    code, output = run_cli(
-        ["export", ckpt, "--format", "onnx", "--output", tmp_path / "no" / "x.onnx"]
-    )
-    assert code == 2 and "could not write the file" in output
-    code, output = run_cli(["export", ckpt, "--format", "onnx", "--output", ckpt])
-    assert code == 2 and "overwrite the checkpoint" in output
+    output = cli_call(
+        "export", ckpt, "--format", "onnx", "--output", tmp_path / "no" / "x.onnx", code=2
+    ).output
+    assert "could not write the file" in output
+    output = cli_call("export", ckpt, "--format", "onnx", "--output", ckpt, code=2).output
+    assert "overwrite the checkpoint" in output
     assert nettrain.load(ckpt).n_outputs == 126  # still whole
-    if os.geteuid() != 0:  # root writes into a read-only folder
-        (tmp_path / "ro").mkdir()
-        (tmp_path / "ro").chmod(0o500)
-        try:
-            code, output = run_cli(
-                ["export", ckpt, "--format", "onnx", "--output", tmp_path / "ro" / "x.onnx"]
-            )
-        finally:
-            (tmp_path / "ro").chmod(0o700)
-        assert code == 2 and not list((tmp_path / "ro").iterdir())
+    # a folder the system refuses to write into, as it refuses a user without write permission
+    # (by a stand-in for mkstemp: root, CI's user, writes into a read-only folder)
+    (tmp_path / "ro").mkdir()
+    real_mkstemp = tempfile.mkstemp
+
+    def refusing_mkstemp(*args, dir=None, **kwargs):
+        if dir is not None and Path(dir) == tmp_path / "ro":
+            raise PermissionError(errno.EACCES, "Permission denied", str(dir))
+        return real_mkstemp(*args, dir=dir, **kwargs)
+
+    monkeypatch.setattr(tempfile, "mkstemp", refusing_mkstemp)
+    output = cli_call(
+        "export", ckpt, "--format", "onnx", "--output", tmp_path / "ro" / "x.onnx", code=2
+    ).output
+    assert "could not write the file" in output and "Permission denied" in output
+    assert not list((tmp_path / "ro").iterdir())
 
 
-def test_a_refused_export_leaves_an_existing_file_as_it_was(layer_checkpoints, tmp_path,
-                                                           monkeypatch):  # fmt: skip
+def test_a_refused_export_leaves_an_existing_file_as_it_was(
+    layer_checkpoints, tmp_path, monkeypatch, cli_call
+):
     existing = tmp_path / "old.onnx"
     existing.write_bytes(b"old")
     monkeypatch.setattr(LAYERS["relu"], "onnx", None)
-    code, _ = run_cli(
-        ["export", layer_checkpoints("relu"), "--format", "onnx", "--output", existing]
-    )
-    assert code == 2 and existing.read_bytes() == b"old"
+    cli_call("export", layer_checkpoints("relu"), "--format", "onnx", "--output", existing, code=2)
+    assert existing.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["old.onnx"]
 
 
 # -- safetensors and PyTorch -----------------------------------------------------------------
 
 
-def test_safetensors_holds_the_weights_in_torch_layouts(layer_checkpoints, tmp_path):
+def test_safetensors_holds_the_weights_in_torch_layouts(layer_checkpoints, tmp_path, cli_call):
     from safetensors import safe_open
 
     ckpt = layer_checkpoints("batchnorm_dense")
     out = tmp_path / "net.safetensors"
-    assert run_cli(["export", ckpt, "--format", "safetensors", "--output", out])[0] == 0
+    cli_call("export", ckpt, "--format", "safetensors", "--output", out)
     arrays = dict(np.load(ckpt))
     with safe_open(str(out), "numpy") as f:
         meta = f.metadata()
@@ -470,12 +478,56 @@ def readme_torch_code() -> str:
 TORCH_CASES = [c[0] for c in LAYER_CASES if not c[2]]  # the torch net takes preprocessed inputs
 
 
+def safetensors_of(ckpt, folder: Path) -> tuple[dict, dict]:
+    """(the resolved config in its metadata, its tensors) of ``nettrain export`` of ``ckpt``."""
+    from safetensors import safe_open
+
+    out = folder / "net.safetensors"
+    invoke("export", ckpt, "--format", "safetensors", "--output", out)
+    with safe_open(str(out), "numpy") as f:
+        config = json.loads(f.metadata()["nettrain_config"])
+        return config, {k: f.get_tensor(k) for k in f.keys()}  # noqa: SIM118
+
+
 @pytest.mark.parametrize("case", TORCH_CASES)
-def test_torch_loads_the_safetensors_as_the_readme_shows(case, layer_checkpoints, tmp_path):
+def test_safetensors_numbers_give_predict_s_outputs(case, layer_checkpoints, tmp_path):
+    """Without PyTorch: the exported tensors, run by a numpy forward written for PyTorch's
+    layouts (tests/references.py), give what `nettrain predict` gives."""
+    ckpt = layer_checkpoints(case)
+    config, tensors = safetensors_of(ckpt, tmp_path)
+    shape = INPUTS.get(case, IMAGE)
+    x = (np.random.default_rng(5).standard_normal((4, *shape)) * 2).astype(np.float32)
+    got = torch_layout_forward(config, tensors, x)
+    expected = cli_predict([ckpt], x, tmp_path)
+    assert got.shape == expected.shape
+    assert np.max(np.abs(got - expected)) <= TOLERANCE
+
+
+def test_safetensors_numbers_of_every_config_net(config_checkpoints, tmp_path):
+    errors = {}
+    for config in CONFIGS:
+        ckpt, x = config_checkpoints(config)
+        net, meta, _ = nettrain.load(ckpt).members[0]
+        spec, seen = meta["data"]["preprocess"], x
+        if spec:  # the exported net takes the inputs after data.preprocess, x * a + b
+            a, b = affine(spec, meta["preprocess_stats"], net.input_shape)
+            seen = x * a.astype(np.float32) + b.astype(np.float32)
+        resolved, tensors = safetensors_of(ckpt, tmp_path)
+        got = torch_layout_forward(resolved, tensors, seen)
+        expected = cli_predict([ckpt], x, tmp_path)
+        errors[config.stem] = float(np.max(np.abs(got - expected)))
+    print(errors)
+    assert len(errors) == len(CONFIGS) and max(errors.values()) <= TOLERANCE
+
+
+@pytest.mark.parametrize("case", TORCH_CASES)
+def test_torch_loads_the_safetensors_as_the_readme_shows(
+    case, layer_checkpoints, tmp_path, cli_call
+):
     torch = pytest.importorskip("torch")
     ckpt = layer_checkpoints(case)
     out = tmp_path / "net.safetensors"
-    assert run_cli(["export", ckpt, "--format", "safetensors", "--output", out])[0] == 0
+    cli_call("export", ckpt, "--format", "safetensors", "--output", out)
     shape = INPUTS.get(case, IMAGE)
     x = (np.random.default_rng(5).standard_normal((4, *shape)) * 2).astype(np.float32)
     expected = cli_predict([ckpt], x, tmp_path)
@@ -486,7 +538,7 @@ def test_torch_loads_the_safetensors_as_the_readme_shows(case, layer_checkpoints
     assert_same(got.reshape(len(x), -1), expected)
 
 
-def test_torch_runs_every_config_net(config_checkpoints, tmp_path):
+def test_torch_runs_every_config_net(config_checkpoints, tmp_path, cli_call):
     torch = pytest.importorskip("torch")
     errors = {}
     for config in CONFIGS:
@@ -497,7 +549,7 @@ def test_torch_runs_every_config_net(config_checkpoints, tmp_path):
             a, b = affine(spec, meta["preprocess_stats"], net.input_shape)
             seen = x * a.astype(np.float32) + b.astype(np.float32)
         out = tmp_path / f"{config.stem}.safetensors"
-        assert run_cli(["export", ckpt, "--format", "safetensors", "--output", out])[0] == 0
+        cli_call("export", ckpt, "--format", "safetensors", "--output", out)
         scope = {"__name__": "readme"}
         exec(readme_torch_code().replace("net.safetensors", str(out)), scope)
         with torch.no_grad():

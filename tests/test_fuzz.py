@@ -19,11 +19,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-
-from nettrain.cli.commands import cli
 
 EXAMPLES = int(os.environ.get("NETTRAIN_FUZZ_EXAMPLES", "0"))
 FUZZ = settings(
@@ -148,12 +145,11 @@ def folder(tmp_path, monkeypatch):
 
 @FUZZ
 @given(text=config_texts())
-def test_random_configs_in_summary_and_gradcheck(folder, text):
+def test_random_configs_in_summary_and_gradcheck(folder, text, cli_call):
     (folder / "c.yaml").write_text(text)
-    runner = CliRunner()
-    assert_clean(runner.invoke(cli, ["summary", "c.yaml"]))
+    assert_clean(cli_call("summary", "c.yaml", code=None))
     args = ["gradcheck", "c.yaml", "--samples", "2", "--entries", "3"]
-    assert_clean(runner.invoke(cli, args), codes=(0, 1, 2))
+    assert_clean(cli_call(*args, code=None), codes=(0, 1, 2))
 
 
 # -- random bytes as data files and checkpoints ---------------------------------------------------
@@ -180,7 +176,7 @@ def idx(array: np.ndarray) -> bytes:
 
 
 @pytest.fixture(scope="module")
-def good(tmp_path_factory):
+def good(tmp_path_factory, cli_call):
     """Valid files to damage: the same 16 samples as train.npz, train.csv (label first, a
     header), train.csv.gz and IDX images and labels; x.npz, c.yaml, run/last.npz."""
     folder = tmp_path_factory.mktemp("good")
@@ -197,7 +193,7 @@ def good(tmp_path_factory):
     np.savez(folder / "x.npz", x=rng.standard_normal((3, 4)))
     (folder / "c.yaml").write_text(CONFIG)
     args = ["fit", str(folder / "c.yaml"), "--out", str(folder / "run"), "--quiet"]
-    assert CliRunner().invoke(cli, args).exit_code == 0
+    cli_call(*args)
     return folder
 
 
@@ -232,24 +228,22 @@ def fuzz_file(good, name, draw):
 )
 @FUZZ
 @given(data=st.data())
-def test_damaged_data_file(good, folder, data, name):
+def test_damaged_data_file(good, folder, data, name, cli_call):
     bad = fuzz_file(good, name, data.draw)
-    runner = CliRunner()
     args = ["fit", str(good / "c.yaml"), "--set", f"data.train={bad}", "--out", "r", "--overwrite"]
-    assert_clean(runner.invoke(cli, [*args, "--quiet"]), codes=(0, 1, 2))
+    assert_clean(cli_call(*args, "--quiet", code=None), codes=(0, 1, 2))
     ck = str(good / "run" / "last.npz")
-    assert_clean(runner.invoke(cli, ["predict", ck, bad]))
-    assert_clean(runner.invoke(cli, ["evaluate", ck, "--data", bad]))
+    assert_clean(cli_call("predict", ck, bad, code=None))
+    assert_clean(cli_call("evaluate", ck, "--data", bad, code=None))
 
 
 @FUZZ
 @given(data=st.data())
-def test_damaged_checkpoint(good, folder, data):
+def test_damaged_checkpoint(good, folder, data, cli_call):
     bad = fuzz_file(good, "run/last.npz", data.draw)
-    runner = CliRunner()
-    assert_clean(runner.invoke(cli, ["predict", bad, str(good / "x.npz")]))
-    assert_clean(runner.invoke(cli, ["evaluate", bad, "--data", str(good / "train.npz")]))
+    assert_clean(cli_call("predict", bad, str(good / "x.npz"), code=None))
+    assert_clean(cli_call("evaluate", bad, "--data", str(good / "train.npz"), code=None))
     fit = ["fit", str(good / "c.yaml"), "--out", "r", "--overwrite", "--quiet"]
-    assert_clean(runner.invoke(cli, [*fit, "--weights", bad]), codes=(0, 1, 2))
+    assert_clean(cli_call(*fit, "--weights", bad, code=None), codes=(0, 1, 2))
     resume = [*fit, "--resume", bad, "--set", "train.epochs=2"]
-    assert_clean(runner.invoke(cli, resume), codes=(0, 1, 2))
+    assert_clean(cli_call(*resume, code=None), codes=(0, 1, 2))

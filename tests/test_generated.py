@@ -5,11 +5,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from nettrain import data
-from nettrain.cli.commands import cli
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.data import generated
 
@@ -50,14 +47,13 @@ def test_noise_free_sets_lie_where_documented():
     np.testing.assert_array_equal(np.unique(blobs.x, axis=0), np.unique(test.x, axis=0))
 
 
-def config(dataset):
+def config(make_config, dataset):
     model = "model:\n  layers: [softmax]\n  loss: multinomial_cross_entropy\n"
-    text = f"data:\n  dataset: {dataset}\n{model}"
-    return validate(ConfigSource.from_text(text, "cfg.yaml"))
+    return make_config(f"data:\n  dataset: {dataset}\n{model}")[0]
 
 
-def test_dataset_config_forms():
-    cfg = config("{name: spirals, n: 1000, classes: 3, noise: 0.2}")
+def test_dataset_config_forms(make_config):
+    cfg = config(make_config, "{name: spirals, n: 1000, classes: 3, noise: 0.2}")
     assert cfg["data"]["dataset"] == {
         "name": "spirals",
         "n": 1000,
@@ -66,19 +62,18 @@ def test_dataset_config_forms():
         "classes": 3,
         "seed": 0,
     }
-    assert config("mnist")["data"]["dataset"] == {"name": "mnist"}
-    assert config("moons")["data"]["dataset"]["noise"] == 0.1
+    assert config(make_config, "mnist")["data"]["dataset"] == {"name": "mnist"}
+    assert config(make_config, "moons")["data"]["dataset"]["noise"] == 0.1
     with pytest.raises(UserError, match="cfg.yaml:2: data.dataset.name: unknown name 'spiral'"):
-        config("spiral")
+        config(make_config, "spiral")
     with pytest.raises(UserError, match="cfg.yaml:2: data.dataset.classes: unknown key"):
-        config("{name: moons, classes: 3}")
+        config(make_config, "{name: moons, classes: 3}")
     with pytest.raises(UserError, match="data.dataset.n: expected an integer >= 1, got 0"):
-        config("{name: xor, n: 0}")
+        config(make_config, "{name: xor, n: 0}")
 
 
-def test_datasets_command_lists_every_set_with_shapes():
-    result = CliRunner().invoke(cli, ["datasets"])
-    assert result.exit_code == 0, result.output
+def test_datasets_command_lists_every_set_with_shapes(cli_call):
+    result = cli_call("datasets")
     lines = result.stdout.splitlines()
     assert lines[0].split() == ["name", "train", "test", "classes", "options"]
     assert lines[1].split()[:6] == ["mnist", "60000", "x", "1x28x28", "10000", "x"]
@@ -91,12 +86,10 @@ GENERATED_CONFIGS = ["xor-mlp", "spirals-mlp", "circles-mlp", "moons-mlp", "blob
 
 
 @pytest.mark.parametrize("name", GENERATED_CONFIGS)
-def test_generated_configs_pass_gradcheck_and_learn(name, tmp_path):
-    config = str(REPO / "configs" / f"{name}.yaml")
-    runner = CliRunner()
-    assert runner.invoke(cli, ["gradcheck", config]).exit_code == 0
-    result = runner.invoke(cli, ["fit", config, "--out", str(tmp_path), "--set", "train.epochs=3"])
-    assert result.exit_code == 0, result.output
+def test_generated_configs_pass_gradcheck_and_learn(name, tmp_path, cli_call):
+    config = REPO / "configs" / f"{name}.yaml"
+    cli_call("gradcheck", config)
+    cli_call("fit", config, "--out", tmp_path, "--set", "train.epochs=3")
     rows = (tmp_path / "metrics.csv").read_text().splitlines()
     header, last = rows[0].split(","), rows[-1].split(",")
     assert float(last[header.index("test_accuracy")]) > 0.6

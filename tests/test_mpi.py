@@ -31,7 +31,7 @@ ENV = {
     "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1",
     "OMPI_MCA_rmaps_base_oversubscribe": "1",
 }
-TIMEOUT = 60
+TIMEOUT = 300  # seconds: a hang guard only, generous for a slow or busy machine
 
 # A conv net with every layer whose result depends on the whole batch or on random draws:
 # batchnorm (synchronised statistics), dropout (masks of the global batch), augmentation.
@@ -57,6 +57,7 @@ train:
   epochs: 2
   batch_size: 10
   optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
+  clip_grad_norm: 0.5  # clips the gradient summed over the ranks: the same on every one
 """
 
 
@@ -194,6 +195,41 @@ def test_two_ranks_repeat_bit_for_bit_print_once_and_match_one_process(folder):
     assert "mpi_ranks: 2" in env
 
 
+REGRESSION = """
+seed: 0
+dtype: float64
+data: {train: reg.npz}
+model:
+  input: [3]
+  layers:
+    - {type: dense, units: 6, activation: tanh}
+    - {type: dense, units: 2}
+  loss: squared_error
+train:
+  epochs: 2
+  batch_size: 10
+  optimizer: {name: sgd, lr: 0.05}
+"""
+
+
+def test_regression_figures_on_two_ranks_are_those_of_one_process(tmp_path):
+    """train_rmse, train_mae and train_r2 are sums over every rank's samples: 2 ranks log the
+    figures of one process (each rank's own half would give others)."""
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((40, 3))
+    np.savez(tmp_path / "reg.npz", x=x, y=np.stack([x[:, 0] * 3, x[:, 1] - x[:, 2]], 1))
+    (tmp_path / "net.yaml").write_text(REGRESSION)
+    for n, out in ((0, "one"), (2, "two")):
+        result = fit(n, tmp_path, "--out", str(tmp_path / out), "--quiet")
+        assert result.returncode == 0, result.stderr
+    two, one = (np.genfromtxt(tmp_path / f / "metrics.csv", delimiter=",", names=True)
+                for f in ("two", "one"))  # fmt: skip
+    figures = [n for n in one.dtype.names if n.startswith("train_") and n != "train_loss"]
+    assert {"train_rmse", "train_mae"} <= set(figures)
+    for name in figures:
+        assert np.allclose(two[name], one[name], rtol=1e-9, atol=0), name
+
+
 def test_nan_on_one_rank_stops_every_rank(folder):
     with np.load(folder / "train.npz") as f:
         x, y = f["x"].copy(), f["y"]
@@ -201,8 +237,10 @@ def test_nan_on_one_rank_stops_every_rank(folder):
     np.savez(folder / "train.npz", x=x, y=y)
     layers = "model.layers=[{type: dense, units: 8, activation: relu}, {type: dense, units: 3}, "
     layers += "softmax]"
+    # unclipped: clipping would bound the overflowing rank's huge (finite) gradient
     result = fit(2, folder, "--out", str(folder / "nan"), "--set", "data.validation=null",
-                 "--set", "data.augment=null", "--set", layers)  # fmt: skip
+                 "--set", "data.augment=null", "--set", layers,
+                 "--set", "train.clip_grad_norm=null")  # fmt: skip
     assert result.returncode == 1, result.stderr
     assert result.stderr.count("training diverged") == 1
 
@@ -227,11 +265,20 @@ def ranks_of(job: subprocess.Popen, n: int, folder: Path, out: str) -> list[int]
     raise AssertionError("the job did not start")
 
 
+def epoch_rows(job: subprocess.Popen, out: Path, n: int) -> None:
+    """Wait until rank 0 has logged n epochs in out/metrics.csv (a state, not a time)."""
+    deadline = time.monotonic() + TIMEOUT  # a hang guard only
+    while len((out / "metrics.csv").read_text().splitlines()) < n + 1:
+        assert job.poll() is None, job.communicate()
+        assert time.monotonic() < deadline, f"no {n} epochs logged in {TIMEOUT} s"
+        time.sleep(0.05)
+
+
 def test_sigint_to_one_rank_stops_all_at_one_step_and_resumes_on_three(folder):
     job = start(2, folder, "stop")
     try:
         pids = ranks_of(job, 2, folder, "stop")
-        time.sleep(1.0)
+        epoch_rows(job, folder / "stop", 1)  # mid-training: an epoch is done, 399 are not
         os.kill(pids[-1], signal.SIGINT)
         _, err = job.communicate(timeout=TIMEOUT)
     finally:
@@ -291,10 +338,9 @@ def test_a_killed_rank_ends_the_job_with_an_error(folder):
     try:
         pids = ranks_of(job, 2, folder, "killed")
         os.kill(pids[-1], signal.SIGKILL)
-        started = time.monotonic()
+        # the timeout is a hang guard only: the job must end, on a slow machine in its own time
         _, err = job.communicate(timeout=TIMEOUT)
     finally:
         job.kill()
     assert job.returncode != 0
-    assert time.monotonic() - started < 20
     assert "signal 9" in err or "Killed" in err

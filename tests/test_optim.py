@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 from numpy.testing import assert_allclose, assert_array_equal
 
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.optim import OPTIMIZERS, make_optimizer
 
@@ -368,40 +367,38 @@ train:
 """
 
 
-def resolved(tmp_path, *sets, text=BASE):
-    src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
-    src.apply_overrides(list(sets))
-    return validate(src)
+def resolved(make_config, *sets, text=BASE):
+    return make_config(text, *sets)[0]
 
 
-def test_unknown_optimizer_name_suggests_the_nearest(tmp_path):
+def test_unknown_optimizer_name_suggests_the_nearest(make_config):
     text = BASE.replace("name: sgd", "name: adma")
     with pytest.raises(UserError) as info:
-        resolved(tmp_path, text=text)
+        resolved(make_config, text=text)
     message = str(info.value)
     assert "cfg.yaml:7" in message and "train.optimizer.name" in message
     assert "adma" in message and "did you mean 'adam'?" in message
     with pytest.raises(UserError, match="did you mean 'rmsprop'"):
-        resolved(tmp_path, "train.optimizer.name=rmsprob")
+        resolved(make_config, "train.optimizer.name=rmsprob")
 
 
-def test_option_of_another_optimizer_is_rejected(tmp_path):
+def test_option_of_another_optimizer_is_rejected(make_config):
     text = BASE.replace("{name: sgd, lr: 0.1}", "{name: adam, lr: 0.1, momentum: 0.9}")
     with pytest.raises(UserError) as info:
-        resolved(tmp_path, text=text)
+        resolved(make_config, text=text)
     message = str(info.value)
     assert "unknown key 'momentum'" in message and "train.optimizer.momentum" in message
     with pytest.raises(UserError, match="unknown key 'beta1'"):
-        resolved(tmp_path, "train.optimizer.beta1=0.5")  # sgd has no beta1
+        resolved(make_config, "train.optimizer.beta1=0.5")  # sgd has no beta1
     with pytest.raises(UserError, match="unknown key 'rho'"):
-        resolved(tmp_path, "train.optimizer.name=adagrad", "train.optimizer.rho=0.9")
+        resolved(make_config, "train.optimizer.name=adagrad", "train.optimizer.rho=0.9")
 
 
-def test_nesterov_needs_momentum(tmp_path):
+def test_nesterov_needs_momentum(make_config):
     with pytest.raises(UserError) as info:
-        resolved(tmp_path, "train.optimizer.nesterov=true")
+        resolved(make_config, "train.optimizer.nesterov=true")
     assert "train.optimizer.nesterov" in str(info.value) and "momentum" in str(info.value)
-    cfg = resolved(tmp_path, "train.optimizer.nesterov=true", "train.optimizer.momentum=0.9")
+    cfg = resolved(make_config, "train.optimizer.nesterov=true", "train.optimizer.momentum=0.9")
     assert cfg["train"]["optimizer"]["nesterov"] is True
 
 
@@ -417,14 +414,14 @@ def test_nesterov_needs_momentum(tmp_path):
         ["train.optimizer.weight_decay=-1"],
     ],
 )
-def test_out_of_range_options_are_rejected(tmp_path, sets):
+def test_out_of_range_options_are_rejected(make_config, sets):
     key = sets[-1].split("=")[0]
     with pytest.raises(UserError, match=key.replace(".", r"\.")):
-        resolved(tmp_path, *sets)
+        resolved(make_config, *sets)
 
 
-def test_defaults_are_filled_in(tmp_path):
-    cfg = resolved(tmp_path, "train.optimizer=adam")  # a bare name
+def test_defaults_are_filled_in(make_config):
+    cfg = resolved(make_config, "train.optimizer=adam")  # a bare name
     assert cfg["train"]["optimizer"] == {
         "name": "adam",
         "lr": 0.001,
@@ -433,8 +430,8 @@ def test_defaults_are_filled_in(tmp_path):
         "eps": 1e-8,
         "weight_decay": 0.0,
     }
-    assert resolved(tmp_path, "train.optimizer=adamw")["train"]["optimizer"]["weight_decay"] > 0
-    sgd = resolved(tmp_path)["train"]["optimizer"]
+    assert resolved(make_config, "train.optimizer=adamw")["train"]["optimizer"]["weight_decay"] > 0
+    sgd = resolved(make_config)["train"]["optimizer"]
     assert sgd == {
         "name": "sgd",
         "lr": 0.1,
@@ -443,14 +440,14 @@ def test_defaults_are_filled_in(tmp_path):
         "weight_decay": 0.0,
     }
     no_train = BASE.split("train:")[0]
-    assert resolved(tmp_path, text=no_train)["train"]["optimizer"]["name"] == "sgd"
+    assert resolved(make_config, text=no_train)["train"]["optimizer"]["name"] == "sgd"
     for name in ("adagrad", "rmsprop", "adadelta"):
-        opt = resolved(tmp_path, f"train.optimizer={name}")["train"]["optimizer"]
+        opt = resolved(make_config, f"train.optimizer={name}")["train"]["optimizer"]
         assert set(opt) == {"name", *OPTIMIZERS[name].OPTIONS}
         make_optimizer(opt, two_params())  # every resolved section builds
 
 
-def test_lr_given_as_yaml_text_is_a_number(tmp_path):
+def test_lr_given_as_yaml_text_is_a_number(make_config):
     # YAML 1.1 reads 1e-3 (no dot) as text
     text = BASE.replace("lr: 0.1", "lr: 1e-3")
-    assert resolved(tmp_path, text=text)["train"]["optimizer"]["lr"] == 0.001
+    assert resolved(make_config, text=text)["train"]["optimizer"]["lr"] == 0.001

@@ -6,7 +6,6 @@ import pytest
 
 from nettrain import checkpoint, data
 from nettrain.assemble import score
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.data import preprocess
 from nettrain.inference import single
@@ -43,14 +42,16 @@ def folder(tmp_path):
     return tmp_path
 
 
-def make(folder, preprocess_text, sets=()):
-    src = ConfigSource.from_text(CONFIG.format(preprocess=preprocess_text), "cfg.yaml", folder)
-    src.apply_overrides(sets)
-    return validate(src), src
+@pytest.fixture
+def make(make_config):
+    """(cfg, src) of CONFIG with ``preprocess_text`` as data.preprocess, on ``folder``'s data."""
+    return lambda preprocess_text, sets=(): make_config(
+        CONFIG.format(preprocess=preprocess_text), *sets
+    )
 
 
-def test_statistics_come_from_the_training_split_only(folder):
-    cfg, src = make(folder, "{name: standardize, per: channel}")
+def test_statistics_come_from_the_training_split_only(folder, make):
+    cfg, src = make("{name: standardize, per: channel}")
     run = prepare(cfg, src)
     assert len(run.train) == 30 and len(run.validation) == 10
     assert run.validation.x is run.train.x  # the hold-out is a view of the stored samples
@@ -108,8 +109,8 @@ def test_statistics_cover_more_samples_than_one_chunk(monkeypatch):
         "{name: scale, factor: 0.02}",
     ],
 )
-def test_statistics_round_trip_through_the_checkpoint(folder, text):
-    cfg, src = make(folder, text)
+def test_statistics_round_trip_through_the_checkpoint(folder, text, make):
+    cfg, src = make(text)
     fit(cfg, src, folder=folder / "run")
     ckpt = folder / "run" / "last.npz"
     arrays, _ = checkpoint.load(ckpt)
@@ -130,23 +131,23 @@ def test_statistics_round_trip_through_the_checkpoint(folder, text):
     assert not np.allclose(single.predict(net, raw), predicted)  # the map matters
 
 
-def test_errors(folder):
+def test_errors(folder, make):
     with pytest.raises(
         UserError, match="cfg.yaml:7: data.preprocess.name: unknown name .*standardize"
     ):
-        make(folder, "{name: standardise}")
+        make("{name: standardise}")
     with pytest.raises(UserError, match="high .* must be greater than low"):
-        make(folder, "{name: minmax, low: 1, high: 1}")
+        make("{name: minmax, low: 1, high: 1}")
     with pytest.raises(UserError, match="missing required key 'data.preprocess.factor'"):
-        make(folder, "scale")
+        make("scale")
     flat = ["model.input=[18]", "model.layers.0={type: dense, units: 4}"]
-    cfg, src = make(folder, "{name: standardize, per: channel}", flat)
+    cfg, src = make("{name: standardize, per: channel}", flat)
     with pytest.raises(UserError, match=r"cfg.yaml:7: data.preprocess: per: channel needs"):
         prepare(cfg, src)
 
 
-def test_checkpoint_without_its_statistics_is_refused(folder):
-    cfg, src = make(folder, "standardize", ["train.epochs=1"])
+def test_checkpoint_without_its_statistics_is_refused(folder, make):
+    cfg, src = make("standardize", ["train.epochs=1"])
     fit(cfg, src, folder=folder / "run")
     arrays, meta = checkpoint.load(folder / "run" / "last.npz")
     del arrays["preprocess.std"]

@@ -13,7 +13,7 @@ from helpers import invoke as run
 
 from nettrain import data
 from nettrain.core.errors import UserError
-from nettrain.data.csv import read_csv
+from nettrain.data.tables import read_csv
 
 CLASSIFIER = """\
 seed: 1

@@ -9,7 +9,6 @@ import math
 import numpy as np
 import pytest
 
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.optim.schedule import lr_at
 from nettrain.optim.sgd import SGD
@@ -134,45 +133,43 @@ train:
 """
 
 
-def resolved(tmp_path, *sets, text=BASE):
-    src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
-    src.apply_overrides(list(sets))
-    return validate(src)["train"]["schedule"]
+def resolved(make_config, *sets, text=BASE):
+    return make_config(text, *sets)[0]["train"]["schedule"]
 
 
-def test_schedule_defaults(tmp_path):
-    assert resolved(tmp_path) == {
+def test_schedule_defaults(make_config):
+    assert resolved(make_config) == {
         "name": "step",
         "step_size": 2,
         "gamma": 0.1,
         "warmup_epochs": 0.0,
     }
     no_schedule = BASE.replace("  schedule: {name: step, step_size: 2}\n", "")
-    assert resolved(tmp_path, text=no_schedule) == {"name": "constant", "warmup_epochs": 0.0}
-    assert resolved(tmp_path, "train.schedule=cosine") == {
+    assert resolved(make_config, text=no_schedule) == {"name": "constant", "warmup_epochs": 0.0}
+    assert resolved(make_config, "train.schedule=cosine") == {
         "name": "cosine",
         "min_lr": 0.0,
         "warmup_epochs": 0.0,
     }
 
 
-def test_unknown_schedule_name_has_a_hint(tmp_path):
+def test_unknown_schedule_name_has_a_hint(make_config):
     with pytest.raises(UserError) as info:
-        resolved(tmp_path, text=BASE.replace("name: step,", "name: cosin,"))
+        resolved(make_config, text=BASE.replace("name: step,", "name: cosin,"))
     message = str(info.value)
     assert "cfg.yaml:8" in message and "train.schedule.name" in message
     assert "did you mean 'cosine'?" in message
     with pytest.raises(UserError, match="did you mean 'exponential'"):
-        resolved(tmp_path, "train.schedule=exponentail")
+        resolved(make_config, "train.schedule=exponentail")
 
 
-def test_missing_required_options(tmp_path):
+def test_missing_required_options(make_config):
     with pytest.raises(UserError, match=r"missing required key 'train\.schedule\.step_size'"):
-        resolved(tmp_path, text=BASE.replace(", step_size: 2", ""))
+        resolved(make_config, text=BASE.replace(", step_size: 2", ""))
     with pytest.raises(UserError, match=r"train\.schedule\.gamma"):
-        resolved(tmp_path, "train.schedule=exponential")
+        resolved(make_config, "train.schedule=exponential")
     with pytest.raises(UserError, match=r"train\.schedule\.milestones"):
-        resolved(tmp_path, "train.schedule=multistep")
+        resolved(make_config, "train.schedule=multistep")
 
 
 @pytest.mark.parametrize(
@@ -188,15 +185,15 @@ def test_missing_required_options(tmp_path):
         (["train.schedule.min_lr=0.1"], "min_lr"),  # a cosine option on step
     ],
 )
-def test_bad_schedule_values(tmp_path, sets, key):
+def test_bad_schedule_values(make_config, sets, key):
     with pytest.raises(UserError, match=rf"train\.schedule\.{key}"):
-        resolved(tmp_path, *sets)
+        resolved(make_config, *sets)
 
 
-def test_bad_gamma_in_the_file_names_its_line(tmp_path):
+def test_bad_gamma_in_the_file_names_its_line(make_config):
     text = BASE.replace("step_size: 2}", "step_size: 2, gamma: 0}")
     with pytest.raises(UserError) as info:
-        resolved(tmp_path, text=text)
+        resolved(make_config, text=text)
     assert str(info.value).startswith("cfg.yaml:8: train.schedule.gamma: expected a number > 0")
 
 
@@ -220,18 +217,13 @@ train:
 
 
 @pytest.fixture
-def fit_config(tmp_path):
+def fit_config(tmp_path, make_config):
     rng = np.random.default_rng(0)
     y = rng.integers(0, 3, 50)
     x = (rng.standard_normal((3, 4))[y] * 3 + rng.standard_normal((50, 4))).astype(np.float32)
     np.savez(tmp_path / "train.npz", x=x, y=y)
 
-    def make(*sets):
-        src = ConfigSource.from_text(FIT.format(train=tmp_path / "train.npz"), "c.yaml", tmp_path)
-        src.apply_overrides(list(sets))
-        return validate(src), src
-
-    return make
+    return lambda *sets: make_config(FIT.format(train="train.npz"), *sets, name="c.yaml")
 
 
 def metrics_lr(path):

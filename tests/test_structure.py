@@ -14,7 +14,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from nettrain.config import ConfigSource, validate
 from nettrain.core import streams
 from nettrain.core.step import Step
 from nettrain.net.network import build_network
@@ -130,7 +129,7 @@ PACKAGE_ORDER = (
     ("net",),
     ("config",),
     ("assemble",),
-    ("training", "inference", "export", "tools"),
+    ("training", "inference", "export", "tools", "tuning"),
     ("api",),
     ("cli",),
     ("__main__",),
@@ -233,12 +232,12 @@ def test_stream_ids_are_fixed():
     np.testing.assert_array_equal(streams.holdout_order(7, 10), holdout)
 
 
-def test_dropout_masks_come_from_the_dropout_stream(tmp_path):
+def test_dropout_masks_come_from_the_dropout_stream(make_config):
     text = (
         "model:\n  input: [4]\n  layers:\n    - {type: dense, units: 3}\n"
         "    - {type: dropout, drop_prob: 0.5}\n  loss: squared_error\n"
     )
-    cfg = validate(ConfigSource.from_text(text, "cfg.yaml", tmp_path))
+    cfg, _ = make_config(text)
     net = build_network(cfg["model"], np.float64, cfg["model"]["input"])
     layer = net.layers[1]
     expected = streams.dropout_rng(11, 5, layer.index).random(8)

@@ -2,39 +2,22 @@
 
 import numpy as np
 import pytest
-from helpers import interrupt_and_resume, net_arrays, without_seconds, write_blobs
+from helpers import interrupt_and_resume, net_arrays, without_seconds
 
-from nettrain.config import ConfigSource, validate
+from nettrain import checkpoint
 from nettrain.core.errors import JobFailed, UserError
+from nettrain.training import loop
 from nettrain.training.fit import fit
+from nettrain.training.prepare import prepare
 from nettrain.training.state import TrainState
-
-CONFIG = """
-seed: 3
-data: {{train: {train}, test: {test}}}
-model:
-  input: [4]
-  layers:
-    - {{type: dense, units: 8, activation: tanh}}
-    - {{type: dense, units: 3}}
-    - softmax
-  loss: multinomial_cross_entropy
-train:
-  epochs: 3
-  batch_size: 16
-  optimizer: {{name: sgd, lr: {lr}, momentum: 0.9}}
-"""
 
 
 @pytest.fixture
-def config(tmp_path):
-    write_blobs(tmp_path)
+def config(blob_config):
+    """The blob MLP (conftest.py) with a learning rate, epochs and further --set items."""
 
     def make(lr=0.1, epochs=3, sets=()):
-        text = CONFIG.format(train=tmp_path / "train.npz", test=tmp_path / "test.npz", lr=lr)
-        src = ConfigSource.from_text(text, "cfg.yaml", tmp_path)
-        src.apply_overrides([f"train.epochs={epochs}", *sets])
-        return validate(src), src
+        return blob_config(f"train.optimizer.lr={lr}", f"train.epochs={epochs}", *sets)
 
     return make
 
@@ -76,14 +59,36 @@ def test_interrupted_mid_epoch_and_resumed_is_bit_identical(config, tmp_path, mo
     assert len(metrics) == 4  # header + 3 epochs, none duplicated
 
 
+@pytest.mark.parametrize("reads", [9, 14])  # mid-epoch 2; at the end of epoch 2
+def test_an_interrupted_and_resumed_run_keeps_the_best_epoch(config, tmp_path, monkeypatch, reads):
+    """best.npz is the same epoch, with the same net, as in the run never interrupted: the
+    monitor's best value so far comes back with the checkpoint. (mode max on the training loss
+    makes epoch 1 the best, so a resumed run that forgot it would take a later epoch.)"""
+    cfg, src = config(sets=["train.checkpoint.monitor=train_loss", "train.checkpoint.mode=max"])
+    fit(cfg, src, folder=tmp_path / "full")
+    interrupt_and_resume(cfg, src, tmp_path / "cut", monkeypatch, reads=reads)
+    full, cut = (checkpoint.load(tmp_path / f / "best.npz")[1] for f in ("full", "cut"))
+    assert full["epoch"] == 1
+    assert (cut["epoch"], cut["best"]) == (full["epoch"], full["best"])
+    a, b = net_arrays(tmp_path / "full/best.npz"), net_arrays(tmp_path / "cut/best.npz")
+    assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_divergence_stops_before_the_update(config, tmp_path):
+    """The step whose loss or gradients are not finite is never applied: the weights in memory
+    stay those of the last good step, which last.npz (written every step) holds."""
     linear_output = ["model.layers.2=linear", "model.loss=squared_error"]
-    cfg, src = config(lr=1e6, epochs=3, sets=linear_output)
+    cfg, src = config(lr=1e6, epochs=3, sets=[*linear_output, "train.checkpoint.every_steps=1"])
+    run = prepare(cfg, src)
     with pytest.raises(JobFailed, match="diverged") as info:
-        fit(cfg, src, folder=tmp_path / "run")
+        loop.train(run, tmp_path / "run", progress=False, out=None)
     assert info.value.exit_code == 1 and "learning rate" in info.value.hint
-    if (tmp_path / "run/last.npz").exists():
-        assert all(np.all(np.isfinite(w)) for w in net_arrays(tmp_path / "run/last.npz").values())
+    saved = net_arrays(tmp_path / "run/last.npz")
+    assert all(np.all(np.isfinite(w)) for w in saved.values())
+    in_memory = run.net.arrays()
+    assert saved.keys() <= in_memory.keys()
+    for name, w in saved.items():
+        np.testing.assert_array_equal(in_memory[name], w, err_msg=name)
 
 
 def test_the_fit_returns_its_run_folder_rows_and_checkpoints(config, tmp_path):

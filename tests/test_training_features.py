@@ -208,7 +208,7 @@ def test_validation_leaving_no_set_is_refused(data, value):
 
 
 def test_best_follows_train_loss_monitor(data, tmp_path):
-    epochs = ["train.epochs=5", "train.optimizer.lr=0.5"]
+    epochs = ["train.epochs=5", "train.optimizer.lr=0.5", "train.checkpoint.keep=true"]
     fit(data, tmp_path / "min", *epochs, "train.checkpoint.monitor=train_loss")
     fit(
         data,
@@ -225,8 +225,13 @@ def test_best_follows_train_loss_monitor(data, tmp_path):
     worst = meta_of(tmp_path / "max/best.npz")
     assert worst["epoch"] == int(np.argmax(losses)) + 1
     assert worst["epoch"] != best["epoch"]  # the two modes pick different epochs here
-    if best["epoch"] == 5:
-        assert same_arrays(tmp_path / "min/best.npz", tmp_path / "min/last.npz", "layers.")
+    for mode, meta in (("min", best), ("max", worst)):  # best.npz holds the net of its epoch
+        kept = tmp_path / mode / f"epoch-{meta['epoch']:03d}.npz"
+        assert same_arrays(tmp_path / mode / "best.npz", kept, "layers.")
+        for other in range(1, 6):
+            if other != meta["epoch"]:
+                other = tmp_path / mode / f"epoch-{other:03d}.npz"
+                assert not same_arrays(tmp_path / mode / "best.npz", other, "layers.")
     assert not same_arrays(tmp_path / "max/best.npz", tmp_path / "max/last.npz", "layers.")
 
 
@@ -452,10 +457,10 @@ def big(tmp_path):
     return tmp_path / "big.yaml"
 
 
-def nettrain_process(config, out):
+def nettrain_process(config, out, *args):
     env = {**os.environ, "NETTRAIN_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     return subprocess.Popen(
-        [sys.executable, "-m", "nettrain", "fit", str(config), "--out", str(out)],
+        [sys.executable, "-m", "nettrain", "fit", str(config), "--out", str(out), *args],
         cwd=config.parent,
         env=env,
         stdout=subprocess.PIPE,
@@ -464,30 +469,31 @@ def nettrain_process(config, out):
     )
 
 
-def signal_when_training(runs, delay=0.2):
-    """Send each (process, run folder, signal) its signal once every run is training (all at
-    once, so that none finishes while another is handled); [(exit code, stdout, stderr)]."""
-    deadline = time.monotonic() + 60
+def signal_when_training(runs):
+    """Send each (process, run folder, signal) its signal once every run has finished an epoch
+    (its row is in metrics.csv, so the loop and its Ctrl-C handler are running; all at once, so
+    that none is handled while another starts); [(exit code, stdout, stderr)]. The runs are
+    given far more epochs than they can train before that: a state is waited for, not a time."""
+    deadline = time.monotonic() + 600  # a hang guard only: an epoch takes well under a second
     for proc, out, _ in runs:
-        while not (out / "metrics.csv").exists():  # written just before the loop starts
+        while len(read_csv(out / "metrics.csv") if (out / "metrics.csv").exists() else []) < 1:
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the run never started"
+            assert time.monotonic() < deadline, "the run never finished an epoch"
             time.sleep(0.02)
-    time.sleep(delay)
     for proc, _, sig in runs:
-        assert proc.poll() is None, "the run finished before the signal: make it bigger"
+        assert proc.poll() is None, proc.communicate()
         proc.send_signal(sig)
     results = []
     for proc, _, _ in runs:
-        stdout, stderr = proc.communicate(timeout=60)
+        stdout, stderr = proc.communicate(timeout=600)  # a hang guard only
         results.append((proc.returncode, stdout, stderr))
     return results
 
 
 def test_sigint_and_sigterm_stop_with_a_resumable_checkpoint(big, tmp_path):
-    full = nettrain_process(big, tmp_path / "full")
-    cut = nettrain_process(big, tmp_path / "cut")
-    term = nettrain_process(big, tmp_path / "term")
+    endless = ("--set", "train.epochs=100000")
+    cut = nettrain_process(big, tmp_path / "cut", *endless)
+    term = nettrain_process(big, tmp_path / "term", *endless)
     (code, _, stderr), (code_term, _, stderr_term) = signal_when_training(
         [(cut, tmp_path / "cut", signal.SIGINT), (term, tmp_path / "term", signal.SIGTERM)]
     )
@@ -495,30 +501,34 @@ def test_sigint_and_sigterm_stop_with_a_resumable_checkpoint(big, tmp_path):
     assert "--resume" in stderr and "Traceback" not in stderr
     assert code_term == 130, stderr_term
     assert "--resume" in stderr_term and "Traceback" not in stderr_term
-    out, err = full.communicate(timeout=120)
-    assert full.returncode == 0, err
 
     n_batches = 625
     for folder in ("cut", "term"):
         meta = meta_of(tmp_path / folder / "last.npz")
         assert meta["step"] == meta["epoch"] * n_batches + meta["batch"]
-        assert 0 < meta["step"] < 6 * n_batches
+        assert meta["epoch"] >= 1 and meta["step"] >= n_batches  # after the first epoch
         assert meta["batch"] > 0 or meta["partial"] is None  # mid-epoch, or at an epoch's end
         assert len(read_csv(tmp_path / folder / "metrics.csv")) == meta["epoch"]
 
+    # the cut run resumed for one epoch more ends where a run never cut ends
+    epochs = f"train.epochs={meta_of(tmp_path / 'cut/last.npz')['epoch'] + 1}"
     env = {**os.environ, "NETTRAIN_THREADS": "1"}
     resumed = subprocess.run(
-        [sys.executable, "-m", "nettrain", "fit", str(big), "--resume", "cut/last.npz"],
+        [sys.executable, "-m", "nettrain", "fit", str(big), "--resume", "cut/last.npz"]
+        + ["--set", epochs],
         cwd=tmp_path,
         env=env,
         capture_output=True,
         text=True,
-        timeout=120,
+        timeout=600,  # a hang guard only
     )
     assert resumed.returncode == 0, resumed.stderr
+    full = nettrain_process(big, tmp_path / "full", "--set", epochs)
+    out, err = full.communicate(timeout=600)  # a hang guard only
+    assert full.returncode == 0, err
     assert same_arrays(tmp_path / "full/last.npz", tmp_path / "cut/last.npz")
     full_rows = read_csv(tmp_path / "full/metrics.csv")
-    assert len(full_rows) == 6
+    assert len(full_rows) == int(epochs.split("=")[1])
     assert without_seconds(read_csv(tmp_path / "cut/metrics.csv")) == without_seconds(full_rows)
 
 

@@ -13,6 +13,7 @@ import click
 
 from nettrain import __version__
 from nettrain.cli.base import Group, PathArg, failures
+from nettrain.cli.search import lr_find, tune
 from nettrain.cli.use import evaluate, export, predict
 from nettrain.core.errors import UserError
 from nettrain.runtime import threads
@@ -165,11 +166,15 @@ def plot(run, output):
 @click.argument("config", type=PathArg(dir_okay=False))
 @click.option("--set", "sets", multiple=True, metavar="KEY=VALUE", help=SET_HELP)
 def summary(config, sets):
-    """Print the layer table of CONFIG: output shapes, parameters, FLOPs per sample."""
+    """Print the layer table of CONFIG: output shapes, parameters, FLOPs per sample; for a
+    table's data (CSV, .parquet), first its feature columns."""
     from nettrain.assemble import net_for_config
-    from nettrain.tools.summary import format_summary
+    from nettrain.tools.summary import feature_table, format_summary
 
-    net, _ = net_for_config(config, sets)
+    net, cfg = net_for_config(config, sets)
+    table = feature_table(cfg)
+    if table:
+        click.echo(table + "\n")
     click.echo(format_summary(net))
 
 
@@ -210,7 +215,7 @@ def datasets():
         click.echo(line + r["options"])
 
 
-for command in (predict, evaluate, export):  # the commands that use trained nets: use.py
+for command in (predict, evaluate, export, lr_find, tune):  # use.py: trained nets; search.py
     cli.add_command(command)
 
 

@@ -109,6 +109,8 @@ def evaluate(ckpt, data, split, fmt):
     for key in ("precision", "recall", "f1"):  # of class 1, for 0/1 labels
         if key in result:
             click.echo(f"{key:<9} {result[key]:.4f}")
+    if result.get("roc_auc") is not None:
+        click.echo(f"roc_auc   {result['roc_auc']:.4f}")
     for key in ("rmse", "mae", "r2"):
         if key in result:
             click.echo(f"{key:<9} {result[key]:.6g}")

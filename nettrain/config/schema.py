@@ -9,9 +9,9 @@ the whole config has passed. Layer, optimizer and schedule options come from the
 from __future__ import annotations
 
 from nettrain.config.source import ConfigSource
-from nettrain.core.errors import UserError
+from nettrain.core.errors import UserError, did_you_mean
 from nettrain.core.options import KEY_LOCATORS, Opt, _shown, check_mapping, check_named, key_hint
-from nettrain.data import DATASETS, generated
+from nettrain.data import DATASETS, ClassWeights, generated
 from nettrain.data.augment import AUGMENT, CROP
 from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import check_source
@@ -67,6 +67,8 @@ MODEL = {
         doc="the loss, summed over a sample's outputs and averaged over the batch",
     ),
 }
+
+
 TRAIN = {
     "epochs": Opt("int", 10, min=1, doc="passes over the training set"),
     "batch_size": Opt(
@@ -77,6 +79,17 @@ TRAIN = {
         "epoch may be smaller",
     ),
     "shuffle": Opt("bool", True, doc="a new seeded order of the training set every epoch"),
+    "class_weights": ClassWeights(
+        default=None, doc="per-class loss weights: balanced or {CLASS: w}"
+    ),
+    "clip_grad_norm": Opt(
+        "float",
+        None,
+        min=0,
+        exclusive_min=True,
+        doc="before each update, scale all gradients by min(1, X / their joint L2 norm) "
+        "(PyTorch's clip_grad_norm_; under MPI, of the summed gradient); null: off",
+    ),
 }
 CHECKPOINT = {
     "every_steps": Opt("int", 0, min=0, doc="also write last.npz every N steps (0: off)"),
@@ -269,6 +282,12 @@ def _train(value, src):
         default="constant",
         common=COMMON,
     )
+    monitor = train["schedule"].get("monitor")
+    if monitor is not None and monitor not in MONITORS:
+        raise UserError(
+            src.where(("train", "schedule", "monitor")),
+            f"unknown monitor '{monitor}': {did_you_mean(monitor, MONITORS)}",
+        )
     train["checkpoint"] = check_mapping(
         value.get("checkpoint"), CHECKPOINT, src, ("train", "checkpoint")
     )

@@ -22,7 +22,7 @@ from nettrain.core.files import READ_ERRORS
 from nettrain.data import generated, preprocess
 from nettrain.data.augment import Augment, crop_view
 from nettrain.data.checks import checked, fit_to_net, informative
-from nettrain.data.csv import read_csv_inputs
+from nettrain.data.class_weights import ClassWeights, class_weights
 from nettrain.data.dataset import Dataset
 from nettrain.data.idx import idx_shape, read_idx
 from nettrain.data.images import read_unlabelled
@@ -33,6 +33,7 @@ from nettrain.data.sources import (
     resolve,
     user_source,
 )
+from nettrain.data.tables import read_features
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -44,21 +45,26 @@ CROP_KEY = "data.augment.crop.size"
 
 __all__ = [
     "DATASETS",
+    "ClassWeights",
     "Dataset",
     "builtin",
     "check_learnable",
     "checked",
+    "class_weights",
     "fit_to_net",
     "load",
     "load_file",
     "mnist",
     "read_inputs",
     "read_npz",
+    "resolve",
+    "same_classes",
     "user_source",
 ]
 # the key that names the labels of a training file, by format (a single-class error's hint)
 LABEL_KEY = {
     "csv": "data.train.label names the label column (e.g. {path: FILE, label: NAME})",
+    "parquet": "data.train.label names the label column (e.g. {path: FILE, label: NAME})",
     "npz": "data.train.y names the labels array (e.g. {path: FILE, y: NAME})",
     "npy": "data.train.y names the labels file (e.g. {x: X.npy, y: Y.npy})",
     "idx": "data.train.labels names the labels file",
@@ -66,13 +72,17 @@ LABEL_KEY = {
 }
 
 
-def load(data_cfg: dict) -> tuple[Dataset, Dataset | None]:
-    """(train, test) for a resolved ``data`` section."""
+def load(data_cfg: dict, fit_rows=None, encoding=None) -> tuple[Dataset, Dataset | None]:
+    """(train, test) for a resolved ``data`` section. A table's column encoding is ``encoding``
+    (a trained one), else fitted on the training file's rows ``fit_rows(n)`` (the training
+    split) and applied to the test file."""
     if data_cfg["dataset"]:
         train, test = builtin(data_cfg["dataset"])
     else:
-        train = load_file(data_cfg["train"], data_cfg)
-        test = load_file(data_cfg["test"], data_cfg, train.classes) if data_cfg["test"] else None
+        train = load_file(data_cfg["train"], data_cfg, encoding=encoding, fit_rows=fit_rows)
+        test = None
+        if data_cfg["test"]:
+            test = load_file(data_cfg["test"], data_cfg, train.classes, train.encoding)
     train = crop_view(data_cfg.get("augment"), train, CROP_KEY)
     if test is not None:
         test = crop_view(data_cfg.get("augment"), test, CROP_KEY)
@@ -86,13 +96,14 @@ def check_learnable(train: Dataset, data_cfg: dict) -> None:
         informative(train, LABEL_KEY[resolve(data_cfg["train"])["format"]])
 
 
-def load_file(spec, data_cfg: dict | None = None, classes=None) -> Dataset:
+def load_file(spec, data_cfg: dict | None = None, classes=None, encoding=None, fit_rows=None):
     """The labelled set a source names (a path or a source mapping, see sources.py).
 
     With ``data_cfg``, seen through its crop window; with ``classes`` (the training set's class
-    names), its labels renumbered to match them.
+    names), its labels renumbered to match them; a table's columns encoded with ``encoding``
+    (the training data's), else with one fitted on its rows ``fit_rows(n)`` (all by default).
     """
-    ds = read(spec)
+    ds = read(spec, encoding, fit_rows)
     if classes is not None:
         ds = same_classes(ds, classes)
     if data_cfg is not None:
@@ -183,19 +194,20 @@ def mnist(split: str) -> Dataset:
     return Dataset(x[:, None, :, :], y, f"mnist/{split}", scale=1.0 / 255.0)
 
 
-def read_inputs(path, data_cfg: dict, input_shape) -> Dataset:
+def read_inputs(path, data_cfg: dict, input_shape, encoding=None) -> Dataset:
     """Unlabelled inputs for predict: an .npz, .npy, CSV, IDX images file, image or folder.
 
     Options of the training data (array name, label column, delimiter, image size) apply where
-    the input has the training data's format. ``names`` holds each sample's file name for
-    images. The set is seen through the crop window of the config, not yet fitted to the net.
+    the input has the training data's format; a table's columns are encoded with ``encoding``
+    (the training data's column encoding). ``names`` holds each sample's file name for images.
+    The set is seen through the crop window of the config, not yet fitted to the net.
     """
     path = str(path)
     if not Path(path).exists():
         raise UserError(path, "file not found")
     like = user_source(path, data_cfg)
     fmt = like["format"]
-    names = None
+    names = unseen = None
     if fmt == "npy":
         try:
             x = np.load(path, allow_pickle=False)
@@ -207,13 +219,14 @@ def read_inputs(path, data_cfg: dict, input_shape) -> Dataset:
     elif fmt == "npz":
         x = read_npz(path, [_input_array(path, like["x"])])
         x = next(iter(x.values()))
-    elif fmt == "csv":
-        x = read_csv_inputs(
+    elif fmt in ("csv", "parquet"):
+        x, unseen = read_features(
             path,
+            encoding,
             math.prod(input_shape),
             like["label"],
-            like["header"],
-            like["delimiter"],
+            like.get("header", "auto"),
+            like.get("delimiter", "auto"),
         )
     elif fmt == "idx":
         x = idx_images(path)
@@ -224,9 +237,10 @@ def read_inputs(path, data_cfg: dict, input_shape) -> Dataset:
         raise UserError(
             path,
             "cannot tell the input format from the name",
-            "give .npz (array x), .npy, .csv/.tsv, an IDX images file, an image or a folder",
+            "give .npz (array x), .npy, .csv/.tsv, .parquet, an IDX images file, an image or a "
+            "folder",
         )
-    ds = checked(x, None, path, names=names)
+    ds = checked(x, None, path, names=names, encoding=encoding, unseen=unseen)
     return crop_view(data_cfg.get("augment"), ds, CROP_KEY)
 
 

@@ -1,14 +1,16 @@
-"""CSV and TSV files (optionally gzipped): one sample per line, numeric feature columns.
+"""CSV and TSV files (optionally gzipped): one sample per line; the file's layout and its errors.
 
 ``label`` picks the label column(s): a 0-based index (negative counts from the end), a header
 name, a list of them, or ``auto`` (the default): the header column named ``label``, ``target``,
 ``class`` or ``y`` (in that order of preference, any case), else the only column whose first
 data row holds text (class names, as iris's ``species``), else the first column. Every other
-column is a feature. One label column of integers gives class labels, of text gives class names
-(numbered in sorted order), of other numbers a (N, 1) target; a list (even of one column) gives
-(N, K) float targets. ``header: auto`` takes the first line as a header when one
-of its feature fields is not a number. Features that are all integers in 0..255 are kept as
-uint8 (the values are the same; the memory is an eighth).
+column is a feature, encoded as columns.py says (numbers, categories, missing fields). One label
+column of integers gives class labels, of text gives class names (numbered in sorted order), of
+other numbers a (N, 1) target; a list (even of one column) gives (N, K) float targets.
+``header: auto`` takes the first line as a header when one of its feature fields is text where
+the next line has a number, or when every field of it is text. The body is read with pyarrow
+(blocks.py); the Python csv module only reads the first lines, and locates a bad field's line
+and column when arrow reports one.
 """
 
 from __future__ import annotations
@@ -16,62 +18,34 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
-import warnings
 import zlib
 from pathlib import Path
 
-import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
 
 from nettrain.core.errors import UserError
-from nettrain.data.checks import checked
+from nettrain.data.blocks import BLOCK, narrow
+from nettrain.data.columns import MISSING
 
 
-def _named_read_errors(read):
-    """A damaged file met past its first line (a truncated or corrupt .gz) is a UserError
-    naming the file, like one met on the first line."""
+def named_read_errors(read):
+    """A damaged file met past its first line (a truncated or corrupt .gz, a field arrow cannot
+    read and the locating pass does not explain) is a UserError naming the file."""
 
     @functools.wraps(read)
     def reading(path, *args, **kwargs):
         try:
             return read(path, *args, **kwargs)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise UserError(str(path), f"cannot read the file: {exc}") from None
+        except (OSError, EOFError, zlib.error, UnicodeDecodeError, pa.ArrowException) as exc:
+            where = str(path) if isinstance(path, (str, Path)) else type(path).__name__
+            raise UserError(where, f"cannot read the file: {exc}") from None
 
     return reading
 
 
 # header names taken as the label column by ``label: auto``, in order of preference
 LABEL_NAMES = ("label", "target", "class", "y")
-
-
-@_named_read_errors
-def read_csv(path, label="auto", header="auto", delimiter="auto"):
-    """The labelled Dataset of a CSV/TSV file; its ``label_note`` says which column ``auto``
-    took."""
-    table = Table(path, header, delimiter)
-    label_cols, note = table.label_columns(label)
-    features = [c for c in range(table.ncols) if c not in label_cols]
-    if not features:
-        raise UserError(table.path, "no feature columns: every column is a label column")
-    table.decide_header(features)
-    x = table.numbers(features)
-    y, classes = table.labels(label_cols, values=isinstance(label, list))
-    if note is not None:
-        note = f"the labels are {table.column_name(label_cols[0])}, {note}"
-    return checked(x, y, table.path, classes=classes, label_note=note)
-
-
-@_named_read_errors
-def read_csv_inputs(path, n_features: int, label="auto", header="auto", delimiter="auto"):
-    """x (N, F) of a CSV for predict: every column a feature, except that a file with as many
-    columns more than the net's inputs as the training data had label columns drops those."""
-    table = Table(path, header, delimiter)
-    drop = []
-    if table.ncols == n_features + (len(label) if isinstance(label, list) else 1):
-        drop = table.label_columns(label)[0]
-    features = [c for c in range(table.ncols) if c not in drop]
-    table.decide_header(features)
-    return table.numbers(features)
 
 
 class Table:
@@ -102,6 +76,13 @@ class Table:
             return gzip.open(self.path, "rt", encoding="utf-8", newline="")
         return open(self.path, encoding="utf-8", newline="")
 
+    @property
+    def names(self) -> list[str]:
+        """Each column's name: its header field, or 'column C' without a header."""
+        if self.header:
+            return [f.strip() for f in self.first]
+        return [f"column {c}" for c in range(self.ncols)]
+
     def label_columns(self, label) -> tuple[list[int], str | None]:
         """(columns of ``label``, None), or for ``auto`` (the column it took, why)."""
         if label != "auto":
@@ -122,6 +103,9 @@ class Table:
         """The fields of the first line below a header (of the first line with header: false)."""
         if self.header is False:
             return self.first
+        return self.second_row()
+
+    def second_row(self) -> list[str]:
         with self.open() as f:
             f.readline()
             row = next(csv.reader([f.readline().rstrip("\r\n")], delimiter=self.delimiter))
@@ -154,83 +138,78 @@ class Table:
         return out
 
     def decide_header(self, features) -> None:
-        """header 'auto': a first row with text in a feature column is a header."""
-        if self.header == "auto":
-            self.header = any(not _is_number(self.first[c]) for c in features)
+        """header 'auto': a first row with text in a feature column where the next row has a
+        number, or with text in every field, is a header."""
+        if self.header != "auto":
+            return
+        second = self.second_row()
+        text = [not _is_number(f) for f in self.first]
+        below = [bool(second) and _is_number(second[c]) for c in range(self.ncols)]
+        self.header = any(text[c] and below[c] for c in features) or all(
+            t and f.strip() not in MISSING for t, f in zip(text, self.first, strict=True)
+        )
 
     def column_name(self, c: int) -> str:
         return f"column {c} ('{self.first[c]}')" if self.header else f"column {c}"
 
-    def _loadtxt(self, cols, dtype):
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # an empty body is reported below, not warned
-            return np.loadtxt(
-                self.path,
-                delimiter=self.delimiter,
-                skiprows=1 if self.header else 0,
-                usecols=cols,
-                dtype=dtype,
-                ndmin=2,
-                comments=None,
-                quotechar='"',
-                encoding="utf-8",
-            )
+    def _options(self, include, types, block=None):
+        gz = "gzip" if self.path.endswith(".gz") else None
+        read = pacsv.ReadOptions(
+            column_names=[str(c) for c in range(self.ncols)],
+            skip_rows=1 if self.header else 0,
+            **({"block_size": block} if block else {}),
+        )
+        convert = pacsv.ConvertOptions(
+            null_values=list(MISSING),
+            strings_can_be_null=True,
+            quoted_strings_can_be_null=True,
+            include_columns=[str(c) for c in include],
+            column_types={str(c): t for c, t in types.items()},
+        )
+        parse = pacsv.ParseOptions(delimiter=self.delimiter, quote_char='"')
+        return pa.input_stream(self.path, compression=gz), read, parse, convert
 
-    def numbers(self, cols) -> np.ndarray:
-        """The columns ``cols`` as (N, len(cols)) numbers; an error names a bad value's place."""
+    def sniff(self, cols, labels=()) -> dict:
+        """{col: arrow type} to read each column in, from a first block of the body."""
+        stream, read, parse, convert = self._options(cols, {}, BLOCK)
+        reader = pacsv.open_csv(stream, read_options=read, parse_options=parse,
+                                convert_options=convert)  # fmt: skip
         try:
-            x = self._loadtxt(cols, np.float64)
-        except ValueError as exc:
-            raise self.first_bad_value(cols) or UserError(self.path, str(exc)) from None
-        if len(x) == 0:
-            raise UserError(self.path, "the data set is empty: no rows after the header")
-        finite = np.isfinite(x)
-        if not finite.all():
-            row, col = (int(v) for v in np.argwhere(~finite)[0])
-            raise UserError(
-                self.path,
-                f"line {self.line_of(row)}, {self.column_name(cols[col])}: "
-                f"{x[row, col]} is not a finite number",
-            )
-        if np.all(x == np.round(x)) and x.min() >= 0 and x.max() <= 255:
-            x = x.astype(np.uint8)
-        return x
+            first = reader.read_next_batch()
+        except StopIteration:
+            return {}
+        return {
+            c: narrow(first.schema.field(str(c)).type, first.column(str(c)), c in labels)
+            for c in cols
+        }
 
-    def labels(self, cols, values: bool = False):
-        """(y, class names or None) of the label columns (see the module docstring); ``values``:
-        (N, K) float targets whatever the columns hold."""
-        text = self._loadtxt(cols, str)
-        if len(cols) == 1 and not values and not all(_is_number(v) for v in text[:, 0]):
-            empty = np.flatnonzero(np.char.strip(text[:, 0]) == "")
-            if len(empty):
-                raise UserError(
-                    self.path,
-                    f"line {self.line_of(int(empty[0]))}, {self.column_name(cols[0])}: "
-                    "the label is empty",
-                )
-            classes, y = np.unique(text[:, 0], return_inverse=True)
-            return y.astype(np.int64), [str(c) for c in classes]
-        y = self.numbers(cols).astype(np.float64)
-        if values or len(cols) > 1:
-            return y, None
-        y = y[:, 0]
-        return (y.astype(np.int64), None) if np.all(y == np.round(y)) else (y[:, None], None)
+    def read(self, include: list[int], types: dict):
+        """A pyarrow Table of the body's columns ``include``, named by their index, in
+        ``types``: parsed on several threads."""
+        stream, read, parse, convert = self._options(include, types)
+        return pacsv.read_csv(stream, read_options=read, parse_options=parse,
+                              convert_options=convert)  # fmt: skip
 
-    def line_of(self, row: int) -> int:
-        """1-based file line of data row ``row`` (blank lines are skipped by the reader)."""
+    def place(self, row: int, c: int) -> tuple[int, str]:
+        """(1-based file line, field) of data row ``row`` (blank lines skipped), column c."""
         skip = 1 if self.header else 0
         seen = -1
         with self.open() as f:
-            for number, line in enumerate(f, start=1):
-                if number <= skip or not line.strip():
+            for number, fields in enumerate(csv.reader(f, delimiter=self.delimiter), start=1):
+                if number <= skip or not fields or fields == [""]:
                     continue
                 seen += 1
                 if seen == row:
-                    return number
-        return row + skip + 1
+                    return number, fields[c] if c < len(fields) else ""
+        return row + skip + 1, ""
+
+    def at(self, row: int, c: int) -> str:
+        """'line L, column C ('name')' of data row ``row``."""
+        return f"line {self.place(row, c)[0]}, {self.column_name(c)}"
 
     def first_bad_value(self, cols) -> UserError | None:
-        """The error for the first field of ``cols`` that is not a number, or a short row."""
+        """The error for the first field of ``cols`` that is neither a number nor missing, or a
+        row of another length than the first."""
         with self.open() as f:
             for number, row in enumerate(csv.reader(f, delimiter=self.delimiter), start=1):
                 if (number == 1 and self.header) or not row or row == [""]:
@@ -241,9 +220,11 @@ class Table:
                         f"line {number} has {len(row)} columns, the first has {self.ncols}",
                     )
                 for c in cols:
-                    if not _is_number(row[c]):
-                        what = "is empty" if not row[c].strip() else f"'{row[c]}' is not a number"
-                        return UserError(self.path, f"line {number}, {self.column_name(c)}: {what}")
+                    if not _is_number(row[c]) and row[c].strip() not in MISSING:
+                        return UserError(
+                            self.path,
+                            f"line {number}, {self.column_name(c)}: '{row[c]}' is not a number",
+                        )
         return None
 
 

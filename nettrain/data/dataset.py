@@ -11,7 +11,9 @@ preprocessing (``data.preprocess``), arrays broadcast against one sample. y is e
 class labels (N,), one-hot for every loss (for a net with one output: 0/1 labels, the targets
 of its one sigmoid unit), or float targets (N, K). ``names`` (N,) are the
 samples' file names where they come from files (image folders), ``classes`` the class names of
-the labels where the data has them (sub-folder names, text labels in a CSV).
+the labels where the data has them (sub-folder names, text labels in a CSV). ``encoding`` is the
+column encoding of a table (columns.Encoding; None for other data), ``unseen`` the rows per
+column whose category value the encoding's training split never had.
 """
 
 from __future__ import annotations
@@ -33,6 +35,8 @@ class Dataset:
     names: list | None = None
     classes: list | None = None
     label_note: str | None = None
+    encoding: object = None
+    unseen: dict | None = None
 
     def __len__(self) -> int:
         return len(self.x) if self.rows is None else len(self.rows)

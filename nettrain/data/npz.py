@@ -53,8 +53,16 @@ def npz_names(path: str) -> list[str]:
 
 
 def _require_zip(path: str) -> None:
-    """numpy reads a file that is not a zip archive as a pickle and says so; say what it is."""
-    if Path(path).is_file() and not zipfile.is_zipfile(path):
+    """numpy reads a file that is not a zip archive as a pickle and says so; say what it is.
+    (zipfile.is_zipfile takes a file it cannot open for no zip archive: open it here first.)"""
+    if not Path(path).is_file():
+        return
+    try:
+        with open(path, "rb") as f:
+            is_zip = zipfile.is_zipfile(f)
+    except OSError as exc:
+        raise UserError(path, f"cannot read the .npz file: {exc}") from None
+    if not is_zip:
         raise UserError(
             path,
             "not an .npz file: it is not a zip archive (truncated, damaged, or another kind of "

@@ -12,6 +12,10 @@ would see without preprocessing, and saved in every checkpoint as float64 arrays
 ``preprocess.max`` (minmax), shaped like one input sample per feature, (C,) per channel.
 ``predict`` and ``evaluate`` read them from there. The map is applied to every batch as
 ``x * a + b`` in the run's dtype.
+
+The features of a table (columns.py) are mapped on its number columns only: one-hot and
+missing-indicator features keep their 0/1, their statistics stored as the identity (mean 0 and
+std 1; min ``low`` and max ``high``; for scale, a per-feature ``preprocess.factor`` of 1).
 """
 
 from __future__ import annotations
@@ -40,12 +44,26 @@ PREPROCESS = {
     },
 }
 STATS = {"scale": (), "standardize": ("mean", "std"), "minmax": ("min", "max")}
+IDENTITY = {"mean": 0.0, "std": 1.0}  # minmax: low and high
 PREFIX = "preprocess."
 CHUNK = 4096  # samples converted to float64 at a time (MNIST in float64 would take 376 MB)
 
 
 def fit(spec: dict | None, ds, where: str) -> dict[str, np.ndarray]:
-    """The statistics ``spec`` needs, from data set ``ds``: {'preprocess.mean': ..., ...}."""
+    """The statistics ``spec`` needs, from data set ``ds``: {'preprocess.mean': ..., ...}; for
+    a table's features, the identity where a feature is not a number column's (docstring)."""
+    stats = _fit(spec, ds, where)
+    keep = getattr(ds.encoding, "number_mask", None)
+    if spec is None or keep is None or keep().all():
+        return stats
+    keep = keep()
+    if spec["name"] == "scale":
+        return {PREFIX + "factor": np.where(keep, spec["factor"], 1.0)}
+    identity = {**IDENTITY, "min": spec.get("low"), "max": spec.get("high")}
+    return {k: np.where(keep, v, identity[k.removeprefix(PREFIX)]) for k, v in stats.items()}
+
+
+def _fit(spec: dict | None, ds, where: str) -> dict[str, np.ndarray]:
     if spec is None or not STATS[spec["name"]]:
         return {}
     shape = ds.sample_shape
@@ -77,7 +95,8 @@ def affine(spec: dict, stats: dict, shape) -> tuple[np.ndarray, np.ndarray]:
     """(a, b), float64, broadcasting against one sample of ``shape``: the map is x * a + b."""
     name = spec["name"]
     if name == "scale":
-        return np.array(spec["factor"]), np.array(0.0)
+        factor = stats.get(PREFIX + "factor", np.array(spec["factor"]))
+        return _broadcast(spec, factor, shape), np.array(0.0)
     if name == "standardize":
         mean, std = stats[PREFIX + "mean"], stats[PREFIX + "std"]
         a = 1.0 / np.where(std > 0, std, 1.0)
@@ -102,6 +121,8 @@ def from_checkpoint(spec: dict | None, arrays: dict, shape, where: str) -> dict:
     if spec is None:
         return {}
     stats = {}
+    if spec["name"] == "scale" and PREFIX + "factor" in arrays:
+        return {PREFIX + "factor": arrays[PREFIX + "factor"]}
     for stat in STATS[spec["name"]]:
         key = PREFIX + stat
         if key not in arrays:

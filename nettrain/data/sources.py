@@ -5,7 +5,8 @@ name, or a mapping whose keys are the options of one format (``SOURCES``); ``for
 where the name does not tell:
 
 - ``npz``: ``{path, x: 'x', y: 'y'}``, the arrays' names in the file;
-- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: auto, header: auto, delimiter: auto}``;
+- ``csv`` (.csv, .tsv, optionally .gz): ``{path, label: auto, header: auto, delimiter: auto,
+  columns: {}}``; ``parquet`` (.parquet): ``{path, label: auto, columns: {}}`` (docs/csv.md);
 - ``idx`` (MNIST's format, raw or .gz): ``{images, labels}``; a bare path to an images file
   takes the labels file MNIST's naming pairs with it (``*-images-idx3*`` -> ``*-labels-idx1*``);
 - ``images`` (a folder, one sub-folder per class): ``{path, size: null, color: auto}``.
@@ -15,7 +16,6 @@ A resolved config keeps a path as a path; ``resolve`` gives the full mapping of 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,60 +23,11 @@ import numpy as np
 from nettrain.core.errors import UserError
 from nettrain.core.options import Opt, _shown, check_named
 from nettrain.data.checks import checked
-from nettrain.data.csv import read_csv
 from nettrain.data.idx import labels_beside, read_idx
 from nettrain.data.images import IMAGE_SUFFIXES, read_folder
 from nettrain.data.npz import npz_names, read_npy, read_npz
-
-
-@dataclass
-class Column(Opt):
-    """A CSV column: 0-based index (negative counts from the end), header name, a list of them,
-    or ``auto`` (a column named label, target, class or y, else the first)."""
-
-    kind: str = "column"
-
-    def describe(self) -> str:
-        return "a column index (0-based), a header name, a list of them, or auto"
-
-    def check(self, value, src, path):
-        items = value if isinstance(value, list) and value else [value]
-        for v in items:
-            if isinstance(v, bool) or not isinstance(v, (int, str)) or v == "":
-                raise UserError(src.where(path), f"expected {self.describe()}, got {_shown(v)}")
-        return value
-
-
-@dataclass
-class Header(Opt):
-    """``auto`` (a first row holding text where features are is a header), true or false."""
-
-    kind: str = "header"
-
-    def describe(self) -> str:
-        return "auto, true or false"
-
-    def check(self, value, src, path):
-        if value != "auto" and not isinstance(value, bool):
-            raise UserError(src.where(path), f"expected {self.describe()}, got {_shown(value)}")
-        return value
-
-
-@dataclass
-class Delimiter(Opt):
-    """``auto`` (tab for .tsv, else the most frequent of , ; tab in the first line) or one
-    character."""
-
-    kind: str = "delimiter"
-
-    def describe(self) -> str:
-        return "auto or a single character such as ',' or '\\t'"
-
-    def check(self, value, src, path):
-        if value != "auto" and not (isinstance(value, str) and len(value) == 1):
-            raise UserError(src.where(path), f"expected {self.describe()}, got {_shown(value)}")
-        return value
-
+from nettrain.data.table_options import COLUMNS, Column, Delimiter, Header
+from nettrain.data.tables import open_table, read_labelled
 
 SOURCES = {
     "npz": {
@@ -105,6 +56,17 @@ SOURCES = {
             doc="the column separator; auto: tab for .tsv, else the most frequent of , ; tab in "
             "the first line",
         ),
+        "columns": COLUMNS,
+    },
+    "parquet": {
+        "path": Opt("path", doc="the .parquet file"),
+        "label": Column(
+            default="auto",
+            doc="the label column: 0-based index (-1: the last), header name or a list (K float "
+            "targets); auto: a column named label, target, class or y, else the only text "
+            "column, else the first",
+        ),
+        "columns": COLUMNS,
     },
     "idx": {
         "images": Opt("path", doc="IDX file of the samples; (N, H, W) images become (N, 1, H, W)"),
@@ -133,6 +95,7 @@ def format_of(path) -> str | None:
         ((".npz",), "npz"),
         ((".npy",), "npy"),
         ((".csv", ".tsv"), "csv"),
+        ((".parquet",), "parquet"),
         (IMAGE_SUFFIXES, "image"),
     ):
         if name.endswith(suffixes):
@@ -179,7 +142,24 @@ def check_source(value, src, path):
     for key in ("path", "images", "labels", *(("x", "y") if fmt == "npy" else ())):
         if key in spec:
             _must_exist(spec[key], src, (*path, key), folder=fmt == "images" and key == "path")
+    if spec.get("columns") and src.check_files:
+        _known_columns(spec, src, path)
     return spec
+
+
+def _known_columns(spec: dict, src, path) -> None:
+    """Every name of ``columns:`` is a column of the file's header (else: the YAML line, the
+    names the file has, the nearest one)."""
+    from nettrain.core.errors import did_you_mean
+
+    table = open_table(spec["path"], True, spec.get("delimiter", "auto"))
+    names = [n.strip() for n in table.first]
+    for name in spec["columns"]:
+        if name not in names:
+            raise UserError(
+                src.where((*path, "columns", name)),
+                f"no column '{name}' in the header of {spec['path']}: {did_you_mean(name, names)}",
+            )
 
 
 def _must_exist(file: str, src, path, folder: bool = False) -> None:
@@ -250,8 +230,9 @@ def user_source(path, data_cfg: dict) -> dict:
 # -- reading -----------------------------------------------------------------------------------
 
 
-def read(spec):
-    """The labelled Dataset a (resolved) source names."""
+def read(spec, encoding=None, fit_rows=None):
+    """The labelled Dataset a (resolved) source names; a table's columns encoded with
+    ``encoding`` (a trained columns.Encoding), else with one fitted on its ``fit_rows(n)``."""
     spec = resolve(spec)
     fmt = spec["format"]
     where = str(spec.get("path") or spec.get("images") or spec.get("x"))
@@ -268,8 +249,16 @@ def read(spec):
         return checked(arrays[spec["x"]], np.array(arrays[spec["y"]]), spec["path"])
     if fmt == "npy":
         return checked(read_npy(spec["x"]), np.array(read_npy(spec["y"])), spec["x"])
-    if fmt == "csv":
-        return read_csv(spec["path"], spec["label"], spec["header"], spec["delimiter"])
+    if fmt in ("csv", "parquet"):
+        return read_labelled(
+            spec["path"],
+            spec["label"],
+            spec.get("header", "auto"),
+            spec.get("delimiter", "auto"),
+            spec["columns"],
+            encoding,
+            fit_rows,
+        )
     if fmt == "idx":
         return read_idx_pair(spec["images"], spec["labels"])
     if fmt == "images":

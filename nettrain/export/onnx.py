@@ -12,6 +12,9 @@ only integer pixels), and gives ``output`` (N, K). It holds, per net:
   the activation it applies in its kernels, if any, as that activation's layer writes it; a
   layer whose ``onnx`` is None is refused, never skipped;
 - a final Flatten to (N, K).
+A net trained on a table (CSV, .parquet) takes its encoded float features (docs/csv.md): the
+model's metadata_props hold the encoding (``nettrain_columns``, the JSON the checkpoint keeps)
+and the name of each input feature (``nettrain_features``).
 Several nets: each its own subgraph (names prefixed ``net{k}/``), then Mean. Everything is
 computed in float32 (onnxruntime has no float64 Conv or pooling on CPU): a float64 checkpoint
 is exported with its weights rounded to float32.
@@ -150,6 +153,26 @@ def to_onnx(models: list, opset: int = DEFAULT_OPSET) -> bytes:
         "nettrain_config": json.dumps(configs[0] if len(configs) == 1 else configs),
         "nettrain_input_scale": json.dumps([meta.get("input_scale", 1.0) for _, meta, _ in models]),
     }
+    props.update(columns_props(models))
     helper.set_model_props(model, props)
     onnx.checker.check_model(model, full_check=True)
     return model.SerializeToString()
+
+
+def columns_props(models: list) -> dict:
+    """The metadata of a table's encoding: {} for nets trained on other data; the members of an
+    ensemble must encode their tables alike (the graph has one input)."""
+    encodings = [meta.get("encoding") for _, meta, _ in models]
+    if encodings[0] is None:
+        return {}
+    for (_, _, where), enc in zip(models[1:], encodings[1:], strict=True):
+        if enc != encodings[0]:
+            raise UserError(
+                where,
+                f"its table's columns are encoded unlike those of {models[0][2]}",
+                "an ensemble's ONNX graph takes one input: export the nets one by one",
+            )
+    from nettrain.data.columns import Encoding
+
+    names = Encoding.from_json(encodings[0], models[0][2]).feature_names()
+    return {"nettrain_columns": json.dumps(encodings[0]), "nettrain_features": json.dumps(names)}

@@ -53,7 +53,9 @@ def inputs(members: list, x) -> list:
     taken as already scaled, integer pixels get the training data's scaling."""
     sets = []
     for net, meta, _ in members:
-        if isinstance(x, np.ndarray):
+        if hasattr(x, "column_names") or hasattr(x, "columns"):  # a DataFrame or arrow Table
+            sets.append(single.read_frame(x, net, meta))
+        elif isinstance(x, np.ndarray):
             ds = data.checked(x, None, "x")
             ds = crop_view(meta["data"].get("augment"), ds, data.CROP_KEY)
             sets.append(single.preprocessed(ds, net, meta))

@@ -10,6 +10,8 @@ loss takes them (``data.fit_to_net``).
 from __future__ import annotations
 
 import json
+import math
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -19,6 +21,7 @@ from nettrain.assemble import has_data, score, split_validation
 from nettrain.config import config_from_dict
 from nettrain.core.errors import UserError
 from nettrain.data import Dataset, preprocess
+from nettrain.data.columns import unseen_note
 from nettrain.net import metrics
 from nettrain.net.network import Network, build_network
 
@@ -40,10 +43,19 @@ def net_of(arrays: dict, meta: dict, path) -> Network:
     net = build_network(cfg["model"], cfg["dtype"], meta["input_shape"])
     net.load_params(arrays, str(path))
     meta["data"] = cfg["data"]
+    meta["columns"] = encoding_of(meta, str(path))
     meta["preprocess_stats"] = preprocess.from_checkpoint(
         cfg["data"]["preprocess"], arrays, net.input_shape, str(path)
     )
     return net
+
+
+def encoding_of(meta: dict, where: str):
+    """The column encoding (data.columns.Encoding) of a checkpoint trained on a table, or None."""
+    from nettrain.data.columns import Encoding
+
+    record = meta.get("encoding")
+    return None if record is None else Encoding.from_json(record, where)
 
 
 def predict(net: Network, x, batch_size: int = 256) -> np.ndarray:
@@ -64,11 +76,33 @@ def predict(net: Network, x, batch_size: int = 256) -> np.ndarray:
 def read_inputs(path: str, net: Network, meta: dict) -> Dataset:
     """The inputs of a file or folder (formats: data.read_inputs), as the net saw its training
     data: checked against its input shape, scaled and preprocessed as in training."""
-    return preprocessed(data.read_inputs(path, meta["data"], net.input_shape), net, meta)
+    ds = data.read_inputs(path, meta["data"], net.input_shape, meta.get("columns"))
+    return preprocessed(ds, net, meta)
+
+
+def read_frame(frame, net: Network, meta: dict, labelled: bool = False) -> Dataset:
+    """The raw rows of a table in memory (a pandas DataFrame, a pyarrow Table) as the net saw
+    its training table: columns by name, encoded, scaled and preprocessed as in training;
+    ``labelled``: with its label column (evaluate), else with or without it (predict)."""
+    from nettrain.data import tables
+
+    train = meta["data"].get("train")
+    label = data.resolve(train).get("label", "auto") if train else "auto"
+    encoding = meta.get("columns")
+    if labelled:
+        ds = tables.read_labelled(frame, label, encoding=encoding)
+        ds = data.same_classes(ds, meta.get("classes")) if meta.get("classes") else ds
+    else:
+        n = math.prod(net.input_shape)
+        x, unseen = tables.read_features(frame, encoding, n, label)
+        ds = data.checked(x, None, type(frame).__name__, encoding=encoding, unseen=unseen)
+    return preprocessed(ds, net, meta)
 
 
 def preprocessed(ds: Dataset, net: Network, meta: dict) -> Dataset:
     """``ds`` fitted to the net and seen through the checkpoint's data.preprocess."""
+    if ds.unseen:
+        print(unseen_note(ds.name, ds.unseen), file=sys.stderr)
     # A net trained on a built-in image set saw pixels/255: integer pixels get the same scaling,
     # float inputs are taken as already scaled.
     scale = meta.get("input_scale", 1.0)
@@ -146,13 +180,16 @@ def _csv_field(value) -> str:
 
 def evaluation_data(meta: dict, net: Network, path: str | None, split: str = "test"):
     """The labelled set to evaluate on: --data FILE, else the config's test or validation set."""
+    if path is not None and not isinstance(path, str):  # a DataFrame with the label column
+        return read_frame(path, net, meta, labelled=True)
     if path:
         source = data.user_source(path, meta["data"])
-        return preprocessed(data.load_file(source, meta["data"], meta.get("classes")), net, meta)
+        ds = data.load_file(source, meta["data"], meta.get("classes"), meta.get("columns"))
+        return preprocessed(ds, net, meta)
     cfg = {**meta["config"], "data": meta["data"]}
     if not has_data(cfg):
         raise UserError("evaluate", "the checkpoint's config has no data", "give --data FILE.npz")
-    train, test = data.load(cfg["data"])
+    train, test = data.load(cfg["data"], encoding=meta.get("columns"))
     if split == "test":
         if test is None:
             raise UserError(
@@ -177,7 +214,8 @@ def evaluate(net: Network, ds, class_names=None) -> dict:
     where the targets are values, 'rmse', 'mae', 'r2'; where they are class labels, per-class
     figures ('classes': precision/recall/F1/support per class, with its 'name' from
     ``class_names`` where the training data had names; 'confusion': rows true, columns
-    predicted), and for 0/1 labels of one output the 'precision', 'recall', 'f1' of class 1."""
+    predicted), and for 0/1 labels of one output the 'precision', 'recall', 'f1' of class 1;
+    for two classes 'roc_auc' (None when the set holds one class only)."""
     ds = data.fit_to_net(ds, net.input_shape, net.n_outputs, net.loss_name, trained=True)
     loss, accuracy, outputs = score(net, ds)
     return report(ds, outputs, loss, accuracy, class_names)
@@ -193,6 +231,8 @@ def report(ds, outputs: np.ndarray, loss: float, accuracy, class_names=None) -> 
     m = metrics.confusion(ds.y, metrics.predicted_classes(outputs), k)
     if n_outputs == 1:
         result.update(metrics.binary(m))
+    if k == 2:  # a binary classifier: one sigmoid unit, or two softmax units
+        result["roc_auc"] = metrics.roc_auc(ds.y, outputs[:, -1])
     result["classes"] = metrics.per_class(m)
     if class_names:
         for row in result["classes"]:

@@ -10,7 +10,10 @@ o (batch, K) are the net's outputs, t (batch, K) the targets (class labels arriv
 
 ``value_and_grad`` returns (batch loss, dL/do) with L the batch mean, so dL/do carries a 1/batch.
 ``n``, when given, is the batch size to divide by instead of len(o): a rank of a data-parallel
-run computes its share of a global batch of n samples (nettrain.training.mpi).
+run computes its share of a global batch of n samples (nettrain.training.mpi). ``w``, when
+given, (batch,) per-sample weights (``train.class_weights``): each sample's loss, and its row of
+dL/do, is multiplied by its weight, and the batch loss is the mean of the weighted losses
+(sum_n w_n E_n / batch, Keras' ``class_weight``), so that dL/do is still the gradient of L.
 Where the output activation and the loss simplify together (sigmoid + cross_entropy, softmax +
 multinomial_cross_entropy) the combined functions below (``COMBINED``) give dL/ds = (o - t) / batch
 directly from the pre-activation s: no division by o(1 - o), no log of 0.
@@ -29,23 +32,34 @@ def _clip(o):
     return np.clip(o, tiny, 1 - np.finfo(o.dtype).epsneg)
 
 
-def squared_error(o, t, n=None):
+def _weighted(per_unit, grad, w):
+    """(per-unit losses, gradient) with each sample's row times its weight w (batch,)."""
+    if w is None:
+        return per_unit, grad
+    w = w.reshape(-1, 1).astype(grad.dtype, copy=False)
+    return per_unit * w, grad * w
+
+
+def squared_error(o, t, n=None, w=None):
     n = n or len(o)
     diff = o - t
-    return 0.5 * float(np.sum(diff * diff, dtype=np.float64)) / n, diff / n
+    per_unit, grad = _weighted(diff * diff, diff / n, w)
+    return 0.5 * float(np.sum(per_unit, dtype=np.float64)) / n, grad
 
 
-def cross_entropy(o, t, n=None):
+def cross_entropy(o, t, n=None, w=None):
     n = n or len(o)
     c = _clip(o)
-    value = -np.sum(t * np.log(c) + (1 - t) * np.log1p(-c), dtype=np.float64) / n
-    return float(value), (c - t) / (c * (1 - c)) / n
+    per_unit = -(t * np.log(c) + (1 - t) * np.log1p(-c))
+    per_unit, grad = _weighted(per_unit, (c - t) / (c * (1 - c)) / n, w)
+    return float(np.sum(per_unit, dtype=np.float64) / n), grad
 
 
-def multinomial_cross_entropy(o, t, n=None):
+def multinomial_cross_entropy(o, t, n=None, w=None):
     n = n or len(o)
     c = _clip(o)
-    return float(-np.sum(t * np.log(c), dtype=np.float64) / n), -t / c / n
+    per_unit, grad = _weighted(-t * np.log(c), -t / c / n, w)
+    return float(np.sum(per_unit, dtype=np.float64) / n), grad
 
 
 LOSSES = {
@@ -55,23 +69,25 @@ LOSSES = {
 }
 
 
-def sigmoid_cross_entropy(s, o, t, n=None):
+def sigmoid_cross_entropy(s, o, t, n=None, w=None):
     """Combined sigmoid + cross_entropy from s (batch, K) and o = sigmoid(s).
 
     E per unit = softplus(s) - t s = max(s, 0) - t s + log(1 + exp(-|s|)); dL/ds = (o - t) / batch.
     """
     n = n or len(s)
     per_unit = np.maximum(s, 0) - t * s + np.log1p(np.exp(-np.abs(s)))
-    return float(np.sum(per_unit, dtype=np.float64) / n), (o - t) / n
+    per_unit, grad = _weighted(per_unit, (o - t) / n, w)
+    return float(np.sum(per_unit, dtype=np.float64) / n), grad
 
 
-def softmax_multinomial_cross_entropy(s, o, t, n=None):
+def softmax_multinomial_cross_entropy(s, o, t, n=None, w=None):
     """Combined softmax + multinomial_cross_entropy from s (batch, K) and o = softmax(s).
 
     E = -sum_i t_i log_softmax(s)_i; dL/ds = (o - t) / batch.
     """
     n = n or len(s)
-    return float(-np.sum(t * log_softmax(s), dtype=np.float64) / n), (o - t) / n
+    per_unit, grad = _weighted(-t * log_softmax(s), (o - t) / n, w)
+    return float(np.sum(per_unit, dtype=np.float64) / n), grad
 
 
 # (output activation, loss) -> the loss taken through the activation: (s, o, t) -> (value, dL/ds)

@@ -82,6 +82,22 @@ def binary(m: np.ndarray) -> dict:
     return {k: row[k] for k in ("precision", "recall", "f1")}
 
 
+def roc_auc(labels: np.ndarray, scores: np.ndarray) -> float | None:
+    """Area under the ROC curve of ``scores`` (N,) for 0/1 ``labels`` (N,): the probability that
+    a random positive scores above a random negative, ties counting one half (the Mann-Whitney
+    U over average ranks; scikit-learn's ``roc_auc_score``). None when one class is absent."""
+    positive = np.asarray(labels) == 1
+    n_pos = int(positive.sum())
+    n_neg = len(positive) - n_pos
+    if n_pos == 0 or n_neg == 0:
+        return None
+    _, inverse, counts = np.unique(np.asarray(scores, np.float64), return_inverse=True,
+                                   return_counts=True)  # fmt: skip
+    rank = np.cumsum(counts) - (counts - 1) / 2.0  # 1-based average rank of each distinct score
+    u = rank[inverse.ravel()][positive].sum() - n_pos * (n_pos + 1) / 2.0
+    return float(u / (n_pos * n_neg))
+
+
 def confusion(labels: np.ndarray, predictions: np.ndarray, k: int) -> np.ndarray:
     """(k, k) counts: row = true class, column = predicted class."""
     m = np.zeros((k, k), dtype=np.int64)

@@ -172,17 +172,24 @@ class Network:
                 grads[s] = d if s not in grads else grads[s] + d
         return grads.get(-1)
 
-    def loss_of(self, s, out, t, total=None):
+    def loss_of(self, s, out, t, total=None, weights=None):
         """(mean loss, dL/d(output), or dL/d(last layer's input) with a combined loss) on the
         batch, from the last layer's input s and the output; divided by ``total`` samples when
-        given (this batch is a share of a larger one), else by the batch's own size."""
+        given (this batch is a share of a larger one), else by the batch's own size; each
+        sample's loss times its ``weights`` (batch,) when given (losses.py)."""
         n = len(out)
         if self.combined is not None:
-            return self.combined(s.reshape(n, -1), out.reshape(n, -1), t, total)
-        return self.loss(out.reshape(n, -1), t, total)
+            return self.combined(s.reshape(n, -1), out.reshape(n, -1), t, total, weights)
+        return self.loss(out.reshape(n, -1), t, total, weights)
 
     def loss_and_backward(
-        self, x: np.ndarray, t: np.ndarray, input_grad: bool = True, total=None, step=None
+        self,
+        x: np.ndarray,
+        t: np.ndarray,
+        input_grad: bool = True,
+        total=None,
+        step=None,
+        weights=None,
     ):
         """Forward, loss and backward on one batch; gradients land in ``grads()``.
 
@@ -191,10 +198,11 @@ class Network:
         training needs no gradient for its data, and skipping it saves the first layer's
         largest product). ``total``: the size of the global batch this one is a share of;
         ``step``: the training Step (None: the layers' own, as for a net used on its own).
+        ``weights``: (batch,) per-sample loss weights (``train.class_weights``).
         """
         n = len(x)
         s, out, saved = self.forward_saving(x, step or True)
-        value, delta = self.loss_of(s, out, t, total)
+        value, delta = self.loss_of(s, out, t, total, weights)
         # with a combined loss, delta is the gradient of the last layer's input
         node = self.sources[-1][0] if self.combined is not None else len(self.layers) - 1
         shape = self.input_shape if node < 0 else self.layers[node].out_shape

@@ -13,13 +13,22 @@ for another setting are compiled again). A NUMBA_CPU_NAME or NUMBA_CPU_FEATURES 
 kept as it is: setting either turns this off. The variable is in the process's environment, so
 processes it starts inherit it: they run on the same CPU. (MPI ranks are started by mpirun, with
 the user's environment, and each sets it for its own CPU.)
+
+``unit()`` says which vector unit the kernels are compiled for, as Numba decides it: the
+features in NUMBA_CPU_FEATURES when it is set, else the host's (a NUMBA_CPU_NAME alone changes
+the tuning, not the instruction set: Numba still passes the host's features). conv2d's plan
+(nettrain/layers/conv2d/plan.py) picks its register tiles by it: AVX-512 has 32 vector registers,
+AVX2 16, and a tile's sums must fit them.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 
 TUNING = "-prefer-256-bit"
+# unit() names: 512-bit vectors and 32 registers; 256-bit and 16 (AVX2 with FMA); anything else
+AVX512, AVX2, OTHER = "avx512", "avx2", "other"
 
 
 def use_full_width() -> bool:
@@ -49,3 +58,43 @@ def describe() -> str:
     if "NUMBA_CPU_NAME" in os.environ or "NUMBA_CPU_FEATURES" in os.environ:
         return f"compiled for {name}, with the NUMBA_CPU_NAME / NUMBA_CPU_FEATURES given"
     return f"compiled for {name}, at the vector width LLVM prefers there"
+
+
+def _parse(features: str) -> dict[str, bool]:
+    """{'avx2': True, ...} of an LLVM feature string '+avx2,-avx512f,...' (the last word wins)."""
+    flags = {}
+    for word in features.split(","):
+        word = word.strip()
+        if word[:1] in "+-" and len(word) > 1:
+            flags[word[1:]] = word[0] == "+"
+    return flags
+
+
+def target_features() -> dict[str, bool]:
+    """The CPU features Numba compiles for in this process: NUMBA_CPU_FEATURES when set, else the
+    host's (empty where LLVM cannot read them)."""
+    if "NUMBA_CPU_FEATURES" in os.environ:
+        return _parse(os.environ["NUMBA_CPU_FEATURES"])
+    import llvmlite.binding as llvm
+
+    try:
+        return dict(llvm.get_host_cpu_features())
+    except RuntimeError:
+        return {}
+
+
+def unit_of(features: dict[str, bool]) -> str:
+    """AVX512 where AVX-512 F is on (32 registers, whatever width LLVM prefers), AVX2 where AVX2
+    and FMA are, else OTHER."""
+    if features.get("avx512f"):
+        return AVX512
+    if features.get("avx2") and features.get("fma"):
+        return AVX2
+    return OTHER
+
+
+@functools.cache
+def unit() -> str:
+    """The vector unit of this process's kernels (see unit_of), read once: Numba reads its
+    settings once too."""
+    return unit_of(target_features())

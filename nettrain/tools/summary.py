@@ -9,6 +9,20 @@ from nettrain.net import graph
 from nettrain.net.network import Network
 
 
+def feature_table(cfg: dict) -> str | None:
+    """The feature columns of a config whose training data is a table (CSV, .parquet): each
+    column's type, width and missing fields in the training split; None for other data."""
+    from nettrain import data
+    from nettrain.assemble import training_rows
+    from nettrain.data.sources import resolve
+
+    train = cfg["data"]["train"]
+    if not train or resolve(train)["format"] not in ("csv", "parquet"):
+        return None
+    ds, _ = data.load({**cfg["data"], "test": None}, lambda n: training_rows(cfg, n))
+    return f"{ds.name}: feature columns\n{ds.encoding.table()}"
+
+
 def summary_rows(net: Network) -> list[tuple]:
     """[(index, description, output shape, params, flops)] per YAML entry."""
     rows: dict[int, list] = {}

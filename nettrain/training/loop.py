@@ -20,6 +20,7 @@ from nettrain.core.errors import JobFailed
 from nettrain.core.step import Step
 from nettrain.core.streams import epoch_order
 from nettrain.net import metrics
+from nettrain.optim.clip import clip_grad_norm
 from nettrain.optim.schedule import lr_at
 from nettrain.runtime import compiling
 from nettrain.training.history import format_row, metric_columns
@@ -55,6 +56,8 @@ def train(run: Run, run_dir: Path | None, progress: bool, out, on_epoch=None) ->
                     loss, sums, stopping = step(run, idx, n_batches, stop.raised)
                     if not finite(loss, grads):  # on every rank alike: the sums are shared
                         raise diverged(epoch, b, loss, folder.last)
+                    if tc["clip_grad_norm"]:
+                        clip_grad_norm(grads, tc["clip_grad_norm"])
                     run.optimizer.step(params, grads)
                     state.step += 1
                     tally(partial, loss, len(idx), sums)
@@ -113,9 +116,12 @@ def forward_backward(run: Run, idx, n_batches: int, at: Step, part) -> tuple[flo
     views = at.augment_rng() if run.augment else None
     x = data.inputs(mine, net.dtype, run.augment, views, part)
     t = data.targets(mine, net.n_outputs, net.dtype)
-    lr = tc["optimizer"]["lr"]
+    lr = tc["optimizer"]["lr"] if run.state.plateau is None else run.state.plateau["lr"]
     run.optimizer.lr = lr_at(tc["schedule"], lr, at.number, n_batches, tc["epochs"])
-    loss, output, _ = net.loss_and_backward(x, t, input_grad=False, total=len(idx), step=at)
+    w = None if run.class_weights is None else run.class_weights[data.y[mine]]
+    loss, output, _ = net.loss_and_backward(
+        x, t, input_grad=False, total=len(idx), step=at, weights=w
+    )
     compiling.settled()  # a first run: the training step's kernels are compiled now
     return loss, output
 

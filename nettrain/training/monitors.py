@@ -8,6 +8,7 @@ from dataclasses import dataclass
 
 from nettrain.core.errors import UserError
 from nettrain.net import metrics
+from nettrain.optim.schedule import plateau_update
 
 
 @dataclass
@@ -67,9 +68,25 @@ def monitors(cfg: dict, splits: dict, classes: bool, src) -> tuple[Watch | None,
     return best, stopping
 
 
+def plateau_watch(cfg: dict, splits: dict, classes: bool, src, best: Watch) -> Watch | None:
+    """The Watch of the plateau schedule (None for another schedule); monitor auto: best.npz's."""
+    schedule = cfg["train"]["schedule"]
+    if schedule["name"] != "plateau":
+        return None
+    if schedule["monitor"] == "auto":
+        return Watch(best.metric, best.mode)
+    at = ("train", "schedule", "monitor")
+    return watch(schedule["monitor"], "auto", 0.0, splits, classes, src, at)
+
+
 def update_monitors(run, row: dict) -> tuple[bool, bool]:
-    """(best.npz improved, early stopping due) after an epoch's row; updates run.state."""
-    state = run.state
+    """(best.npz improved, early stopping due) after an epoch's row; updates run.state, the
+    plateau schedule's lr among it."""
+    state, tc = run.state, run.cfg["train"]
+    if run.plateau is not None:
+        higher = run.plateau.mode == "max"
+        value, lr0 = row[run.plateau.metric], tc["optimizer"]["lr"]
+        state.plateau = plateau_update(state.plateau, value, lr0, tc["schedule"], higher)
     improved = run.best is not None and run.best.improves(row[run.best.metric], state.best)
     if improved:
         state.best = row[run.best.metric]

@@ -8,8 +8,9 @@ from dataclasses import dataclass, field
 from nettrain import data
 from nettrain.assemble import assemble, split_validation
 from nettrain.core.streams import init_rng
+from nettrain.data.columns import unseen_note
 from nettrain.optim import Optimizer, make_optimizer
-from nettrain.training.monitors import Watch, monitors
+from nettrain.training.monitors import Watch, monitors, plateau_watch
 from nettrain.training.mpi import Single, world
 from nettrain.training.state import TrainState
 
@@ -26,11 +27,13 @@ class Run:
     optimizer: Optimizer
     best: Watch | None
     stopping: Watch | None
+    plateau: Watch | None  # the figure of the plateau schedule, or None
     state: TrainState = field(default_factory=TrainState)
     preprocess: dict = field(default_factory=dict)  # 'preprocess.*' statistics, checkpointed
     augment: object = None  # data.augment.Augment of the training batches, or None
     notes: list = field(default_factory=list)  # what fit tells on stderr before training
     world: Single = field(default_factory=Single)  # the processes training together (MPI)
+    class_weights: object = None  # (K,) loss weight per class (train.class_weights), or None
 
 
 def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run:
@@ -48,6 +51,7 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
     optimizer = make_optimizer(cfg["train"]["optimizer"], net.params())
     splits = {"train": True, "validation": validation is not None, "test": test is not None}
     best, stopping = monitors(cfg, splits, train.has_classes, src)
+    plateau = plateau_watch(cfg, splits, train.has_classes, src, best)
     state = TrainState()
     if resume is not None:
         arrays, state, where = resume
@@ -57,8 +61,11 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
         net.load_params(*weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
-    run = Run(cfg, net, train, validation, test, optimizer, best, stopping, state)
+    run = Run(cfg, net, train, validation, test, optimizer, best, stopping, plateau, state)
     run.preprocess, run.augment, run.world = stats, augment, world()
+    spec = cfg["train"]["class_weights"]
+    where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
+    run.class_weights = data.class_weights(spec, train, net.n_outputs, where)
     tc = cfg["train"]
     es = tc["early_stopping"]
     run.notes = fit_notes(run, tc["checkpoint"]["monitor"], es and es["monitor"])
@@ -66,9 +73,15 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
 
 
 def fit_notes(run: Run, best_monitor: str, stopping_monitor: str | None) -> list[str]:
-    """The label column ``label: auto`` took, and what ``monitor: auto`` follows when there is no
+    """A table's feature columns (type, width, missing fields), the label column ``label: auto``
+    took, and what ``monitor: auto`` follows when there is no
     validation set (never the test set, which is only reported)."""
     notes = []
+    if run.train.encoding is not None:  # a table: its feature columns as the net sees them
+        notes.append(f"{run.train.name}: feature columns\n{run.train.encoding.table()}")
+    for ds in (run.train, run.test):  # held-out rows or the test file
+        if ds is not None and ds.unseen:
+            notes.append(unseen_note(ds.name, ds.unseen))
     if run.train.label_note:
         notes.append(f"{run.train.name}: {run.train.label_note}; data.train.label chooses")
     if run.validation is None and "auto" in (best_monitor, stopping_monitor):

@@ -107,6 +107,7 @@ def save_checkpoint(run, path: Path, env: dict) -> None:
         "input_scale": data.scale,
         "targets": "classes" if data.has_classes else "values",
         "classes": data.classes,
+        "encoding": data.encoding and data.encoding.to_json(),
         "rng": {"seed": run.cfg["seed"], "streams": streams.DESCRIPTION},
         "environment": env,
         **run.state.to_meta(),

@@ -2,7 +2,8 @@
 ``--resume`` restores of it (the parameters and the optimizer's slots are arrays: checkpoint.py).
 
 On disk it is seven entries of the checkpoint's ``__meta__`` record, as written since format 1:
-``epoch, batch, step, metrics, partial, best, stopping: {best, wait}``. ``to_meta`` writes them
+``epoch, batch, step, metrics, partial, best, stopping: {best, wait}``, and an eighth,
+``plateau: {lr, best, bad_epochs}``, in the runs of the plateau schedule. ``to_meta`` writes them
 and ``from_meta`` reads them back, so a checkpoint written by any nettrain resumes the same way.
 """
 
@@ -27,6 +28,9 @@ class TrainState:
     best: float | None = None  # the best value of train.checkpoint.monitor so far (best.npz)
     stopping_best: float | None = None  # the best value of train.early_stopping.monitor
     wait: int = 0  # epochs since that value last improved
+    # train.schedule plateau's {lr, best, bad_epochs} (optim/schedule.py); None before its first
+    # epoch and for the other schedules, whose lr is a function of the step alone
+    plateau: dict | None = None
 
     def to_meta(self) -> dict:
         """The ``__meta__`` entries of this state."""
@@ -38,6 +42,7 @@ class TrainState:
             "partial": self.partial,
             "best": self.best,
             "stopping": {"best": self.stopping_best, "wait": self.wait},
+            **({"plateau": self.plateau} if self.plateau is not None else {}),
         }
 
     @classmethod
@@ -60,6 +65,7 @@ class TrainState:
             best=meta.get("best"),
             stopping_best=stopping.get("best"),
             wait=stopping.get("wait", 0),
+            plateau=meta.get("plateau"),
         )
 
     def new_epoch(self) -> dict:

@@ -1,8 +1,10 @@
-"""2-D convolution: the layer (layer.py), the plan of which kernels it runs per layer shape and
-pass, with the measurements behind each choice (plan.py), and the kernels: direct stride-1
-convolution in register tiles of four filters (tile.py) and in blocks of eight, two and one filters
-(direct.py), the direct weight gradient (wgrad.py), and im2col + BLAS for other strides and for
-many filters on small images (lowered.py)."""
+"""2-D convolution: the layer (layer.py), the plan of which kernels it runs per layer shape, pass
+and vector unit, with the measurements behind each choice (plan.py), and the kernels: direct
+stride-1 convolution in register tiles sized for the vector unit, 4 filters x 48 columns on
+AVX-512 and 3 x 32 on AVX2 (tile.py), and in blocks of eight, two and one filters (direct.py),
+the direct weight gradient (wgrad.py), im2col + BLAS for other strides and for many filters on
+small images (lowered.py), and Winograd F(2x2, 3x3) for 3x3 stride-1 layers, chosen only with
+NETTRAIN_CONV=winograd (winograd.py)."""
 
 from nettrain.layers.conv2d.layer import Conv2d
 

@@ -12,8 +12,8 @@ sample would read past its input and are never outputs. With Wm = weight.reshape
 
 The input gradient is itself such a convolution (see Conv2d._input_grad_direct).
 ``conv_forward`` runs the kernels that the layer's plan (plan.py) names per block of filters:
-register tiles of four filters (tile.py) where the run holds a tile, and the kernels below for
-the one to three filters left over and for runs too short for a tile.
+register tiles (tile.py, sized for the vector unit) where the run holds a tile, and the kernels
+below for the filters left over and for runs too short for a tile.
 
 Each pass over a run handles four taps of eight filters (``_forward8``; ``_forward2`` and
 ``_forward1`` take pairs and single filters): a run of ``x`` is loaded once for all of them and a
@@ -189,13 +189,14 @@ FORWARD = {"direct8": _forward8, "direct2": _forward2, "direct1": _forward1}
 def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, steps):
     """xp (N, C*Hp*Wp) padded samples, Wm (F, T), bias (F,) -> y (N, F, OH, OW), with
     max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). ``steps`` (plan.py's Step)
-    name the kernel of each block of filters: 'tile' (tile.py's register tiles) or one of
-    FORWARD."""
+    name the kernel of each block of filters: one of tile.FORWARD (register tiles, 'tile4x48'
+    or 'tile3x32') or one of FORWARD."""
     Wt = None
     for step in steps:
-        if step.kernel == "tile":
+        if step.kernel in tile.FORWARD:
             Wt = np.ascontiguousarray(Wm.T) if Wt is None else Wt
-            tile.forward(xp, Wt, bias, offsets, relu, OW, pitch, run, y, step.start, step.stop)
+            tile.FORWARD[step.kernel][2](xp, Wt, bias, offsets, relu, OW, pitch, run, y,
+                                         step.start, step.stop)  # fmt: skip
         else:
             FORWARD[step.kernel](xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y,
                                  step.start, step.stop)  # fmt: skip

@@ -14,14 +14,18 @@ only chooses the initialiser.
 The kernels, same results up to rounding, chosen per layer shape by ``plan()`` (plan.py, which
 has the measurements behind every choice) when the layer is built; ``self.plan`` says what runs:
 - stride 1 (nearly every net): direct convolution, one sample per thread, never building an
-  im2col matrix. The forward pass goes in register tiles of four filters (tile.py) where the
-  output rows hold a tile, the filters left over (and small images) in direct.py's kernels of
-  eight, two and one filters; the input gradient is itself such a convolution, of the padded
-  output gradient, run the same way; the weight gradient goes four, two or one filters a pass
+  im2col matrix. The forward pass goes in register tiles sized for the vector unit (tile.py;
+  4 filters x 48 columns on AVX-512, 3 x 32 on AVX2) where the output rows hold a tile, the
+  filters left over (and small images) in direct.py's kernels of eight, two and one filters;
+  the input gradient is itself such a convolution, of the padded output gradient, run the same
+  way; the weight gradient goes four, two or one filters a pass
   (wgrad.py), in the same pass over dy that pads it for the input gradient.
 - other strides, and stride 1 with many filters on small images: the whole batch lowered to one
   BLAS matrix product through im2col (lowered.py); the weight gradient is one more product with
   the kept matrix, the input gradient a product scattered back by col2im.
+- 3x3 stride 1 where the plan says so (or NETTRAIN_CONV=winograd): Winograd F(2x2, 3x3)
+  (winograd.py), 16 BLAS products over channels between memory-bound transforms, all three
+  passes; the forward pass keeps the transformed input for the weight gradient.
 With ``fused="relu"`` (the network builder's choice) every kernel applies max(., 0) to the
 output and masks the gradient by y > 0 inside its own loops.
 """
@@ -35,7 +39,7 @@ import numpy as np
 from nettrain.core.options import Opt
 from nettrain.layers import initializers
 from nettrain.layers.base import ACTIVATION_NAMES, ANY, Layer, ShapeError
-from nettrain.layers.conv2d import direct, lowered, wgrad
+from nettrain.layers.conv2d import direct, lowered, wgrad, winograd
 from nettrain.layers.conv2d.plan import plan
 from nettrain.layers.relu import Relu
 
@@ -148,6 +152,9 @@ class Conv2d(Layer):
         fused in, else None)."""
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
+        if self.plan.winograd:
+            y, kept = winograd.forward(x, self.params["weight"], bias, self.p, relu, train)
+            return y, ((kept, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
             xp = self._padded(x, tail=wgrad.LANES)
@@ -164,6 +171,13 @@ class Conv2d(Layer):
         relu = y is not None
         dy = np.ascontiguousarray(dy, dtype=self.dtype)
         y = y if relu else dy  # the kernels read y only with relu; any array of its type will do
+        if self.plan.winograd:
+            dW, db, dx = winograd.backward(kept, self.params["weight"], dy, y, relu, self.p,
+                                           self.in_shape, need_dx)  # fmt: skip
+            self.grads["weight"][...] = dW
+            if "bias" in self.params:
+                self.grads["bias"][...] = db
+            return dx
         if not self.direct:
             return self._backward_lowered(kept, y, relu, dy, need_dx)
         (N, F), (_, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p

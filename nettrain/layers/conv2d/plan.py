@@ -1,32 +1,40 @@
-"""Which kernels a conv2d layer runs: ``plan()``, decided once per layer shape, and the measured
-reasons for every choice beside the constants that make it.
+"""Which kernels a conv2d layer runs: ``plan()``, decided once per layer shape and vector unit,
+and the measured reasons for every choice beside the constants that make it.
 
 A pass (forward, input gradient, weight gradient) runs either
 
 - the direct stride-1 kernels (direct.py, tile.py, wgrad.py): no im2col matrix, one sample per
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
-  tiles of four filters (tile.py), and what the tiles leave in the direct kernels of eight, two
-  and one filters a pass (direct.py); the weight gradient four, two or one filters a pass
-  (wgrad.py). A ``Step`` names the kernel that computes a block of output channels; or
+  tiles whose shape fits the vector unit the kernels are compiled for (TILES: 4 filters x 48
+  columns on AVX-512, 3 x 32 on AVX2; runtime/vectors.py's unit() says which), and what the
+  tiles leave in the direct kernels of eight, two and one filters a pass (direct.py); the weight
+  gradient four, two or one filters a pass (wgrad.py). A ``Step`` names the kernel that computes
+  a block of output channels; or
 - im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for strides other
-  than 1 and for many filters on small images.
+  than 1 and for many filters on small images; or
+- Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers, all three passes: only where
+  NETTRAIN_CONV=winograd asks for it, as it measured slower than the tiles on every layer tried
+  (WINOGRAD_FASTER); NETTRAIN_CONV=no-winograd rules it out.
 
 The layer (layer.py) calls ``plan()`` when it is built and runs the steps it names; the kernel
-modules choose nothing. ``nettrain bench`` prints each conv2d layer's plan.
+modules choose nothing. ``nettrain bench`` prints each conv2d layer's plan, and each reason
+names the vector unit and the tile it chose.
 
-Some numbers are not choices made here: a register tile is 4 filters by 48 columns (tile.FILTERS,
-tile.COLUMNS), compiled into tile.py's kernel, where they stay (Numba's on-disk cache keeps a
-global's value from compile time and checks only the kernel's own file); the weight gradient's
-LANES and GROUPS (wgrad.py) set how it sums, not which kernel runs.
+Some numbers are not choices made here: a tile's shape is compiled into its own kernel in
+tile.py, where it stays (Numba's on-disk cache keeps a global's value from compile time and
+checks only the kernel's own file); the weight gradient's LANES and GROUPS (wgrad.py) set how it
+sums, not which kernel runs.
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
 from nettrain.layers.conv2d import tile
+from nettrain.runtime import vectors
 
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
 # im2col product is large enough for BLAS to win, and the direct kernels' runs are short.
@@ -37,15 +45,47 @@ from nettrain.layers.conv2d import tile
 DIRECT_MAX_FILTERS = 64  # fewer filters: direct, whatever the image size
 DIRECT_MIN_RUN = 128  # more: direct only from a run (``Plan.run``) of this many wide columns
 
-# Register tiles (tile.py) take the filters in fours wherever the run holds a whole tile (run >=
-# tile.COLUMNS; a sample's last tile starts at run - COLUMNS), first layers too. Measured on 2
-# threads of an AMD EPYC (Zen 4, 203 GFLOP/s GEMM peak), forward of a batch of 64, direct
+# Register tiles (tile.py) take the filters in blocks of the tile's height wherever the run
+# holds a whole tile (run >= its columns; a sample's last tile starts at run - columns), first
+# layers too. The tile's sums must fit the vector registers, so its shape depends on the vector
+# unit the kernels are compiled for (runtime/vectors.py's unit()): TILES, with why.
+#
+# AVX-512 (32 registers): 4 filters x 48 columns, 192 float32 sums in 12 zmm registers. Measured
+# on 2 threads of an AMD EPYC (Zen 4, 203 GFLOP/s GEMM peak), forward of a batch of 64, direct
 # 8-filter kernel -> tile, GFLOP/s: 32 -> 32 filters 3x3 on 32x32, 155-160 -> 170-176; 64 -> 64
 # on 16x16, 140 -> 173-182; 32 -> 64 on 16x16, 136-140 -> 160-179; LeNet's 8 -> 16 5x5, 72 -> 130.
 # First layers of 1 or 3 channels (25 or 27 taps) slow down, 115-119 -> 61-78, too few taps to
 # amortise the tile's store, and use it all the same: they take under 3% of a step (LeNet's conv
 # 8@5x5, 0.24 -> 0.40 ms a batch of 128), while compiling the direct kernel for them too cost
-# LeNet's cold start 2.8 s (11.2 s instead of 7.3 s). 4 x 48 was the fastest tile tried.
+# LeNet's cold start 2.8 s (11.2 s instead of 7.3 s). 4 x 48 was the fastest tile tried there.
+#
+# AVX2 (16 registers): the same 4 x 48 sums take 24 ymm registers, and LLVM spills 8 of them to
+# the stack and back on every tap (its compiled inner loop, NUMBA_CPU_NAME=haswell with the
+# AVX-512 features off: 24 FMAs, 12 loads and 12 stores of spilled sums a tap); an AMD EPYC Zen 2
+# ran the CIFAR net's 32 -> 32 conv at 46 GFLOP/s, 25% of its peak. 3 filters x 32 columns keep
+# 96 sums in 12 ymm registers, with 3 broadcast weights and 1 input: all 16, nothing spilled (12
+# FMAs, 4 input loads a tap). Measured on the Zen 4 compiled for Haswell (AVX2 code; one thread,
+# batch 8, best of 30, kernels interleaved in one process; a shared machine), GFLOP/s of 4x48 ->
+# 3x32: 32 -> 32 on 32x32, 38-49 -> 77-79; 32 -> 64 and 64 -> 64 on 16x16, 37-49 -> 81-83; the
+# input gradients 64 -> 32 on 16x16, 38-49 -> 78-79, and LeNet's 16 -> 8 5x5 on 14x14, 28-38 ->
+# 63; LeNet's 8 -> 16, 28-37 -> 66; first layers 3 -> 32 and 1 -> 8, 23-31 -> 33-37. The other
+# candidates, same runs: 1x96 (12 sums, no spill, but a load per FMA) 35-48; 2x48 64-66; 2x40
+# 50-61; 4x24 and 6x16 27-41. Filters left over from the threes (2 of 32, 1 of 64) go to
+# direct.py's kernels. The AVX-512 tile, compiled as it is for AVX-512 (one loop order for
+# both), ran as before: 91-96 GFLOP/s on the CIFAR layers; 8x32 measured the same there. Other
+# vector units (SSE, NEON) get the AVX2 tile.
+TILES = {
+    vectors.AVX512: (
+        "tile4x48",
+        "AVX-512, 32 registers: 4x48 tiles, 192 sums in 12; Zen 4: 170-176 GFLOP/s on 32->32@32x32",
+    ),
+    vectors.AVX2: (
+        "tile3x32",
+        "AVX2, 16 registers: 3x32 tiles, 96 sums in 12; 4x48 spills, 38-49 -> 77-79 GFLOP/s on "
+        "32->32@32x32 (one core, Zen 4 compiled for Haswell)",
+    ),
+    vectors.OTHER: ("tile3x32", "no AVX2: the AVX2 tiles, 3x32"),
+}
 
 # The direct forward kernels (direct.py) compute this many filters a pass, then pairs, then one:
 # each run of the input is loaded once for all of them. At 32 and 64 filters, eight a pass ran
@@ -58,6 +98,23 @@ DIRECT_WIDEST = 8
 # held in registers, then pairs, then one: four filters ran 15% faster than two (wgrad.GRAD has
 # 4, 2 and 1).
 WGRAD_WIDEST = 4
+# Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers with padding up to 2: NETTRAIN_CONV
+# = 'auto' (the default: where WINOGRAD_FASTER says), 'winograd' (every such layer) or
+# 'no-winograd' (none). It needs 2.25x fewer multiplications, but its transforms make 4x as many
+# values as they read and its 16 products per sample are small BLAS calls (K = channels).
+# Measured against the register tiles and the direct weight gradient (2 threads of the AMD EPYC
+# Zen 4, float32, batch 64, best of 7 interleaved in one process; a shared machine), ms forward
+# + backward (input gradient included), tiles -> Winograd: 3 -> 32 on 32x32, 3.7+6.2 ->
+# 14.2+24.3; 32 -> 32 on 32x32, 15.1+29.1 -> 28.1+51.6; 32 -> 64 on 16x16, 7.5+16.4 ->
+# 12.0+26.7; 64 -> 64 on 16x16, 14.6+30.5 -> 18.7+37.4. Compiled for Haswell (the AVX2 tiles;
+# numpy's BLAS still AVX-512): 4.2+5.1 -> 13.1+24.7, 18.8+42.4 -> 27.6+59.7, 9.0+22.7 ->
+# 11.7+37.1, 17.3+42.9 -> 19.6+49.5. Slower everywhere, so nowhere by default. float32 error
+# against a float64 reference, max |error| / max |reference| on those layers: y 1.7-3.1e-7 (the
+# tiles: 2.2-8.6e-7), dx 2.6-3.4e-7 (3.7-7.4e-7), dW 1.6-3.2e-7 (the direct kernels: 1.0-1.4e-7).
+CONV_MODES = ("auto", "winograd", "no-winograd")
+WINOGRAD_FASTER = False
+WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
+
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
 # gradient): a chunk of samples whose matrix stays in cache between its two passes, and predict
 # or evaluate never hold a whole batch's matrix. Training's forward lowers the whole batch at
@@ -67,7 +124,8 @@ CHUNK_BYTES = 4 << 20
 
 @dataclass(frozen=True)
 class Step:
-    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile' (tile.forward),
+    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile4x48', 'tile3x32'
+    (tile.FORWARD),
     'direct8', 'direct2', 'direct1' (direct.FORWARD), 'wgrad4', 'wgrad2', 'wgrad1' (wgrad.GRAD)."""
 
     kernel: str
@@ -101,6 +159,7 @@ class Plan:
     dx_pitch: int
     dx_run: int
     chunk: int
+    winograd: bool = False
 
     def passes(self) -> tuple[tuple[str, Pass], ...]:
         return (
@@ -134,26 +193,39 @@ def _count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
-def _convolution(count: int, run: int, word: str, why: str) -> Pass:
+def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
     """A stride-1 convolution into ``count`` channels (``word``s) over ``run`` wide columns:
-    register tiles for the channels in fours where the run holds a tile, the rest in the direct
-    kernels of DIRECT_WIDEST, two and one channels; ``why`` it goes this way."""
-    tiled = count // tile.FILTERS * tile.FILTERS if run >= tile.COLUMNS else 0
-    steps = [Step("tile", 0, tiled)] if tiled else []
+    register tiles (TILES[unit]) for the channels in blocks of the tile's height where the run
+    holds a tile, the rest in the direct kernels of DIRECT_WIDEST, two and one channels; ``why``
+    it goes this way."""
+    name, tile_why = TILES[unit]
+    rows, columns = tile.shape(name)
+    tiled = count // rows * rows if run >= columns else 0
+    steps = [Step(name, 0, tiled)] if tiled else []
     steps += [Step(f"direct{w}", f0, f1) for w, f0, f1 in blocks(count, DIRECT_WIDEST, tiled)]
-    if run < tile.COLUMNS:
-        why += f"; run {run} < {tile.COLUMNS}: too short for a register tile"
+    if run < columns:
+        why += f"; run {run} < {columns}: too short for a register tile ({tile_why})"
     elif not tiled:
-        why += f"; {_count(count, word)}: fewer than a register tile's {tile.FILTERS}"
+        why += f"; {_count(count, word)}: fewer than a register tile's {rows} ({tile_why})"
     else:
-        why += f"; run {run} >= {tile.COLUMNS}: register tiles for {_count(tiled, word)}"
+        why += f"; run {run} >= {columns}: register tiles for {_count(tiled, word)}"
         why += f", {count - tiled} left over" if tiled < count else ""
+        why += f" ({tile_why})"
     return Pass("+".join(s.kernel for s in steps), why, tuple(steps))
 
 
-def plan(in_shape, filters: int, kernel, stride, padding, dtype) -> Plan:
+def plan(
+    in_shape, filters: int, kernel, stride, padding, dtype, unit: str | None = None,
+    conv: str | None = None,
+) -> Plan:  # fmt: skip
     """The kernels of a conv2d layer over (C, H, W) inputs with ``filters`` filters and a
-    (kh, kw) kernel, (sh, sw) stride and (ph, pw) padding, in ``dtype``."""
+    (kh, kw) kernel, (sh, sw) stride and (ph, pw) padding, in ``dtype``, for the vector ``unit``
+    (vectors.AVX512, AVX2 or OTHER; by default the one this process compiles for) and the
+    Winograd setting ``conv`` (CONV_MODES; by default NETTRAIN_CONV's, else 'auto')."""
+    unit = vectors.unit() if unit is None else unit
+    conv = os.environ.get("NETTRAIN_CONV", "auto") if conv is None else conv
+    if conv not in CONV_MODES:
+        raise ValueError(f"NETTRAIN_CONV must be one of {', '.join(CONV_MODES)}, got {conv!r}")
     (C, H, W), F, (kh, kw), (sh, sw), (ph, pw) = in_shape, filters, kernel, stride, padding
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
     pitch = W + 2 * pw
@@ -163,6 +235,17 @@ def plan(in_shape, filters: int, kernel, stride, padding, dtype) -> Plan:
     dx_run = H * dx_pitch - (kw - 1)
     chunk = max(1, CHUNK_BYTES // (C * kh * kw * OH * OW * np.dtype(dtype).itemsize))
     sizes = dict(pitch=pitch, run=run, dx_pitch=dx_pitch, dx_run=dx_run, chunk=chunk)
+    winograd = (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and max(ph, pw) <= 2
+    if winograd and (conv == "winograd" or (conv == "auto" and WINOGRAD_FASTER)):
+        why = "NETTRAIN_CONV=winograd" if conv == "winograd" else WINOGRAD_WHY
+        return Plan(
+            direct=False,
+            forward=Pass("winograd", f"3x3 stride 1: Winograd F(2x2, 3x3), {why}"),
+            input_grad=Pass("winograd", "the padded dy, flipped filters, through the same"),
+            weight_grad=Pass("winograd", "dM @ V.T from the kept transformed input"),
+            winograd=True,
+            **sizes,
+        )
     if (sh, sw) != (1, 1) or (F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN):
         if (sh, sw) != (1, 1):
             why = f"stride {sh}x{sw}: the direct kernels take stride 1 only"
@@ -188,8 +271,8 @@ def plan(in_shape, filters: int, kernel, stride, padding, dtype) -> Plan:
     wwhy += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
     return Plan(
         direct=True,
-        forward=_convolution(F, run, "filter", why),
-        input_grad=_convolution(C, dx_run, "channel", "the padded dy convolved"),
+        forward=_convolution(F, run, "filter", why, unit),
+        input_grad=_convolution(C, dx_run, "channel", "the padded dy convolved", unit),
         weight_grad=Pass("+".join(s.kernel for s in wsteps), wwhy, wsteps),
         **sizes,
     )
