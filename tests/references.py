@@ -148,16 +148,23 @@ def torch_layout_forward(config: dict, tensors: dict, x: np.ndarray) -> np.ndarr
     the weights ``tensors`` in PyTorch's layouts (an exported safetensors file): dense weight
     (out, in) applied as x @ W.T to the (C, H, W)-flattened input, conv2d weight (F, C, kh, kw),
     conv1d weight (F, C, k),
-    batchnorm in evaluation mode with its running statistics; x after data.preprocess."""
-    x = np.asarray(x, np.float64)
-    for i, e in enumerate(config["model"]["layers"]):
-        kind = e["type"]
+    batchnorm in evaluation mode with its running statistics, add and concat reading what
+    `from` names; x after data.preprocess."""
+    entries = config["model"]["layers"]
+    outs = {-1: np.asarray(x, np.float64)}  # each entry's output: a graph reads them by `from`
+    for i, (e, srcs) in enumerate(zip(entries, entry_sources(entries), strict=True)):
+        kind, xs = e["type"], [outs[j] for j in srcs]
+        x = xs[0]
 
         def get(name, i=i):
             t = tensors.get(f"layers.{i}.{name}")
             return None if t is None else np.asarray(t, np.float64)
 
-        if kind == "dense":
+        if kind == "add":
+            x = sum(xs[1:], xs[0])
+        elif kind == "concat":
+            x = np.concatenate(xs, axis=1)
+        elif kind == "dense":
             x = x.reshape(len(x), -1) @ get("weight").T
             x = x if get("bias") is None else x + get("bias")
         elif kind == "conv2d":
@@ -187,4 +194,20 @@ def torch_layout_forward(config: dict, tensors: dict, x: np.ndarray) -> np.ndarr
             x = softmax(x, np.zeros_like(x))[0]
         elif activation in ACTIVATIONS:
             x = ACTIVATIONS[activation][0](x, {"negative_slope": e.get("negative_slope", 0.01)})
+        outs[i] = x
     return x.reshape(len(x), -1)
+
+
+def entry_sources(entries: list) -> list[list[int]]:
+    """Per entry of model.layers, the entries it reads (-1: the input), as docs/graphs.md
+    defines `from`: a name, an index, a negative offset or 'input'; else the entry before."""
+    names = {e["name"]: i for i, e in enumerate(entries) if "name" in e}
+
+    def index(ref, i):
+        if ref == "input":
+            return -1
+        return names[ref] if isinstance(ref, str) else (i + ref if ref < 0 else ref)
+
+    refs = [e.get("from", -1 if i else "input") for i, e in enumerate(entries)]
+    return [[index(r, i) for r in (ref if isinstance(ref, list) else [ref])]
+            for i, ref in enumerate(refs)]  # fmt: skip

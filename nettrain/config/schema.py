@@ -15,7 +15,6 @@ from nettrain.data import DATASETS, ClassWeights, generated
 from nettrain.data.augment import AUGMENT, CROP
 from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import check_source
-from nettrain.layers import LAYERS
 from nettrain.net import graph
 from nettrain.net.losses import LOSSES
 from nettrain.optim import OPTIMIZERS
@@ -255,15 +254,10 @@ def _model(value, src):
             src.where(("model", "layers")),
             f"expected a non-empty list of layers, got {_shown(layers)}",
         )
-    model["layers"] = [_layer(spec, src, i) for i, spec in enumerate(layers)]
+    model["layers"] = [
+        graph.checked_entry(spec, src, ("model", "layers", i)) for i, spec in enumerate(layers)
+    ]
     return {"input": model["input"], "layers": model["layers"], "loss": model["loss"]}
-
-
-def _layer(spec, src, i: int) -> dict:
-    """One entry of model.layers: its type's options, and ``name``/``from`` where given (the
-    net's builder resolves the references: nettrain.net.graph)."""
-    resolved = check_named(spec, LAYERS, src, ("model", "layers", i), "type", common=graph.KEYS)
-    return {k: v for k, v in resolved.items() if k not in graph.KEYS or v is not None}
 
 
 def _train(value, src):

@@ -20,7 +20,7 @@ import re
 from collections import Counter
 
 from nettrain.core.errors import UserError, did_you_mean
-from nettrain.core.options import Opt
+from nettrain.core.options import Opt, check_named
 from nettrain.layers import LAYERS
 
 INPUT = -1  # the net's input, where a source is an index
@@ -44,6 +44,13 @@ KEYS = {
         "take a list of two or more. References point backwards only",
     ),
 }
+
+
+def checked_entry(spec, src, path) -> dict:
+    """One entry of model.layers, checked (the config schema's): its type's options with their
+    defaults, and ``name``/``from`` only where given."""
+    resolved = check_named(spec, LAYERS, src, path, "type", common=KEYS)
+    return {k: v for k, v in resolved.items() if k not in KEYS or v is not None}
 
 
 def entry_sources(specs: list, where) -> list[tuple[int, ...]]:

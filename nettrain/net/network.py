@@ -40,7 +40,7 @@ from nettrain.layers.base import defaults
 from nettrain.net import graph
 from nettrain.net.arrays import load_checked
 from nettrain.net.losses import COMBINED, LOSSES
-from nettrain.net.outputs import check_loss
+from nettrain.net.outputs import check_loss, output_range  # noqa: F401 (its old home)
 from nettrain.runtime import threads
 
 
