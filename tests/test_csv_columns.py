@@ -63,6 +63,17 @@ def test_declared_types_override_the_default(tmp_path):
     np.testing.assert_array_equal(ds.x, [[1, 0, 2], [0, 1, 3], [1, 0, 4]])
 
 
+def test_typing_the_label_column_says_how_to_name_the_label(tmp_path):
+    """With several text columns and none named label/target/class/y, auto takes the first
+    column; typing that column in `columns` says so and names the `label` key."""
+    path = write(tmp_path, "people.csv", PEOPLE.replace("survived", "outcome"))
+    with pytest.raises(UserError, match="'age' is the label column, not a feature") as info:
+        data.load_file({"path": str(path), "columns": {"age": "number"}})
+    assert "`label` key" in info.value.hint
+    ds = data.load_file({"path": str(path), "label": "outcome", "columns": {"age": "number"}})
+    assert ds.classes == ["no", "yes"]
+
+
 def test_a_many_valued_column_gets_a_note_naming_it(tmp_path):
     rows = "".join(f"{i % 2},id{i},{i}\n" for i in range(150))
     path = write(tmp_path, "ids.csv", "y,ident,v\n" + rows)

@@ -168,7 +168,12 @@ def _declared(table, columns: dict, features, label_cols) -> dict:
             )
         c = names.index(name)
         if c in label_cols:
-            raise UserError(table.path, f"columns: '{name}' is the label column, not a feature")
+            raise UserError(
+                table.path,
+                f"columns: '{name}' is the label column, not a feature",
+                "name the label column with the data's `label` key (label: auto takes a column "
+                "named label, target, class or y, else the only text column, else the first)",
+            )
         types[c] = kind
     return types
 
