@@ -194,7 +194,9 @@ def stub_kernels(monkeypatch) -> list:
         def stub(*args):
             if name in ("im2col", "col2im"):
                 calls.append((name, len(args[0] if name == "im2col" else args[-1])))
-            elif name.startswith(("tile", "direct")):
+            elif name.startswith("tile"):  # (..., y, f0, f1[, band, chunk])
+                calls.append((name, args[9], args[10]))
+            elif name.startswith("direct"):
                 calls.append((name, args[-2], args[-1]))
             elif name.startswith("wgrad"):
                 calls.append((name, args[7], args[8]))

@@ -186,17 +186,20 @@ def _forward1(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, f0, f1):
 FORWARD = {"direct8": _forward8, "direct2": _forward2, "direct1": _forward1}
 
 
-def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, steps):
+def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, steps, band=0, chunk=0):
     """xp (N, C*Hp*Wp) padded samples, Wm (F, T), bias (F,) -> y (N, F, OH, OW), with
     max(., 0) when ``relu``; pitch = Wp, run = OH*Wp - (kw - 1). ``steps`` (plan.py's Step)
     name the kernel of each block of filters: one of tile.FORWARD (register tiles, 'tile4x48'
-    or 'tile3x32') or one of FORWARD."""
+    or 'tile3x32') or one of FORWARD. With a ``band``, xp (1, L) is the whole batch packed
+    (packed.py; tiles only), its wide columns ``chunk`` at a time to the threads."""
     Wt = None
     for step in steps:
         if step.kernel in tile.FORWARD:
             Wt = np.ascontiguousarray(Wm.T) if Wt is None else Wt
+            packing = (band, chunk) if band else ()  # the kernels' defaults: one sample a row
             tile.FORWARD[step.kernel][2](xp, Wt, bias, offsets, relu, OW, pitch, run, y,
-                                         step.start, step.stop)  # fmt: skip
+                                         step.start, step.stop, *packing)  # fmt: skip
         else:
+            assert not band, "packed batches go through the register tiles only"
             FORWARD[step.kernel](xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y,
                                  step.start, step.stop)  # fmt: skip

@@ -39,7 +39,7 @@ import numpy as np
 from nettrain.core.options import Opt
 from nettrain.layers import initializers
 from nettrain.layers.base import ACTIVATION_NAMES, ANY, Layer, ShapeError
-from nettrain.layers.conv2d import direct, lowered, wgrad, winograd
+from nettrain.layers.conv2d import direct, lowered, packed, wgrad, winograd
 from nettrain.layers.conv2d.plan import plan
 from nettrain.layers.relu import Relu
 
@@ -156,7 +156,11 @@ class Conv2d(Layer):
             y, kept = winograd.forward(x, self.params["weight"], bias, self.p, relu, train)
             return y, ((kept, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
-        if self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
+        if self.plan.packed:  # the whole batch as one run (packed.py)
+            steps = self.plan.forward.steps
+            kept = packed.forward(x, self._weight_matrix(), bias, relu, self.p, steps, y,
+                                  self.dtype)  # fmt: skip
+        elif self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
             xp = self._padded(x, tail=wgrad.LANES)
             kp = self.plan
             direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
@@ -182,8 +186,17 @@ class Conv2d(Layer):
             return self._backward_lowered(kept, y, relu, dy, need_dx)
         (N, F), (_, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p
         Wm, groups = self._weight_matrix(), min(N, wgrad.GROUPS)
+        if self.plan.packed:
+            groups = packed.groups(N, H, W, ph, pw)
         dWg = self._buffer("dWg", (groups, *Wm.shape))
         dbg = self._buffer("dbg", (groups, F))
+        if self.plan.packed:
+            dx = packed.backward(kept, self.params["weight"], dy, y, relu, self.p, self.plan,
+                                 dWg, dbg, need_dx, self._buffer)  # fmt: skip
+            np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
+            if "bias" in self.params:
+                np.sum(dbg, axis=0, out=self.grads["bias"])
+            return dx
         # the input gradient is a stride-1 convolution of dy (masked), padded by kh - 1 - ph
         # rows and kw - 1 - pw columns on each side: written by the weight-gradient pass
         Hd, Wd = H + kh - 1, W + kw - 1

@@ -160,6 +160,7 @@ class Plan:
     dx_run: int
     chunk: int
     winograd: bool = False
+    packed: bool = False
 
     def passes(self) -> tuple[tuple[str, Pass], ...]:
         return (

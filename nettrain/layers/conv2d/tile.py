@@ -52,20 +52,22 @@ def _stack_array(typingctx, size, dtype):
     return types.CPointer(dtype.dtype)(size, dtype), codegen
 
 
-def _tile_sample(FILTERS: int, COLUMNS: int):
-    """The per-sample kernel of FILTERS x COLUMNS tiles: both constants of the compiled code
+def _tile_span(FILTERS: int, COLUMNS: int):
+    """The serial kernel of FILTERS x COLUMNS tiles: both constants of the compiled code
     (closure variables are frozen at compile time, and they are part of Numba's cache key)."""
     SIZE = FILTERS * COLUMNS
 
     @njit(cache=True, fastmath={"contract"})
-    def sample(x, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1):
-        """Filters f0 .. f1 - 1 (a multiple of FILTERS) of one sample x (C*Hp*Wp,) into y
-        (F, OH, OW); Wt is Wm transposed, (T, F). Only contraction into fused multiply-add is
-        allowed: each column's sum goes over the taps in order, and nothing needs regrouping to
-        be vectorised."""
+    def span(x, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, n0, band, c0, c1):
+        """Filters f0 .. f1 - 1 (a multiple of FILTERS) of the wide columns c0 .. c1 - 1 of one
+        pack x of samples into y (N, F, OH, OW): wide row r is row r % band of sample
+        n0 + r // band (rows from OH to band - 1 are dropped); Wt is Wm transposed, (T, F).
+        Only contraction into fused multiply-add is allowed: each column's sum goes over the
+        taps in order, and nothing needs regrouping to be vectorised."""
         acc = numba.carray(_stack_array(SIZE, y.dtype), (FILTERS, COLUMNS))
-        q0 = 0
-        while q0 < run:
+        OH = y.shape[2]
+        q0 = c0
+        while q0 < c1:
             q0 = min(q0, run - COLUMNS)
             for f in range(f0, f1, FILTERS):
                 for k in range(FILTERS):
@@ -79,42 +81,65 @@ def _tile_sample(FILTERS: int, COLUMNS: int):
                         v = xs[q]
                         for k in range(FILTERS):
                             acc[k, q] += ws[k] * v
-                oh = q0 // pitch
-                ow = q0 - oh * pitch
+                r = q0 // pitch  # wide row r: row oh of sample n0 + s
+                ow, s = q0 - r * pitch, r // band
+                oh = r - s * band
                 for q in range(COLUMNS):
-                    if ow < OW:
+                    if ow < OW and oh < OH:
                         for k in range(FILTERS):
                             v = acc[k, q]
-                            y[f + k, oh, ow] = max(v, 0) if relu else v
+                            y[n0 + s, f + k, oh, ow] = max(v, 0) if relu else v
                     ow += 1
                     if ow == pitch:
                         oh, ow = oh + 1, 0
+                        if oh == band:
+                            s, oh = s + 1, 0
             q0 += COLUMNS
 
-    return sample
+    return span
 
 
-_sample4x48 = _tile_sample(4, 48)
-_sample3x32 = _tile_sample(3, 32)
+_span4x48 = _tile_span(4, 48)
+_span3x32 = _tile_span(3, 32)
 
 
 # One parallel loop per shape, written out: a closure over a kernel would put the kernel object
-# in Numba's cache key, and that changes from process to process.
+# in Numba's cache key, and that changes from process to process. xp (P, L) holds P packs of
+# len(y) // P samples each; pack p's wide columns go in pieces of ``chunk`` columns, one piece
+# per thread at a time.
 @njit(cache=True, parallel=True)
-def _forward4x48(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1):
-    for n in prange(len(xp)):
-        _sample4x48(xp[n], Wt, bias, offsets, relu, OW, pitch, run, y[n], f0, f1)
+def _tiles4x48(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band, chunk):
+    S, pieces = len(y) // len(xp), -(-run // chunk)
+    for i in prange(len(xp) * pieces):
+        p, c = i // pieces, i % pieces
+        _span4x48(xp[p], Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, p * S, band,
+                  c * chunk, min(run, c * chunk + chunk))  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
-def _forward3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1):
-    for n in prange(len(xp)):
-        _sample3x32(xp[n], Wt, bias, offsets, relu, OW, pitch, run, y[n], f0, f1)
+def _tiles3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band, chunk):
+    S, pieces = len(y) // len(xp), -(-run // chunk)
+    for i in prange(len(xp) * pieces):
+        p, c = i // pieces, i % pieces
+        _span3x32(xp[p], Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, p * S, band,
+                  c * chunk, min(run, c * chunk + chunk))  # fmt: skip
+
+
+def _forward4x48(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band=0, chunk=0):
+    _tiles4x48(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band or y.shape[2],
+               chunk or run)  # fmt: skip
+
+
+def _forward3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band=0, chunk=0):
+    _tiles3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band or y.shape[2],
+               chunk or run)  # fmt: skip
 
 
 # name -> (filters, columns, kernel). A kernel: xp (N, C*Hp*Wp) padded samples, Wt (T, F),
 # bias (F,) -> filters f0 .. f1 - 1 of y (N, F, OH, OW), f1 - f0 a multiple of its filters and
-# run >= its columns; one sample per thread.
+# run >= its columns; one sample per thread. Strictly extended by ``band`` and ``chunk``: xp
+# (1, L) then packs all N samples, sample n's output rows starting at wide row n*band (packed.py),
+# and the wide columns go ``chunk`` at a time to the threads.
 FORWARD = {
     "tile4x48": (4, 48, _forward4x48),
     "tile3x32": (3, 32, _forward3x32),

@@ -105,30 +105,68 @@ def _dot1(d, s):
 
 
 @njit(cache=True, inline="always")
-def _masked(dy, y, relu, pitch, f0, f1, d, db, top, left, dpad):
-    """d[f] (wide) = dy[f] of one sample masked by y > 0 when ``relu``, for f0 <= f < f1;
-    db[f] += its sum; and, unless dpad (F, Hd, Wd) has no filters, dpad[f] = zeros with the masked
-    dy at row ``top`` and column ``left`` (parts falling outside are dropped)."""
+def _masked(dy, y, relu, pitch, f0, f1, d, base):
+    """d[f, base + oh*pitch + ow] = dy[f, oh, ow] of one sample, masked by y > 0 when ``relu``,
+    for f0 <= f < f1 (the columns ow >= OW are left as they are: zeros)."""
     OH, OW = dy.shape[1], dy.shape[2]
     for f in range(f0, f1):
         for oh in range(OH):
             src, out = dy[f, oh], y[f, oh]
-            dst = d[f, oh * pitch : oh * pitch + OW]
+            dst = d[f, base + oh * pitch : base + oh * pitch + OW]
             for ow in range(OW):
                 v = src[ow]  # loaded first: a select, not a mispredicted branch
                 dst[ow] = v if not relu or out[ow] > 0 else 0
-        db[f] += np.sum(d[f])
-        if len(dpad):
-            Hd, Wd = dpad.shape[1], dpad.shape[2]
-            r0, r1 = max(0, -top), min(OH, Hd - top)  # rows and columns of dy inside dpad
+
+
+@njit(cache=True, inline="always")
+def _padded(d, pitch, f0, f1, OH, OW, count, band, row, last, top, left, plane):
+    """plane (F, Hd, Wd) of dpad: rows ``row`` .. (to the end if ``last``) zeroed, then the
+    ``count`` samples of d (see _masked) placed ``band`` rows apart from row ``row + top``,
+    column ``left`` (parts falling outside are dropped)."""
+    Hd, Wd = plane.shape[1], plane.shape[2]
+    stop = Hd if last else row + count * band
+    for f in range(f0, f1):
+        plane[f, row:stop] = 0
+        for s in range(count):
+            at = row + s * band + top
+            r0, r1 = max(0, -at), min(OH, Hd - at)  # rows and columns of dy inside dpad
             c0, c1 = max(0, -left), min(OW, Wd - left)
-            plane = dpad[f]
-            plane[:] = 0
             for oh in range(r0, r1):
-                src = d[f, oh * pitch + c0 : oh * pitch + c1]
-                dst = plane[oh + top, c0 + left : c1 + left]
-                for q in range(c1 - c0):
-                    dst[q] = src[q]
+                q = (s * band + oh) * pitch
+                src = d[f, q + c0 : q + c1]
+                dst = plane[f, at + oh, c0 + left : c1 + left]
+                for i in range(c1 - c0):
+                    dst[i] = src[i]
+
+
+@njit(cache=True, inline="always")
+def _piece(xp, dy, y, relu, pitch, run, f0, f1, a, b, band, d, db, top, left, dpad):
+    """Samples a .. b - 1, consecutive in one pack of xp (P packs of N // P samples, sample n's
+    output rows starting at wide row band * (its place in the pack)): their dy masked into d
+    (wide, one run), db[f] += its sums, dpad's rows of them written (unless dpad has no
+    filters); returns (the pack from the piece's first row, the wide columns to sum over: the
+    piece's run rounded up to LANES)."""
+    S = len(dy) // len(xp)
+    p = a // S
+    row = (a - p * S) * band
+    for n in range(a, b):
+        _masked(dy[n], y[n], relu, pitch, f0, f1, d, (n - a) * band * pitch)
+    span = -(-((b - a - 1) * band * pitch + run) // LANES) * LANES
+    for f in range(f0, f1):
+        db[f] += np.sum(d[f, :span])
+    if dpad.shape[1]:
+        last = b - p * S == S
+        _padded(d, pitch, f0, f1, dy.shape[2], dy.shape[3], b - a, band, row, last, top,
+                left, dpad[p])  # fmt: skip
+    return xp[p, row * pitch :], span
+
+
+@njit(cache=True, inline="always")
+def _buffer(xp, dy, pitch, run, n0, n1, band):
+    """(samples a piece: one, or the group where packs hold several; d for one piece)."""
+    step = 1 if len(dy) == len(xp) else max(1, n1 - n0)
+    width = -(-((step - 1) * band * pitch + run) // LANES) * LANES
+    return step, np.zeros((dy.shape[1], width), dtype=dy.dtype)
 
 
 @njit(cache=True, inline="always")
@@ -136,101 +174,106 @@ def _tail(d, x, offsets, run, t, dW, f, width):
     """The last taps t.. (T % 4 of them) of filters f .. f + width - 1."""
     for h in range(f, f + width):
         for r in range(t, len(offsets)):
-            dW[h, r] += _dot1(d[h], x[offsets[r] : offsets[r] + run])
+            dW[h, r] += _dot1(d[h, :run], x[offsets[r] : offsets[r] + run])
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
-def _group4(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad):
+def _group4(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad,
+            band):  # fmt: skip
     """Filters f0 .. f1 - 1 (a multiple of 4) of samples n0 .. n1 - 1: dW (F, T) and db (F,)
-    summed over them, and their padded gradients dpad[n] (see _masked)."""
-    d = np.zeros((dy.shape[1], run), dtype=dy.dtype)  # dy of one sample, wide and masked
+    summed over them, and their padded gradients in dpad (see _piece)."""
+    step, d = _buffer(xp, dy, pitch, run, n0, n1, band)  # dy of a piece, wide and masked
     dW[f0:f1] = 0
     db[f0:f1] = 0
-    for n in range(n0, n1):
-        _masked(dy[n], y[n], relu, pitch, f0, f1, d, db, top, left, dpad[n])
-        x = xp[n]
+    for a in range(n0, n1, step):
+        x, span = _piece(xp, dy, y, relu, pitch, run, f0, f1, a, min(a + step, n1), band, d,
+                         db, top, left, dpad)  # fmt: skip
         for f in range(f0, f1, 4):
             t = 0
             while t + 4 <= len(offsets):
-                _dot_taps4(d, x, offsets, run, t, dW, f)
+                _dot_taps4(d, x, offsets, span, t, dW, f)
                 t += 4
-            _tail(d, x, offsets, run, t, dW, f, 4)
+            _tail(d, x, offsets, span, t, dW, f, 4)
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
-def _group2(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad):
+def _group2(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad,
+            band):  # fmt: skip
     """_group4 two filters at a time."""
-    d = np.zeros((dy.shape[1], run), dtype=dy.dtype)
+    step, d = _buffer(xp, dy, pitch, run, n0, n1, band)
     dW[f0:f1] = 0
     db[f0:f1] = 0
-    for n in range(n0, n1):
-        _masked(dy[n], y[n], relu, pitch, f0, f1, d, db, top, left, dpad[n])
-        x = xp[n]
+    for a in range(n0, n1, step):
+        x, span = _piece(xp, dy, y, relu, pitch, run, f0, f1, a, min(a + step, n1), band, d,
+                         db, top, left, dpad)  # fmt: skip
         for f in range(f0, f1, 2):
             t = 0
             while t + 4 <= len(offsets):
-                _dot_taps2(d[f], d[f + 1], x, offsets, run, t, dW[f], dW[f + 1])
+                _dot_taps2(d[f], d[f + 1], x, offsets, span, t, dW[f], dW[f + 1])
                 t += 4
-            _tail(d, x, offsets, run, t, dW, f, 2)
+            _tail(d, x, offsets, span, t, dW, f, 2)
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
-def _group1(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad):
+def _group1(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad,
+            band):  # fmt: skip
     """_group4 one filter at a time."""
-    d = np.zeros((dy.shape[1], run), dtype=dy.dtype)
+    step, d = _buffer(xp, dy, pitch, run, n0, n1, band)
     dW[f0:f1] = 0
     db[f0:f1] = 0
-    for n in range(n0, n1):
-        _masked(dy[n], y[n], relu, pitch, f0, f1, d, db, top, left, dpad[n])
-        x = xp[n]
+    for a in range(n0, n1, step):
+        x, span = _piece(xp, dy, y, relu, pitch, run, f0, f1, a, min(a + step, n1), band, d,
+                         db, top, left, dpad)  # fmt: skip
         for f in range(f0, f1):
             t = 0
             while t + 4 <= len(offsets):
-                _dot_taps(d[f], x, offsets, run, t, dW[f])
+                _dot_taps(d[f], x, offsets, span, t, dW[f])
                 t += 4
-            _tail(d, x, offsets, run, t, dW, f, 1)
+            _tail(d, x, offsets, span, t, dW, f, 1)
 
 
 @njit(cache=True, parallel=True)
-def _grad4(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad):
+def _grad4(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band):
     N, G = len(dy), len(dWg)
     for g in prange(G):
         n0, n1 = g * N // G, (g + 1) * N // G
         _group4(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dWg[g], dbg[g], top,
-                 left, dpad)  # fmt: skip
+                 left, dpad, band)  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
-def _grad2(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad):
+def _grad2(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band):
     N, G = len(dy), len(dWg)
     for g in prange(G):
         n0, n1 = g * N // G, (g + 1) * N // G
         _group2(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dWg[g], dbg[g], top,
-                 left, dpad)  # fmt: skip
+                 left, dpad, band)  # fmt: skip
 
 
 @njit(cache=True, parallel=True)
-def _grad1(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad):
+def _grad1(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band):
     N, G = len(dy), len(dWg)
     for g in prange(G):
         n0, n1 = g * N // G, (g + 1) * N // G
         _group1(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dWg[g], dbg[g], top,
-                 left, dpad)  # fmt: skip
+                 left, dpad, band)  # fmt: skip
 
 
 GRAD = {"wgrad4": _grad4, "wgrad2": _grad2, "wgrad1": _grad1}
 
 
-def conv_weight_grad(xp, offsets, dy, y, relu, pitch, run, dWg, dbg, top, left, dpad, steps):
+def conv_weight_grad(xp, offsets, dy, y, relu, pitch, run, dWg, dbg, top, left, dpad, steps,
+                     band=1):  # fmt: skip
     """Weight and bias gradients of conv_forward for dy (N, F, OH, OW), masked by y > 0 when
     ``relu``, summed per group of samples: group g of G = len(dWg) holds samples
     g*N//G .. (g+1)*N//G - 1 in dWg[g] (F, T) and dbg[g] (F,); the caller adds the groups. The
     groups depend on N only, so the sums do not depend on the thread count. Unless dpad
-    (N, F, Hd, Wd) is (N, 0, 1, 1) (no input gradient), it receives the masked dy placed at
-    row ``top`` and column ``left`` of zeros (the input gradient convolves it). Each sample of
-    xp (N, C*Hp*Wp + LANES) ends in LANES zeros. ``steps`` (plan.py's Step) name the kernel of
-    each block of filters, one of GRAD."""
-    span = -(-run // LANES) * LANES  # xp's samples are followed by LANES zeros
+    (P, F, Hd, Wd) has no filters (no input gradient), it receives the masked dy placed at
+    row ``top`` and column ``left`` of zeros (the input gradient convolves it). xp (N,
+    C*Hp*Wp + LANES) holds one sample a row, each followed by LANES zeros; or xp (1, L) packs
+    all N samples (packed.py), sample n's output rows from wide row n*band, and dpad (1, F,
+    Hd, Wd) likewise from row n*band + top: a group's samples are then one run. ``steps``
+    (plan.py's Step) name the kernel of each block of filters, one of GRAD."""
     for s in steps:
-        GRAD[s.kernel](xp, offsets, dy, y, relu, pitch, span, s.start, s.stop, dWg, dbg, top,
-                       left, dpad)  # fmt: skip
+        GRAD[s.kernel](xp, offsets, dy, y, relu, pitch, run, s.start, s.stop, dWg, dbg, top,
+                       left, dpad, band)  # fmt: skip
