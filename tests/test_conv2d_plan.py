@@ -26,15 +26,17 @@ REPO = Path(__file__).resolve().parent.parent
 # + BLAS for all three passes.
 # Recorded from the code before plan.py existed (commit 1e29493, where the choice was spread over
 # layer.py, direct.py and wgrad.py): each layer was run with every kernel replaced by a stub that
-# logged its name and output channels, and its _chunk() read.
+# logged its name and output channels, and its _chunk() read. Since then: 'packed' rows run the
+# whole batch packed into one run (packed.py; plan.py's PACKED_SAVING has the measurements):
+# 'same' layers of small images, before in one run a sample (tiles and direct kernels) or im2col.
 TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile4x48:8 | direct1:1 | wgrad4:8 | 53                     # mnist-lenet
-8x14x14 16@5x5 s1 p2 f32   | tile4x48:16 | tile4x48:8 | wgrad4:16 | 26                     # mnist-lenet
+8x14x14 16@5x5 s1 p2 f32   | packed tile4x48:16 | packed tile4x48:8 | packed wgrad4:16 | 26  # mnist-lenet
 1x28x28 16@3x3 s1 p1 f32   | tile4x48:16 | direct1:1 | wgrad4:16 | 148                 # mnist-bn-cnn
 16x28x28 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 9                    # mnist-bn-cnn
-16x14x14 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:16 | wgrad4:32 | 37                   # mnist-bn-cnn
-32x14x14 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 18                   # mnist-bn-cnn
-32x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 74                       # mnist-bn-cnn
+16x14x14 32@3x3 s1 p1 f32  | packed tile4x48:32 | packed tile4x48:16 | packed wgrad4:32 | 37  # mnist-bn-cnn
+32x14x14 32@3x3 s1 p1 f32  | packed tile4x48:32 | packed tile4x48:32 | packed wgrad4:32 | 18  # mnist-bn-cnn
+32x7x7 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:32 | packed wgrad4:64 | 74  # mnist-bn-cnn
 1x28x28 8@5x5 s2 p0 f32    | im2col | im2col | im2col | 291                      # seed-softmax-*
 8x12x12 16@3x3 s2 p0 f32   | im2col | im2col | im2col | 582                      # seed-softmax-*
 3x32x32 32@3x3 s1 p1 f32   | tile4x48:32 | direct2:2 direct1:1 | wgrad4:32 | 37       # cifar, cifar-bn
@@ -42,7 +44,7 @@ TABLE = """
 32x16x16 64@3x3 s1 p1 f32  | tile4x48:64 | tile4x48:32 | wgrad4:64 | 14                   # cifar, cifar-bn
 64x16x16 64@3x3 s1 p1 f32  | tile4x48:64 | tile4x48:64 | wgrad4:64 | 7                    # cifar, cifar-bn
 16x14x14 32@1x1 s1 p0 f32  | tile4x48:32 | tile4x48:16 | wgrad4:32 | 334         # mnist-resnet (by plan.py)
-64x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 37                       # mnist-resnet
+64x7x7 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:64 | packed wgrad4:64 | 37  # mnist-resnet
 32x7x7 64@1x1 s1 p0 f32    | im2col | im2col | im2col | 668                      # mnist-resnet
 3x32x32 16@3x3 s1 p1 f32   | tile4x48:16 | direct2:2 direct1:1 | wgrad4:16 | 37  # cifar-resnet (by plan.py)
 16x32x32 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 7           # cifar-resnet
@@ -54,13 +56,13 @@ TABLE = """
 1x3x3 1@2x2 s1 p0 f64      | direct1:1 | direct1:1 | wgrad1:1 | 32768
 3x7x6 4@3x3 s2 p1 f64      | im2col | im2col | im2col | 1618
 2x8x8 3@3x2 s2x1 p1x2 f64  | im2col | im2col | im2col | 992
-2x6x9 5@5x5 s1 p2 f64      | tile4x48:4 direct1:1 | direct2:2 | wgrad4:4 wgrad1:1 | 194
+2x6x9 5@5x5 s1 p2 f64      | packed tile4x48:5 | packed tile4x48:2 | packed wgrad4:4 wgrad1:1 | 194
 3x4x4 64@3x3 s1 p1 f64     | im2col | im2col | im2col | 1213
-8x9x7 6@3x3 s1 p1 f64      | tile4x48:4 direct2:2 | tile4x48:8 | wgrad4:4 wgrad2:2 | 115
+8x9x7 6@3x3 s1 p1 f64      | packed tile4x48:6 | packed tile4x48:8 | packed wgrad4:4 wgrad2:2 | 115
 16x7x8 9@3x3 s1 p1x0 f64   | tile4x48:8 direct1:1 | tile4x48:16 | wgrad4:8 wgrad1:1 | 86
-64x8x8 128@3x3 s1 p1 f32   | im2col | im2col | im2col | 28
-64x8x8 63@3x3 s1 p1 f32    | tile4x48:60 direct2:2 direct1:1 | tile4x48:64 | wgrad4:60 wgrad2:2 wgrad1:1 | 28
-64x8x8 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 28
+64x8x8 128@3x3 s1 p1 f32   | packed tile4x48:128 | packed tile4x48:64 | packed wgrad4:128 | 28
+64x8x8 63@3x3 s1 p1 f32    | packed tile4x48:63 | packed tile4x48:64 | packed wgrad4:60 wgrad2:2 wgrad1:1 | 28
+64x8x8 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:64 | packed wgrad4:64 | 28
 8x14x8 64@3x3 s1 p0 f32    | im2col | im2col | im2col | 202
 8x18x8 64@1x1 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 910
 8x16x8 64@1x1 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 1024
@@ -75,7 +77,7 @@ TABLE = """
 3x9x9 4@3x3 s2x1 p0 f32    | im2col | im2col | im2col | 1387
 32x16x16 64@3x3 s2 p1 f32  | im2col | im2col | im2col | 56
 1x28x28 8@5x5 s2 p0 f64    | im2col | im2col | im2col | 145
-7x10x12 10@3x5 s1 p1x2 f32 | tile4x48:8 direct2:2 | tile4x48:4 direct2:2 direct1:1 | wgrad4:8 wgrad2:2 | 83
+7x10x12 10@3x5 s1 p1x2 f32 | packed tile4x48:10 | packed tile4x48:7 | packed wgrad4:8 wgrad2:2 | 83
 128x4x4 256@1x1 s1 p0 f32  | im2col | im2col | im2col | 512
 """  # noqa: E501
 
@@ -105,19 +107,20 @@ def parse(line: str):
 ROWS = [parse(line) for line in TABLE.strip().splitlines()]
 
 
-def steps_text(p) -> str:
-    """A pass's steps as in TABLE, checking that they cover its channels in order from 0."""
+def steps_text(p, packed=False) -> str:
+    """A pass's steps as in TABLE, checking that they cover its channels in order from 0;
+    'packed ' before them where the plan packs the batch."""
     if not p.steps:
         return "im2col"
     assert [s.start for s in p.steps] == [0] + [s.stop for s in p.steps[:-1]]
-    return " ".join(f"{s.kernel}:{s.stop - s.start}" for s in p.steps)
+    return "packed " * packed + " ".join(f"{s.kernel}:{s.stop - s.start}" for s in p.steps)
 
 
 @pytest.mark.parametrize("key, expected", ROWS)
 def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
     p = plan(*key, unit=vectors.AVX512)
     passes = [p.forward, p.input_grad, p.weight_grad]
-    assert ([steps_text(q) for q in passes], p.chunk) == expected
+    assert ([steps_text(q, p.packed) for q in passes], p.chunk) == expected
     assert p.direct == (expected[0][0] != "im2col")
     names = [q.kernel for q in passes]
     if p.direct:
@@ -128,7 +131,8 @@ def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
 
 
 # The same layers planned for AVX2 (16 vector registers): 3x32 tiles where the run holds 32
-# columns, the direct kernels for the filters left over and elsewhere; the weight gradient and
+# columns, the direct kernels for the filters left over and elsewhere; packed runs where 3x32
+# tiles waste as much (fewer layers than with 4x48) or instead of im2col; the weight gradient and
 # im2col do not depend on the unit.
 AVX2_TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile3x32:6 direct2:2 | direct1:1 | wgrad4:8 | 53
@@ -137,16 +141,17 @@ AVX2_TABLE = """
 32x32x32 32@3x3 s1 p1 f32  | tile3x32:30 direct2:2 | tile3x32:30 direct2:2 | wgrad4:32 | 3
 32x16x16 64@3x3 s1 p1 f32  | tile3x32:63 direct1:1 | tile3x32:30 direct2:2 | wgrad4:64 | 14
 64x16x16 64@3x3 s1 p1 f32  | tile3x32:63 direct1:1 | tile3x32:63 direct1:1 | wgrad4:64 | 7
-64x8x8 63@3x3 s1 p1 f32    | tile3x32:63 | tile3x32:63 direct1:1 | wgrad4:60 wgrad2:2 wgrad1:1 | 28
-5x6x6 11@3x3 s1 p1 f32     | tile3x32:9 direct2:2 | tile3x32:3 direct2:2 | wgrad4:8 wgrad2:2 wgrad1:1 | 647
-32x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 74
+64x8x8 63@3x3 s1 p1 f32    | packed tile3x32:63 | packed tile3x32:64 | packed wgrad4:60 wgrad2:2 wgrad1:1 | 28
+5x6x6 11@3x3 s1 p1 f32     | packed tile3x32:11 | packed tile3x32:5 | packed wgrad4:8 wgrad2:2 wgrad1:1 | 647
+32x7x7 64@3x3 s1 p1 f32    | packed tile3x32:64 | packed tile3x32:32 | packed wgrad4:64 | 74
 """  # noqa: E501
 
 
 @pytest.mark.parametrize("key, expected", [parse(line) for line in AVX2_TABLE.strip().splitlines()])
 def test_plan_picks_the_avx2_tiles_for_avx2(key, expected):
     p = plan(*key, unit=vectors.AVX2)
-    assert ([steps_text(q) for q in (p.forward, p.input_grad, p.weight_grad)], p.chunk) == expected
+    passes = (p.forward, p.input_grad, p.weight_grad)
+    assert ([steps_text(q, p.packed) for q in passes], p.chunk) == expected
     assert "AVX2" in p.forward.reason or not p.direct
 
 
@@ -266,12 +271,12 @@ def test_bench_prints_each_conv2d_layers_plan(tmp_path):
     # under each conv2d row, one line a pass: its kernels and why
     expected = [
         r"  0  conv2d 4@3x3 s1 p1 \+ relu .*%",
-        r"forward +\S+ +stride 1, 4 < 64 filters: direct; run 78 ",
+        r"forward +\S+ +'same' stride 1: the batch packed, 81 wide columns a sample against 96",
         r"input grad +- +not computed: the net.s input",
         r"weight grad +wgrad4 +4 filters x 4 taps a pass",
         r"  1  conv2d 8@3x3 s1 p1 \+ relu .*%",
-        r"forward +\S+ +stride 1, 8 < 64 filters",
-        r"input grad +\S+ +the padded dy convolved; run 78 ",
+        r"forward +\S+ +'same' stride 1: the batch packed",
+        r"input grad +\S+ +the packed dy convolved; tiles for all 4",
         r"weight grad +wgrad4 ",
         r"  2  conv2d 4@3x3 s2 p0 .*%",
         r"forward +im2col\+BLAS +stride 2x2: the direct kernels take stride 1 only",

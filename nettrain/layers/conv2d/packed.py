@@ -86,7 +86,7 @@ class Packing:
 # Wide columns that a group of samples of the weight gradient should span at least: each pass
 # of four filters by four taps over a group ends in sixteen sums across vector lanes, which a
 # short run does not amortise. (Measured below, with the plan's choices.)
-PIECE = 512
+PIECE = 1024
 
 
 def groups(N: int, H: int, W: int, ph: int, pw: int) -> int:

@@ -8,8 +8,9 @@ A pass (forward, input gradient, weight gradient) runs either
   tiles whose shape fits the vector unit the kernels are compiled for (TILES: 4 filters x 48
   columns on AVX-512, 3 x 32 on AVX2; runtime/vectors.py's unit() says which), and what the
   tiles leave in the direct kernels of eight, two and one filters a pass (direct.py); the weight
-  gradient four, two or one filters a pass (wgrad.py). A ``Step`` names the kernel that computes
-  a block of output channels; or
+  gradient four, two or one filters a pass (wgrad.py). 'Same' layers of small images run them
+  over the batch packed into one run (packed.py, PACKED_SAVING). A ``Step`` names the kernel
+  that computes a block of output channels; or
 - im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for strides other
   than 1 and for many filters on small images; or
 - Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers, all three passes: only where
@@ -20,10 +21,8 @@ The layer (layer.py) calls ``plan()`` when it is built and runs the steps it nam
 modules choose nothing. ``nettrain bench`` prints each conv2d layer's plan, and each reason
 names the vector unit and the tile it chose.
 
-Some numbers are not choices made here: a tile's shape is compiled into its own kernel in
-tile.py, where it stays (Numba's on-disk cache keeps a global's value from compile time and
-checks only the kernel's own file); the weight gradient's LANES and GROUPS (wgrad.py) set how it
-sums, not which kernel runs.
+Not chosen here: a tile's shape, compiled into its own kernel in tile.py (see there why), and
+the weight gradient's LANES and GROUPS (wgrad.py), which set how it sums.
 """
 
 from __future__ import annotations
@@ -33,7 +32,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nettrain.layers.conv2d import tile
+from nettrain.layers.conv2d import packed, tile
 from nettrain.runtime import vectors
 
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
@@ -102,18 +101,18 @@ WGRAD_WIDEST = 4
 # = 'auto' (the default: where WINOGRAD_FASTER says), 'winograd' (every such layer) or
 # 'no-winograd' (none). It needs 2.25x fewer multiplications, but its transforms make 4x as many
 # values as they read and its 16 products per sample are small BLAS calls (K = channels).
-# Measured against the register tiles and the direct weight gradient (2 threads of the AMD EPYC
-# Zen 4, float32, batch 64, best of 7 interleaved in one process; a shared machine), ms forward
-# + backward (input gradient included), tiles -> Winograd: 3 -> 32 on 32x32, 3.7+6.2 ->
-# 14.2+24.3; 32 -> 32 on 32x32, 15.1+29.1 -> 28.1+51.6; 32 -> 64 on 16x16, 7.5+16.4 ->
-# 12.0+26.7; 64 -> 64 on 16x16, 14.6+30.5 -> 18.7+37.4. Compiled for Haswell (the AVX2 tiles;
-# numpy's BLAS still AVX-512): 4.2+5.1 -> 13.1+24.7, 18.8+42.4 -> 27.6+59.7, 9.0+22.7 ->
-# 11.7+37.1, 17.3+42.9 -> 19.6+49.5. Slower everywhere, so nowhere by default. float32 error
-# against a float64 reference, max |error| / max |reference| on those layers: y 1.7-3.1e-7 (the
-# tiles: 2.2-8.6e-7), dx 2.6-3.4e-7 (3.7-7.4e-7), dW 1.6-3.2e-7 (the direct kernels: 1.0-1.4e-7).
+# Measured against the register tiles and the direct weight gradient, forward + backward, on the
+# CIFAR layers (docs/speed.md has the figures, AVX-512 and AVX2): 1.3-3.8x slower everywhere,
+# so nowhere by default; its float32 error is about the tiles' (y 1.7-3.1e-7 of max |y|).
 CONV_MODES = ("auto", "winograd", "no-winograd")
 WINOGRAD_FASTER = False
 WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
+
+# 'Same' stride-1 layers of 3x3 kernels or more go packed (packed.py) where it saves this share
+# of the wide columns of one run a sample, or instead of im2col. ms forward/backward, 1 thread,
+# Zen 4 (docs/speed.md has more): 64->64 on 7x7, im2col 4.22/7.05 -> 3.32/6.44; 32->32 on 14x14
+# 3.05/6.54 -> 3.21/5.97; 16->16 on 28x28 (3% saved) 3.32/6.39 -> 3.78/6.49; 1x1 kernels slower.
+PACKED_SAVING = 1.05
 
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
 # gradient): a chunk of samples whose matrix stays in cache between its two passes, and predict
@@ -124,9 +123,9 @@ CHUNK_BYTES = 4 << 20
 
 @dataclass(frozen=True)
 class Step:
-    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile4x48', 'tile3x32'
-    (tile.FORWARD),
-    'direct8', 'direct2', 'direct1' (direct.FORWARD), 'wgrad4', 'wgrad2', 'wgrad1' (wgrad.GRAD)."""
+    """``kernel`` computes channels start .. stop - 1 of a pass: 'tile4x48', 'tile3x32'
+    (tile.FORWARD); 'direct8', 'direct2', 'direct1' (direct.FORWARD); 'wgrad4', 'wgrad2',
+    'wgrad1' (wgrad.GRAD)."""
 
     kernel: str
     start: int
@@ -215,6 +214,26 @@ def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
     return Pass("+".join(s.kernel for s in steps), why, tuple(steps))
 
 
+def _weight_grad(F: int, how: str) -> Pass:
+    """The weight gradient's pass: WGRAD_WIDEST filters, then pairs, then one; ``how``: more."""
+    steps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
+    why = f"{WGRAD_WIDEST} filters x 4 taps a pass"
+    why = why if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
+    why += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
+    return Pass("+".join(s.kernel for s in steps), why + how, steps)
+
+
+def _packed(C: int, F: int, alone: int, together: int, lowered: bool, unit: str, sizes) -> Plan:
+    """A packed layer's plan (packed.py): tiles for all channels."""
+    name, tile_why = TILES[unit]
+    why = f"'same' stride 1: the batch packed, {together} wide columns a sample"
+    why += f" ({F} filters: not im2col)" if lowered else f" against {alone} alone"
+    forward = Pass(name, f"{why}; tiles for all {F} ({tile_why})", (Step(name, 0, F),))
+    dx = Pass(name, f"the packed dy convolved; tiles for all {C}", (Step(name, 0, C),))
+    dw = _weight_grad(F, "; a group of samples a run")
+    return Plan(True, forward, dx, dw, packed=True, **sizes)
+
+
 def plan(
     in_shape, filters: int, kernel, stride, padding, dtype, unit: str | None = None,
     conv: str | None = None,
@@ -247,7 +266,13 @@ def plan(
             winograd=True,
             **sizes,
         )
-    if (sh, sw) != (1, 1) or (F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN):
+    lowered = F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN
+    if packed.fits((kh, kw), (sh, sw), (ph, pw)) and kh * kw >= 9:
+        Q = tile.shape(TILES[unit][0])[1]  # wide columns of a sample alone, packed; a batch
+        alone, together = -(-run // Q) * Q, (H + ph) * (W + pw)  # of one must fill a tile
+        if (H - 1) * (W + pw) + W >= Q and (lowered or alone >= PACKED_SAVING * together):
+            return _packed(C, F, alone, together, lowered, unit, sizes)
+    if (sh, sw) != (1, 1) or lowered:
         if (sh, sw) != (1, 1):
             why = f"stride {sh}x{sw}: the direct kernels take stride 1 only"
         else:
@@ -266,14 +291,10 @@ def plan(
         why = f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters: direct"
     else:
         why = f"stride 1, run {run} >= {DIRECT_MIN_RUN}: direct"
-    wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
-    wwhy = f"{WGRAD_WIDEST} filters x 4 taps a pass"
-    wwhy = wwhy if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
-    wwhy += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
     return Plan(
         direct=True,
         forward=_convolution(F, run, "filter", why, unit),
         input_grad=_convolution(C, dx_run, "channel", "the padded dy convolved", unit),
-        weight_grad=Pass("+".join(s.kernel for s in wsteps), wwhy, wsteps),
+        weight_grad=_weight_grad(F, ""),
         **sizes,
     )

@@ -59,9 +59,10 @@ def _tile_span(FILTERS: int, COLUMNS: int):
 
     @njit(cache=True, fastmath={"contract"})
     def span(x, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, n0, band, c0, c1):
-        """Filters f0 .. f1 - 1 (a multiple of FILTERS) of the wide columns c0 .. c1 - 1 of one
-        pack x of samples into y (N, F, OH, OW): wide row r is row r % band of sample
-        n0 + r // band (rows from OH to band - 1 are dropped); Wt is Wm transposed, (T, F).
+        """Filters f0 .. f1 - 1 of the wide columns c0 .. c1 - 1 of one pack x of samples
+        into y (N, F, OH, OW): wide row r is row r % band of sample n0 + r // band (rows from
+        OH to band - 1 are dropped); Wt is Wm transposed, (T, F), and bias (F,), both with
+        zero filters after f1 up to f0 + a multiple of FILTERS (the last block, partial).
         Only contraction into fused multiply-add is allowed: each column's sum goes over the
         taps in order, and nothing needs regrouping to be vectorised."""
         acc = numba.carray(_stack_array(SIZE, y.dtype), (FILTERS, COLUMNS))
@@ -86,7 +87,7 @@ def _tile_span(FILTERS: int, COLUMNS: int):
                 oh = r - s * band
                 for q in range(COLUMNS):
                     if ow < OW and oh < OH:
-                        for k in range(FILTERS):
+                        for k in range(min(FILTERS, f1 - f)):  # a last block may be partial
                             v = acc[k, q]
                             y[n0 + s, f + k, oh, ow] = max(v, 0) if relu else v
                     ow += 1
@@ -136,10 +137,12 @@ def _forward3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band=0,
 
 
 # name -> (filters, columns, kernel). A kernel: xp (N, C*Hp*Wp) padded samples, Wt (T, F),
-# bias (F,) -> filters f0 .. f1 - 1 of y (N, F, OH, OW), f1 - f0 a multiple of its filters and
-# run >= its columns; one sample per thread. Strictly extended by ``band`` and ``chunk``: xp
-# (1, L) then packs all N samples, sample n's output rows starting at wide row n*band (packed.py),
-# and the wide columns go ``chunk`` at a time to the threads.
+# bias (F,) -> filters f0 .. f1 - 1 of y (N, F, OH, OW), run >= its columns; one sample per
+# thread. f1 - f0 need not be a multiple of its filters if Wt and bias go on with zero filters
+# (direct.conv_forward adds them); the plan gives leftovers to direct.py, except when packed.
+# Strictly extended by ``band`` and ``chunk``: xp (1, L) then packs all N samples, sample n's
+# output rows starting at wide row n*band (packed.py), and the wide columns go ``chunk`` at a
+# time to the threads.
 FORWARD = {
     "tile4x48": (4, 48, _forward4x48),
     "tile3x32": (3, 32, _forward3x32),
