@@ -12,6 +12,8 @@ from references import pads, pair
 
 from nettrain.layers.base import ShapeError
 from nettrain.layers.conv2d.layer import Conv2d
+from nettrain.layers.conv2d.plan import plan
+from nettrain.runtime import vectors
 
 
 def test_without_bias():
@@ -128,8 +130,8 @@ def test_stride_1_goes_direct_unless_many_filters_meet_small_images():
     assert build(Conv2d, (1, 28, 28), filters=8, kernel=5, padding="same").direct
     assert build(Conv2d, (64, 16, 16), filters=64, kernel=3, padding="same").direct
     assert not build(Conv2d, (64, 8, 8), filters=128, kernel=3).direct
-    # 'same' padding packs the batch into one run (packed.py) instead
-    assert build(Conv2d, (64, 8, 8), filters=128, kernel=3, padding="same").plan.packed
+    # with 'same' padding AVX-512's tiles take the batch packed into one run (packed.py) instead
+    assert plan((64, 8, 8), 128, (3, 3), (1, 1), (1, 1), "float32", unit=vectors.AVX512).packed
     assert not build(Conv2d, (3, 9, 9), filters=4, kernel=3, stride=2).direct
 
 

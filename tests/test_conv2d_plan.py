@@ -131,8 +131,8 @@ def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
 
 
 # The same layers planned for AVX2 (16 vector registers): 3x32 tiles where the run holds 32
-# columns, the direct kernels for the filters left over and elsewhere; packed runs where 3x32
-# tiles waste as much (fewer layers than with 4x48) or instead of im2col; the weight gradient and
+# columns, the direct kernels for the filters left over and elsewhere; packed runs only where 3x32
+# tiles waste more (fewer layers than 4x48), not instead of im2col; the weight gradient and
 # im2col do not depend on the unit.
 AVX2_TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile3x32:6 direct2:2 | direct1:1 | wgrad4:8 | 53
@@ -143,7 +143,7 @@ AVX2_TABLE = """
 64x16x16 64@3x3 s1 p1 f32  | tile3x32:63 direct1:1 | tile3x32:63 direct1:1 | wgrad4:64 | 7
 64x8x8 63@3x3 s1 p1 f32    | packed tile3x32:63 | packed tile3x32:64 | packed wgrad4:60 wgrad2:2 wgrad1:1 | 28
 5x6x6 11@3x3 s1 p1 f32     | packed tile3x32:11 | packed tile3x32:5 | packed wgrad4:8 wgrad2:2 wgrad1:1 | 647
-32x7x7 64@3x3 s1 p1 f32    | packed tile3x32:64 | packed tile3x32:32 | packed wgrad4:64 | 74
+32x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 74
 """  # noqa: E501
 
 

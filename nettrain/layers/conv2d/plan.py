@@ -109,9 +109,9 @@ WINOGRAD_FASTER = False
 WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
 
 # 'Same' stride-1 layers of 3x3 kernels or more go packed (packed.py) where it saves this share
-# of the wide columns of one run a sample, or instead of im2col. ms forward/backward, 1 thread,
-# Zen 4 (docs/speed.md has more): 64->64 on 7x7, im2col 4.22/7.05 -> 3.32/6.44; 32->32 on 14x14
-# 3.05/6.54 -> 3.21/5.97; 16->16 on 28x28 (3% saved) 3.32/6.39 -> 3.78/6.49; 1x1 kernels slower.
+# of the wide columns of one run a sample, or instead of im2col (AVX-512). ms forward/backward,
+# 1 thread, Zen 4 (docs/speed.md has more): 64->64 on 7x7, im2col 4.22/7.05 -> 3.32/6.44 (for
+# AVX2, 5.39/7.69 -> 4.46/9.94); 32->32 on 14x14 3.05/6.54 -> 3.21/5.97; 1x1 kernels slower.
 PACKED_SAVING = 1.05
 
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
@@ -215,7 +215,7 @@ def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
 
 
 def _weight_grad(F: int, how: str) -> Pass:
-    """The weight gradient's pass: WGRAD_WIDEST filters, then pairs, then one; ``how``: more."""
+    """The weight gradient: WGRAD_WIDEST filters, then pairs, then one, and ``how``."""
     steps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
     why = f"{WGRAD_WIDEST} filters x 4 taps a pass"
     why = why if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
@@ -230,8 +230,7 @@ def _packed(C: int, F: int, alone: int, together: int, lowered: bool, unit: str,
     why += f" ({F} filters: not im2col)" if lowered else f" against {alone} alone"
     forward = Pass(name, f"{why}; tiles for all {F} ({tile_why})", (Step(name, 0, F),))
     dx = Pass(name, f"the packed dy convolved; tiles for all {C}", (Step(name, 0, C),))
-    dw = _weight_grad(F, "; a group of samples a run")
-    return Plan(True, forward, dx, dw, packed=True, **sizes)
+    return Plan(True, forward, dx, _weight_grad(F, "; samples a run"), packed=True, **sizes)
 
 
 def plan(
@@ -270,8 +269,9 @@ def plan(
     if packed.fits((kh, kw), (sh, sw), (ph, pw)) and kh * kw >= 9:
         Q = tile.shape(TILES[unit][0])[1]  # wide columns of a sample alone, packed; a batch
         alone, together = -(-run // Q) * Q, (H + ph) * (W + pw)  # of one must fill a tile
-        if (H - 1) * (W + pw) + W >= Q and (lowered or alone >= PACKED_SAVING * together):
-            return _packed(C, F, alone, together, lowered, unit, sizes)
+        instead = lowered and unit == vectors.AVX512  # of im2col: for AVX2 it measured slower
+        if (H - 1) * (W + pw) + W >= Q and (instead or alone >= PACKED_SAVING * together):
+            return _packed(C, F, alone, together, instead, unit, sizes)
     if (sh, sw) != (1, 1) or lowered:
         if (sh, sw) != (1, 1):
             why = f"stride {sh}x{sw}: the direct kernels take stride 1 only"
