@@ -107,3 +107,15 @@ def test_packed_gives_the_same_bits_on_1_and_2_threads():
         numba.set_num_threads(previous)
     for a, b in zip(*results, strict=True):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("piece", [1, 100])
+@pytest.mark.parametrize("case", [(12, 7, 7, 13, 9, 3), (12, 2, 5, 12, 40, 3)])
+def test_packed_weight_gradient_in_groups_of_samples(case, piece, monkeypatch):
+    """Groups of one sample or a few (packed.PIECE made small), each summed as its own run from
+    its first sample's rows: every group's sums and its dpad rows against the references."""
+    monkeypatch.setattr(packed, "PIECE", piece)
+    C, H, W, F, N, kernel = case
+    assert packed.groups(N, H, W, 1, 1) > 1
+    layer, x, dy = packed_layer(vectors.AVX512, C, H, W, F, N, kernel, np.float64, True)
+    check(layer, x, dy, True, 1e-10)
