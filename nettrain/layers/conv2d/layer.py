@@ -19,7 +19,8 @@ has the measurements behind every choice) when the layer is built; ``self.plan``
   filters left over (and small images) in direct.py's kernels of eight, two and one filters;
   the input gradient is itself such a convolution, of the padded output gradient, run the same
   way; the weight gradient goes four, two or one filters a pass
-  (wgrad.py), in the same pass over dy that pads it for the input gradient.
+  (wgrad.py), in the same pass over dy that pads it for the input gradient. 'Same' layers of
+  small images run all three over the batch packed into one run (packed.py).
 - other strides, and stride 1 with many filters on small images: the whole batch lowered to one
   BLAS matrix product through im2col (lowered.py); the weight gradient is one more product with
   the kept matrix, the input gradient a product scattered back by col2im.

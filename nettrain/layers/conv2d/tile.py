@@ -14,8 +14,10 @@ weights, and the sums are written once, at the end, where direct.py's kernels lo
 their sums in memory every four taps. Only the outputs (ow < OW) are stored, with max(., 0) when
 relu is fused. A sample's last tile starts at run - Q, overlapping the one before (the columns
 computed twice get the same values), so that nothing is read past the sample; runs shorter than
-a tile use direct.py's kernels. Tiles go column block by column block, the filters inside, so
-that the inputs a column block reads stay in the L1 cache while every filter uses them.
+a tile use direct.py's kernels. The same kernels take a batch packed into one run (packed.py),
+its wide rows mapped to samples ``band`` rows apart, in pieces of columns across the threads.
+Tiles go column block by column block, the filters inside, so that the inputs a column block
+reads stay in the L1 cache while every filter uses them.
 
 The sums must fit the vector registers, or they are spilled to the stack on every tap: 4 x 48
 float32 sums are 12 of AVX-512's 32 zmm registers, but 24 of AVX2's 16 ymm; 3 x 32 are 12 ymm,
