@@ -56,7 +56,7 @@ TABLE = """
 1x3x3 1@2x2 s1 p0 f64      | direct1:1 | direct1:1 | wgrad1:1 | 32768
 3x7x6 4@3x3 s2 p1 f64      | im2col | im2col | im2col | 1618
 2x8x8 3@3x2 s2x1 p1x2 f64  | im2col | im2col | im2col | 992
-2x6x9 5@5x5 s1 p2 f64      | packed tile4x48:5 | packed tile4x48:2 | packed wgrad4:4 wgrad1:1 | 194
+2x6x9 5@5x5 s1 p2 f64      | tile4x48:4 direct1:1 | direct2:2 | wgrad4:4 wgrad1:1 | 194
 3x4x4 64@3x3 s1 p1 f64     | im2col | im2col | im2col | 1213
 8x9x7 6@3x3 s1 p1 f64      | packed tile4x48:6 | packed tile4x48:8 | packed wgrad4:4 wgrad2:2 | 115
 16x7x8 9@3x3 s1 p1x0 f64   | tile4x48:8 direct1:1 | tile4x48:16 | wgrad4:8 wgrad1:1 | 86
@@ -271,11 +271,11 @@ def test_bench_prints_each_conv2d_layers_plan(tmp_path):
     # under each conv2d row, one line a pass: its kernels and why
     expected = [
         r"  0  conv2d 4@3x3 s1 p1 \+ relu .*%",
-        r"forward +\S+ +'same' stride 1: the batch packed, 81 wide columns a sample against 96",
+        r"forward +\S+ +stride 1, 4 < 64 filters: direct; run 78 ",
         r"input grad +- +not computed: the net.s input",
         r"weight grad +wgrad4 +4 filters x 4 taps a pass",
         r"  1  conv2d 8@3x3 s1 p1 \+ relu .*%",
-        r"forward +\S+ +'same' stride 1: the batch packed",
+        r"forward +\S+ +'same' stride 1: the batch packed, 81 wide columns a sample against 96",
         r"input grad +\S+ +the packed dy convolved; tiles for all 4",
         r"weight grad +wgrad4 ",
         r"  2  conv2d 4@3x3 s2 p0 .*%",

@@ -195,11 +195,7 @@ def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, steps, band
     Wt = None
     for step in steps:
         if step.kernel in tile.FORWARD:
-            if Wt is None:  # zero filters after the last: a last tile block may be partial
-                extra = -len(Wm) % tile.shape(step.kernel)[0]
-                Wt = np.zeros((Wm.shape[1], len(Wm) + extra), dtype=Wm.dtype)
-                Wt[:, : len(Wm)] = Wm.T
-                bias = np.concatenate([bias, np.zeros(extra, bias.dtype)]) if extra else bias
+            Wt = np.ascontiguousarray(Wm.T) if Wt is None else Wt
             packing = (band, chunk) if band else ()  # the kernels' defaults: one sample a row
             tile.FORWARD[step.kernel][2](xp, Wt, bias, offsets, relu, OW, pitch, run, y,
                                          step.start, step.stop, *packing)  # fmt: skip

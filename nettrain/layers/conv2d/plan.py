@@ -109,9 +109,8 @@ WINOGRAD_FASTER = False
 WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
 
 # 'Same' stride-1 layers of 3x3 kernels or more go packed (packed.py) where it saves this share
-# of the wide columns of one run a sample, or instead of im2col (AVX-512). ms forward/backward,
-# 1 thread, Zen 4 (docs/speed.md has more): 64->64 on 7x7, im2col 4.22/7.05 -> 3.32/6.44 (for
-# AVX2, 5.39/7.69 -> 4.46/9.94); 32->32 on 14x14 3.05/6.54 -> 3.21/5.97; 1x1 kernels slower.
+# of the wide columns of one run a sample, or instead of im2col on AVX-512 (docs/speed.md: AVX2
+# lost there). ms fwd/bwd, 1 thread, Zen 4: 64->64 on 7x7, im2col 4.35/7.15 -> 3.30/6.51.
 PACKED_SAVING = 1.05
 
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
@@ -268,9 +267,10 @@ def plan(
     lowered = F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN
     if packed.fits((kh, kw), (sh, sw), (ph, pw)) and kh * kw >= 9:
         Q = tile.shape(TILES[unit][0])[1]  # wide columns of a sample alone, packed; a batch
-        alone, together = -(-run // Q) * Q, (H + ph) * (W + pw)  # of one must fill a tile
+        alone, together = -(-run // Q) * Q, (H + ph) * (W + pw)  # of one must fill tiles
         instead = lowered and unit == vectors.AVX512  # of im2col: for AVX2 it measured slower
-        if (H - 1) * (W + pw) + W >= Q and (instead or alone >= PACKED_SAVING * together):
+        fill = (H - 1) * (W + pw) + W >= Q and min(C, F) >= tile.shape(TILES[unit][0])[0]
+        if fill and (instead or alone >= PACKED_SAVING * together):
             return _packed(C, F, alone, together, instead, unit, sizes)
     if (sh, sw) != (1, 1) or lowered:
         if (sh, sw) != (1, 1):

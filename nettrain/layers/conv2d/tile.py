@@ -61,18 +61,20 @@ def _tile_span(FILTERS: int, COLUMNS: int):
 
     @njit(cache=True, fastmath={"contract"})
     def span(x, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, n0, band, c0, c1):
-        """Filters f0 .. f1 - 1 of the wide columns c0 .. c1 - 1 of one pack x of samples
-        into y (N, F, OH, OW): wide row r is row r % band of sample n0 + r // band (rows from
-        OH to band - 1 are dropped); Wt is Wm transposed, (T, F), and bias (F,), both with
-        zero filters after f1 up to f0 + a multiple of FILTERS (the last block, partial).
+        """Filters f0 .. f1 - 1 (at least FILTERS) of the wide columns c0 .. c1 - 1 of one
+        pack x of samples into y (N, F, OH, OW): wide row r is row r % band of sample
+        n0 + r // band (rows from OH to band - 1 are dropped; band 0: one sample); Wt is Wm
+        transposed, (T, F). Filters that a last block computes again get the same values.
         Only contraction into fused multiply-add is allowed: each column's sum goes over the
         taps in order, and nothing needs regrouping to be vectorised."""
         acc = numba.carray(_stack_array(SIZE, y.dtype), (FILTERS, COLUMNS))
-        OH = y.shape[2]
+        OH, ys, alone = y.shape[2], y[n0], band == 0
+        band = band if band else OH
         q0 = c0
         while q0 < c1:
             q0 = min(q0, run - COLUMNS)
-            for f in range(f0, f1, FILTERS):
+            for g in range(f0, f1, FILTERS):
+                f = min(g, f1 - FILTERS)  # a last block overlaps the one before, like q0
                 for k in range(FILTERS):
                     b = bias[f + k]
                     for q in range(COLUMNS):
@@ -87,9 +89,19 @@ def _tile_span(FILTERS: int, COLUMNS: int):
                 r = q0 // pitch  # wide row r: row oh of sample n0 + s
                 ow, s = q0 - r * pitch, r // band
                 oh = r - s * band
-                for q in range(COLUMNS):
+                if alone:  # one sample: fewer tests
+                    for q in range(COLUMNS):
+                        if ow < OW:
+                            for k in range(FILTERS):
+                                v = acc[k, q]
+                                ys[f + k, oh, ow] = max(v, 0) if relu else v
+                        ow += 1
+                        if ow == pitch:
+                            oh, ow = oh + 1, 0
+                    continue
+                for q in range(COLUMNS):  # packed samples
                     if ow < OW and oh < OH:
-                        for k in range(min(FILTERS, f1 - f)):  # a last block may be partial
+                        for k in range(FILTERS):
                             v = acc[k, q]
                             y[n0 + s, f + k, oh, ow] = max(v, 0) if relu else v
                     ow += 1
@@ -129,19 +141,17 @@ def _tiles3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band, chu
 
 
 def _forward4x48(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band=0, chunk=0):
-    _tiles4x48(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band or y.shape[2],
-               chunk or run)  # fmt: skip
+    _tiles4x48(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band, chunk or run)
 
 
 def _forward3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band=0, chunk=0):
-    _tiles3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band or y.shape[2],
-               chunk or run)  # fmt: skip
+    _tiles3x32(xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band, chunk or run)
 
 
 # name -> (filters, columns, kernel). A kernel: xp (N, C*Hp*Wp) padded samples, Wt (T, F),
 # bias (F,) -> filters f0 .. f1 - 1 of y (N, F, OH, OW), run >= its columns; one sample per
-# thread. f1 - f0 need not be a multiple of its filters if Wt and bias go on with zero filters
-# (direct.conv_forward adds them); the plan gives leftovers to direct.py, except when packed.
+# thread. f1 - f0 >= its filters, not always a multiple: a last block then starts at f1 - its
+# filters (the plan gives leftovers to direct.py, except when packed).
 # Strictly extended by ``band`` and ``chunk``: xp (1, L) then packs all N samples, sample n's
 # output rows starting at wide row n*band (packed.py), and the wide columns go ``chunk`` at a
 # time to the threads.
