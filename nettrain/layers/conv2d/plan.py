@@ -110,7 +110,7 @@ WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
 
 # 'Same' stride-1 layers of 3x3 kernels or more go packed (packed.py) where it saves this share
 # of the wide columns of one run a sample, or instead of im2col on AVX-512 (docs/speed.md: AVX2
-# lost there). ms fwd/bwd, 1 thread, Zen 4: 64->64 on 7x7, im2col 4.35/7.15 -> 3.30/6.51.
+# lost there). ms fwd/bwd, 1 thread, Zen 4: 64->64 on 7x7, im2col 4.41/7.22 -> 3.31/6.45.
 PACKED_SAVING = 1.05
 
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
