@@ -207,5 +207,5 @@ def test_augment_needs_images(make):
         make("{translate: -1}")
     with pytest.raises(UserError, match="unknown key 'rotation'.*did you mean 'rotate'"):
         make("{rotation: 10}")
-    with pytest.raises(UserError, match=r"data.augment.scale: expected a number in \[0, 1\), got 1.0"):
+    with pytest.raises(UserError, match=r"augment.scale: expected a number in \[0, 1\), got 1.0"):
         make("{scale: 1}")

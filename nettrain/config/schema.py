@@ -51,7 +51,8 @@ DATA = {
     "labelled data in the forms of train; selects best.npz",
     "preprocess": "scale, standardize or minmax of the inputs, fitted on the training split: a "
     "name or a mapping",
-    "augment": "random views of the training images (translate, crop, flip, rotate, scale): a mapping",
+    "augment": "random views of the training images (translate, crop, flip, rotate, scale): a "
+    "mapping",
 }
 MODEL = {
     "input": Opt(
