@@ -39,7 +39,7 @@ import numpy as np
 from nettrain.core.options import Opt
 from nettrain.layers import initializers
 from nettrain.layers.base import ACTIVATION_NAMES, ANY, Layer, ShapeError
-from nettrain.layers.conv2d import direct, lowered, wgrad, winograd
+from nettrain.layers.conv2d import direct, lowered, phases, wgrad, winograd
 from nettrain.layers.conv2d.plan import plan
 from nettrain.layers.relu import Relu
 
@@ -133,7 +133,10 @@ class Conv2d(Layer):
         self.k, self.s, self.p = self.geometry()
         self.plan = plan(self.in_shape, self.out_shape[0], self.k, self.s, self.p, self.dtype)
         self.direct = self.plan.direct
-        if self.direct:  # where each tap starts in a padded sample, and in a padded gradient
+        if self.plan.phases:  # strided: where each tap starts in a sample's phase planes
+            self.phases = phases.Layout(self.in_shape, self.k, self.s, self.p)
+            self.offsets = self.phases.offsets()
+        elif self.direct:  # where each tap starts in a padded sample, and in a padded gradient
             (C, H, W), F, (kh, kw), (ph, pw) = self.in_shape, self.out_shape[0], self.k, self.p
             self.offsets = direct.tap_offsets(C, H + 2 * ph, W + 2 * pw, kh, kw)
             self.dx_offsets = direct.tap_offsets(F, H + kh - 1, W + kw - 1, kh, kw)
@@ -157,7 +160,8 @@ class Conv2d(Layer):
             return y, ((kept, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
-            xp = self._padded(x, tail=wgrad.LANES)
+            xp = (self.phases.split(x, self.dtype, wgrad.LANES) if self.plan.phases
+                  else self._padded(x, tail=wgrad.LANES))  # fmt: skip
             kp = self.plan
             direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
                                 OH, OW, kp.pitch, kp.run, y, kp.forward.steps)  # fmt: skip
@@ -186,11 +190,13 @@ class Conv2d(Layer):
         dbg = self._buffer("dbg", (groups, F))
         # the input gradient is a stride-1 convolution of dy (masked), padded by kh - 1 - ph
         # rows and kw - 1 - pw columns on each side: written by the weight-gradient pass
-        Hd, Wd = H + kh - 1, W + kw - 1
+        Hd, Wd, top, left = H + kh - 1, W + kw - 1, kh - 1 - ph, kw - 1 - pw
+        if self.plan.phases:  # dy padded for the phases' correlations (phases.py)
+            Hd, Wd, top, left = self.phases.Hd, self.phases.Wd, self.phases.top, self.phases.left
         dpad = self._buffer("dpad", (N, F, Hd, Wd) if need_dx else (N, 0, 1, 1))
         kp = self.plan
         wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, kp.pitch, kp.run, dWg, dbg,
-                               kh - 1 - ph, kw - 1 - pw, dpad, kp.weight_grad.steps)  # fmt: skip
+                               top, left, dpad, kp.weight_grad.steps)  # fmt: skip
         np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
             np.sum(dbg, axis=0, out=self.grads["bias"])
@@ -202,6 +208,8 @@ class Conv2d(Layer):
         dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
         Each output is summed in place, unlike scattering dy back window by window."""
         N, (C, H, W), kp = len(dpad), self.in_shape, self.plan
+        if kp.phases:
+            return self.phases.input_grad(dpad, self.params["weight"], kp.input_grad.steps)
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         dx = np.empty((N, C, H, W), dtype=self.dtype)
         direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),

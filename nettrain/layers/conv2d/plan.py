@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from nettrain.layers.conv2d import tile
+from nettrain.layers.conv2d import phases, tile
 from nettrain.runtime import vectors
 
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
@@ -121,6 +121,16 @@ WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
 # once: its matrix is kept for the weight gradient.
 CHUNK_BYTES = 4 << 20
 
+# Strides other than 1 (phases.py): the padded input split into phase planes, on which the
+# convolution has stride 1 and runs in the direct kernels above (TO BE MEASURED).
+PHASES_WHY = "space-to-depth"
+IM2COL_WHY = "im2col + BLAS"
+
+
+def _phases(F: int, kernel, stride) -> bool:
+    """Whether a strided layer goes through phase planes rather than im2col + BLAS."""
+    return True
+
 
 @dataclass(frozen=True)
 class Step:
@@ -160,6 +170,7 @@ class Plan:
     dx_run: int
     chunk: int
     winograd: bool = False
+    phases: bool = False
 
     def passes(self) -> tuple[tuple[str, Pass], ...]:
         return (
@@ -246,9 +257,16 @@ def plan(
             winograd=True,
             **sizes,
         )
-    if (sh, sw) != (1, 1) or (F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN):
-        if (sh, sw) != (1, 1):
-            why = f"stride {sh}x{sw}: the direct kernels take stride 1 only"
+    strided = (sh, sw) != (1, 1)
+    if strided and _phases(F, kernel, stride):
+        lay = phases.Layout(in_shape, kernel, stride, padding)
+        sizes.update(pitch=lay.pitch, run=lay.run, dx_pitch=lay.dx_pitch, dx_run=lay.dx_run)
+        why = f"stride {sh}x{sw}: {lay.count} phase planes a channel ({PHASES_WHY}), stride 1 on them"
+        dx_why = f"{lay.count} phases, each the padded dy convolved with its sub-kernel"
+        return _direct(C, F, sizes, why, dx_why, unit, phased=True)
+    if strided or (F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN):
+        if strided:
+            why = f"stride {sh}x{sw}: {IM2COL_WHY}"
         else:
             why = f"{F} filters >= {DIRECT_MAX_FILTERS} on a run of {run} < {DIRECT_MIN_RUN}"
         return Plan(
@@ -265,14 +283,20 @@ def plan(
         why = f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters: direct"
     else:
         why = f"stride 1, run {run} >= {DIRECT_MIN_RUN}: direct"
+    return _direct(C, F, sizes, why, "the padded dy convolved", unit)
+
+
+def _direct(C, F, sizes, why, dx_why, unit, phased=False) -> Plan:
+    """The plan of the direct kernels over ``sizes``' runs (stride 1, or phase planes)."""
     wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
     wwhy = f"{WGRAD_WIDEST} filters x 4 taps a pass"
     wwhy = wwhy if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
     wwhy += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
     return Plan(
         direct=True,
-        forward=_convolution(F, run, "filter", why, unit),
-        input_grad=_convolution(C, dx_run, "channel", "the padded dy convolved", unit),
+        forward=_convolution(F, sizes["run"], "filter", why, unit),
+        input_grad=_convolution(C, sizes["dx_run"], "channel", dx_why, unit),
         weight_grad=Pass("+".join(s.kernel for s in wsteps), wwhy, wsteps),
+        phases=phased,
         **sizes,
     )

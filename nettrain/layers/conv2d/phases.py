@@ -1,0 +1,186 @@
+"""Strided convolution as stride-1 convolutions of phase planes (space-to-depth): the layouts and
+tap tables that let the direct kernels (tile.py, direct.py, wgrad.py) run a stride (sh, sw).
+
+Phase (p, q) of channel c of the padded input xp (C, Hp, Wp) is the plane
+
+    P[c, p, q, m, n] = xp[c, sh*m + p, sw*n + q]        (m < Hq, n < Wq; zeros past xp)
+
+for p < Ph = min(sh, kh), q < Pw = min(sw, kw): the phases that some tap reads. Tap (c, a, b)
+of output (i, j) reads xp[c, sh*i + a, sw*j + b] = P[c, a % sh, b % sw, i + a // sh, j + b // sw],
+so with the planes laid out flat in (c, p, q, m, n) order, as one "wide" sample of pitch Wq, the
+tap starts at
+
+    offsets[c, a, b] = ((c*Ph + a % sh)*Pw + b % sw)*Hq*Wq + (a // sh)*Wq + b // sw
+
+and the layer is direct.py's stride-1 convolution over that sample, every multiplication useful:
+out[f, i*Wq + j] = sum_t Wm[f, t] * P[offsets[t] + i*Wq + j] for run = OH*Wq - (kw - 1) // sw
+columns. Hq = OH + (kh - 1) // sh and Wq = OW + (kw - 1) // sw, so no tap reads past its plane
+(odd image sizes: every plane is padded with zeros to Hq x Wq). A 1x1 kernel has one phase: the
+input subsampled. The weight gradient is wgrad.py's over the same sample and offsets.
+
+The input gradient of plane (p, q) receives w[f, c, a, b] * dy[f, m - a // sh, n - b // sw] from
+the taps a = p + sh*u, b = q + sw*v: a stride-1 correlation of dy, padded by Uh - 1 = (kh - 1)
+// sh rows and Uw - 1 columns a side (wgrad.py writes it so), with the phase's sub-kernel
+w[:, :, p::sh, q::sw] flipped, over taps (f, u', v') for u' >= Uh - ceil((kh - p) / sh). Each
+phase is one direct.conv_forward into (N, C, Hq, Wq); _merge interleaves them into dx (N, C, H,
+W), dropping the padding and giving zeros to the rows and columns no tap reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numba import njit, prange
+
+from nettrain.layers.conv2d import direct
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The phase planes of a conv2d over (C, H, W) with a (kh, kw) kernel, (sh, sw) stride and
+    (ph, pw) padding; the sizes of the forward (pitch, run) and of the input gradient (dx_pitch,
+    dx_run) over the padded dy (Hd, Wd), dy at row ``top`` and column ``left``."""
+
+    in_shape: tuple[int, int, int]
+    kernel: tuple[int, int]
+    stride: tuple[int, int]
+    padding: tuple[int, int]
+
+    def __post_init__(self):
+        (C, H, W), (kh, kw), (sh, sw), (ph, pw) = (
+            self.in_shape, self.kernel, self.stride, self.padding
+        )  # fmt: skip
+        OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+        top, left = (kh - 1) // sh, (kw - 1) // sw  # Uh - 1, Uw - 1
+        sizes = dict(
+            Ph=min(sh, kh), Pw=min(sw, kw), Hq=OH + top, Wq=OW + left, OH=OH, OW=OW,
+            top=top, left=left, Hd=OH + 2 * top, Wd=OW + 2 * left,
+        )  # fmt: skip
+        for name, value in sizes.items():
+            object.__setattr__(self, name, value)
+
+    @property
+    def pitch(self) -> int:
+        return self.Wq
+
+    @property
+    def run(self) -> int:
+        return self.OH * self.Wq - self.left
+
+    @property
+    def dx_pitch(self) -> int:
+        return self.Wd
+
+    @property
+    def dx_run(self) -> int:
+        return self.Hq * self.Wd - self.left
+
+    @property
+    def count(self) -> int:
+        """Phase planes per channel."""
+        return self.Ph * self.Pw
+
+    def offsets(self) -> np.ndarray:
+        """offsets[t], t = (c*kh + a)*kw + b (the weight's order): where tap (c, a, b) starts in
+        a flat phase sample."""
+        (C, _, _), (kh, kw), (sh, sw) = self.in_shape, self.kernel, self.stride
+        c, a, b = np.meshgrid(np.arange(C), np.arange(kh), np.arange(kw), indexing="ij")
+        plane = (c * self.Ph + a % sh) * self.Pw + b % sw
+        offsets = plane * self.Hq * self.Wq + (a // sh) * self.Wq + b // sw
+        return offsets.reshape(-1).astype(np.int64)
+
+    def dx_taps(self, F: int, p: int, q: int) -> np.ndarray:
+        """The offsets of phase (p, q)'s taps (f, u', v') in the padded dy (F, Hd, Wd)."""
+        (kh, kw), (sh, sw) = self.kernel, self.stride
+        ka, kb = -(-(kh - p) // sh), -(-(kw - q) // sw)  # rows and columns of the sub-kernel
+        f, u, v = np.meshgrid(np.arange(F), np.arange(ka), np.arange(kb), indexing="ij")
+        u, v = u + self.top + 1 - ka, v + self.left + 1 - kb
+        return (f * self.Hd * self.Wd + u * self.Wd + v).reshape(-1).astype(np.int64)
+
+    def dx_weight(self, weight: np.ndarray, p: int, q: int) -> np.ndarray:
+        """(C, taps) for phase (p, q): the sub-kernel weight[:, :, p::sh, q::sw] flipped, its
+        filter and channel axes swapped, in dx_taps' order."""
+        (sh, sw), C = self.stride, weight.shape[1]
+        sub = weight[:, :, p::sh, q::sw][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
+        return np.ascontiguousarray(sub).reshape(C, -1)
+
+    def split(self, x: np.ndarray, dtype, tail: int) -> np.ndarray:
+        """x (N, C, H, W) -> the flat phase samples (N, C*Ph*Pw*Hq*Wq + tail), each followed by
+        ``tail`` zeros."""
+        N, C = len(x), self.in_shape[0]
+        out = np.empty((N, C * self.count * self.Hq * self.Wq + tail), dtype=dtype)
+        x = np.ascontiguousarray(x, dtype=dtype)
+        _split(x, *self.padding, *self.stride, self.Ph, self.Pw, self.Hq, self.Wq, out)
+        return out
+
+    def input_grad(self, dpad, weight, steps) -> np.ndarray:
+        """dx (N, C, H, W) from the padded dy (N, F, Hd, Wd) (wgrad.py's dpad): each phase a
+        stride-1 convolution run by ``steps`` (plan.py's Step), then interleaved."""
+        (N, F), (C, H, W) = dpad.shape[:2], self.in_shape
+        parts = np.empty((self.count, N, C, self.Hq, self.Wq), dtype=dpad.dtype)
+        flat, zeros = dpad.reshape(N, -1), np.zeros(C, dtype=dpad.dtype)
+        for p in range(self.Ph):
+            for q in range(self.Pw):
+                Wm, offsets = self.dx_weight(weight, p, q), self.dx_taps(F, p, q)
+                direct.conv_forward(flat, Wm, zeros, offsets, False, self.Hq, self.Wq,
+                                    self.dx_pitch, self.dx_run, parts[p * self.Pw + q],
+                                    steps)  # fmt: skip
+        dx = np.empty((N, C, H, W), dtype=dpad.dtype)
+        _merge(parts, *self.padding, *self.stride, self.Pw, dx)
+        return dx
+
+
+@njit(cache=True, parallel=True)
+def _split(x, ph, pw, sh, sw, Ph, Pw, Hq, Wq, out):
+    """out[n, ((c*Ph + p)*Pw + q)*Hq*Wq + m*Wq + j] = x[n, c, sh*m + p - ph, sw*j + q - pw],
+    zero outside x; the rest of out[n] (its tail) zero."""
+    N, C, H, W = x.shape
+    size = Hq * Wq
+    for n in prange(N):
+        o = out[n]
+        o[C * Ph * Pw * size :] = 0
+        for c in range(C):
+            for p in range(Ph):
+                for q in range(Pw):
+                    base = ((c * Ph + p) * Pw + q) * size
+                    # columns j0 .. j1 - 1 of a plane come from inside x
+                    j0 = min(Wq, max(0, -(-(pw - q) // sw)))
+                    j1 = max(j0, min(Wq, (W - 1 + pw - q) // sw + 1))
+                    for m in range(Hq):
+                        row = o[base + m * Wq : base + (m + 1) * Wq]
+                        h = sh * m + p - ph
+                        if h < 0 or h >= H:
+                            row[:] = 0
+                            continue
+                        src = x[n, c, h]
+                        row[:j0] = 0
+                        for j in range(j0, j1):
+                            row[j] = src[sw * j + q - pw]
+                        row[j1:] = 0
+
+
+@njit(cache=True, parallel=True)
+def _merge(parts, ph, pw, sh, sw, Pw, dx):
+    """dx[n, c, h, w] = parts[p*Pw + q, n, c, m, j] where h + ph = sh*m + p and w + pw = sw*j + q,
+    zero where no phase plane holds (h, w)."""
+    Ph, (_, N, C, Hq, Wq) = len(parts) // Pw, parts.shape
+    H, W = dx.shape[2], dx.shape[3]
+    for n in prange(N):
+        for c in range(C):
+            for h in range(H):
+                dst = dx[n, c, h]
+                p, m = (h + ph) % sh, (h + ph) // sh
+                if p >= Ph or m >= Hq:
+                    dst[:] = 0
+                    continue
+                for w0 in range(min(sw, W)):
+                    q, j = (w0 + pw) % sw, (w0 + pw) // sw
+                    if q >= Pw:
+                        for w in range(w0, W, sw):
+                            dst[w] = 0
+                        continue
+                    src = parts[p * Pw + q, n, c, m]
+                    for w in range(w0, W, sw):
+                        dst[w] = src[j] if j < Wq else 0
+                        j += 1
