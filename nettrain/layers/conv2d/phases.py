@@ -31,7 +31,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
 
 from nettrain.layers.conv2d import direct
 
@@ -110,9 +109,31 @@ class Layout:
         ``tail`` zeros."""
         N, C = len(x), self.in_shape[0]
         out = np.empty((N, C * self.count * self.Hq * self.Wq + tail), dtype=dtype)
-        x = np.ascontiguousarray(x, dtype=dtype)
-        _split(x, *self.padding, *self.stride, self.Ph, self.Pw, self.Hq, self.Wq, out)
+        planes = out[:, : out.shape[1] - tail].reshape(N, C, self.Ph, self.Pw, self.Hq, self.Wq)
+        out[:, out.shape[1] - tail :] = 0
+        for p, q, (m0, m1, h0), (j0, j1, w0) in self._spans():
+            plane = planes[:, :, p, q]
+            plane[:, :, :m0], plane[:, :, m1:] = 0, 0
+            plane[:, :, m0:m1, :j0], plane[:, :, m0:m1, j1:] = 0, 0
+            plane[:, :, m0:m1, j0:j1] = x[:, :, h0 :: self.stride[0], w0 :: self.stride[1]][
+                :, :, : m1 - m0, : j1 - j0
+            ]
         return out
+
+    def _spans(self):
+        """(p, q, (m0, m1, h0), (j0, j1, w0)) for each phase: its rows m0 .. m1 - 1 hold x's rows
+        h0, h0 + sh, ..., its columns j0 .. j1 - 1 x's columns w0, w0 + sw, ...; the rest of the
+        plane is padding."""
+        (_, H, W), (sh, sw), (ph, pw) = self.in_shape, self.stride, self.padding
+
+        def span(p, s, pad, size, planes):
+            first = min(planes, max(0, -(-(pad - p) // s)))
+            stop = max(first, min(planes, (size - 1 + pad - p) // s + 1))
+            return first, stop, s * first + p - pad
+
+        for p in range(self.Ph):
+            for q in range(self.Pw):
+                yield p, q, span(p, sh, ph, H, self.Hq), span(q, sw, pw, W, self.Wq)
 
     def input_grad(self, dpad, weight, steps) -> np.ndarray:
         """dx (N, C, H, W) from the padded dy (N, F, Hd, Wd) (wgrad.py's dpad): each phase a
@@ -126,61 +147,9 @@ class Layout:
                 direct.conv_forward(flat, Wm, zeros, offsets, False, self.Hq, self.Wq,
                                     self.dx_pitch, self.dx_run, parts[p * self.Pw + q],
                                     steps)  # fmt: skip
-        dx = np.empty((N, C, H, W), dtype=dpad.dtype)
-        _merge(parts, *self.padding, *self.stride, self.Pw, dx)
+        dx = np.zeros((N, C, H, W), dtype=dpad.dtype)  # zeros where no phase reaches
+        for p, q, (m0, m1, h0), (j0, j1, w0) in self._spans():
+            dx[:, :, h0 :: self.stride[0], w0 :: self.stride[1]][:, :, : m1 - m0, : j1 - j0] = (
+                parts[p * self.Pw + q, :, :, m0:m1, j0:j1]
+            )
         return dx
-
-
-@njit(cache=True, parallel=True)
-def _split(x, ph, pw, sh, sw, Ph, Pw, Hq, Wq, out):
-    """out[n, ((c*Ph + p)*Pw + q)*Hq*Wq + m*Wq + j] = x[n, c, sh*m + p - ph, sw*j + q - pw],
-    zero outside x; the rest of out[n] (its tail) zero."""
-    N, C, H, W = x.shape
-    size = Hq * Wq
-    for n in prange(N):
-        o = out[n]
-        o[C * Ph * Pw * size :] = 0
-        for c in range(C):
-            for p in range(Ph):
-                for q in range(Pw):
-                    base = ((c * Ph + p) * Pw + q) * size
-                    # columns j0 .. j1 - 1 of a plane come from inside x
-                    j0 = min(Wq, max(0, -(-(pw - q) // sw)))
-                    j1 = max(j0, min(Wq, (W - 1 + pw - q) // sw + 1))
-                    for m in range(Hq):
-                        row = o[base + m * Wq : base + (m + 1) * Wq]
-                        h = sh * m + p - ph
-                        if h < 0 or h >= H:
-                            row[:] = 0
-                            continue
-                        src = x[n, c, h]
-                        row[:j0] = 0
-                        for j in range(j0, j1):
-                            row[j] = src[sw * j + q - pw]
-                        row[j1:] = 0
-
-
-@njit(cache=True, parallel=True)
-def _merge(parts, ph, pw, sh, sw, Pw, dx):
-    """dx[n, c, h, w] = parts[p*Pw + q, n, c, m, j] where h + ph = sh*m + p and w + pw = sw*j + q,
-    zero where no phase plane holds (h, w)."""
-    Ph, (_, N, C, Hq, Wq) = len(parts) // Pw, parts.shape
-    H, W = dx.shape[2], dx.shape[3]
-    for n in prange(N):
-        for c in range(C):
-            for h in range(H):
-                dst = dx[n, c, h]
-                p, m = (h + ph) % sh, (h + ph) // sh
-                if p >= Ph or m >= Hq:
-                    dst[:] = 0
-                    continue
-                for w0 in range(min(sw, W)):
-                    q, j = (w0 + pw) % sw, (w0 + pw) // sw
-                    if q >= Pw:
-                        for w in range(w0, W, sw):
-                            dst[w] = 0
-                        continue
-                    src = parts[p * Pw + q, n, c, m]
-                    for w in range(w0, W, sw):
-                        dst[w] = src[j] if j < Wq else 0
-                        j += 1
