@@ -209,7 +209,12 @@ class Conv2d(Layer):
         Each output is summed in place, unlike scattering dy back window by window."""
         N, (C, H, W), kp = len(dpad), self.in_shape, self.plan
         if kp.phases:
-            return self.phases.input_grad(dpad, self.params["weight"], kp.input_grad.steps)
+            return self.phases.input_grad(
+                dpad,
+                self.params["weight"],
+                kp.input_grad.steps,
+                lambda size: self._buffer("dx_phases", (size,)),
+            )
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         dx = np.empty((N, C, H, W), dtype=self.dtype)
         direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),

@@ -47,7 +47,7 @@ class Layout:
     padding: tuple[int, int]
 
     def __post_init__(self):
-        (C, H, W), (kh, kw), (sh, sw), (ph, pw) = (
+        (_, H, W), (kh, kw), (sh, sw), (ph, pw) = (
             self.in_shape, self.kernel, self.stride, self.padding
         )  # fmt: skip
         OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
@@ -73,7 +73,12 @@ class Layout:
 
     @property
     def dx_run(self) -> int:
-        return self.Hq * self.Wd - self.left
+        """The shortest of the phases' input-gradient runs (each phase computes only the rows
+        and columns that are x's: ``_spans``)."""
+        return min((self._dx_run(rows, cols) for _, _, rows, cols in self._spans()), default=0)
+
+    def _dx_run(self, rows, cols) -> int:
+        return (rows[1] - rows[0] - 1) * self.Wd + cols[1] - cols[0]
 
     @property
     def count(self) -> int:
@@ -111,7 +116,7 @@ class Layout:
         out = np.empty((N, C * self.count * self.Hq * self.Wq + tail), dtype=dtype)
         planes = out[:, : out.shape[1] - tail].reshape(N, C, self.Ph, self.Pw, self.Hq, self.Wq)
         out[:, out.shape[1] - tail :] = 0
-        for p, q, (m0, m1, h0), (j0, j1, w0) in self._spans():
+        for p, q, (m0, m1, h0), (j0, j1, w0) in self._spans(empty=True):
             plane = planes[:, :, p, q]
             plane[:, :, :m0], plane[:, :, m1:] = 0, 0
             plane[:, :, m0:m1, :j0], plane[:, :, m0:m1, j1:] = 0, 0
@@ -120,10 +125,10 @@ class Layout:
             ]
         return out
 
-    def _spans(self):
-        """(p, q, (m0, m1, h0), (j0, j1, w0)) for each phase: its rows m0 .. m1 - 1 hold x's rows
-        h0, h0 + sh, ..., its columns j0 .. j1 - 1 x's columns w0, w0 + sw, ...; the rest of the
-        plane is padding."""
+    def _spans(self, empty: bool = False):
+        """(p, q, (m0, m1, h0), (j0, j1, w0)) for each phase that holds some of x: its rows m0 ..
+        m1 - 1 hold x's rows h0, h0 + sh, ..., its columns j0 .. j1 - 1 x's columns w0, w0 + sw,
+        ...; the rest of the plane is padding. With ``empty``, the phases without x too."""
         (_, H, W), (sh, sw), (ph, pw) = self.in_shape, self.stride, self.padding
 
         def span(p, s, pad, size, planes):
@@ -133,23 +138,28 @@ class Layout:
 
         for p in range(self.Ph):
             for q in range(self.Pw):
-                yield p, q, span(p, sh, ph, H, self.Hq), span(q, sw, pw, W, self.Wq)
+                rows, cols = span(p, sh, ph, H, self.Hq), span(q, sw, pw, W, self.Wq)
+                if empty or (rows[1] > rows[0] and cols[1] > cols[0]):
+                    yield p, q, rows, cols
 
-    def input_grad(self, dpad, weight, steps) -> np.ndarray:
+    def input_grad(self, dpad, weight, steps, buffer) -> np.ndarray:
         """dx (N, C, H, W) from the padded dy (N, F, Hd, Wd) (wgrad.py's dpad): each phase a
-        stride-1 convolution run by ``steps`` (plan.py's Step), then interleaved."""
-        (N, F), (C, H, W) = dpad.shape[:2], self.in_shape
-        parts = np.empty((self.count, N, C, self.Hq, self.Wq), dtype=dpad.dtype)
+        stride-1 convolution run by ``steps`` (plan.py's Step) over the rows and columns of the
+        plane that are x's, into ``buffer(size)`` (scratch), then interleaved into dx."""
+        (N, F), (C, H, W), (sh, sw) = dpad.shape[:2], self.in_shape, self.stride
+        spans = list(self._spans())
+        sizes = [N * C * (m1 - m0) * (j1 - j0) for _, _, (m0, m1, _), (j0, j1, _) in spans]
+        scratch = buffer(sum(sizes))
         flat, zeros = dpad.reshape(N, -1), np.zeros(C, dtype=dpad.dtype)
-        for p in range(self.Ph):
-            for q in range(self.Pw):
-                Wm, offsets = self.dx_weight(weight, p, q), self.dx_taps(F, p, q)
-                direct.conv_forward(flat, Wm, zeros, offsets, False, self.Hq, self.Wq,
-                                    self.dx_pitch, self.dx_run, parts[p * self.Pw + q],
-                                    steps)  # fmt: skip
-        dx = np.zeros((N, C, H, W), dtype=dpad.dtype)  # zeros where no phase reaches
-        for p, q, (m0, m1, h0), (j0, j1, w0) in self._spans():
-            dx[:, :, h0 :: self.stride[0], w0 :: self.stride[1]][:, :, : m1 - m0, : j1 - j0] = (
-                parts[p * self.Pw + q, :, :, m0:m1, j0:j1]
-            )
+        # zeros where no phase reaches: rows and columns of x that no tap reads
+        dx = (np.empty if sum(sizes) == N * C * H * W else np.zeros)((N, C, H, W), dpad.dtype)
+        start = 0
+        for (p, q, (m0, m1, h0), (j0, j1, w0)), size in zip(spans, sizes, strict=True):
+            part = scratch[start : start + size].reshape(N, C, m1 - m0, j1 - j0)
+            offsets = self.dx_taps(F, p, q) + m0 * self.Wd + j0
+            run = self._dx_run((m0, m1), (j0, j1))
+            direct.conv_forward(flat, self.dx_weight(weight, p, q), zeros, offsets, False,
+                                m1 - m0, j1 - j0, self.Wd, run, part, steps)  # fmt: skip
+            dx[:, :, h0::sh, w0::sw][:, :, : m1 - m0, : j1 - j0] = part
+            start += size
         return dx

@@ -261,7 +261,7 @@ def plan(
     if strided and _phases(F, kernel, stride):
         lay = phases.Layout(in_shape, kernel, stride, padding)
         sizes.update(pitch=lay.pitch, run=lay.run, dx_pitch=lay.dx_pitch, dx_run=lay.dx_run)
-        why = f"stride {sh}x{sw}: {lay.count} phase planes a channel ({PHASES_WHY}), stride 1 on them"
+        why = f"stride {sh}x{sw}: {lay.count} phase planes a channel, stride 1 ({PHASES_WHY})"
         dx_why = f"{lay.count} phases, each the padded dy convolved with its sub-kernel"
         return _direct(C, F, sizes, why, dx_why, unit, phased=True)
     if strided or (F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN):
