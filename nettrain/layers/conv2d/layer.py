@@ -160,8 +160,11 @@ class Conv2d(Layer):
             return y, ((kept, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
-            xp = (self.phases.split(x, self.dtype, wgrad.LANES) if self.plan.phases
-                  else self._padded(x, tail=wgrad.LANES))  # fmt: skip
+            if self.plan.phases:  # kept storage: a saved points into it until the next forward
+                planes = self._buffer("phases", (N, self.phases.size() + wgrad.LANES))
+                xp = self.phases.split(x, planes)
+            else:
+                xp = self._padded(x, tail=wgrad.LANES)
             kp = self.plan
             direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
                                 OH, OW, kp.pitch, kp.run, y, kp.forward.steps)  # fmt: skip

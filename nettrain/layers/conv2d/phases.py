@@ -109,11 +109,14 @@ class Layout:
         sub = weight[:, :, p::sh, q::sw][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         return np.ascontiguousarray(sub).reshape(C, -1)
 
-    def split(self, x: np.ndarray, dtype, tail: int) -> np.ndarray:
-        """x (N, C, H, W) -> the flat phase samples (N, C*Ph*Pw*Hq*Wq + tail), each followed by
+    def size(self) -> int:
+        """Values of a sample's phase planes: C*Ph*Pw*Hq*Wq."""
+        return self.in_shape[0] * self.count * self.Hq * self.Wq
+
+    def split(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """x (N, C, H, W) -> out (N, size() + tail): the flat phase samples, each followed by
         ``tail`` zeros."""
-        N, C = len(x), self.in_shape[0]
-        out = np.empty((N, C * self.count * self.Hq * self.Wq + tail), dtype=dtype)
+        N, C, tail = len(x), self.in_shape[0], out.shape[1] - self.size()
         planes = out[:, : out.shape[1] - tail].reshape(N, C, self.Ph, self.Pw, self.Hq, self.Wq)
         out[:, out.shape[1] - tail :] = 0
         for p, q, (m0, m1, h0), (j0, j1, w0) in self._spans(empty=True):
