@@ -18,8 +18,9 @@ has the measurements behind every choice) when the layer is built; ``self.plan``
   4 filters x 48 columns on AVX-512, 3 x 32 on AVX2) where the output rows hold a tile, the
   filters left over (and small images) in direct.py's kernels of eight, two and one filters;
   the input gradient is itself such a convolution, of the padded output gradient, run the same
-  way; the weight gradient goes four, two or one filters a pass
-  (wgrad.py), in the same pass over dy that pads it for the input gradient.
+  way; the weight gradient goes four, two or one filters a pass (wgrad.py), in the same pass
+  over dy that pads it for the input gradient. Strided layers whose kernel is larger than the
+  stride run the same kernels on the input split into phase planes (phases.py).
 - other strides, and stride 1 with many filters on small images: the whole batch lowered to one
   BLAS matrix product through im2col (lowered.py); the weight gradient is one more product with
   the kept matrix, the input gradient a product scattered back by col2im.
@@ -151,8 +152,8 @@ class Conv2d(Layer):
             self.params["bias"][...] = 0
 
     def forward(self, x, train=True):
-        """saved: (the padded input (direct) or the im2col matrix (strided), y when relu is
-        fused in, else None)."""
+        """saved: (the padded input or its phase planes (direct), the im2col matrix, or
+        Winograd's transformed input; y when relu is fused in, else None)."""
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         if self.plan.winograd:
@@ -211,13 +212,8 @@ class Conv2d(Layer):
         dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
         Each output is summed in place, unlike scattering dy back window by window."""
         N, (C, H, W), kp = len(dpad), self.in_shape, self.plan
-        if kp.phases:
-            return self.phases.input_grad(
-                dpad,
-                self.params["weight"],
-                kp.input_grad.steps,
-                lambda size: self._buffer("dx_phases", (size,)),
-            )
+        if kp.phases:  # one such convolution a phase plane (phases.py)
+            return self.phases.input_grad(dpad, self.params["weight"], kp.input_grad, self._buffer)
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         dx = np.empty((N, C, H, W), dtype=self.dtype)
         direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),

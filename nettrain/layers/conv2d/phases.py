@@ -145,14 +145,15 @@ class Layout:
                 if empty or (rows[1] > rows[0] and cols[1] > cols[0]):
                     yield p, q, rows, cols
 
-    def input_grad(self, dpad, weight, steps, buffer) -> np.ndarray:
+    def input_grad(self, dpad, weight, run_by, buffer) -> np.ndarray:
         """dx (N, C, H, W) from the padded dy (N, F, Hd, Wd) (wgrad.py's dpad): each phase a
-        stride-1 convolution run by ``steps`` (plan.py's Step) over the rows and columns of the
-        plane that are x's, into ``buffer(size)`` (scratch), then interleaved into dx."""
+        stride-1 convolution by the steps of ``run_by`` (plan.py's Pass) over the rows and
+        columns of the plane that are x's, into scratch from ``buffer(name, shape)`` (the
+        layer's), then interleaved into dx."""
         (N, F), (C, H, W), (sh, sw) = dpad.shape[:2], self.in_shape, self.stride
         spans = list(self._spans())
         sizes = [N * C * (m1 - m0) * (j1 - j0) for _, _, (m0, m1, _), (j0, j1, _) in spans]
-        scratch = buffer(sum(sizes))
+        scratch = buffer("dx_phases", (sum(sizes),))
         flat, zeros = dpad.reshape(N, -1), np.zeros(C, dtype=dpad.dtype)
         # zeros where no phase reaches: rows and columns of x that no tap reads
         dx = (np.empty if sum(sizes) == N * C * H * W else np.zeros)((N, C, H, W), dpad.dtype)
@@ -162,7 +163,7 @@ class Layout:
             offsets = self.dx_taps(F, p, q) + m0 * self.Wd + j0
             run = self._dx_run((m0, m1), (j0, j1))
             direct.conv_forward(flat, self.dx_weight(weight, p, q), zeros, offsets, False,
-                                m1 - m0, j1 - j0, self.Wd, run, part, steps)  # fmt: skip
+                                m1 - m0, j1 - j0, self.Wd, run, part, run_by.steps)  # fmt: skip
             dx[:, :, h0::sh, w0::sw][:, :, : m1 - m0, : j1 - j0] = part
             start += size
         return dx

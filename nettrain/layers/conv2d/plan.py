@@ -1,35 +1,27 @@
 """Which kernels a conv2d layer runs: ``plan()``, decided once per layer shape and vector unit,
-and the measured reasons for every choice beside the constants that make it.
-
-A pass (forward, input gradient, weight gradient) runs either
+and the measured reasons for every choice beside the constants that make it. A pass (forward, input gradient, weight gradient) runs either
 
 - the direct stride-1 kernels (direct.py, tile.py, wgrad.py): no im2col matrix, one sample per
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
-  tiles whose shape fits the vector unit the kernels are compiled for (TILES: 4 filters x 48
-  columns on AVX-512, 3 x 32 on AVX2; runtime/vectors.py's unit() says which), and what the
-  tiles leave in the direct kernels of eight, two and one filters a pass (direct.py); the weight
-  gradient four, two or one filters a pass (wgrad.py). A ``Step`` names the kernel that computes
-  a block of output channels; or
-- im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for strides other
-  than 1 and for many filters on small images; or
+  tiles sized for the vector unit the kernels are compiled for (TILES; runtime/vectors.py's
+  unit() says which), what the tiles leave in the direct kernels of eight, two and one filters
+  (direct.py); the weight gradient four, two or one filters a pass (wgrad.py). A ``Step`` names
+  the kernel that computes a block of output channels. Strided layers run them too, on phase
+  planes (phases.py), where PHASES says; or
+- im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for the other
+  strided layers and for many filters on small images; or
 - Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers, all three passes: only where
-  NETTRAIN_CONV=winograd asks for it, as it measured slower than the tiles on every layer tried
-  (WINOGRAD_FASTER); NETTRAIN_CONV=no-winograd rules it out.
+  NETTRAIN_CONV=winograd asks for it (WINOGRAD_FASTER); NETTRAIN_CONV=no-winograd rules it out.
 
-The layer (layer.py) calls ``plan()`` when it is built and runs the steps it names; the kernel
-modules choose nothing. ``nettrain bench`` prints each conv2d layer's plan, and each reason
-names the vector unit and the tile it chose.
-
-Some numbers are not choices made here: a tile's shape is compiled into its own kernel in
-tile.py, where it stays (Numba's on-disk cache keeps a global's value from compile time and
-checks only the kernel's own file); the weight gradient's LANES and GROUPS (wgrad.py) set how it
-sums, not which kernel runs.
+The layer (layer.py) runs the steps that ``plan()`` names, and ``nettrain bench`` prints them
+with their reasons. A tile's shape is compiled into its kernel in tile.py (Numba's disk cache
+keeps a global's value from compile time); wgrad.py's LANES and GROUPS set how it sums.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -39,9 +31,8 @@ from nettrain.runtime import vectors
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
 # im2col product is large enough for BLAS to win, and the direct kernels' runs are short.
 # Measured (forward + backward, 2 threads): 64 filters on 4x4 and 128 on 8x8 images ran 1.3-2.5x
-# faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct. Other strides
-# always go through im2col: the direct kernels read each tap as one contiguous run of the input,
-# which only stride 1 gives.
+# faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct. Strides:
+# PHASES.
 DIRECT_MAX_FILTERS = 64  # fewer filters: direct, whatever the image size
 DIRECT_MIN_RUN = 128  # more: direct only from a run (``Plan.run``) of this many wide columns
 
@@ -111,7 +102,7 @@ WGRAD_WIDEST = 4
 # 11.7+37.1, 17.3+42.9 -> 19.6+49.5. Slower everywhere, so nowhere by default. float32 error
 # against a float64 reference, max |error| / max |reference| on those layers: y 1.7-3.1e-7 (the
 # tiles: 2.2-8.6e-7), dx 2.6-3.4e-7 (3.7-7.4e-7), dW 1.6-3.2e-7 (the direct kernels: 1.0-1.4e-7).
-CONV_MODES = ("auto", "winograd", "no-winograd")
+CONV_MODES = ("auto", "winograd", "no-winograd", "phases")  # phases: every strided layer (PHASES)
 WINOGRAD_FASTER = False
 WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
 
@@ -121,22 +112,25 @@ WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
 # once: its matrix is kept for the weight gradient.
 CHUNK_BYTES = 4 << 20
 
-# Strides other than 1 (phases.py): the padded input split into phase planes, on which the
-# convolution has stride 1 and runs in the direct kernels above (TO BE MEASURED).
-PHASES_WHY = "space-to-depth"
-IM2COL_WHY = "im2col + BLAS"
-
-
-def _phases(F: int, kernel, stride) -> bool:
-    """Whether a strided layer goes through phase planes rather than im2col + BLAS."""
-    return True
+# PHASES: a strided layer runs the direct kernels on phase planes (phases.py: the input split
+# space-to-depth, so that the convolution has stride 1 and wastes no multiplication) where its
+# kernel is larger than its stride on both axes and the planes' run holds a register tile and
+# is not one that stride 1 sends to im2col (DIRECT_MAX_FILTERS); elsewhere im2col + BLAS.
+# Measured (one thread of the AMD EPYC Zen 4, float32, best of 20 interleaved in one process,
+# a busy machine), ms forward + input and weight gradients, im2col -> phases: 16 -> 32 3x3 s2
+# on 32x32 (cifar-resnet, batch 128) 25.3+30.4 -> 12.3+30.1 (the weight gradient alone 11.1
+# -> 5.2); 32 -> 32 5x5 s2 on 32x32 (batch 64) 35.5+39.7 -> 12.5+30.7; LeNet-sized 1 -> 8 5x5
+# s2 on 28x28 0.29+0.62 -> 0.18+0.53. Slower: 32 -> 64 3x3 s2 on 16x16 (run 71; the weight
+# gradient 4.8 -> 11.2), 64 -> 128 on 8x8 (run 19) 6.3+8.7 -> 20.3+41.2, 8 -> 16 on 12x12 (run
+# 29) 0.19+0.30 -> 0.30+0.70; kernels no larger than the stride (one tap a filter in a phase's
+# input gradient): 1x1 s2 16 -> 32 on 32x32 2.0+2.7 -> 2.3+3.5, 3x3 s3 on 33x33 2.7+4.0 -> 2.7+5.1.
+PHASES_WHY = "2x faster than im2col on cifar-resnet's 16->32 3x3 s2"
 
 
 @dataclass(frozen=True)
 class Step:
     """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile4x48', 'tile3x32'
-    (tile.FORWARD),
-    'direct8', 'direct2', 'direct1' (direct.FORWARD), 'wgrad4', 'wgrad2', 'wgrad1' (wgrad.GRAD)."""
+    (tile.FORWARD), 'direct8', 'direct2', 'direct1' (direct.FORWARD), 'wgrad4', ... (wgrad.GRAD)."""
 
     kernel: str
     start: int
@@ -154,11 +148,12 @@ class Pass:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a conv2d layer runs. ``direct``: the stride-1 kernels, else im2col + BLAS. The direct
-    kernels' output rows are as wide as the padded input (its width, ``pitch``), and a pass
-    computes the ``run`` = OH*pitch - (kw - 1) outputs that stay inside it; the input gradient
-    likewise with ``dx_pitch`` and ``dx_run``. ``chunk``: samples per im2col matrix where it is
-    not kept (evaluation, the input gradient)."""
+    """What a conv2d layer runs. ``direct``: the direct kernels (on phase planes, phases.py, where
+    ``phases``), else im2col + BLAS. The direct kernels' output rows are as wide as the padded
+    input (its width, ``pitch``; a phase plane's), and a pass computes the ``run`` = OH*pitch -
+    (kw - 1) outputs that stay inside it; the input gradient likewise with ``dx_pitch`` and
+    ``dx_run``. ``chunk``: samples per im2col matrix where it is not kept (evaluation, the
+    input gradient)."""
 
     direct: bool
     forward: Pass
@@ -173,11 +168,8 @@ class Plan:
     phases: bool = False
 
     def passes(self) -> tuple[tuple[str, Pass], ...]:
-        return (
-            ("forward", self.forward),
-            ("input grad", self.input_grad),
-            ("weight grad", self.weight_grad),
-        )
+        names = ("forward", "input grad", "weight grad")
+        return tuple(zip(names, (self.forward, self.input_grad, self.weight_grad), strict=True))
 
     def lines(self, input_grad: bool = True) -> list[str]:
         """One line a pass: its name, its kernels and why; without ``input_grad`` (a first layer,
@@ -239,11 +231,9 @@ def plan(
         raise ValueError(f"NETTRAIN_CONV must be one of {', '.join(CONV_MODES)}, got {conv!r}")
     (C, H, W), F, (kh, kw), (sh, sw), (ph, pw) = in_shape, filters, kernel, stride, padding
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-    pitch = W + 2 * pw
-    run = OH * pitch - (kw - 1)
     # the input gradient convolves dy padded by kh - 1 - ph rows and kw - 1 - pw columns a side
-    dx_pitch = W + kw - 1
-    dx_run = H * dx_pitch - (kw - 1)
+    pitch, dx_pitch = W + 2 * pw, W + kw - 1
+    run, dx_run = OH * pitch - (kw - 1), H * dx_pitch - (kw - 1)
     chunk = max(1, CHUNK_BYTES // (C * kh * kw * OH * OW * np.dtype(dtype).itemsize))
     sizes = dict(pitch=pitch, run=run, dx_pitch=dx_pitch, dx_run=dx_run, chunk=chunk)
     winograd = (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and max(ph, pw) <= 2
@@ -257,16 +247,24 @@ def plan(
             winograd=True,
             **sizes,
         )
-    strided = (sh, sw) != (1, 1)
-    if strided and _phases(F, kernel, stride):
+    strided, many = (sh, sw) != (1, 1), F >= DIRECT_MAX_FILTERS
+    if strided:
         lay = phases.Layout(in_shape, kernel, stride, padding)
-        sizes.update(pitch=lay.pitch, run=lay.run, dx_pitch=lay.dx_pitch, dx_run=lay.dx_run)
-        why = f"stride {sh}x{sw}: {lay.count} phase planes a channel, stride 1 ({PHASES_WHY})"
-        dx_why = f"{lay.count} phases, each the padded dy convolved with its sub-kernel"
-        return _direct(C, F, sizes, why, dx_why, unit, phased=True)
-    if strided or (F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN):
+        columns = tile.shape(TILES[unit][0])[1]
+        short = f"< {columns}" if lay.run < columns else f"< {DIRECT_MIN_RUN} for {F} filters"
+        if conv != "phases" and (kh <= sh or kw <= sw):
+            im2col_why = f"kernel {kh}x{kw} no larger than the stride (one tap a filter a phase)"
+        elif conv != "phases" and (lay.run < columns or (many and lay.run < DIRECT_MIN_RUN)):
+            im2col_why = f"its phase planes' run {lay.run} {short}"
+        else:
+            why = f"stride {sh}x{sw}: {lay.count} phase planes a channel, stride 1 "
+            why += "(NETTRAIN_CONV=phases)" if conv == "phases" else f"({PHASES_WHY})"
+            sizes.update(pitch=lay.pitch, run=lay.run, dx_pitch=lay.dx_pitch, dx_run=lay.dx_run)
+            dx_why = f"{lay.count} phases, each the padded dy by its sub-kernel"
+            return _direct(C, F, sizes, why, dx_why, unit, phased=True)
+    if strided or (many and run < DIRECT_MIN_RUN):
         if strided:
-            why = f"stride {sh}x{sw}: {IM2COL_WHY}"
+            why = f"stride {sh}x{sw}, {im2col_why}: im2col"
         else:
             why = f"{F} filters >= {DIRECT_MAX_FILTERS} on a run of {run} < {DIRECT_MIN_RUN}"
         return Plan(
@@ -279,24 +277,23 @@ def plan(
             weight_grad=Pass("BLAS", "dY @ cols.T, the forward pass's im2col matrix"),
             **sizes,
         )
-    if F < DIRECT_MAX_FILTERS:
-        why = f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters: direct"
-    else:
-        why = f"stride 1, run {run} >= {DIRECT_MIN_RUN}: direct"
+    why = f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters: direct" if not many else (
+        f"stride 1, run {run} >= {DIRECT_MIN_RUN}: direct"
+    )  # fmt: skip
     return _direct(C, F, sizes, why, "the padded dy convolved", unit)
 
 
 def _direct(C, F, sizes, why, dx_why, unit, phased=False) -> Plan:
-    """The plan of the direct kernels over ``sizes``' runs (stride 1, or phase planes)."""
+    """The direct kernels over ``sizes``' runs, of stride 1 or on phase planes (``phased``)."""
     wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
     wwhy = f"{WGRAD_WIDEST} filters x 4 taps a pass"
     wwhy = wwhy if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
     wwhy += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
-    return Plan(
-        direct=True,
-        forward=_convolution(F, sizes["run"], "filter", why, unit),
-        input_grad=_convolution(C, sizes["dx_run"], "channel", dx_why, unit),
-        weight_grad=Pass("+".join(s.kernel for s in wsteps), wwhy, wsteps),
-        phases=phased,
-        **sizes,
-    )
+    passes = [
+        _convolution(F, sizes["run"], "filter", why, unit),
+        _convolution(C, sizes["dx_run"], "channel", dx_why, unit),
+        Pass("+".join(s.kernel for s in wsteps), wwhy, wsteps),
+    ]
+    if phased:
+        passes = [replace(p, kernel=f"phases:{p.kernel}") for p in passes]
+    return Plan(True, *passes, phases=phased, **sizes)
