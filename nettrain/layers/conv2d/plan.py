@@ -1,5 +1,6 @@
 """Which kernels a conv2d layer runs: ``plan()``, decided once per layer shape and vector unit,
-and the measured reasons for every choice beside the constants that make it. A pass (forward, input gradient, weight gradient) runs either
+and the measured reasons for every choice beside the constants that make it. A pass (forward,
+input gradient, weight gradient) runs either
 
 - the direct stride-1 kernels (direct.py, tile.py, wgrad.py): no im2col matrix, one sample per
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
