@@ -114,18 +114,17 @@ WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
 CHUNK_BYTES = 4 << 20
 
 # PHASES: a strided layer runs the direct kernels on phase planes (phases.py: the input split
-# space-to-depth, so that the convolution has stride 1 and wastes no multiplication) where its
-# kernel is larger than its stride on both axes and the planes' run holds a register tile and
-# is not one that stride 1 sends to im2col (DIRECT_MAX_FILTERS); elsewhere im2col + BLAS.
-# Measured (one thread of the AMD EPYC Zen 4, float32, best of 20 interleaved in one process,
-# a busy machine), ms forward + input and weight gradients, im2col -> phases: 16 -> 32 3x3 s2
-# on 32x32 (cifar-resnet, batch 128) 25.3+30.4 -> 12.3+30.1 (the weight gradient alone 11.1
-# -> 5.2); 32 -> 32 5x5 s2 on 32x32 (batch 64) 35.5+39.7 -> 12.5+30.7; LeNet-sized 1 -> 8 5x5
-# s2 on 28x28 0.29+0.62 -> 0.18+0.53. Slower: 32 -> 64 3x3 s2 on 16x16 (run 71; the weight
-# gradient 4.8 -> 11.2), 64 -> 128 on 8x8 (run 19) 6.3+8.7 -> 20.3+41.2, 8 -> 16 on 12x12 (run
-# 29) 0.19+0.30 -> 0.30+0.70; kernels no larger than the stride (one tap a filter in a phase's
-# input gradient): 1x1 s2 16 -> 32 on 32x32 2.0+2.7 -> 2.3+3.5, 3x3 s3 on 33x33 2.7+4.0 -> 2.7+5.1.
-PHASES_WHY = "2x faster than im2col on cifar-resnet's 16->32 3x3 s2"
+# space-to-depth; stride 1 on the planes, no multiplication wasted) where its kernel is larger
+# than its stride on both axes and the planes' run holds a tile and is not one that stride 1
+# sends to im2col (DIRECT_MAX_FILTERS); elsewhere im2col + BLAS. Measured (one thread, Zen 4,
+# float32, best of 25 interleaved in one process, a busy machine), ms forward + backward (the
+# weight gradient), im2col -> phases: cifar-resnet's 16 -> 32 3x3 s2 on 32x32, batch 128,
+# 21.9+27.1 (7.2) -> 7.4+25.2 (5.2); 32 -> 32 5x5 s2, 35.2+39.1 -> 15.3+30.5; 1 -> 8 5x5 s2 on
+# 28x28, 0.33+0.64 -> 0.18+0.53. Slower: 32 -> 64 3x3 s2 on 16x16 (run 71), 8.3+12.1 (4.6) ->
+# 6.3+14.8 (7.1); 64 -> 128 on 8x8, 5.8+8.5 -> 20.2+40.6; 8 -> 16 on 12x12, 0.19+0.30 -> 0.30+0.71;
+# 1x1 s2 16 -> 32, 2.1+2.8 -> 2.3+3.1; 3x3 s3, 2.7+4.0 -> 2.6+5.2. Compiled for Haswell (BLAS
+# still AVX-512), the 16 -> 32: 12-14+16-17 -> 9.5+20-23, about even: phases there too.
+PHASES_WHY = "forward 3x faster than im2col on cifar-resnet's 16->32 3x3 s2, backward 1.1x"
 
 
 @dataclass(frozen=True)
