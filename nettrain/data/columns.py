@@ -25,7 +25,7 @@ MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "None", "?")
 TYPES = ("number", "category", "ignore")
 MANY = 100  # a category column with more values than this gets a note (an id, free text)
 SHOWN_MISSING = "(missing)"
-BUFFER = 1 << 24  # bytes of features encoded at a time (a block of rows)
+BUFFER = 1 << 22  # bytes of features encoded at a time (a block of rows)
 
 
 @dataclass

@@ -28,6 +28,11 @@ from nettrain.core.errors import UserError
 from nettrain.data.blocks import BLOCK, narrow
 from nettrain.data.columns import MISSING
 
+# bytes of the file parsed at a time (one record batch): arrow's parse of a block takes up to
+# some 30 times its size for a wide table (MNIST's 785 columns), so the read holds that, never
+# the whole file's; arrow's own default, in which a row must fit, as before (docs/csv.md)
+READ = 1 << 20
+
 
 def named_read_errors(read):
     """A damaged file met past its first line (a truncated or corrupt .gz, a field arrow cannot
@@ -184,11 +189,21 @@ class Table:
         }
 
     def read(self, include: list[int], types: dict):
-        """A pyarrow Table of the body's columns ``include``, named by their index, in
-        ``types``: parsed on several threads."""
-        stream, read, parse, convert = self._options(include, types)
-        return pacsv.read_csv(stream, read_options=read, parse_options=parse,
+        """The record batches of the body's columns ``include``, named by their index, in
+        ``types``: one block of READ bytes of the file parsed at a time."""
+        stream, read, parse, convert = self._options(include, types, READ)
+        return pacsv.open_csv(stream, read_options=read, parse_options=parse,
                               convert_options=convert)  # fmt: skip
+
+    def rows(self) -> int | None:
+        """At least as many as the body's rows: the file's lines (None for a .gz file)."""
+        if self.path.endswith(".gz"):
+            return None
+        lines = 1
+        with open(self.path, "rb") as f:
+            while block := f.read(READ):
+                lines += block.count(b"\n")
+        return lines
 
     def place(self, row: int, c: int) -> tuple[int, str]:
         """(1-based file line, field) of data row ``row`` (blank lines skipped), column c."""
