@@ -13,6 +13,7 @@ import pytest
 from nettrain import data
 from nettrain.core.errors import UserError
 from nettrain.data import csv as csv_module
+from nettrain.data.tables import read_features
 
 SMALL = 64  # bytes: a few rows of the files below
 
@@ -170,3 +171,32 @@ def test_a_parquet_file_read_in_small_batches_reads_the_same(tmp_path, monkeypat
     monkeypatch.setattr("nettrain.data.parquet.ROWS", 7)
     same(data.load_file(str(tmp_path / "w.parquet")), whole)
     np.testing.assert_array_equal(whole.x[:, 0], load(path, monkeypatch)[0].x[:, 0])
+
+
+def test_pixels_are_the_features_as_read_in_the_file_order(tmp_path, monkeypatch):
+    """A table of uint8 number columns is encoded as it was read (no copy): the same as the
+    general encoding, at predict with the columns in another order too, and not where the
+    encoding has an indicator feature the file's columns lack."""
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 256, (30, 3))
+    head = "y,p0,p1,p2"
+    rows = [f"{i % 2}," + ",".join(map(str, p)) for i, p in enumerate(pixels)]
+    path = tmp_path / "px.csv"
+    path.write_text("\n".join([head, *rows]) + "\n")
+    ds = data.load_file(str(path))
+    assert ds.x.dtype == np.uint8
+    np.testing.assert_array_equal(ds.x, pixels)
+    monkeypatch.setattr("nettrain.data.columns._as_read", lambda cols: None)
+    same(ds, data.load_file(str(path)))  # the general encoding gives the same
+    monkeypatch.undo()
+    shuffled = tmp_path / "shuffled.csv"
+    shuffled.write_text("\n".join(["p2,y,p0,p1", *[f"{p[2]},0,{p[0]},{p[1]}" for p in pixels]]))
+    x, unseen = read_features(shuffled, ds.encoding, 3)
+    np.testing.assert_array_equal(x, pixels)
+    assert not unseen
+    # trained where p1 had a missing field (an indicator feature): pixels alone are not enough
+    path.write_text("\n".join([head, *rows, "1,5,,7"]) + "\n")
+    enc = data.load_file(str(path)).encoding
+    assert enc.width == 4
+    x, _ = read_features(shuffled, enc, 4)
+    np.testing.assert_array_equal(x, np.insert(pixels, 2, 0, axis=1))

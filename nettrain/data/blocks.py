@@ -37,12 +37,14 @@ TEXT = pa.dictionary(pa.int32(), pa.string())
 @dataclass
 class RawColumn:
     """One column as read: ``kind`` number | category | label; ``values`` (N,); ``vocab`` the
-    category values (codes index it); ``text`` whether the field was text."""
+    category values (codes index it); ``text`` whether the field was text; ``block`` (the
+    (N, K) array, the column's index in it) where ``values`` is a column of one."""
 
     kind: str
     values: np.ndarray
     vocab: list | None = None
     text: bool = False
+    block: tuple | None = None
 
 
 class ConversionError(Exception):
@@ -165,12 +167,13 @@ def _plain(wanted: dict, types: dict) -> dict:
 
 class _Block:
     """Number feature columns ``cols`` of one numpy type (at ``idx`` in a batch) filled
-    together: one (columns, rows) array, each batch's columns copied in at once, each column
-    a contiguous row of it. ``rows``: room for as many (None: grown as needed)."""
+    together into one (rows, columns) array, each batch's columns copied in at once: the
+    layout of the encoded features, which a table of pixels then is as it stands
+    (Encoding.encode). ``rows``: room for as many (None: grown as needed)."""
 
     def __init__(self, cols: list, idx: list, kind, rows: int | None):
         self.cols, self.idx, self.kind = cols, idx, kind
-        self.values, self.n = np.empty((len(cols), rows or 1024), kind), 0
+        self.values, self.n = np.empty((rows or 1024, len(cols)), kind), 0
 
     def add(self, batch) -> None:
         if not batch.num_rows:
@@ -180,33 +183,34 @@ class _Block:
         if v is None:  # a missing field in a uint8 column: read again in float32 (NaN)
             col = next(c for c, a in zip(self.cols, part.columns, strict=True) if a.null_count)
             raise _Retry(col, pa.float32())
-        end = self.n + v.shape[1]
-        if end > self.values.shape[1]:  # more rows than foreseen (a .gz file): half as many more
-            grown = np.empty((len(self.cols), max(end, self.values.shape[1] * 3 // 2)), self.kind)
-            grown[:, : self.n] = self.values[:, : self.n]
+        end = self.n + len(v)
+        if end > len(self.values):  # more rows than foreseen (a .gz file): half as many more
+            grown = np.empty((max(end, len(self.values) * 3 // 2), len(self.cols)), self.kind)
+            grown[: self.n] = self.values[: self.n]
             self.values = grown
-        self.values[:, self.n : end] = v
+        self.values[self.n : end] = v
         self.n = end
 
     def columns(self) -> dict:
-        values = self.values[:, : self.n]
-        if self.values.shape[1] - self.n > self.n // 8:  # far fewer rows than room: trimmed
+        values = self.values[: self.n]
+        if len(self.values) - self.n > self.n // 8:  # far fewer rows than room: trimmed
             values = values.copy()
         self.values = None
-        return {c: RawColumn("number", v) for c, v in zip(self.cols, values, strict=True)}
+        return {c: RawColumn("number", values[:, i], block=(values, i))
+                for i, c in enumerate(self.cols)}  # fmt: skip
 
 
 def _matrix(part, missing: bool) -> np.ndarray | None:
-    """(columns, rows) of a batch's number columns of one type, NaN for a missing field where
+    """(rows, columns) of a batch's number columns of one type, NaN for a missing field where
     ``missing`` (float32), None where a field is missing and may not be (uint8)."""
     if hasattr(part, "to_tensor"):  # pyarrow 16 and later: every column in one copy
         try:
-            return np.asarray(part.to_tensor(null_to_nan=missing, row_major=False)).T
+            return np.asarray(part.to_tensor(null_to_nan=missing, row_major=False))
         except pa.ArrowTypeError:
             return None
     if not missing and any(a.null_count for a in part.columns):
         return None
-    return np.stack([_filling(a).to_numpy() for a in part.columns])
+    return np.stack([_filling(a).to_numpy() for a in part.columns], axis=1)
 
 
 def _filling(arr):
