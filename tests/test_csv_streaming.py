@@ -23,6 +23,7 @@ def load(path, monkeypatch, block=SMALL, **spec):
     SMALL bytes either way), and the number of rows of each block read."""
     monkeypatch.setattr(csv_module, "READ", block)
     monkeypatch.setattr(csv_module, "BLOCK", SMALL)
+    monkeypatch.setattr(csv_module, "LINES", 0)
     sizes = []
     read = csv_module.Table.read
 
@@ -200,3 +201,18 @@ def test_pixels_are_the_features_as_read_in_the_file_order(tmp_path, monkeypatch
     assert enc.width == 4
     x, _ = read_features(shuffled, enc, 4)
     np.testing.assert_array_equal(x, np.insert(pixels, 2, 0, axis=1))
+
+
+def test_rows_longer_than_a_block_are_read(tmp_path):
+    """A table of 40,000 columns: its rows (240 KB) and header (270 KB) are longer than a block
+    of READ bytes; the blocks are made long enough for them."""
+    n = 40_000
+    rows = [[7] * n + [0], [9] * n + [1], [250] * n + [1]]
+    path = tmp_path / "wide.csv"
+    lines = [",".join(f"c{i}" for i in range(n)) + ",label"]
+    lines += [",".join(map(str, r)) for r in rows]
+    path.write_text("\n".join(lines) + "\n")
+    assert len(lines[0]) > csv_module.READ
+    ds = data.load_file(str(path))
+    np.testing.assert_array_equal(ds.x, np.array(rows, np.uint8)[:, :n])
+    np.testing.assert_array_equal(ds.y, [0, 1, 1])

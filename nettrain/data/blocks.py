@@ -29,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nettrain.data.columns import MISSING
+from nettrain.runtime.memory import trim_freed_memory
 
 BLOCK = 1 << 18  # bytes of the first block, from which a CSV's column types are chosen
 TEXT = pa.dictionary(pa.int32(), pa.string())
@@ -87,7 +88,14 @@ def read_columns(read, wanted: dict[int, str], types: dict, forced: dict[int, st
     their index, in ``types`` {col: arrow type}; ``types`` the chosen ones, ``forced`` {col:
     'number' | 'category'} the columns whose type is settled (by ``columns:`` or a trained
     encoding): one of them that will not read as numbers is a ConversionError."""
-    types = dict(types)
+    try:
+        return _read_typed(read, wanted, dict(types), forced, rows)
+    finally:  # the blocks' memory back to the system: the training steps will not reuse it
+        pa.default_memory_pool().release_unused()
+        trim_freed_memory()
+
+
+def _read_typed(read, wanted, types, forced, rows):
     for c, kind in forced.items():
         if kind == "category":
             types[c] = TEXT
@@ -151,7 +159,6 @@ def _read_once(read, wanted: dict, types: dict, rows: int | None) -> dict:
         if part.type is None:  # no rows: the column as the type it was to be read in
             part.add(pa.array([], type=types.get(c, pa.null())))
         out[c] = part.column()
-    pa.default_memory_pool().release_unused()  # the blocks' memory back to the system
     return {c: out[c] for c in order}
 
 

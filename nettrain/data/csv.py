@@ -31,7 +31,8 @@ from nettrain.data.columns import MISSING
 # bytes of the file parsed at a time (one record batch): arrow's parse of a block takes up to
 # some 30 times its size for a wide table (MNIST's 785 columns), so the read holds that, never
 # the whole file's; arrow's own default, in which a row must fit, as before (docs/csv.md)
-READ = 1 << 20
+READ = 1 << 18
+LINES = 16  # a block holds at least this many first lines: every row must fit in one
 
 
 def named_read_errors(read):
@@ -68,6 +69,7 @@ class Table:
             raise UserError(self.path, f"cannot read the file: {exc}") from None
         if not first.strip():
             raise UserError(self.path, "the file is empty (or its first line is blank)")
+        self.line = len(first.encode())  # bytes of the first line, for the block size
         if delimiter == "auto":
             counts = {d: first.count(d) for d in (",", "\t", ";")}
             delimiter = "\t" if name.endswith(".tsv") else max(counts, key=counts.get)
@@ -158,7 +160,10 @@ class Table:
         return f"column {c} ('{self.first[c]}')" if self.header else f"column {c}"
 
     def _options(self, include, types, block=None):
+        """pyarrow's options; a block is at least LINES first lines long (a table of 40,000
+        columns has rows of some 300 KB)."""
         gz = "gzip" if self.path.endswith(".gz") else None
+        block = block and max(block, LINES * self.line)
         read = pacsv.ReadOptions(
             column_names=[str(c) for c in range(self.ncols)],
             skip_rows=1 if self.header else 0,
