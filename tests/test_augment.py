@@ -1,5 +1,6 @@
-"""data.augment: the Numba gather against a numpy reference, seeded draws (same step, same views;
-another step, other views), training-only, and an interrupted augmented run resumed exactly."""
+"""data.augment: the Numba gather against a numpy reference, the bilinear turn and zoom worked by
+hand, seeded draws (same step, same views; another step, other views), training-only, and an
+interrupted augmented run resumed exactly."""
 
 import numpy as np
 import pytest
@@ -7,7 +8,7 @@ from helpers import interrupt_and_resume, net_arrays
 
 from nettrain.core.errors import UserError
 from nettrain.data import Dataset
-from nettrain.data.augment import Augment, _gather, crop_view
+from nettrain.data.augment import Augment, _gather, _warp, crop_view
 from nettrain.training.fit import fit
 from nettrain.training.prepare import prepare
 
@@ -33,6 +34,38 @@ def test_gather_matches_the_numpy_reference(dtype):
     out = np.empty((5, 2, 4, 3), dtype)
     _gather(x, rows, top, left, flip, out)
     np.testing.assert_array_equal(out, reference_gather(x, rows, top, left, flip, 4, 3))
+
+
+def warp(x, rows, top, left, flip, angle, zoom, shape):
+    out = np.empty((len(rows), x.shape[1], *shape), x.dtype)
+    whole = x.dtype == np.uint8
+    bounds = (0.0, 255.0) if whole else (-np.inf, np.inf)
+    args = (np.asarray(top), np.asarray(left), np.asarray(flip), np.asarray(angle, float))
+    _warp(x, np.asarray(rows, np.int64), *args, np.asarray(zoom, float), whole, *bounds, out)
+    return out
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_warp_without_turn_or_zoom_is_the_gather(dtype):
+    rng = np.random.default_rng(2)
+    x = rng.integers(0, 256, (6, 2, 9, 7)).astype(dtype)
+    rows, top, left = [5, 0, 3, 3], [1, -2, 0, 4], [0, 2, -1, -6]
+    flip = [True, False, True, False]
+    out = warp(x, rows, top, left, flip, [0] * 4, [1] * 4, (6, 7))
+    np.testing.assert_array_equal(out, reference_gather(x, rows, top, left, flip, 6, 7))
+
+
+def test_warp_turns_and_zooms_about_the_centre_bilinearly():
+    x = np.random.default_rng(3).random((2, 1, 5, 5))
+    quarter = warp(x, [1, 0], [0, 0], [0, 0], [False, True], [np.pi / 2] * 2, [1, 1], (5, 5))
+    np.testing.assert_allclose(quarter[0], np.rot90(x[1], -1, axes=(1, 2)), atol=1e-12)
+    np.testing.assert_allclose(quarter[1], np.rot90(x[0], -1, axes=(1, 2))[:, :, ::-1], atol=1e-12)
+    # zoom 2 on a 3x3 image: corner (0, 0) of the view lies at (0.5, 0.5), between four pixels
+    img = np.array([[[[0, 100, 7], [200, 40, 9], [1, 2, 3]]]], np.uint8)
+    out = warp(img, [0], [0], [0], [False], [0.0], [2.0], (3, 3))
+    assert out[0, 0, 0, 0] == 85  # (0 + 100 + 200 + 40) / 4
+    assert out[0, 0, 1, 1] == 40  # the centre stays
+    assert out[0, 0, 2, 2] == 14  # (40 + 9 + 2 + 3) / 4 = 13.5, rounded half up
 
 
 def images(n=8, shape=(1, 6, 6)):
@@ -65,8 +98,25 @@ def test_flips_mirror_about_half_the_samples():
     assert np.all(flipped | same) and 70 < flipped.sum() < 130
 
 
+def test_turns_and_zooms_are_drawn_after_the_other_draws_and_split_by_rank():
+    ds = images(6, (1, 6, 6))
+    ds.x[:] = np.random.default_rng(5).random(ds.x.shape) * 255  # no rounding in the compare
+    ds = Dataset(ds.x.astype(np.float64), ds.y, "mem")
+    idx = np.arange(6)
+    shifted = Augment(2, True, None).apply(ds, idx, np.random.default_rng([1, 6, 3]))
+    barely = Augment(2, True, None, rotate=1e-9, scale=1e-9)
+    turned = barely.apply(ds, idx, np.random.default_rng([1, 6, 3]))
+    np.testing.assert_allclose(turned, shifted, atol=1e-6)  # the same shifts and flips
+    wide = Augment(0, False, None, rotate=30, scale=0.2)
+    whole = wide.apply(ds, idx, np.random.default_rng(9))
+    share = wide.apply(ds, idx[2:5], np.random.default_rng(9), part=(2, 5, 6))
+    np.testing.assert_array_equal(share, whole[2:5])  # a rank's share: the whole batch's draws
+    assert not np.allclose(whole, ds.x)
+
+
 def test_crop_windows_train_randomly_and_evaluate_centrally():
-    spec = {"translate": 0, "flip": False, "crop": {"size": [4, 4], "padding": 1}}
+    spec = {"translate": 0, "flip": False, "rotate": 0, "scale": 0}
+    spec["crop"] = {"size": [4, 4], "padding": 1}
     ds = crop_view(spec, images(), "data.augment.crop.size")
     assert ds.sample_shape == (1, 4, 4)
     np.testing.assert_array_equal(ds.raw(np.arange(8)), ds.x[:, :, 1:5, 1:5])
@@ -120,8 +170,11 @@ def make(tmp_path, make_config):
     return make
 
 
-def test_augmented_run_interrupted_and_resumed_is_bit_identical(make, tmp_path, monkeypatch):
-    cfg, src = make()
+@pytest.mark.parametrize("augment", [None, "{translate: 1, rotate: 15, scale: 0.1}"])
+def test_augmented_run_interrupted_and_resumed_is_bit_identical(
+    make, tmp_path, monkeypatch, augment
+):
+    cfg, src = make(augment) if augment else make()
     full = fit(cfg, src, folder=tmp_path / "full").rows
     plain_cfg, plain_src = make("{}")
     plain = fit(plain_cfg, plain_src, folder=tmp_path / "plain").rows
@@ -152,5 +205,7 @@ def test_augment_needs_images(make):
         prepare(cfg, src)
     with pytest.raises(UserError, match="cfg.yaml:7: data.augment.translate: expected an int"):
         make("{translate: -1}")
-    with pytest.raises(UserError, match="unknown key 'rotate'"):
-        make("{rotate: 10}")
+    with pytest.raises(UserError, match="unknown key 'rotation'.*did you mean 'rotate'"):
+        make("{rotation: 10}")
+    with pytest.raises(UserError, match=r"augment.scale: expected a number in \[0, 1\), got 1.0"):
+        make("{scale: 1}")

@@ -26,9 +26,12 @@ REPO = Path(__file__).resolve().parent.parent
 # + BLAS for all three passes.
 # Recorded from the code before plan.py existed (commit 1e29493, where the choice was spread over
 # layer.py, direct.py and wgrad.py): each layer was run with every kernel replaced by a stub that
-# logged its name and output channels, and its _chunk() read. Since then: 'packed' rows run the
-# whole batch packed into one run (packed.py; plan.py's PACKED_SAVING has the measurements):
-# 'same' layers of small images, before in one run a sample (tiles and direct kernels) or im2col.
+# logged its name and output channels, and its _chunk() read. Strided layers went through im2col
+# then; "phases K" rows (the direct kernels K on phase planes, phases.py) are plan.py's PHASES,
+# measured: the seed-softmax and cifar-resnet rows changed with it, the rows after 1x28x28 f64
+# were added with it. "packed K" rows run the whole batch packed into one run (packed.py; its
+# choose() has the measurements): 'same' layers of small images, before one run a sample or
+# im2col.
 TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile4x48:8 | direct1:1 | wgrad4:8 | 53                     # mnist-lenet
 8x14x14 16@5x5 s1 p2 f32   | packed tile4x48:16 | packed tile4x48:8 | packed wgrad4:16 | 26  # mnist-lenet
@@ -37,7 +40,7 @@ TABLE = """
 16x14x14 32@3x3 s1 p1 f32  | packed tile4x48:32 | packed tile4x48:16 | packed wgrad4:32 | 37  # mnist-bn-cnn
 32x14x14 32@3x3 s1 p1 f32  | packed tile4x48:32 | packed tile4x48:32 | packed wgrad4:32 | 18  # mnist-bn-cnn
 32x7x7 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:32 | packed wgrad4:64 | 74  # mnist-bn-cnn
-1x28x28 8@5x5 s2 p0 f32    | im2col | im2col | im2col | 291                      # seed-softmax-*
+1x28x28 8@5x5 s2 p0 f32    | phases tile4x48:8 | phases direct1:1 | phases wgrad4:8 | 291  # seed-softmax-*
 8x12x12 16@3x3 s2 p0 f32   | im2col | im2col | im2col | 582                      # seed-softmax-*
 3x32x32 32@3x3 s1 p1 f32   | tile4x48:32 | direct2:2 direct1:1 | wgrad4:32 | 37       # cifar, cifar-bn
 32x32x32 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 3                    # cifar, cifar-bn
@@ -48,7 +51,7 @@ TABLE = """
 32x7x7 64@1x1 s1 p0 f32    | im2col | im2col | im2col | 668                      # mnist-resnet
 3x32x32 16@3x3 s1 p1 f32   | tile4x48:16 | direct2:2 direct1:1 | wgrad4:16 | 37  # cifar-resnet (by plan.py)
 16x32x32 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 7           # cifar-resnet
-16x32x32 32@3x3 s2 p1 f32  | im2col | im2col | im2col | 28                       # cifar-resnet
+16x32x32 32@3x3 s2 p1 f32  | phases tile4x48:32 | phases tile4x48:16 | phases wgrad4:32 | 28  # cifar-resnet
 32x16x16 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 14          # cifar-resnet
 16x32x32 32@1x1 s2 p0 f32  | im2col | im2col | im2col | 256                      # cifar-resnet
 32x16x16 64@1x1 s2 p0 f32  | im2col | im2col | im2col | 512                      # cifar-resnet
@@ -76,7 +79,13 @@ TABLE = """
 3x9x9 4@3x3 s1x2 p0 f32    | im2col | im2col | im2col | 1387
 3x9x9 4@3x3 s2x1 p0 f32    | im2col | im2col | im2col | 1387
 32x16x16 64@3x3 s2 p1 f32  | im2col | im2col | im2col | 56
-1x28x28 8@5x5 s2 p0 f64    | im2col | im2col | im2col | 145
+1x28x28 8@5x5 s2 p0 f64    | phases tile4x48:8 | phases direct1:1 | phases wgrad4:8 | 145
+5x21x19 7@3x3 s2 p1 f64    | phases tile4x48:4 direct2:2 direct1:1 | phases tile4x48:4 direct1:1 | phases wgrad4:4 wgrad2:2 wgrad1:1 | 105
+6x26x23 9@5x5 s3 p2 f32    | phases tile4x48:8 direct1:1 | phases tile4x48:4 direct2:2 | phases wgrad4:8 wgrad1:1 | 97
+3x17x30 5@3x3 s1x2 p1 f32  | phases tile4x48:4 direct1:1 | phases direct2:2 direct1:1 | phases wgrad4:4 wgrad1:1 | 152
+4x40x40 8@4x4 s2 p1 f32    | phases tile4x48:8 | phases tile4x48:4 | phases wgrad4:8 | 40
+32x32x32 32@5x5 s2 p2 f32  | phases tile4x48:32 | phases tile4x48:32 | phases wgrad4:32 | 5
+16x33x33 32@3x3 s3 p1 f32  | im2col | im2col | im2col | 60
 7x10x12 10@3x5 s1 p1x2 f32 | packed tile4x48:10 | packed tile4x48:7 | packed wgrad4:8 wgrad2:2 | 83
 128x4x4 256@1x1 s1 p0 f32  | im2col | im2col | im2col | 512
 """  # noqa: E501
@@ -107,32 +116,34 @@ def parse(line: str):
 ROWS = [parse(line) for line in TABLE.strip().splitlines()]
 
 
-def steps_text(p, packed=False) -> str:
-    """A pass's steps as in TABLE, checking that they cover its channels in order from 0;
-    'packed ' before them where the plan packs the batch."""
+def steps_text(p, plan=None) -> str:
+    """A pass's steps as in TABLE, checking that they cover its channels in order from 0; with
+    'phases ' or 'packed ' before them where the ``plan`` says so."""
     if not p.steps:
         return "im2col"
     assert [s.start for s in p.steps] == [0] + [s.stop for s in p.steps[:-1]]
-    return "packed " * packed + " ".join(f"{s.kernel}:{s.stop - s.start}" for s in p.steps)
+    prefix = "phases " if plan and plan.phases else "packed " if plan and plan.packed else ""
+    return prefix + " ".join(f"{s.kernel}:{s.stop - s.start}" for s in p.steps)
 
 
 @pytest.mark.parametrize("key, expected", ROWS)
 def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
     p = plan(*key, unit=vectors.AVX512)
     passes = [p.forward, p.input_grad, p.weight_grad]
-    assert ([steps_text(q, p.packed) for q in passes], p.chunk) == expected
+    assert ([steps_text(q, p) for q in passes], p.chunk) == expected
     assert p.direct == (expected[0][0] != "im2col")
+    assert p.phases == expected[0][0].startswith("phases")
     names = [q.kernel for q in passes]
     if p.direct:
-        assert names == ["+".join(s.kernel for s in q.steps) for q in passes]
+        prefix = "phases:" if p.phases else ""
+        assert names == [prefix + "+".join(s.kernel for s in q.steps) for q in passes]
     else:
         assert names == ["im2col+BLAS", "BLAS+col2im", "BLAS"]
     assert all(q.reason for q in passes)
 
 
 # The same layers planned for AVX2 (16 vector registers): 3x32 tiles where the run holds 32
-# columns, the direct kernels for the filters left over and elsewhere; packed runs only where 3x32
-# tiles waste more (fewer layers than 4x48), not instead of im2col; the weight gradient and
+# columns, the direct kernels for the filters left over and elsewhere; the weight gradient and
 # im2col do not depend on the unit.
 AVX2_TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile3x32:6 direct2:2 | direct1:1 | wgrad4:8 | 53
@@ -144,6 +155,8 @@ AVX2_TABLE = """
 64x8x8 63@3x3 s1 p1 f32    | packed tile3x32:63 | packed tile3x32:64 | packed wgrad4:60 wgrad2:2 wgrad1:1 | 28
 5x6x6 11@3x3 s1 p1 f32     | packed tile3x32:11 | packed tile3x32:5 | packed wgrad4:8 wgrad2:2 wgrad1:1 | 647
 32x7x7 64@3x3 s1 p1 f32    | im2col | im2col | im2col | 74
+16x32x32 32@3x3 s2 p1 f32  | phases tile3x32:30 direct2:2 | phases tile3x32:15 direct1:1 | phases wgrad4:32 | 28
+4x40x40 8@4x4 s2 p1 f32    | phases tile3x32:6 direct2:2 | phases tile3x32:3 direct1:1 | phases wgrad4:8 | 40
 """  # noqa: E501
 
 
@@ -151,7 +164,7 @@ AVX2_TABLE = """
 def test_plan_picks_the_avx2_tiles_for_avx2(key, expected):
     p = plan(*key, unit=vectors.AVX2)
     passes = (p.forward, p.input_grad, p.weight_grad)
-    assert ([steps_text(q, p.packed) for q in passes], p.chunk) == expected
+    assert ([steps_text(q, p) for q in passes], p.chunk) == expected
     assert "AVX2" in p.forward.reason or not p.direct
 
 
@@ -244,7 +257,8 @@ def test_the_layer_runs_what_its_plan_says(key, expected, monkeypatch):
             return [(s.kernel, s.start, s.stop) for s in q.steps]
 
         assert trained == evaluated == logged(p.forward)
-        assert calls == logged(p.weight_grad) + logged(p.input_grad)
+        phases = len(list(layer.phases._spans())) if p.phases else 1  # an input gradient each
+        assert calls == logged(p.weight_grad) + logged(p.input_grad) * phases
     else:
         assert trained == [("im2col", N)]
         assert evaluated == [("im2col", p.chunk), ("im2col", 1)]
@@ -279,7 +293,7 @@ def test_bench_prints_each_conv2d_layers_plan(tmp_path):
         r"input grad +\S+ +the packed dy convolved; tiles for all 4",
         r"weight grad +wgrad4 ",
         r"  2  conv2d 4@3x3 s2 p0 .*%",
-        r"forward +im2col\+BLAS +stride 2x2: the direct kernels take stride 1 only",
+        r"forward +im2col\+BLAS +stride 2x2, its phase planes' run 11 < 48: im2col",
         r"input grad +BLAS\+col2im ",
         r"weight grad +BLAS ",
         r"  3  dense 3 .*%",

@@ -391,6 +391,13 @@ TABLE = {
         h=1e-5,
         draw=lambda r: (chw(r, 1, 4), {}),
     ),
+    "add+relu": Entry(
+        [(((5,), (5,)), {}), (((2, 3, 3), (2, 3, 3), (2, 3, 3)), {})],
+        then(add, "relu"),
+        fused="relu",
+        h=1e-5,
+        draw=lambda r: (((s := chw(r)), s), {}),
+    ),
     "dense+tanh": Entry(
         DENSE_CASES, then(dense, "tanh"), fused="tanh", draw=lambda r: (vector(r), dict(units=3))
     ),

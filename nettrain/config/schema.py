@@ -51,7 +51,8 @@ DATA = {
     "labelled data in the forms of train; selects best.npz",
     "preprocess": "scale, standardize or minmax of the inputs, fitted on the training split: a "
     "name or a mapping",
-    "augment": "random views of the training images (translate, crop, flip): a mapping",
+    "augment": "random views of the training images (translate, crop, flip, rotate, scale): a "
+    "mapping",
 }
 MODEL = {
     "input": Opt(
@@ -220,7 +221,7 @@ def _data(value, src):
 
 
 def _augment(value, src, path):
-    """data.augment: translate, flip, and a crop mapping."""
+    """data.augment: translate, flip, rotate, scale, and a crop mapping."""
     augment = check_mapping(value, AUGMENT, src, path, nested=("crop",))
     crop = value.get("crop")
     augment["crop"] = None if crop is None else check_mapping(crop, CROP, src, (*path, "crop"))

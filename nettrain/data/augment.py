@@ -8,12 +8,18 @@ Samples are (C, H, W). For each sample of a training batch, independently:
   h x w window at a uniform random position (``size`` defaults to the image's, so that
   ``{padding: 4}`` is the usual pad-and-crop); outside training (test and validation sets,
   predict) every image is cut to its central h x w window;
-- ``flip: true`` mirrors it left to right with probability 1/2.
+- ``flip: true`` mirrors it left to right with probability 1/2;
+- ``rotate: r`` turns it about its centre by an angle drawn uniformly from -r..r degrees, and
+  ``scale: s`` zooms it by a factor drawn uniformly from 1 - s..1 + s (torchvision's
+  ``RandomAffine(degrees, scale)``, Keras' ``RandomRotation``/``RandomZoom``); the view is then
+  sampled bilinearly (uint8 pixels rounded to the nearest), with 0 outside the image.
 
 Only the training batches of ``fit`` are augmented. The draws of step s come from stream
 ``[seed, 6, s]`` (``nettrain.core.streams.augment_rng``), so a resumed run draws the same views as
 one never interrupted, with no generator state to save. The view is gathered from the stored samples
-(uint8 pixels stay uint8) by one Numba kernel, before the conversion to the run's dtype.
+(uint8 pixels stay uint8) by one Numba kernel, before the conversion to the run's dtype; the draws
+of rotate and scale come after the others, so adding them leaves a config's other draws as they
+were.
 """
 
 from __future__ import annotations
@@ -34,6 +40,21 @@ AUGMENT = {
         doc="shift by dy, dx drawn uniformly from -k..k pixels; pixels shifted in are 0",
     ),
     "flip": Opt("bool", False, doc="mirror left-right with probability 1/2"),
+    "rotate": Opt(
+        "float",
+        0.0,
+        min=0,
+        max=180,
+        doc="turn about the centre by an angle drawn uniformly from -r..r degrees (bilinear)",
+    ),
+    "scale": Opt(
+        "float",
+        0.0,
+        min=0,
+        max=1,
+        exclusive_max=True,
+        doc="zoom by a factor drawn uniformly from 1 - s..1 + s (bilinear)",
+    ),
 }
 CROP = {
     "size": Opt(
@@ -53,11 +74,14 @@ CROP = {
 
 @dataclass
 class Augment:
-    """A resolved ``data.augment``: translate k, flip, and the crop window (h, w, padding)."""
+    """A resolved ``data.augment``: translate k, flip, the crop window (h, w, padding), and the
+    largest rotation (degrees) and zoom (fraction)."""
 
     translate: int
     flip: bool
     crop: tuple | None  # (h, w, padding)
+    rotate: float = 0.0
+    scale: float = 0.0
 
     @classmethod
     def from_config(cls, spec: dict | None, input_shape, where: str) -> Augment | None:
@@ -66,11 +90,11 @@ class Augment:
         if not spec:
             return None
         crop = spec["crop"]
-        aug = cls(spec["translate"], spec["flip"], None)
+        aug = cls(spec["translate"], spec["flip"], None, spec["rotate"], spec["scale"])
         if crop is not None:
             h, w = crop["size"] or input_shape[1:]
             aug.crop = (h, w, crop["padding"])
-        if not (aug.translate or aug.flip or aug.crop):
+        if not (aug.translate or aug.flip or aug.crop or aug.rotate or aug.scale):
             return None
         if len(input_shape) != 3:
             raise UserError(
@@ -104,7 +128,17 @@ class Augment:
         flip = rng.random(n) < 0.5 if self.flip else np.zeros(n, np.bool_)
         top, left, flip = top[lo:hi], left[lo:hi], flip[lo:hi]
         out = np.empty((len(rows), C, h, w), ds.x.dtype)
-        _gather(ds.x, rows.astype(np.int64), top, left, flip, out)
+        if not (self.rotate or self.scale):
+            _gather(ds.x, rows.astype(np.int64), top, left, flip, out)
+            return out
+        angle = (
+            np.radians(rng.uniform(-self.rotate, self.rotate, n)) if self.rotate else np.zeros(n)
+        )
+        zoom = rng.uniform(1 - self.scale, 1 + self.scale, n) if self.scale else np.ones(n)
+        whole = np.issubdtype(out.dtype, np.integer)
+        bounds = np.iinfo(out.dtype) if whole else np.finfo(out.dtype)
+        turn = (angle[lo:hi], zoom[lo:hi], whole, float(bounds.min), float(bounds.max))
+        _warp(ds.x, rows.astype(np.int64), top, left, flip, *turn, out)
         return out
 
 
@@ -142,3 +176,41 @@ def _gather(x, rows, top, left, flip, out):
                         out[i, c, u, v] = x[r, c, sy, sx]
                     else:
                         out[i, c, u, v] = 0
+
+
+@njit(cache=True)
+def _warp(x, rows, top, left, flip, angle, zoom, whole, lo, hi, out):
+    """_gather's window, turned by angle[i] (radians, counter-clockwise on screen) and zoomed by
+    zoom[i] about its centre: out[i, c, u, v] is x[rows[i], c] sampled bilinearly at
+
+        (sy, sx) = centre + R(-angle) (u - cu, v' - cv) / zoom
+
+    with centre = (top + cu, left + cv), (cu, cv) the window's centre ((h - 1) / 2, (w - 1) / 2)
+    and v' as in _gather; pixels outside the image count as 0. ``whole`` (integer pixels): each
+    value is rounded to the nearest and kept within lo..hi. With angle 0 and zoom 1 it is _gather
+    exactly."""
+    n, C, h, w = out.shape
+    H, W = x.shape[2], x.shape[3]
+    cu, cv = (h - 1) / 2, (w - 1) / 2
+    for i in range(n):
+        r = rows[i]
+        cos, sin = np.cos(angle[i]) / zoom[i], np.sin(angle[i]) / zoom[i]
+        for u in range(h):
+            for v in range(w):
+                du, dv = u - cu, (w - 1 - v if flip[i] else v) - cv
+                sy = top[i] + cu + cos * du - sin * dv
+                sx = left[i] + cv + sin * du + cos * dv
+                y0, x0 = int(np.floor(sy)), int(np.floor(sx))
+                fy, fx = sy - y0, sx - x0
+                for c in range(C):
+                    total = 0.0
+                    for dy in range(2):
+                        for dx in range(2):
+                            yy, xx = y0 + dy, x0 + dx
+                            if 0 <= yy < H and 0 <= xx < W:
+                                wy = fy if dy else 1 - fy
+                                wx = fx if dx else 1 - fx
+                                total += wy * wx * x[r, c, yy, xx]
+                    if whole:
+                        total = min(max(np.floor(total + 0.5), lo), hi)
+                    out[i, c, u, v] = total

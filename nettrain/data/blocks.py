@@ -1,17 +1,19 @@
 """Reading a table's columns with pyarrow into compact, typed numpy columns.
 
-Arrow parses a CSV on several threads straight into the narrow types chosen from a first small
-block: a number feature into float32 (uint8 where that block holds only integers in 0..255, as
-pixels do: the values are the same, the memory a quarter), a text feature into dictionary codes
-(int32) with its values; a label column as arrow reads it. Each chunk is then turned into the
-column's form:
+Arrow parses a CSV block by block (csv.py's READ bytes at a time) straight into the narrow
+types chosen from a first small block: a number feature into float32 (uint8 where that block
+holds only integers in 0..255, as pixels do: the values are the same, the memory a quarter), a
+text feature into dictionary codes (int32) with its values; a label column as arrow reads it.
+Each block's columns are copied into their final numpy arrays (allocated once for the file's
+line count; grown for a .gz file) and the block is dropped, so that arrow never holds the whole
+file (a .parquet file comes the same way, in batches of rows). The final forms:
 
 - ``number``: float32 with NaN for a missing field, or uint8 (never missing);
 - ``category``: int32 codes into the column's vocabulary (its values in order of first
   appearance), -1 for a missing field;
 - ``label``: numbers as float64 with NaN, or text (object array, None where missing).
 
-A type that a later chunk does not fit (300 after uint8 pixels, 1.5 after integers, a word after
+A type that a later block does not fit (300 after uint8 pixels, 1.5 after integers, a word after
 numbers) is widened and the file read again: uint8 to float32, numbers to text. A column arrow
 reads as neither numbers nor text (true/false, dates) is read as text. Missing-field tokens are
 ``columns.MISSING``, as text in a .parquet file or a DataFrame too.
@@ -27,6 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from nettrain.data.columns import MISSING
+from nettrain.runtime.memory import trim_freed_memory
 
 BLOCK = 1 << 18  # bytes of the first block, from which a CSV's column types are chosen
 TEXT = pa.dictionary(pa.int32(), pa.string())
@@ -35,12 +38,14 @@ TEXT = pa.dictionary(pa.int32(), pa.string())
 @dataclass
 class RawColumn:
     """One column as read: ``kind`` number | category | label; ``values`` (N,); ``vocab`` the
-    category values (codes index it); ``text`` whether the field was text."""
+    category values (codes index it); ``text`` whether the field was text; ``block`` (the
+    (N, K) array, the column's index in it) where ``values`` is a column of one."""
 
     kind: str
     values: np.ndarray
     vocab: list | None = None
     text: bool = False
+    block: tuple | None = None
 
 
 class ConversionError(Exception):
@@ -74,14 +79,23 @@ def narrow(t, first=None, label: bool = False):
     return pa.float32() if is_number_type(t) else TEXT
 
 
-def read_columns(read, wanted: dict[int, str], types: dict, forced: dict[int, str]) -> dict:
-    """{col: RawColumn} of the columns ``wanted`` ({col: 'feature' | 'label'}).
+def read_columns(read, wanted: dict[int, str], types: dict, forced: dict[int, str],
+                 rows: int | None = None) -> dict:  # fmt: skip
+    """{col: RawColumn} of the columns ``wanted`` ({col: 'feature' | 'label'}); ``rows``: at
+    least as many as the table's rows, if known (each column's array is then allocated once).
 
-    ``read(cols, types)`` gives a pyarrow Table of columns ``cols`` named by their index, in
-    ``types`` {col: arrow type}; ``types`` the chosen ones, ``forced`` {col:
+    ``read(cols, types)`` gives the record batches (an iterable) of columns ``cols`` named by
+    their index, in ``types`` {col: arrow type}; ``types`` the chosen ones, ``forced`` {col:
     'number' | 'category'} the columns whose type is settled (by ``columns:`` or a trained
     encoding): one of them that will not read as numbers is a ConversionError."""
-    types = dict(types)
+    try:
+        return _read_typed(read, wanted, dict(types), forced, rows)
+    finally:  # the blocks' memory back to the system: the training steps will not reuse it
+        pa.default_memory_pool().release_unused()
+        trim_freed_memory()
+
+
+def _read_typed(read, wanted, types, forced, rows):
     for c, kind in forced.items():
         if kind == "category":
             types[c] = TEXT
@@ -89,7 +103,7 @@ def read_columns(read, wanted: dict[int, str], types: dict, forced: dict[int, st
             types[c] = pa.float32()
     while True:
         try:
-            return _read_once(read, wanted, types)
+            return _read_once(read, wanted, types, rows)
         except _Retry as retry:
             if forced.get(retry.col) == "number" and retry.to == TEXT:
                 raise ConversionError(retry.col) from None
@@ -105,9 +119,29 @@ class _Retry(Exception):
 _COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
 
 
-def _read_once(read, wanted: dict, types: dict) -> dict:
+def _read_once(read, wanted: dict, types: dict, rows: int | None) -> dict:
+    """One pass over the file, a batch (a block of it) at a time: each batch's columns are
+    copied into their final arrays and the batch dropped, so that arrow never holds the whole
+    file. Number features of one type are copied together (_Block), the others one by one."""
+    order = list(wanted)
+    at = {c: i for i, c in enumerate(order)}  # a column's place in a batch
+    blocks = [_Block(cols, [at[c] for c in cols], kind, rows)
+              for kind, cols in _plain(wanted, types).items()]  # fmt: skip
+    together = {c for b in blocks for c in b.cols}
+    alone = {c: _Filling(role, rows) for c, role in wanted.items() if c not in together}
+    schema = None
     try:
-        table = read(list(wanted), types)
+        for batch in read(order, types):
+            if schema is None or not batch.schema.equals(schema):  # true/false, dates: as text
+                schema = batch.schema
+                for c, f in zip(order, schema, strict=True):
+                    if not is_number_type(f.type) and not is_text(f.type):
+                        raise _Retry(c, TEXT if wanted[c] == "feature" else pa.string())
+            for block in blocks:
+                block.add(batch)
+            for c, part in alone.items():
+                part.add(batch.column(at[c]))
+            del batch
     except pa.ArrowInvalid as exc:
         match = _COLUMN.search(str(exc))
         if match is None or int(match.group(1)) not in wanted:
@@ -118,41 +152,129 @@ def _read_once(read, wanted: dict, types: dict) -> dict:
         else:
             to = pa.float32() if was.startswith(("uint8", "int", "null")) else TEXT
         raise _Retry(col, to) from None
-    for c in wanted:  # neither numbers nor text (true/false, dates): read as text
-        t = table.schema.field(str(c)).type
-        if not is_number_type(t) and not is_text(t):
-            raise _Retry(c, TEXT if wanted[c] == "feature" else pa.string())
     out = {}
-    for c, role in wanted.items():  # each column's arrow memory freed once it is converted
-        chunks = table.column(str(c))
-        table = table.remove_column(table.schema.get_field_index(str(c)))
-        out[c] = _column(chunks, role)
-        del chunks
-    pa.default_memory_pool().release_unused()
-    return out
+    for block in blocks:
+        out.update(block.columns())
+    for c, part in alone.items():
+        if part.type is None:  # no rows: the column as the type it was to be read in
+            part.add(pa.array([], type=types.get(c, pa.null())))
+        out[c] = part.column()
+    return {c: out[c] for c in order}
 
 
-def _column(chunks, role: str) -> RawColumn:
-    """One column (a pyarrow ChunkedArray) in its compact form (module docstring)."""
-    if role == "label":
-        if is_text(chunks.type):
-            text = pc.cast(chunks, pa.string()).to_numpy(zero_copy_only=False)
-            return RawColumn("label", text.astype(object), text=True)
-        return RawColumn("label", chunks.to_numpy().astype(np.float64, copy=False))
-    if is_text(chunks.type):
-        vocab: dict = {}
-        parts = [_codes(arr, vocab) for arr in chunks.chunks]
-        names = [None] * len(vocab)
-        for name, code in vocab.items():
-            names[code] = name
-        codes = np.concatenate(parts) if parts else np.empty(0, np.int32)
-        return RawColumn("category", codes, names, text=True)
-    if pa.types.is_null(chunks.type):
-        return RawColumn("number", np.full(len(chunks), np.nan, np.float32))
-    if chunks.null_count:  # NaN for a missing field (arrow's own conversion of nulls is slow)
-        chunks = pc.fill_null(pc.cast(chunks, pa.float32()), np.float32(np.nan))
-    v = chunks.to_numpy()
-    return RawColumn("number", v if v.dtype == np.uint8 else v.astype(np.float32, copy=False))
+def _plain(wanted: dict, types: dict) -> dict:
+    """{numpy type: the number features read in it}: uint8 (never missing) and float32."""
+    kinds: dict = {}
+    for c, role in wanted.items():
+        t = types.get(c)
+        if role == "feature" and t in (pa.uint8(), pa.float32()):
+            kinds.setdefault(np.uint8 if t == pa.uint8() else np.float32, []).append(c)
+    return kinds
+
+
+class _Block:
+    """Number feature columns ``cols`` of one numpy type (at ``idx`` in a batch) filled
+    together into one (rows, columns) array, each batch's columns copied in at once: the
+    layout of the encoded features, which a table of pixels then is as it stands
+    (Encoding.encode). ``rows``: room for as many (None: grown as needed)."""
+
+    def __init__(self, cols: list, idx: list, kind, rows: int | None):
+        self.cols, self.idx, self.kind = cols, idx, kind
+        self.values, self.n = np.empty((rows or 1024, len(cols)), kind), 0
+
+    def add(self, batch) -> None:
+        if not batch.num_rows:
+            return
+        part = batch.select(self.idx)
+        v = _matrix(part, self.kind == np.float32)
+        if v is None:  # a missing field in a uint8 column: read again in float32 (NaN)
+            col = next(c for c, a in zip(self.cols, part.columns, strict=True) if a.null_count)
+            raise _Retry(col, pa.float32())
+        end = self.n + len(v)
+        if end > len(self.values):  # more rows than foreseen (a .gz file): half as many more
+            grown = np.empty((max(end, len(self.values) * 3 // 2), len(self.cols)), self.kind)
+            grown[: self.n] = self.values[: self.n]
+            self.values = grown
+        self.values[self.n : end] = v
+        self.n = end
+
+    def columns(self) -> dict:
+        values = self.values[: self.n]
+        if len(self.values) - self.n > self.n // 8:  # far fewer rows than room: trimmed
+            values = values.copy()
+        self.values = None
+        return {c: RawColumn("number", values[:, i], block=(values, i))
+                for i, c in enumerate(self.cols)}  # fmt: skip
+
+
+def _matrix(part, missing: bool) -> np.ndarray | None:
+    """(rows, columns) of a batch's number columns of one type, NaN for a missing field where
+    ``missing`` (float32), None where a field is missing and may not be (uint8)."""
+    if hasattr(part, "to_tensor"):  # pyarrow 16 and later: every column in one copy
+        try:
+            return np.asarray(part.to_tensor(null_to_nan=missing, row_major=False))
+        except pa.ArrowTypeError:
+            return None
+    if not missing and any(a.null_count for a in part.columns):
+        return None
+    return np.stack([_filling(a).to_numpy() for a in part.columns], axis=1)
+
+
+def _filling(arr):
+    """A number column's array with NaN for a missing field (arrow's own conversion of nulls
+    to numpy is slow)."""
+    if arr.null_count:
+        return pc.fill_null(pc.cast(arr, pa.float32()), np.float32(np.nan))
+    return arr
+
+
+class _Filling:
+    """One column filled batch by batch into its final numpy array (its compact form, module
+    docstring), with room for ``rows`` (None: grown as needed); a category column's codes index
+    one vocabulary grown batch by batch."""
+
+    def __init__(self, role: str, rows: int | None):
+        self.role, self.rows, self.type, self.vocab = role, rows, None, {}
+        self.values, self.n = None, 0
+
+    def add(self, arr) -> None:
+        self.type = arr.type
+        v = self._numpy(arr)
+        end = self.n + len(v)
+        if self.values is None:
+            self.values = np.empty(max(self.rows or 0, len(v)), v.dtype)
+        if end > len(self.values):  # more rows than foreseen (a .gz file): half as many more
+            grown = np.empty(max(end, len(self.values) * 3 // 2), v.dtype)
+            grown[: self.n] = self.values[: self.n]
+            self.values = grown
+        self.values[self.n : end] = v
+        self.n = end
+
+    def _numpy(self, arr) -> np.ndarray:
+        if self.role == "label":
+            if is_text(arr.type):
+                return pc.cast(arr, pa.string()).to_numpy(zero_copy_only=False).astype(object)
+            return arr.to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+        if is_text(arr.type):
+            return _codes(arr, self.vocab)
+        if pa.types.is_null(arr.type):
+            return np.full(len(arr), np.nan, np.float32)
+        v = _filling(arr).to_numpy()
+        return v if v.dtype == np.uint8 else v.astype(np.float32, copy=False)
+
+    def column(self) -> RawColumn:
+        values = self.values[: self.n]
+        if len(self.values) - self.n > self.n // 8:  # far fewer rows than room: trimmed
+            values = values.copy()
+        self.values = None
+        if self.role == "label":
+            return RawColumn("label", values, text=is_text(self.type))
+        if is_text(self.type):
+            names = [None] * len(self.vocab)
+            for name, code in self.vocab.items():
+                names[code] = name
+            return RawColumn("category", values, names, text=True)
+        return RawColumn("number", values)
 
 
 def _codes(arr, vocab: dict) -> np.ndarray:

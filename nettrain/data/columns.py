@@ -25,7 +25,7 @@ MISSING = ("", "NA", "N/A", "NaN", "nan", "null", "None", "?")
 TYPES = ("number", "category", "ignore")
 MANY = 100  # a category column with more values than this gets a note (an id, free text)
 SHOWN_MISSING = "(missing)"
-BUFFER = 1 << 24  # bytes of features encoded at a time (a block of rows)
+BUFFER = 1 << 22  # bytes of features encoded at a time (a block of rows)
 
 
 @dataclass
@@ -155,6 +155,9 @@ class Encoding:
         float32."""
         cols = [(raw[c], col) for c, col in zip(order, self.columns, strict=True)
                 if col.type != "ignore"]  # fmt: skip
+        whole = _as_read(cols)
+        if whole is not None:  # pixels: the columns as read are the features
+            return whole, {}
         small = all(r.values.dtype == np.uint8 for r, col in cols if col.type == "number")
         x = np.empty((n, self.width), np.uint8 if small else np.float32)
         lookups = [_lookup(col, r.vocab) for r, col in cols]
@@ -187,6 +190,20 @@ class Encoding:
                 j += col.width
             x[rows] = b.T
         return x, unseen
+
+
+def _as_read(cols: list) -> np.ndarray | None:
+    """The (N, K) uint8 array the raw columns were read into (blocks.py) where it is already
+    the encoding: every feature a number column without an indicator, in the array's order."""
+    block = cols[0][0].block if cols else None
+    if block is None or block[0].dtype != np.uint8 or block[0].shape[1] != len(cols):
+        return None
+    for i, (r, col) in enumerate(cols):
+        if r.block is None or r.block[0] is not block[0] or r.block[1] != i:
+            return None  # (a file's columns are read in the encoding's order: a safeguard)
+        if col.type != "number" or col.indicator:
+            return None
+    return block[0]
 
 
 def _lookup(col: Column, vocab) -> np.ndarray | None:

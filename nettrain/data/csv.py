@@ -28,6 +28,12 @@ from nettrain.core.errors import UserError
 from nettrain.data.blocks import BLOCK, narrow
 from nettrain.data.columns import MISSING
 
+# bytes of the file parsed at a time (one record batch): arrow's parse of a block takes up to
+# some 30 times its size for a wide table (MNIST's 785 columns), so the read holds that, never
+# the whole file's; arrow's own default, in which a row must fit, as before (docs/csv.md)
+READ = 1 << 18
+LINES = 16  # a block holds at least this many first lines: every row must fit in one
+
 
 def named_read_errors(read):
     """A damaged file met past its first line (a truncated or corrupt .gz, a field arrow cannot
@@ -63,6 +69,7 @@ class Table:
             raise UserError(self.path, f"cannot read the file: {exc}") from None
         if not first.strip():
             raise UserError(self.path, "the file is empty (or its first line is blank)")
+        self.line = len(first.encode())  # bytes of the first line, for the block size
         if delimiter == "auto":
             counts = {d: first.count(d) for d in (",", "\t", ";")}
             delimiter = "\t" if name.endswith(".tsv") else max(counts, key=counts.get)
@@ -153,7 +160,10 @@ class Table:
         return f"column {c} ('{self.first[c]}')" if self.header else f"column {c}"
 
     def _options(self, include, types, block=None):
+        """pyarrow's options; a block is at least LINES first lines long (a table of 40,000
+        columns has rows of some 300 KB)."""
         gz = "gzip" if self.path.endswith(".gz") else None
+        block = block and max(block, LINES * self.line)
         read = pacsv.ReadOptions(
             column_names=[str(c) for c in range(self.ncols)],
             skip_rows=1 if self.header else 0,
@@ -184,11 +194,21 @@ class Table:
         }
 
     def read(self, include: list[int], types: dict):
-        """A pyarrow Table of the body's columns ``include``, named by their index, in
-        ``types``: parsed on several threads."""
-        stream, read, parse, convert = self._options(include, types)
-        return pacsv.read_csv(stream, read_options=read, parse_options=parse,
+        """The record batches of the body's columns ``include``, named by their index, in
+        ``types``: one block of READ bytes of the file parsed at a time."""
+        stream, read, parse, convert = self._options(include, types, READ)
+        return pacsv.open_csv(stream, read_options=read, parse_options=parse,
                               convert_options=convert)  # fmt: skip
+
+    def rows(self) -> int | None:
+        """At least as many as the body's rows: the file's lines (None for a .gz file)."""
+        if self.path.endswith(".gz"):
+            return None
+        lines = 1
+        with open(self.path, "rb") as f:
+            while block := f.read(READ):
+                lines += block.count(b"\n")
+        return lines
 
     def place(self, row: int, c: int) -> tuple[int, str]:
         """(1-based file line, field) of data row ``row`` (blank lines skipped), column c."""

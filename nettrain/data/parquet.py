@@ -94,19 +94,16 @@ class ParquetTable:
         return {c: narrow(self.schema.field(c).type, label=c in labels) for c in cols}
 
     def read(self, include: list[int], types: dict):
-        """A pyarrow Table of columns ``include``, named by their index, cast to ``types``."""
-        batches = list(self._batches(include, types))
-        if batches:
-            return pa.Table.from_batches(batches)
-        fields = [pa.field(str(c), types.get(c, self.schema.field(c).type)) for c in include]
-        return pa.schema(fields).empty_table()
-
-    def _batches(self, include, types):
+        """The record batches of columns ``include`` (ROWS rows each), named by their index,
+        cast to ``types``."""
         names = [self.first[c] for c in include]
         for batch in self.iter_batches(names):
             arrays = [_cast(arr, types.get(c), c) for c, arr in zip(include, batch.columns,
                                                                     strict=True)]  # fmt: skip
             yield pa.RecordBatch.from_arrays(arrays, names=[str(c) for c in include])
+
+    def rows(self) -> int:
+        return self.frame.num_rows if self.frame is not None else self.file.metadata.num_rows
 
     def column(self, c: int):
         if self.frame is not None:

@@ -182,7 +182,8 @@ def _read(table, wanted: dict, forced: dict) -> dict:
     """The raw columns, after checking number columns hold finite numbers."""
     try:
         labels = [c for c, role in wanted.items() if role == "label"]
-        raw = read_columns(table.read, wanted, table.sniff(list(wanted), labels), forced)
+        types = table.sniff(list(wanted), labels)
+        raw = read_columns(table.read, wanted, types, forced, table.rows())
     except ConversionError as exc:
         raise table.first_bad_value([exc.col]) or UserError(table.path, "cannot read") from None
     except UserError:

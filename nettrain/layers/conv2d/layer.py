@@ -18,9 +18,9 @@ has the measurements behind every choice) when the layer is built; ``self.plan``
   4 filters x 48 columns on AVX-512, 3 x 32 on AVX2) where the output rows hold a tile, the
   filters left over (and small images) in direct.py's kernels of eight, two and one filters;
   the input gradient is itself such a convolution, of the padded output gradient, run the same
-  way; the weight gradient goes four, two or one filters a pass
-  (wgrad.py), in the same pass over dy that pads it for the input gradient. 'Same' layers of
-  small images run all three over the batch packed into one run (packed.py).
+  way; the weight gradient goes four, two or one filters a pass (wgrad.py), in the same pass
+  over dy that pads it for the input gradient. Strided layers (kernel larger than the stride)
+  run them on phase planes (phases.py), small 'same' layers on the batch packed (packed.py).
 - other strides, and stride 1 with many filters on small images: the whole batch lowered to one
   BLAS matrix product through im2col (lowered.py); the weight gradient is one more product with
   the kept matrix, the input gradient a product scattered back by col2im.
@@ -40,7 +40,7 @@ import numpy as np
 from nettrain.core.options import Opt
 from nettrain.layers import initializers
 from nettrain.layers.base import ACTIVATION_NAMES, ANY, Layer, ShapeError
-from nettrain.layers.conv2d import direct, lowered, packed, wgrad, winograd
+from nettrain.layers.conv2d import direct, lowered, packed, phases, wgrad, winograd
 from nettrain.layers.conv2d.plan import plan
 from nettrain.layers.relu import Relu
 
@@ -134,7 +134,10 @@ class Conv2d(Layer):
         self.k, self.s, self.p = self.geometry()
         self.plan = plan(self.in_shape, self.out_shape[0], self.k, self.s, self.p, self.dtype)
         self.direct = self.plan.direct
-        if self.direct:  # where each tap starts in a padded sample, and in a padded gradient
+        if self.plan.phases:  # strided: where each tap starts in a sample's phase planes
+            self.phases = phases.Layout(self.in_shape, self.k, self.s, self.p)
+            self.offsets = self.phases.offsets()
+        elif self.direct:  # where each tap starts in a padded sample, and in a padded gradient
             (C, H, W), F, (kh, kw), (ph, pw) = self.in_shape, self.out_shape[0], self.k, self.p
             self.offsets = direct.tap_offsets(C, H + 2 * ph, W + 2 * pw, kh, kw)
             self.dx_offsets = direct.tap_offsets(F, H + kh - 1, W + kw - 1, kh, kw)
@@ -149,8 +152,8 @@ class Conv2d(Layer):
             self.params["bias"][...] = 0
 
     def forward(self, x, train=True):
-        """saved: (the padded input (direct) or the im2col matrix (strided), y when relu is
-        fused in, else None)."""
+        """saved: (the padded input or its phase planes (direct), the im2col matrix, or
+        Winograd's transformed input; y when relu is fused in, else None)."""
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         if self.plan.winograd:
@@ -158,11 +161,13 @@ class Conv2d(Layer):
             return y, ((kept, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.plan.packed:  # the whole batch as one run (packed.py)
-            steps = self.plan.forward.steps
-            kept = packed.forward(x, self._weight_matrix(), bias, relu, self.p, steps, y,
-                                  self.dtype)  # fmt: skip
+            kept = packed.forward(x, self._weight_matrix(), bias, relu, self.p, self.plan, y)
         elif self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
-            xp = self._padded(x, tail=wgrad.LANES)
+            if self.plan.phases:  # kept storage: a saved points into it until the next forward
+                planes = self._buffer("phases", (N, self.phases.size() + wgrad.LANES))
+                xp = self.phases.split(x, planes)
+            else:
+                xp = self._padded(x, tail=wgrad.LANES)
             kp = self.plan
             direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
                                 OH, OW, kp.pitch, kp.run, y, kp.forward.steps)  # fmt: skip
@@ -186,29 +191,24 @@ class Conv2d(Layer):
         if not self.direct:
             return self._backward_lowered(kept, y, relu, dy, need_dx)
         (N, F), (_, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p
-        Wm, groups = self._weight_matrix(), min(N, wgrad.GROUPS)
-        if self.plan.packed:
-            groups = packed.groups(N, H, W, ph, pw)
-        dWg = self._buffer("dWg", (groups, *Wm.shape))
-        dbg = self._buffer("dbg", (groups, F))
-        if self.plan.packed:
-            dx = packed.backward(kept, self.params["weight"], dy, y, relu, self.p, self.plan,
-                                 dWg, dbg, need_dx, self._buffer)  # fmt: skip
-            np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
-            if "bias" in self.params:
-                np.sum(dbg, axis=0, out=self.grads["bias"])
-            return dx
-        # the input gradient is a stride-1 convolution of dy (masked), padded by kh - 1 - ph
-        # rows and kw - 1 - pw columns on each side: written by the weight-gradient pass
-        Hd, Wd = H + kh - 1, W + kw - 1
-        dpad = self._buffer("dpad", (N, F, Hd, Wd) if need_dx else (N, 0, 1, 1))
-        kp = self.plan
-        wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, kp.pitch, kp.run, dWg, dbg,
-                               kh - 1 - ph, kw - 1 - pw, dpad, kp.weight_grad.steps)  # fmt: skip
+        Wm, kp = self._weight_matrix(), self.plan
+        groups = packed.groups(N, H, W, ph, pw) if kp.packed else min(N, wgrad.GROUPS)
+        dWg, dbg = self._buffer("dWg", (groups, *Wm.shape)), self._buffer("dbg", (groups, F))
+        # dx: a stride-1 convolution of dy (masked) padded kh - 1 - ph rows, kw - 1 - pw columns
+        Hd, Wd, top, left = H + kh - 1, W + kw - 1, kh - 1 - ph, kw - 1 - pw
+        if kp.phases:  # dy padded for the phases' correlations (phases.py)
+            Hd, Wd, top, left = self.phases.Hd, self.phases.Wd, self.phases.top, self.phases.left
+        if kp.packed:  # both gradients over the packed batch (packed.py)
+            dx = packed.backward(self, kept, dy, y, relu, dWg, dbg, need_dx)
+        else:
+            dpad = self._buffer("dpad", (N, F, Hd, Wd) if need_dx else (N, 0, 1, 1))
+            wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, kp.pitch, kp.run, dWg, dbg,
+                                   top, left, dpad, kp.weight_grad.steps)  # fmt: skip
+            dx = self._input_grad_direct(dpad) if need_dx else None
         np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
             np.sum(dbg, axis=0, out=self.grads["bias"])
-        return self._input_grad_direct(dpad) if need_dx else None
+        return dx
 
     def _input_grad_direct(self, dpad):
         """dx as a stride-1 convolution of dpad (the masked dy, padded), with the weight flipped
@@ -216,6 +216,8 @@ class Conv2d(Layer):
         dx[n, c, h, w] = sum_{f,i,j} weight[f, c, kh-1-i, kw-1-j] * dpad[n, f, h+i, w+j].
         Each output is summed in place, unlike scattering dy back window by window."""
         N, (C, H, W), kp = len(dpad), self.in_shape, self.plan
+        if kp.phases:  # one such convolution a phase plane (phases.py)
+            return self.phases.input_grad(dpad, self.params["weight"], kp.input_grad, self._buffer)
         flipped = self.params["weight"][:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
         dx = np.empty((N, C, H, W), dtype=self.dtype)
         direct.conv_forward(dpad.reshape(N, -1), np.ascontiguousarray(flipped).reshape(C, -1),

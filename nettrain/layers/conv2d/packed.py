@@ -27,6 +27,32 @@ import numpy as np
 
 from nettrain.layers.conv2d import direct, tile, wgrad
 
+# plan() asks choose() (the plan's measured rule for the packed layout; here for plan.py's size):
+# 'same' stride-1 layers of 3x3 kernels or more go packed where it saves PACKED_SAVING of the
+# wide columns of one run a sample, or instead of im2col (``lowered``; AVX-512 only: compiled for
+# Haswell the 3x32 tiles lost to an AVX-512 BLAS, 64->64 on 7x7 5.39/7.69 -> 4.46/9.94 ms), and a
+# batch of one fills a tile. 1 thread, Zen 4, best of 30 interleaved, ms forward/backward (more in
+# docs/speed.md): 64->64 on 7x7, im2col 4.41/7.22 -> 3.31/6.45; 64->64 on 8x8 11.17/18.28 ->
+# 8.06/16.08; 32->32 on 14x14 (240 -> 225 columns a sample) 3.08/6.99 -> 3.39/6.22; not 16->16 on
+# 28x28 (864 -> 841) 3.46/6.65 -> 3.87/6.61; 1x1 kernels slower (0.30/0.48 -> 0.40/0.73).
+PACKED_SAVING = 1.05
+
+
+def choose(in_shape, F, kernel, padding, run, tile_name, lowered) -> str | None:
+    """Why a stride-1 conv2d over (C, H, W) with F filters goes packed, or None: its one-sample
+    ``run``, the tile kernel it would use, and whether it would otherwise go to im2col."""
+    (C, H, W), (kh, kw), (ph, pw) = in_shape, kernel, padding
+    if not fits(kernel, (1, 1), padding) or kh * kw < 9:
+        return None
+    rows, Q = tile.shape(tile_name)
+    alone, together = -(-run // Q) * Q, (H + ph) * (W + pw)  # wide columns a sample computes
+    if (H - 1) * (W + pw) + W < Q or min(C, F) < rows:
+        return None  # a batch of one must fill a tile, and the channels a tile's filters
+    if not lowered and alone < PACKED_SAVING * together:
+        return None
+    why = f"'same' stride 1: the batch packed, {together} wide columns a sample"
+    return why + (f" ({F} filters: not im2col)" if lowered else f" against {alone} alone")
+
 
 def fits(kernel, stride, padding) -> bool:
     """Whether a conv2d of this (kh, kw) kernel, stride and padding can run packed: stride 1
@@ -104,10 +130,10 @@ def _chunk(run: int, columns: int) -> int:
     return columns * max(1, -(-tiles // (4 * numba.get_num_threads())))
 
 
-def forward(x, Wm, bias, relu, padding, steps, y, dtype):
+def forward(x, Wm, bias, relu, padding, plan, y):
     """Conv2d's forward pass over the packed batch: x (N, C, H, W), Wm (F, T) -> y (N, F, H, W);
     returns the packed input (what the weight gradient reads)."""
-    (N, C, H, W), (ph, pw) = x.shape, padding
+    (N, C, H, W), (ph, pw), steps, dtype = x.shape, padding, plan.forward.steps, y.dtype
     p = Packing(N, H, W, ph, pw)
     xq = p.pack(x, dtype, tail=pw + wgrad.LANES)
     chunk = _chunk(p.run, tile.shape(steps[0].kernel)[1])
@@ -116,12 +142,13 @@ def forward(x, Wm, bias, relu, padding, steps, y, dtype):
     return xq
 
 
-def backward(xq, weight, dy, y, relu, padding, plan, dWg, dbg, need_dx, buffer):
-    """Conv2d's weight and bias gradients (per group, into dWg, dbg) and its input gradient
-    (returned, or None without ``need_dx``) from the packed input xq and dy (N, F, H, W); the
-    masked dy is packed as x was (plus a zero row) and convolved with the flipped weight.
-    ``buffer(name, shape)`` gives kept memory."""
-    (N, F, H, W), (ph, pw), C = dy.shape, padding, weight.shape[1]
+def backward(layer, xq, dy, y, relu, dWg, dbg, need_dx):
+    """A conv2d ``layer``'s weight and bias gradients (per group, into dWg, dbg) and its input
+    gradient (returned, or None without ``need_dx``) from the packed input xq and dy (N, F, H,
+    W); the masked dy is packed as x was (plus a zero row) and convolved with the flipped
+    weight, in the layer's kept memory."""
+    weight, plan, buffer = layer.params["weight"], layer.plan, layer._buffer
+    (N, F, H, W), (ph, pw), C = dy.shape, layer.p, weight.shape[1]
     p = Packing(N, H, W, ph, pw)
     dpad = buffer("dpad", (1, F, p.rows + 1, p.pitch) if need_dx else (1, 0, 1, 1))
     wgrad.conv_weight_grad(xq, p.offsets(C), dy, y, relu, p.pitch, p.sample_run, dWg, dbg, ph,

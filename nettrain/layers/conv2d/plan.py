@@ -1,46 +1,39 @@
 """Which kernels a conv2d layer runs: ``plan()``, decided once per layer shape and vector unit,
-and the measured reasons for every choice beside the constants that make it.
-
-A pass (forward, input gradient, weight gradient) runs either
+and the measured reasons for every choice beside the constants that make it. A pass (forward,
+input gradient, weight gradient) runs either
 
 - the direct stride-1 kernels (direct.py, tile.py, wgrad.py): no im2col matrix, one sample per
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
-  tiles whose shape fits the vector unit the kernels are compiled for (TILES: 4 filters x 48
-  columns on AVX-512, 3 x 32 on AVX2; runtime/vectors.py's unit() says which), and what the
-  tiles leave in the direct kernels of eight, two and one filters a pass (direct.py); the weight
-  gradient four, two or one filters a pass (wgrad.py). 'Same' layers of small images run them
-  over the batch packed into one run (packed.py, PACKED_SAVING). A ``Step`` names the kernel
-  that computes a block of output channels; or
-- im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for strides other
-  than 1 and for many filters on small images; or
+  tiles sized for the vector unit the kernels are compiled for (TILES; runtime/vectors.py's
+  unit() says which), what the tiles leave in the direct kernels of eight, two and one filters
+  (direct.py); the weight gradient four, two or one filters a pass (wgrad.py). A ``Step`` names
+  the kernel that computes a block of output channels. Strided layers run them too, on phase
+  planes (phases.py), where PHASES says; small 'same' layers on the packed batch (packed.py); or
+- im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for the other
+  strided layers and for many filters on small images; or
 - Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers, all three passes: only where
-  NETTRAIN_CONV=winograd asks for it, as it measured slower than the tiles on every layer tried
-  (WINOGRAD_FASTER); NETTRAIN_CONV=no-winograd rules it out.
+  NETTRAIN_CONV=winograd asks for it (WINOGRAD_FASTER); NETTRAIN_CONV=no-winograd rules it out.
 
-The layer (layer.py) calls ``plan()`` when it is built and runs the steps it names; the kernel
-modules choose nothing. ``nettrain bench`` prints each conv2d layer's plan, and each reason
-names the vector unit and the tile it chose.
-
-Not chosen here: a tile's shape, compiled into its own kernel in tile.py (see there why), and
-the weight gradient's LANES and GROUPS (wgrad.py), which set how it sums.
+The layer (layer.py) runs the steps that ``plan()`` names, and ``nettrain bench`` prints them
+with their reasons. A tile's shape is compiled into its kernel in tile.py (Numba's disk cache
+keeps a global's value from compile time); wgrad.py's LANES and GROUPS set how it sums.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from nettrain.layers.conv2d import packed, tile
+from nettrain.layers.conv2d import packed, phases, tile
 from nettrain.runtime import vectors
 
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
 # im2col product is large enough for BLAS to win, and the direct kernels' runs are short.
 # Measured (forward + backward, 2 threads): 64 filters on 4x4 and 128 on 8x8 images ran 1.3-2.5x
-# faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct. Other strides
-# always go through im2col: the direct kernels read each tap as one contiguous run of the input,
-# which only stride 1 gives.
+# faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct. Strides:
+# PHASES.
 DIRECT_MAX_FILTERS = 64  # fewer filters: direct, whatever the image size
 DIRECT_MIN_RUN = 128  # more: direct only from a run (``Plan.run``) of this many wide columns
 
@@ -104,14 +97,9 @@ WGRAD_WIDEST = 4
 # Measured against the register tiles and the direct weight gradient, forward + backward, on the
 # CIFAR layers (docs/speed.md has the figures, AVX-512 and AVX2): 1.3-3.8x slower everywhere,
 # so nowhere by default; its float32 error is about the tiles' (y 1.7-3.1e-7 of max |y|).
-CONV_MODES = ("auto", "winograd", "no-winograd")
+CONV_MODES = ("auto", "winograd", "no-winograd", "phases")  # phases: every strided layer (PHASES)
 WINOGRAD_FASTER = False
 WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
-
-# 'Same' stride-1 layers of 3x3 kernels or more go packed (packed.py) where it saves this share
-# of the wide columns of one run a sample, or instead of im2col on AVX-512 (docs/speed.md: AVX2
-# lost there). ms fwd/bwd, 1 thread, Zen 4: 64->64 on 7x7, im2col 4.41/7.22 -> 3.31/6.45.
-PACKED_SAVING = 1.05
 
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
 # gradient): a chunk of samples whose matrix stays in cache between its two passes, and predict
@@ -119,12 +107,24 @@ PACKED_SAVING = 1.05
 # once: its matrix is kept for the weight gradient.
 CHUNK_BYTES = 4 << 20
 
+# PHASES: a strided layer runs the direct kernels on phase planes (phases.py: the input split
+# space-to-depth; stride 1 on the planes, no multiplication wasted) where its kernel is larger
+# than its stride on both axes and the planes' run holds a tile and is not one that stride 1
+# sends to im2col (DIRECT_MAX_FILTERS); elsewhere im2col + BLAS. Measured (one thread, Zen 4,
+# float32, best of 25 interleaved in one process, a busy machine), ms forward + backward (the
+# weight gradient), im2col -> phases: cifar-resnet's 16 -> 32 3x3 s2 on 32x32, batch 128,
+# 21.9+27.1 (7.2) -> 7.4+25.2 (5.2); 32 -> 32 5x5 s2, 35.2+39.1 -> 15.3+30.5; 1 -> 8 5x5 s2 on
+# 28x28, 0.33+0.64 -> 0.18+0.53. Slower: 32 -> 64 3x3 s2 on 16x16 (run 71), 8.3+12.1 (4.6) ->
+# 6.3+14.8 (7.1); 64 -> 128 on 8x8, 5.8+8.5 -> 20.2+40.6; 8 -> 16 on 12x12, 0.19+0.30 -> 0.30+0.71;
+# 1x1 s2 16 -> 32, 2.1+2.8 -> 2.3+3.1; 3x3 s3, 2.7+4.0 -> 2.6+5.2. Compiled for Haswell (BLAS
+# still AVX-512), the 16 -> 32: 12-14+16-17 -> 9.5+20-23, about even: phases there too.
+PHASES_WHY = "forward 3x faster than im2col on cifar-resnet's 16->32 3x3 s2, backward 1.1x"
+
 
 @dataclass(frozen=True)
 class Step:
-    """``kernel`` computes channels start .. stop - 1 of a pass: 'tile4x48', 'tile3x32'
-    (tile.FORWARD); 'direct8', 'direct2', 'direct1' (direct.FORWARD); 'wgrad4', 'wgrad2',
-    'wgrad1' (wgrad.GRAD)."""
+    """``kernel`` computes output channels start .. stop - 1 of a pass: 'tile4x48', 'tile3x32'
+    (tile.FORWARD), 'direct8', 'direct2', 'direct1' (direct.FORWARD), 'wgrad4', ... (wgrad.GRAD)."""
 
     kernel: str
     start: int
@@ -142,11 +142,12 @@ class Pass:
 
 @dataclass(frozen=True)
 class Plan:
-    """What a conv2d layer runs. ``direct``: the stride-1 kernels, else im2col + BLAS. The direct
-    kernels' output rows are as wide as the padded input (its width, ``pitch``), and a pass
-    computes the ``run`` = OH*pitch - (kw - 1) outputs that stay inside it; the input gradient
-    likewise with ``dx_pitch`` and ``dx_run``. ``chunk``: samples per im2col matrix where it is
-    not kept (evaluation, the input gradient)."""
+    """What a conv2d layer runs. ``direct``: the direct kernels (on phase planes, phases.py, where
+    ``phases``), else im2col + BLAS. The direct kernels' output rows are as wide as the padded
+    input (its width, ``pitch``; a phase plane's), and a pass computes the ``run`` = OH*pitch -
+    (kw - 1) outputs that stay inside it; the input gradient likewise with ``dx_pitch`` and
+    ``dx_run``. ``chunk``: samples per im2col matrix where it is not kept (evaluation, the
+    input gradient)."""
 
     direct: bool
     forward: Pass
@@ -158,14 +159,12 @@ class Plan:
     dx_run: int
     chunk: int
     winograd: bool = False
+    phases: bool = False
     packed: bool = False
 
     def passes(self) -> tuple[tuple[str, Pass], ...]:
-        return (
-            ("forward", self.forward),
-            ("input grad", self.input_grad),
-            ("weight grad", self.weight_grad),
-        )
+        names = ("forward", "input grad", "weight grad")
+        return tuple(zip(names, (self.forward, self.input_grad, self.weight_grad), strict=True))
 
     def lines(self, input_grad: bool = True) -> list[str]:
         """One line a pass: its name, its kernels and why; without ``input_grad`` (a first layer,
@@ -213,25 +212,6 @@ def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
     return Pass("+".join(s.kernel for s in steps), why, tuple(steps))
 
 
-def _weight_grad(F: int, how: str) -> Pass:
-    """The weight gradient: WGRAD_WIDEST filters, then pairs, then one, and ``how``."""
-    steps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
-    why = f"{WGRAD_WIDEST} filters x 4 taps a pass"
-    why = why if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
-    why += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
-    return Pass("+".join(s.kernel for s in steps), why + how, steps)
-
-
-def _packed(C: int, F: int, alone: int, together: int, lowered: bool, unit: str, sizes) -> Plan:
-    """A packed layer's plan (packed.py): tiles for all channels."""
-    name, tile_why = TILES[unit]
-    why = f"'same' stride 1: the batch packed, {together} wide columns a sample"
-    why += f" ({F} filters: not im2col)" if lowered else f" against {alone} alone"
-    forward = Pass(name, f"{why}; tiles for all {F} ({tile_why})", (Step(name, 0, F),))
-    dx = Pass(name, f"the packed dy convolved; tiles for all {C}", (Step(name, 0, C),))
-    return Plan(True, forward, dx, _weight_grad(F, "; samples a run"), packed=True, **sizes)
-
-
 def plan(
     in_shape, filters: int, kernel, stride, padding, dtype, unit: str | None = None,
     conv: str | None = None,
@@ -246,11 +226,9 @@ def plan(
         raise ValueError(f"NETTRAIN_CONV must be one of {', '.join(CONV_MODES)}, got {conv!r}")
     (C, H, W), F, (kh, kw), (sh, sw), (ph, pw) = in_shape, filters, kernel, stride, padding
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
-    pitch = W + 2 * pw
-    run = OH * pitch - (kw - 1)
     # the input gradient convolves dy padded by kh - 1 - ph rows and kw - 1 - pw columns a side
-    dx_pitch = W + kw - 1
-    dx_run = H * dx_pitch - (kw - 1)
+    pitch, dx_pitch = W + 2 * pw, W + kw - 1
+    run, dx_run = OH * pitch - (kw - 1), H * dx_pitch - (kw - 1)
     chunk = max(1, CHUNK_BYTES // (C * kh * kw * OH * OW * np.dtype(dtype).itemsize))
     sizes = dict(pitch=pitch, run=run, dx_pitch=dx_pitch, dx_run=dx_run, chunk=chunk)
     winograd = (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and max(ph, pw) <= 2
@@ -264,37 +242,59 @@ def plan(
             winograd=True,
             **sizes,
         )
-    lowered = F >= DIRECT_MAX_FILTERS and run < DIRECT_MIN_RUN
-    if packed.fits((kh, kw), (sh, sw), (ph, pw)) and kh * kw >= 9:
-        Q = tile.shape(TILES[unit][0])[1]  # wide columns of a sample alone, packed; a batch
-        alone, together = -(-run // Q) * Q, (H + ph) * (W + pw)  # of one must fill tiles
-        instead = lowered and unit == vectors.AVX512  # of im2col: for AVX2 it measured slower
-        fill = (H - 1) * (W + pw) + W >= Q and min(C, F) >= tile.shape(TILES[unit][0])[0]
-        if fill and (instead or alone >= PACKED_SAVING * together):
-            return _packed(C, F, alone, together, instead, unit, sizes)
-    if (sh, sw) != (1, 1) or lowered:
-        if (sh, sw) != (1, 1):
-            why = f"stride {sh}x{sw}: the direct kernels take stride 1 only"
+    strided, many = (sh, sw) != (1, 1), F >= DIRECT_MAX_FILTERS
+    if strided:
+        lay = phases.Layout(in_shape, kernel, stride, padding)
+        columns = tile.shape(TILES[unit][0])[1]
+        short = f"< {columns}" if lay.run < columns else f"< {DIRECT_MIN_RUN} for {F} filters"
+        if conv != "phases" and (kh <= sh or kw <= sw):
+            im2col_why = f"kernel {kh}x{kw} no larger than the stride (one tap a filter a phase)"
+        elif conv != "phases" and (lay.run < columns or (many and lay.run < DIRECT_MIN_RUN)):
+            im2col_why = f"its phase planes' run {lay.run} {short}"
+        else:
+            why = f"stride {sh}x{sw}: {lay.count} phase planes a channel, stride 1 "
+            why += "(NETTRAIN_CONV=phases)" if conv == "phases" else f"({PHASES_WHY})"
+            sizes.update(pitch=lay.pitch, run=lay.run, dx_pitch=lay.dx_pitch, dx_run=lay.dx_run)
+            dx_why = f"{lay.count} phases, each the padded dy by its sub-kernel"
+            return _direct(C, F, sizes, why, dx_why, unit, phased=True)
+    if not strided:  # instead of im2col only on AVX-512: for AVX2 it measured slower
+        lowered = many and run < DIRECT_MIN_RUN and unit == vectors.AVX512
+        if why := packed.choose(in_shape, F, kernel, padding, run, TILES[unit][0], lowered):
+            return _direct(C, F, sizes, why, "the packed dy convolved", unit, packing=True)
+    if strided or (many and run < DIRECT_MIN_RUN):
+        if strided:
+            why = f"stride {sh}x{sw}, {im2col_why}: im2col"
         else:
             why = f"{F} filters >= {DIRECT_MAX_FILTERS} on a run of {run} < {DIRECT_MIN_RUN}"
+        why += f"; training: the whole batch, evaluation: {chunk} samples a product"
         return Plan(
             direct=False,
-            forward=Pass(
-                "im2col+BLAS",
-                f"{why}; training: the whole batch, evaluation: {chunk} samples a product",
-            ),
+            forward=Pass("im2col+BLAS", why),
             input_grad=Pass("BLAS+col2im", f"weight.T @ dY, scattered {chunk} samples at a time"),
             weight_grad=Pass("BLAS", "dY @ cols.T, the forward pass's im2col matrix"),
             **sizes,
         )
-    if F < DIRECT_MAX_FILTERS:
-        why = f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters: direct"
-    else:
-        why = f"stride 1, run {run} >= {DIRECT_MIN_RUN}: direct"
-    return Plan(
-        direct=True,
-        forward=_convolution(F, run, "filter", why, unit),
-        input_grad=_convolution(C, dx_run, "channel", "the padded dy convolved", unit),
-        weight_grad=_weight_grad(F, ""),
-        **sizes,
-    )
+    why = (f"stride 1, run {run} >= {DIRECT_MIN_RUN}" if many
+           else f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters") + ": direct"  # fmt: skip
+    return _direct(C, F, sizes, why, "the padded dy convolved", unit)
+
+
+def _direct(C, F, sizes, why, dx_why, unit, phased=False, packing=False) -> Plan:
+    """The direct kernels over ``sizes``' runs: stride 1, on phase planes (``phased``) or on the
+    packed batch (``packing``: tiles for all channels)."""
+    wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
+    wwhy = f"{WGRAD_WIDEST} filters x 4 taps a pass"
+    wwhy = wwhy if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
+    wwhy += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
+    passes = [
+        _convolution(F, sizes["run"], "filter", why, unit),
+        _convolution(C, sizes["dx_run"], "channel", dx_why, unit),
+        Pass("+".join(s.kernel for s in wsteps), wwhy, wsteps),
+    ]
+    if phased:
+        passes = [replace(p, kernel=f"phases:{p.kernel}") for p in passes]
+    if packing:
+        name, tile_why = TILES[unit]
+        passes[:2] = [Pass(name, f"{why}; tiles for all {n} ({tile_why})", (Step(name, 0, n),))
+                      for n, why in ((F, why), (C, dx_why))]  # fmt: skip
+    return Plan(True, *passes, phases=phased, packed=packing, **sizes)
