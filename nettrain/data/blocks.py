@@ -116,7 +116,7 @@ class _Retry(Exception):
         self.col, self.to = col, to
 
 
-_COLUMN = re.compile(r"In CSV column #(\d+): CSV conversion error to (\w+)")
+_COLUMN = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
 
 
 def _read_once(read, wanted: dict, types: dict, rows: int | None) -> dict:
