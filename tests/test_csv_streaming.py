@@ -218,11 +218,12 @@ def test_rows_longer_than_a_block_are_read(tmp_path):
     np.testing.assert_array_equal(ds.y, [0, 1, 1])
 
 
-def test_a_late_wider_value_is_read_again_with_arrow_on_one_thread(tmp_path):
+def test_a_late_wider_value_is_read_again_with_arrow_on_one_thread(tmp_path, monkeypatch):
     """On one CPU arrow names the row in its conversion error ('Row #42: '); the column is still
     widened and read again, as with several."""
     path = tmp_path / "late.csv"
     path.write_text("y,a\n" + "".join(f"{i % 2},{i}\n" for i in range(40)) + "1,1.5\n")
+    monkeypatch.setattr(csv_module, "BLOCK", SMALL)  # types from the first rows: uint8
     cpus = pa.cpu_count()
     pa.set_cpu_count(1)
     try:
