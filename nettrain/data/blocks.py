@@ -210,14 +210,10 @@ class _Block:
 def _matrix(part, missing: bool) -> np.ndarray | None:
     """(rows, columns) of a batch's number columns of one type, NaN for a missing field where
     ``missing`` (float32), None where a field is missing and may not be (uint8)."""
-    if hasattr(part, "to_tensor"):  # pyarrow 16 and later: every column in one copy
-        try:
-            return np.asarray(part.to_tensor(null_to_nan=missing, row_major=False))
-        except pa.ArrowTypeError:
-            return None
-    if not missing and any(a.null_count for a in part.columns):
+    try:  # every column in one copy (pyarrow 16 and later)
+        return np.asarray(part.to_tensor(null_to_nan=missing, row_major=False))
+    except pa.ArrowTypeError:
         return None
-    return np.stack([_filling(a).to_numpy() for a in part.columns], axis=1)
 
 
 def _filling(arr):
