@@ -30,7 +30,7 @@ from nettrain.data.columns import MISSING
 
 # bytes of the file parsed at a time (one record batch): arrow's parse of a block takes up to
 # some 30 times its size for a wide table (MNIST's 785 columns), so the read holds that, never
-# the whole file's; arrow's own default, in which a row must fit, as before (docs/csv.md)
+# the whole file's (docs/csv.md: 256 KB against 1 MB)
 READ = 1 << 18
 LINES = 16  # a block holds at least this many first lines: every row must fit in one
 
