@@ -101,7 +101,7 @@ class Table:
                     self.header = True
                     return [names.index(name)], "found by its name"
         row = self.first_data_row()
-        text = [c for c, field in enumerate(row) if field.strip() and not _is_number(field)]
+        text = [c for c, field in enumerate(row) if field.strip() and not is_number(field)]
         if len(text) == 1:  # class names (iris's 'species'): the one column a feature cannot be
             return text, "the only column holding text"
         return [0], "the first column (no column is named " + ", ".join(LABEL_NAMES) + ")"
@@ -150,8 +150,8 @@ class Table:
         if self.header != "auto":
             return
         second = self.second_row()
-        text = [not _is_number(f) for f in self.first]
-        below = [bool(second) and _is_number(second[c]) for c in range(self.ncols)]
+        text = [not is_number(f) for f in self.first]
+        below = [bool(second) and is_number(second[c]) for c in range(self.ncols)]
         self.header = any(text[c] and below[c] for c in features) or all(
             t and f.strip() not in MISSING for t, f in zip(text, self.first, strict=True)
         )
@@ -240,7 +240,7 @@ class Table:
                         f"line {number} has {len(row)} columns, the first has {self.ncols}",
                     )
                 for c in cols:
-                    if not _is_number(row[c]) and row[c].strip() not in MISSING:
+                    if not is_number(row[c]) and row[c].strip() not in MISSING:
                         return UserError(
                             self.path,
                             f"line {number}, {self.column_name(c)}: '{row[c]}' is not a number",
@@ -248,7 +248,8 @@ class Table:
         return None
 
 
-def _is_number(text: str) -> bool:
+def is_number(text: str) -> bool:
+    """Whether a field's text reads as a number."""
     try:
         float(text)
     except ValueError:

@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 from nettrain.core.errors import UserError
 from nettrain.data.blocks import ConversionError, is_number_type, is_text, narrow
 from nettrain.data.columns import MISSING
-from nettrain.data.csv import LABEL_NAMES
+from nettrain.data.csv import LABEL_NAMES, is_number
 
 ROWS = 65536  # rows per batch
 
@@ -127,7 +127,7 @@ class ParquetTable:
         for c in cols:
             col = self.column(c).cast(pa.string())
             for row, value in enumerate(col.to_pylist()):
-                if value is not None and not _is_number(value) and value.strip() not in MISSING:
+                if value is not None and not is_number(value) and value.strip() not in MISSING:
                     return UserError(self.path, f"{self.at(row, c)}: '{value}' is not a number")
         return None
 
@@ -149,11 +149,3 @@ def _cast(arr, t, c: int):
         return pc.cast(arr, t)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         raise ConversionError(c) from None
-
-
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True

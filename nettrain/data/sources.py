@@ -29,6 +29,14 @@ from nettrain.data.npz import npz_names, read_npy, read_npz
 from nettrain.data.table_options import COLUMNS, Column, Delimiter, Header
 from nettrain.data.tables import open_table, read_labelled
 
+# the label column of a table (csv and parquet alike)
+LABEL = Column(
+    default="auto",
+    doc="the label column: 0-based index (-1: the last), header name or a list (K float "
+    "targets); auto: a column named label, target, class or y, else the only text "
+    "column, else the first",
+)
+
 SOURCES = {
     "npz": {
         "path": Opt("path", doc="the .npz file; arrays stored uncompressed are memory-mapped"),
@@ -41,12 +49,7 @@ SOURCES = {
     },
     "csv": {
         "path": Opt("path", doc="the .csv or .tsv file (optionally .gz)"),
-        "label": Column(
-            default="auto",
-            doc="the label column: 0-based index (-1: the last), header name or a list (K float "
-            "targets); auto: a column named label, target, class or y, else the only text "
-            "column, else the first",
-        ),
+        "label": LABEL,
         "header": Header(
             default="auto",
             doc="whether the first line is a header; auto: when a feature field of it is no number",
@@ -60,12 +63,7 @@ SOURCES = {
     },
     "parquet": {
         "path": Opt("path", doc="the .parquet file"),
-        "label": Column(
-            default="auto",
-            doc="the label column: 0-based index (-1: the last), header name or a list (K float "
-            "targets); auto: a column named label, target, class or y, else the only text "
-            "column, else the first",
-        ),
+        "label": LABEL,
         "columns": COLUMNS,
     },
     "idx": {
