@@ -152,3 +152,19 @@ def test_the_plan_sends_strided_layers_by_their_shape():
         layer = build(Conv2d, (C, H, H), filters=F, kernel=kernel, stride=stride)
         assert not layer.plan.phases and not layer.direct
     assert phases.Layout((1, 1, 1), (1, 1), (2, 2), (3, 3)).dx_run == 0  # nothing reads x
+
+
+def test_an_evaluation_between_forward_and_backward_leaves_the_saved_planes(forced):
+    """The phase planes a training forward saves live in the layer's kept storage; an evaluation
+    forward of other inputs before the backward pass (a validation pass, a finite difference)
+    must not write over them."""
+    layer = layer_for(CASES[0])
+    rng = np.random.default_rng(3)
+    x, other = rng.standard_normal((2, 3, *layer.in_shape))
+    dy = rng.standard_normal((3, *layer.out_shape))
+    _, saved = layer.forward(x, train=True)
+    expected = layer.backward(saved, dy), layer.grads["weight"].copy()
+    _, saved = layer.forward(x, train=True)
+    layer.forward(other, train=False)
+    np.testing.assert_array_equal(layer.backward(saved, dy), expected[0])
+    np.testing.assert_array_equal(layer.grads["weight"], expected[1])

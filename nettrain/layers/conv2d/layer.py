@@ -152,8 +152,7 @@ class Conv2d(Layer):
             self.params["bias"][...] = 0
 
     def forward(self, x, train=True):
-        """saved: (the padded input or its phase planes (direct), the im2col matrix, or
-        Winograd's transformed input; y when relu is fused in, else None)."""
+        """saved: (padded input or phase planes, im2col matrix or Winograd's input; y if relu)."""
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         if self.plan.winograd:
@@ -163,8 +162,9 @@ class Conv2d(Layer):
         if self.plan.packed:  # the whole batch as one run (packed.py)
             kept = packed.forward(x, self._weight_matrix(), bias, relu, self.p, self.plan, y)
         elif self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
-            if self.plan.phases:  # kept storage: a saved points into it until the next forward
-                planes = self._buffer("phases", (N, self.phases.size() + wgrad.LANES))
+            if self.plan.phases:  # planes saved by a training forward: in kept storage
+                shape = (N, self.phases.size() + wgrad.LANES)
+                planes = self._buffer("phases", shape) if train else np.empty(shape, self.dtype)
                 xp = self.phases.split(x, planes)
             else:
                 xp = self._padded(x, tail=wgrad.LANES)
