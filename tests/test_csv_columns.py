@@ -250,3 +250,15 @@ def test_checkpoint_encoding_is_checked_on_load(tmp_path):
 
     with pytest.raises(UserError, match="column encoding is damaged"):
         single.net_of(arrays, meta, "x.npz")
+
+
+def test_an_empty_label_in_a_column_auto_took_says_how_to_name_the_label(tmp_path):
+    """Several text columns and none named label: auto takes the first, whose empty field is then
+    an empty label; the message says auto took it and the hint how to name the label."""
+    path = write(tmp_path, "p.csv", "bill,island,species\n39.1,Dream,Adelie\n,Biscoe,Gentoo\n")
+    with pytest.raises(UserError, match=r"line 3, column 0 \('bill'\): the label is empty "
+                       r"\(label: auto took the first column") as err:  # fmt: skip
+        data.load_file(str(path))
+    assert "data.train.label names the label column" in err.value.hint
+    with pytest.raises(UserError, match=r"line 3, column 0 \('bill'\): the label is empty$"):
+        data.load_file({"path": str(path), "label": "bill"})  # named: nothing to add

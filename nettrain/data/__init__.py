@@ -33,7 +33,7 @@ from nettrain.data.sources import (
     resolve,
     user_source,
 )
-from nettrain.data.tables import read_features
+from nettrain.data.tables import LABEL_HINT, read_features
 
 MNIST_FILES = {
     "train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
@@ -63,8 +63,8 @@ __all__ = [
 ]
 # the key that names the labels of a training file, by format (a single-class error's hint)
 LABEL_KEY = {
-    "csv": "data.train.label names the label column (e.g. {path: FILE, label: NAME})",
-    "parquet": "data.train.label names the label column (e.g. {path: FILE, label: NAME})",
+    "csv": LABEL_HINT,
+    "parquet": LABEL_HINT,
     "npz": "data.train.y names the labels array (e.g. {path: FILE, y: NAME})",
     "npy": "data.train.y names the labels file (e.g. {x: X.npy, y: Y.npy})",
     "idx": "data.train.labels names the labels file",

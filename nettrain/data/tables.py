@@ -63,7 +63,7 @@ def read_labelled(path, label="auto", header="auto", delimiter="auto", columns=N
     n = len(next(iter(raw.values())).values)
     if n == 0:
         raise UserError(table.path, "the data set is empty: no rows after the header")
-    y, classes = labels(table, raw, label_cols, values)
+    y, classes = labels(table, raw, label_cols, values, note)
     if encoding is None:
         for c in features:  # numbers held as text (a DataFrame of strings): a number column
             if c in raw and c not in types and raw[c].kind == "category":
@@ -217,9 +217,14 @@ def _no_missing(table, raw: dict) -> None:
             )
 
 
-def labels(table, raw: dict, cols: list[int], values: bool):
+# how to name a table's label column (the hint of errors that a wrong label column may cause)
+LABEL_HINT = "data.train.label names the label column (e.g. {path: FILE, label: NAME})"
+
+
+def labels(table, raw: dict, cols: list[int], values: bool, note: str | None = None):
     """(y, class names or None) of the label columns (see csv.py's docstring); ``values``:
-    (N, K) float targets whatever the columns hold."""
+    (N, K) float targets whatever the columns hold; ``note``: how ``label: auto`` chose them,
+    told where a label field is empty."""
     for c in cols:
         col = raw[c].values
         if col.dtype == object:
@@ -230,7 +235,10 @@ def labels(table, raw: dict, cols: list[int], values: bool):
             row = int(np.flatnonzero(gap)[0])
             line, field = table.place(row, c)
             what = "is empty" if not field.strip() else f"is missing ('{field}')"
-            raise UserError(table.path, f"line {line}, {table.column_name(c)}: the label {what}")
+            message = f"line {line}, {table.column_name(c)}: the label {what}"
+            if note is not None:  # taken by label: auto, perhaps the wrong column
+                raise UserError(table.path, f"{message} (label: auto took {note})", LABEL_HINT)
+            raise UserError(table.path, message)
     if len(cols) == 1 and not values and raw[cols[0]].text:
         classes, y = np.unique(raw[cols[0]].values.astype(str), return_inverse=True)
         return y.astype(np.int64), [str(c) for c in classes]
