@@ -22,30 +22,24 @@ reads as neither numbers nor text (true/false, dates) is read as text. Missing-f
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+import threading
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from nettrain.data.columns import MISSING
+from nettrain.data.fillers import (
+    Block,
+    Filling,
+    Retry,
+    is_text,
+    join_blocks,
+    join_fillings,
+)
 from nettrain.runtime.memory import trim_freed_memory
 
 BLOCK = 1 << 18  # bytes of the first block, from which a CSV's column types are chosen
 TEXT = pa.dictionary(pa.int32(), pa.string())
-
-
-@dataclass
-class RawColumn:
-    """One column as read: ``kind`` number | category | label; ``values`` (N,); ``vocab`` the
-    category values (codes index it); ``text`` whether the field was text; ``block`` (the
-    (N, K) array, the column's index in it) where ``values`` is a column of one."""
-
-    kind: str
-    values: np.ndarray
-    vocab: list | None = None
-    text: bool = False
-    block: tuple | None = None
 
 
 class ConversionError(Exception):
@@ -58,10 +52,6 @@ class ConversionError(Exception):
 
 def is_number_type(t) -> bool:
     return pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_null(t)
-
-
-def is_text(t) -> bool:
-    return pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_dictionary(t)
 
 
 def narrow(t, first=None, label: bool = False):
@@ -80,13 +70,15 @@ def narrow(t, first=None, label: bool = False):
 
 
 def read_columns(read, wanted: dict[int, str], types: dict, forced: dict[int, str],
-                 rows: int | None = None) -> dict:  # fmt: skip
-    """{col: RawColumn} of the columns ``wanted`` ({col: 'feature' | 'label'}); ``rows``: at
-    least as many as the table's rows, if known (each column's array is then allocated once).
+                 rows: list) -> dict:  # fmt: skip
+    """{col: RawColumn} of the columns ``wanted`` ({col: 'feature' | 'label'}) of a file read in
+    ``len(rows)`` parts side by side, part i on a thread of its own (part 0 on this one);
+    ``rows[i]``: at least as many rows as part i holds, None if unknown (each column's array is
+    then grown as read; otherwise allocated once).
 
-    ``read(cols, types)`` gives the record batches (an iterable) of columns ``cols`` named by
-    their index, in ``types`` {col: arrow type}; ``types`` the chosen ones, ``forced`` {col:
-    'number' | 'category'} the columns whose type is settled (by ``columns:`` or a trained
+    ``read(cols, types, i)`` gives part i's record batches (an iterable) of columns ``cols``
+    named by their index, in ``types`` {col: arrow type}; ``types`` the chosen ones, ``forced``
+    {col: 'number' | 'category'} the columns whose type is settled (by ``columns:`` or a trained
     encoding): one of them that will not read as numbers is a ConversionError."""
     try:
         return _read_typed(read, wanted, dict(types), forced, rows)
@@ -104,62 +96,108 @@ def _read_typed(read, wanted, types, forced, rows):
     while True:
         try:
             return _read_once(read, wanted, types, rows)
-        except _Retry as retry:
+        except Retry as retry:
             if forced.get(retry.col) == "number" and retry.to == TEXT:
                 raise ConversionError(retry.col) from None
             types[retry.col] = retry.to
 
 
-class _Retry(Exception):
-    def __init__(self, col: int, to):
-        super().__init__(col)
-        self.col, self.to = col, to
+def _read_once(read, wanted: dict, types: dict, rows: list) -> dict:
+    """One pass over the file, each part a batch (a block of it) at a time: each batch's columns
+    are copied into their final arrays and the batch dropped, so that arrow never holds the
+    whole file. Number features of one type are copied together (a Block), the others one by
+    one (a Filling); the parts' are joined in file order (fillers.py)."""
+    order = list(wanted)
+    at = {c: i for i, c in enumerate(order)}  # a column's place in a batch
+    blocks = [Block.parts(cols, [at[c] for c in cols], kind, rows)
+              for kind, cols in _plain(wanted, types).items()]  # fmt: skip
+    together = {c for parts in blocks for c in parts[0].cols}
+    alone = {c: [Filling(role, r) for r in rows] for c, role in wanted.items() if c not in together}
+    stop = threading.Event()
+
+    def part(i: int) -> None:
+        fill = _filler(wanted, at, [b[i] for b in blocks], {c: f[i] for c, f in alone.items()})
+        try:
+            for batch in read(order, types, i):
+                if stop.is_set():
+                    return
+                fill(batch)
+                del batch
+        except pa.ArrowInvalid as exc:
+            stop.set()  # the other parts need not go on
+            raise _retry(exc, wanted) from None
+        except BaseException:
+            stop.set()
+            raise
+
+    _on_threads(part, len(rows))
+    out = {}
+    for parts in blocks:
+        out.update(join_blocks(parts))
+    for c, parts in alone.items():
+        for f in parts:
+            if f.type is None:  # no rows: the column as the type it was to be read in
+                f.add(pa.nulls(0, types.get(c, pa.null())))
+        out[c] = join_fillings(parts)
+    return {c: out[c] for c in order}
+
+
+def _retry(exc, wanted: dict) -> Exception:
+    """The Retry for arrow's conversion error in a column of ``wanted``, else ``exc``."""
+    match = _COLUMN.search(str(exc))
+    if match is None or int(match.group(1)) not in wanted:
+        return exc
+    col, was = int(match.group(1)), match.group(2)
+    if wanted[col] == "label":
+        to = pa.float64() if was.startswith(("int", "uint", "null")) else pa.string()
+    else:
+        to = pa.float32() if was.startswith(("uint8", "int", "null")) else TEXT
+    return Retry(col, to)
 
 
 _COLUMN = re.compile(r"In CSV column #(\d+): (?:Row #\d+: )?CSV conversion error to (\w+)")
 
 
-def _read_once(read, wanted: dict, types: dict, rows: int | None) -> dict:
-    """One pass over the file, a batch (a block of it) at a time: each batch's columns are
-    copied into their final arrays and the batch dropped, so that arrow never holds the whole
-    file. Number features of one type are copied together (_Block), the others one by one."""
-    order = list(wanted)
-    at = {c: i for i, c in enumerate(order)}  # a column's place in a batch
-    blocks = [_Block(cols, [at[c] for c in cols], kind, rows)
-              for kind, cols in _plain(wanted, types).items()]  # fmt: skip
-    together = {c for b in blocks for c in b.cols}
-    alone = {c: _Filling(role, rows) for c, role in wanted.items() if c not in together}
-    schema = None
-    try:
-        for batch in read(order, types):
-            if schema is None or not batch.schema.equals(schema):  # true/false, dates: as text
-                schema = batch.schema
-                for c, f in zip(order, schema, strict=True):
-                    if not is_number_type(f.type) and not is_text(f.type):
-                        raise _Retry(c, TEXT if wanted[c] == "feature" else pa.string())
-            for block in blocks:
-                block.add(batch)
-            for c, part in alone.items():
-                part.add(batch.column(at[c]))
-            del batch
-    except pa.ArrowInvalid as exc:
-        match = _COLUMN.search(str(exc))
-        if match is None or int(match.group(1)) not in wanted:
-            raise
-        col, was = int(match.group(1)), match.group(2)
-        if wanted[col] == "label":
-            to = pa.float64() if was.startswith(("int", "uint", "null")) else pa.string()
-        else:
-            to = pa.float32() if was.startswith(("uint8", "int", "null")) else TEXT
-        raise _Retry(col, to) from None
-    out = {}
-    for block in blocks:
-        out.update(block.columns())
-    for c, part in alone.items():
-        if part.type is None:  # no rows: the column as the type it was to be read in
-            part.add(pa.nulls(0, types.get(c, pa.null())))
-        out[c] = part.column()
-    return {c: out[c] for c in order}
+def _filler(wanted: dict, at: dict, blocks: list, alone: dict):
+    """A function copying one batch of a part into its Blocks and Fillings (``at``: a column's
+    place in a batch); a boolean or date column raises Retry (to be read as text)."""
+    order, schema = list(at), None
+
+    def fill(batch) -> None:
+        nonlocal schema
+        if schema is None or not batch.schema.equals(schema):  # true/false, dates: as text
+            schema = batch.schema
+            for c, f in zip(order, schema, strict=True):
+                if not is_number_type(f.type) and not is_text(f.type):
+                    raise Retry(c, TEXT if wanted[c] == "feature" else pa.string())
+        for block in blocks:
+            block.add(batch)
+        for c, filling in alone.items():
+            filling.add(batch.column(at[c]))
+
+    return fill
+
+
+def _on_threads(part, count: int) -> None:
+    """part(i) for i in range(count), part 0 on this thread, the others on threads of their own;
+    the first part's error (in file order) raised once every part has returned."""
+    errors = [None] * count
+
+    def run(i):
+        try:
+            part(i)
+        except BaseException as exc:  # noqa: BLE001 (raised below, on the caller's thread)
+            errors[i] = exc
+
+    others = [threading.Thread(target=run, args=(i,), daemon=True) for i in range(1, count)]
+    for t in others:
+        t.start()
+    run(0)
+    for t in others:
+        t.join()
+    for exc in errors:
+        if exc is not None:
+            raise exc
 
 
 def _plain(wanted: dict, types: dict) -> dict:
@@ -170,115 +208,3 @@ def _plain(wanted: dict, types: dict) -> dict:
         if role == "feature" and t in (pa.uint8(), pa.float32()):
             kinds.setdefault(np.uint8 if t == pa.uint8() else np.float32, []).append(c)
     return kinds
-
-
-class _Block:
-    """Number feature columns ``cols`` of one numpy type (at ``idx`` in a batch) filled
-    together into one (rows, columns) array, each batch's columns copied in at once: the
-    layout of the encoded features, which a table of pixels then is as it stands
-    (Encoding.encode). ``rows``: room for as many (None: grown as needed)."""
-
-    def __init__(self, cols: list, idx: list, kind, rows: int | None):
-        self.cols, self.idx, self.kind = cols, idx, kind
-        self.values, self.n = np.empty((rows or 1024, len(cols)), kind), 0
-
-    def add(self, batch) -> None:
-        if not batch.num_rows:
-            return
-        part = batch.select(self.idx)
-        v = _matrix(part, self.kind == np.float32)
-        if v is None:  # a missing field in a uint8 column: read again in float32 (NaN)
-            col = next(c for c, a in zip(self.cols, part.columns, strict=True) if a.null_count)
-            raise _Retry(col, pa.float32())
-        end = self.n + len(v)
-        if end > len(self.values):  # more rows than foreseen (a .gz file): half as many more
-            grown = np.empty((max(end, len(self.values) * 3 // 2), len(self.cols)), self.kind)
-            grown[: self.n] = self.values[: self.n]
-            self.values = grown
-        self.values[self.n : end] = v
-        self.n = end
-
-    def columns(self) -> dict:
-        values = self.values[: self.n]
-        if len(self.values) - self.n > self.n // 8:  # far fewer rows than room: trimmed
-            values = values.copy()
-        self.values = None
-        return {c: RawColumn("number", values[:, i], block=(values, i))
-                for i, c in enumerate(self.cols)}  # fmt: skip
-
-
-def _matrix(part, missing: bool) -> np.ndarray | None:
-    """(rows, columns) of a batch's number columns of one type, NaN for a missing field where
-    ``missing`` (float32), None where a field is missing and may not be (uint8)."""
-    try:  # every column in one copy (pyarrow 16 and later)
-        return np.asarray(part.to_tensor(null_to_nan=missing, row_major=False))
-    except pa.ArrowTypeError:
-        return None
-
-
-def _numbers(arr, dtype) -> np.ndarray:
-    """A number column's values in ``dtype``, NaN where missing. Through ``to_tensor``, as
-    _matrix: arrow's ``to_numpy`` and Python scalars import pandas, 0.15 s of every start."""
-    if pa.types.is_null(arr.type):
-        return np.full(len(arr), np.nan, dtype)
-    batch = pa.RecordBatch.from_arrays([arr], ["v"])
-    return np.asarray(batch.to_tensor(null_to_nan=arr.null_count > 0))[:, 0].astype(
-        dtype, copy=False
-    )
-
-
-class _Filling:
-    """One column filled batch by batch into its final numpy array (its compact form, module
-    docstring), with room for ``rows`` (None: grown as needed); a category column's codes index
-    one vocabulary grown batch by batch."""
-
-    def __init__(self, role: str, rows: int | None):
-        self.role, self.rows, self.type, self.vocab = role, rows, None, {}
-        self.values, self.n = None, 0
-
-    def add(self, arr) -> None:
-        self.type = arr.type
-        v = self._numpy(arr)
-        end = self.n + len(v)
-        if self.values is None:
-            self.values = np.empty(max(self.rows or 0, len(v)), v.dtype)
-        if end > len(self.values):  # more rows than foreseen (a .gz file): half as many more
-            grown = np.empty(max(end, len(self.values) * 3 // 2), v.dtype)
-            grown[: self.n] = self.values[: self.n]
-            self.values = grown
-        self.values[self.n : end] = v
-        self.n = end
-
-    def _numpy(self, arr) -> np.ndarray:
-        if self.role == "label":
-            if is_text(arr.type):
-                return np.array(pc.cast(arr, pa.string()).to_pylist(), object)
-            return _numbers(arr, np.float64)
-        if is_text(arr.type):
-            return _codes(arr, self.vocab)
-        return _numbers(arr, np.uint8 if arr.type == pa.uint8() else np.float32)
-
-    def column(self) -> RawColumn:
-        values = self.values[: self.n]
-        if len(self.values) - self.n > self.n // 8:  # far fewer rows than room: trimmed
-            values = values.copy()
-        self.values = None
-        if self.role == "label":
-            return RawColumn("label", values, text=is_text(self.type))
-        if is_text(self.type):
-            names = [None] * len(self.vocab)
-            for name, code in self.vocab.items():
-                names[code] = name
-            return RawColumn("category", values, names, text=True)
-        return RawColumn("number", values)
-
-
-def _codes(arr, vocab: dict) -> np.ndarray:
-    """A chunk's int32 codes into ``vocab`` (grown with its new values), -1 where missing."""
-    if not pa.types.is_dictionary(arr.type):
-        arr = pc.dictionary_encode(arr)
-    names = arr.dictionary.to_pylist()
-    # a missing-field token held as text (a .parquet file, a DataFrame) is missing too
-    codes = [-1 if s in MISSING else vocab.setdefault(s, len(vocab)) for s in names]
-    lookup = np.array(codes + [-1], np.int32)
-    return lookup[np.nan_to_num(_numbers(arr.indices, np.float64), nan=len(names)).astype(np.intp)]

@@ -127,11 +127,17 @@ class Encoding:
         """The encoding of columns ``names`` ({col: name}) from their raw columns ``raw``
         ({col: blocks.RawColumn}) on the training ``rows`` (None: all); ``types`` {col: TYPE}
         the settled ones (the others follow the column's kind as read)."""
-        cols = []
+        cols, means = [], {}
         for c, name in names.items():
             kind = types.get(c) or raw[c].kind if c in raw else types.get(c, "ignore")
             if kind == "ignore":
                 cols.append(Column(name, "ignore"))
+                continue
+            block = raw[c].block
+            if kind == "number" and block is not None and block[0].dtype == np.uint8:
+                if id(block[0]) not in means:  # never missing: every column of it at once
+                    means[id(block[0])] = _means(block[0], rows)
+                cols.append(Column(name, "number", float(means[id(block[0])][block[1]])))
                 continue
             v = raw[c].values if rows is None else raw[c].values[rows]
             if kind == "number":
@@ -236,3 +242,16 @@ def unseen_note(where: str, unseen: dict) -> str:
     """The stderr line of predict and evaluate about values the training split never had."""
     parts = ", ".join(f"{n} rows in column '{name}'" for name, n in unseen.items())
     return f"{where}: category values the training data never had (encoded as all zeros): {parts}"
+
+
+def _means(block: np.ndarray, rows=None) -> np.ndarray:
+    """Each column's mean over ``rows`` (None: all) of a (N, K) uint8 block, a chunk of rows at
+    a time: the sums are integers, exact in any order, so each mean is np.mean's of its column."""
+    index = None if rows is None else np.arange(len(block))[rows]
+    n = len(block) if index is None else len(index)
+    total = np.zeros(block.shape[1], np.int64)
+    step = max(1, BUFFER // max(1, block.shape[1]))
+    for start in range(0, n, step):
+        part = block[start : start + step] if index is None else block[index[start : start + step]]
+        total += part.sum(axis=0, dtype=np.int64)
+    return total / max(n, 1)

@@ -18,6 +18,9 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
+import io
+import itertools
+import os
 import zlib
 from pathlib import Path
 
@@ -27,12 +30,14 @@ import pyarrow.csv as pacsv
 from nettrain.core.errors import UserError
 from nettrain.data.blocks import BLOCK, narrow
 from nettrain.data.columns import MISSING
+from nettrain.runtime import threads
 
 # bytes of the file parsed at a time (one record batch): arrow's parse of a block takes up to
 # some 30 times its size for a wide table (MNIST's 785 columns), so the read holds that, never
 # the whole file's (docs/csv.md: 256 KB against 1 MB)
 READ = 1 << 18
 LINES = 16  # a block holds at least this many first lines: every row must fit in one
+SPLIT = 1 << 23  # a file of this many bytes or more is read in parts side by side (parts())
 
 
 def named_read_errors(read):
@@ -77,6 +82,7 @@ class Table:
         self.first = next(csv.reader([first], delimiter=delimiter))
         self.ncols = len(self.first)
         self.header = header
+        self.spans = None  # parts(): the byte spans of the parts read side by side
 
     def open(self):
         if self.path.endswith(".gz"):
@@ -159,14 +165,15 @@ class Table:
     def column_name(self, c: int) -> str:
         return f"column {c} ('{self.first[c]}')" if self.header else f"column {c}"
 
-    def _options(self, include, types, block=None):
-        """pyarrow's options; a block is at least LINES first lines long (a table of 40,000
-        columns has rows of some 300 KB)."""
+    def _options(self, include, types, block=None, header=True):
+        """pyarrow's options (``header``: whether the input starts at the top of the file); a
+        block is at least LINES first lines long (a table of 40,000 columns has rows of some
+        300 KB)."""
         gz = "gzip" if self.path.endswith(".gz") else None
         block = block and max(block, LINES * self.line)
         read = pacsv.ReadOptions(
             column_names=[str(c) for c in range(self.ncols)],
-            skip_rows=1 if self.header else 0,
+            skip_rows=1 if self.header and header else 0,
             **({"block_size": block} if block else {}),
         )
         convert = pacsv.ConvertOptions(
@@ -193,22 +200,52 @@ class Table:
             for c in cols
         }
 
-    def read(self, include: list[int], types: dict):
-        """The record batches of the body's columns ``include``, named by their index, in
-        ``types``: one block of READ bytes of the file parsed at a time."""
-        stream, read, parse, convert = self._options(include, types, READ)
-        return pacsv.open_csv(stream, read_options=read, parse_options=parse,
-                              convert_options=convert)  # fmt: skip
+    def read(self, include: list[int], types: dict, part: int = 0):
+        """The record batches of part ``part`` of the body (parts()), columns ``include`` named by
+        their index, in ``types``: one block of READ bytes of the file parsed at a time."""
+        start, end = self.spans[part] if self.spans else (0, None)
+        stream, read, parse, convert = self._options(include, types, READ, header=start == 0)
+        if end is not None:
+            stream = pa.PythonFile(_Span(self.path, start, end), mode="r")
+        with stream:
+            yield from pacsv.open_csv(stream, read_options=read, parse_options=parse,
+                                      convert_options=convert)  # fmt: skip
 
-    def rows(self) -> int | None:
-        """At least as many as the body's rows: the file's lines (None for a .gz file)."""
+    def parts(self) -> list[int | None]:
+        """At least as many rows as each part of the body holds, in file order (None: unknown,
+        a .gz file). A file of SPLIT bytes or more, with no quote character (a quoted field may
+        hold a line end), is cut at line ends into a part a thread (as many as nettrain uses),
+        read side by side (blocks.read_columns); the rows foreseen are the lines, so that the
+        parts fill one array with no gap unless lines are blank."""
+        self.spans = None
         if self.path.endswith(".gz"):
-            return None
-        lines = 1
+            return [None]
+        size = os.path.getsize(self.path)
+        count = max(1, min(threads.active_threads(), size // SPLIT))
+        cuts = sorted({0, size, *(self._line_end(size * k // count) for k in range(1, count))})
+        lines, quoted = [], False
         with open(self.path, "rb") as f:
-            while block := f.read(READ):
-                lines += block.count(b"\n")
+            for start, end in itertools.pairwise(cuts):
+                n, left = 0, end - start
+                while left > 0 and (block := f.read(min(READ, left))):
+                    n, left = n + block.count(b"\n"), left - len(block)
+                    quoted = quoted or b'"' in block
+                lines.append(n)
+        lines[-1] += 1  # a last line without a line end
+        lines[0] -= 1 if self.header else 0
+        if quoted or len(lines) == 1:
+            return [sum(lines)]
+        self.spans = list(itertools.pairwise(cuts))
         return lines
+
+    def _line_end(self, at: int) -> int:
+        """The offset just past the first line end at or after ``at``."""
+        with open(self.path, "rb") as f:
+            f.seek(at)
+            while block := f.read(READ):
+                if (i := block.find(b"\n")) >= 0:
+                    return f.tell() - len(block) + i + 1
+        return os.path.getsize(self.path)
 
     def place(self, row: int, c: int) -> tuple[int, str]:
         """(1-based file line, field) of data row ``row`` (blank lines skipped), column c."""
@@ -255,3 +292,24 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+class _Span(io.RawIOBase):
+    """Bytes ``start`` to ``end`` of a file, as a stream for arrow."""
+
+    def __init__(self, path: str, start: int, end: int):
+        self.file = open(path, "rb")  # noqa: SIM115 (closed with the stream)
+        self.file.seek(start)
+        self.left = end - start
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.file.readinto(memoryview(buffer)[: self.left]) if self.left > 0 else 0
+        self.left -= n
+        return n
+
+    def close(self) -> None:
+        self.file.close()
+        super().close()

@@ -93,17 +93,18 @@ class ParquetTable:
         """{col: arrow type} to read each column in, from the file's own types."""
         return {c: narrow(self.schema.field(c).type, label=c in labels) for c in cols}
 
-    def read(self, include: list[int], types: dict):
+    def read(self, include: list[int], types: dict, part: int = 0):
         """The record batches of columns ``include`` (ROWS rows each), named by their index,
-        cast to ``types``."""
+        cast to ``types``: the file is one part."""
         names = [self.first[c] for c in include]
         for batch in self.iter_batches(names):
             arrays = [_cast(arr, types.get(c), c) for c, arr in zip(include, batch.columns,
                                                                     strict=True)]  # fmt: skip
             yield pa.RecordBatch.from_arrays(arrays, names=[str(c) for c in include])
 
-    def rows(self) -> int:
-        return self.frame.num_rows if self.frame is not None else self.file.metadata.num_rows
+    def parts(self) -> list[int]:
+        """The rows of the file's one part (blocks.read_columns)."""
+        return [self.frame.num_rows if self.frame is not None else self.file.metadata.num_rows]
 
     def column(self, c: int):
         if self.frame is not None:

@@ -14,10 +14,11 @@ from pathlib import PurePath
 import numpy as np
 
 from nettrain.core.errors import UserError
-from nettrain.data.blocks import ConversionError, RawColumn, read_columns
+from nettrain.data.blocks import ConversionError, read_columns
 from nettrain.data.checks import checked
 from nettrain.data.columns import MISSING, Column, Encoding
 from nettrain.data.csv import Table, named_read_errors
+from nettrain.data.fillers import RawColumn
 from nettrain.data.parquet import ParquetTable
 
 
@@ -183,7 +184,7 @@ def _read(table, wanted: dict, forced: dict) -> dict:
     try:
         labels = [c for c, role in wanted.items() if role == "label"]
         types = table.sniff(list(wanted), labels)
-        raw = read_columns(table.read, wanted, types, forced, table.rows())
+        raw = read_columns(table.read, wanted, types, forced, table.parts())
     except ConversionError as exc:
         raise table.first_bad_value([exc.col]) or UserError(table.path, "cannot read") from None
     except UserError:
