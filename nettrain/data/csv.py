@@ -18,9 +18,6 @@ from __future__ import annotations
 import csv
 import functools
 import gzip
-import io
-import itertools
-import os
 import zlib
 from pathlib import Path
 
@@ -30,6 +27,7 @@ import pyarrow.csv as pacsv
 from nettrain.core.errors import UserError
 from nettrain.data.blocks import BLOCK, narrow
 from nettrain.data.columns import MISSING
+from nettrain.data.spans import Span, cut
 from nettrain.runtime import threads
 
 # bytes of the file parsed at a time (one record batch): arrow's parse of a block takes up to
@@ -206,46 +204,21 @@ class Table:
         start, end = self.spans[part] if self.spans else (0, None)
         stream, read, parse, convert = self._options(include, types, READ, header=start == 0)
         if end is not None:
-            stream = pa.PythonFile(_Span(self.path, start, end), mode="r")
+            stream = pa.PythonFile(Span(self.path, start, end), mode="r")
         with stream:
             yield from pacsv.open_csv(stream, read_options=read, parse_options=parse,
                                       convert_options=convert)  # fmt: skip
 
     def parts(self) -> list[int | None]:
-        """At least as many rows as each part of the body holds, in file order (None: unknown,
-        a .gz file). A file of SPLIT bytes or more, with no quote character (a quoted field may
-        hold a line end), is cut at line ends into a part a thread (as many as nettrain uses),
-        read side by side (blocks.read_columns); the rows foreseen are the lines, so that the
-        parts fill one array with no gap unless lines are blank."""
+        """At least as many rows as each part of the body holds, in file order (spans.py), the
+        parts' byte spans kept for read(); [None] for a .gz file (its rows unknown)."""
         self.spans = None
         if self.path.endswith(".gz"):
             return [None]
-        size = os.path.getsize(self.path)
-        count = max(1, min(threads.active_threads(), size // SPLIT))
-        cuts = sorted({0, size, *(self._line_end(size * k // count) for k in range(1, count))})
-        lines, quoted = [], False
-        with open(self.path, "rb") as f:
-            for start, end in itertools.pairwise(cuts):
-                n, left = 0, end - start
-                while left > 0 and (block := f.read(min(READ, left))):
-                    n, left = n + block.count(b"\n"), left - len(block)
-                    quoted = quoted or b'"' in block
-                lines.append(n)
-        lines[-1] += 1  # a last line without a line end
+        lines, spans = cut(self.path, threads.active_threads(), SPLIT, READ)
         lines[0] -= 1 if self.header else 0
-        if quoted or len(lines) == 1:
-            return [sum(lines)]
-        self.spans = list(itertools.pairwise(cuts))
+        self.spans = spans if len(spans) > 1 else None
         return lines
-
-    def _line_end(self, at: int) -> int:
-        """The offset just past the first line end at or after ``at``."""
-        with open(self.path, "rb") as f:
-            f.seek(at)
-            while block := f.read(READ):
-                if (i := block.find(b"\n")) >= 0:
-                    return f.tell() - len(block) + i + 1
-        return os.path.getsize(self.path)
 
     def place(self, row: int, c: int) -> tuple[int, str]:
         """(1-based file line, field) of data row ``row`` (blank lines skipped), column c."""
@@ -292,24 +265,3 @@ def is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-class _Span(io.RawIOBase):
-    """Bytes ``start`` to ``end`` of a file, as a stream for arrow."""
-
-    def __init__(self, path: str, start: int, end: int):
-        self.file = open(path, "rb")  # noqa: SIM115 (closed with the stream)
-        self.file.seek(start)
-        self.left = end - start
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer) -> int:
-        n = self.file.readinto(memoryview(buffer)[: self.left]) if self.left > 0 else 0
-        self.left -= n
-        return n
-
-    def close(self) -> None:
-        self.file.close()
-        super().close()
