@@ -130,7 +130,7 @@ def _read_once(read, wanted: dict, types: dict, rows: list) -> dict:
             stop.set()
             raise
 
-    _on_threads(part, len(rows))
+    on_threads(part, len(rows))
     out = {}
     for parts in blocks:
         out.update(join_blocks(parts))
@@ -178,7 +178,7 @@ def _filler(wanted: dict, at: dict, blocks: list, alone: dict):
     return fill
 
 
-def _on_threads(part, count: int) -> None:
+def on_threads(part, count: int) -> None:
     """part(i) for i in range(count), part 0 on this thread, the others on threads of their own;
     the first part's error (in file order) raised once every part has returned."""
     errors = [None] * count

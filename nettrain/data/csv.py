@@ -201,7 +201,7 @@ class Table:
     def read(self, include: list[int], types: dict, part: int = 0):
         """The record batches of part ``part`` of the body (parts()), columns ``include`` named by
         their index, in ``types``: one block of READ bytes of the file parsed at a time."""
-        start, end = self.spans[part] if self.spans else (0, None)
+        start, end = self.spans[part] if len(self.spans or ()) > 1 else (0, None)
         stream, read, parse, convert = self._options(include, types, READ, header=start == 0)
         if end is not None:
             stream = pa.PythonFile(Span(self.path, start, end), mode="r")
@@ -211,13 +211,13 @@ class Table:
 
     def parts(self) -> list[int | None]:
         """At least as many rows as each part of the body holds, in file order (spans.py), the
-        parts' byte spans kept for read(); [None] for a .gz file (its rows unknown)."""
+        parts' byte spans kept (``spans``); [None] for a .gz file (its rows unknown)."""
         self.spans = None
         if self.path.endswith(".gz"):
             return [None]
         lines, spans = cut(self.path, threads.active_threads(), SPLIT, READ)
         lines[0] -= 1 if self.header else 0
-        self.spans = spans if len(spans) > 1 else None
+        self.spans = spans
         return lines
 
     def place(self, row: int, c: int) -> tuple[int, str]:

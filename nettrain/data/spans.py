@@ -20,7 +20,7 @@ def cut(path: str, threads: int, split: int, read: int) -> tuple[list[int], list
     end) bytes): one part where the file is small or quoted. ``read``: bytes read at a time."""
     size = os.path.getsize(path)
     count = max(1, min(threads, size // split))
-    cuts = sorted({0, size, *(_line_end(path, size * k // count, read) for k in range(1, count))})
+    cuts = sorted({0, size, *(line_end(path, size * k // count, read) for k in range(1, count))})
     lines, quoted = [], False
     with open(path, "rb") as f:
         for start, end in itertools.pairwise(cuts):
@@ -35,7 +35,7 @@ def cut(path: str, threads: int, split: int, read: int) -> tuple[list[int], list
     return lines, list(itertools.pairwise(cuts))
 
 
-def _line_end(path: str, at: int, read: int) -> int:
+def line_end(path: str, at: int, read: int) -> int:
     """The offset just past the first line end at or after ``at`` (the file's size if none)."""
     with open(path, "rb") as f:
         f.seek(at)

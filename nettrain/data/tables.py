@@ -14,6 +14,7 @@ from pathlib import PurePath
 import numpy as np
 
 from nettrain.core.errors import UserError
+from nettrain.data import integers
 from nettrain.data.blocks import ConversionError, read_columns
 from nettrain.data.checks import checked
 from nettrain.data.columns import MISSING, Column, Encoding
@@ -184,7 +185,10 @@ def _read(table, wanted: dict, forced: dict) -> dict:
     try:
         labels = [c for c, role in wanted.items() if role == "label"]
         types = table.sniff(list(wanted), labels)
-        raw = read_columns(table.read, wanted, types, forced, table.parts())
+        rows = table.parts()
+        raw = integers.read(table, wanted, types, forced, rows)
+        if raw is None:
+            raw = read_columns(table.read, wanted, types, forced, rows)
     except ConversionError as exc:
         raise table.first_bad_value([exc.col]) or UserError(table.path, "cannot read") from None
     except UserError:
@@ -255,7 +259,8 @@ def labels(table, raw: dict, cols: list[int], values: bool, note: str | None = N
     if values or len(cols) > 1:
         return y, None
     y = y[:, 0]
-    return (y.astype(np.int64), None) if np.all(y == np.round(y)) else (y[:, None], None)
+    whole = np.all(y == np.round(y)) and np.abs(y).max(initial=0) < 2**53  # int64 holds them
+    return (y.astype(np.int64), None) if whole else (y[:, None], None)
 
 
 def _as_numbers(col: RawColumn) -> RawColumn:
