@@ -197,6 +197,18 @@ def _codes(arr, vocab: dict) -> np.ndarray:
     names = arr.dictionary.to_pylist()
     # a missing-field token held as text (a .parquet file, a DataFrame) is missing too
     codes = [-1 if s in MISSING else vocab.setdefault(s, len(vocab)) for s in names]
-    lookup = np.array(codes + [-1], np.int32)
-    indices = np.nan_to_num(_numbers(arr.indices, np.float64), nan=len(names))
-    return lookup[indices.astype(np.intp)]
+    return np.array(codes + [-1], np.int32)[_indices(arr.indices)]
+
+
+def _indices(indices) -> np.ndarray:
+    """A dictionary column's indices, -1 where missing; int32 ones (arrow's own, and the CSV
+    reader's) straight from arrow's buffers."""
+    if indices.type != pa.int32():
+        return np.nan_to_num(_numbers(indices, np.float64), nan=-1).astype(np.intp)
+    validity, values = indices.buffers()
+    at, n = indices.offset, len(indices)
+    v = np.frombuffer(values, np.int32, n, at * 4)
+    if not indices.null_count:
+        return v
+    valid = np.unpackbits(np.frombuffer(validity, np.uint8), bitorder="little")[at : at + n]
+    return np.where(valid.astype(bool), v, -1)
