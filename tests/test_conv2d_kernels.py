@@ -10,7 +10,6 @@ from helpers import build, layer_grad_errors
 from helpers import run_layer as run
 from references import conv_backward, conv_forward
 
-from nettrain.layers.conv2d import lowered
 from nettrain.layers.conv2d.layer import Conv2d
 from nettrain.runtime import vectors
 
@@ -106,14 +105,3 @@ def test_the_vector_unit_is_read_as_numba_reads_the_target(monkeypatch):
 
     monkeypatch.setattr(llvmlite.binding, "get_host_cpu_features", lambda: {"avx512f": True})
     assert vectors.unit_of(vectors.target_features()) == vectors.AVX512
-
-
-@pytest.mark.parametrize("dtype", [np.float32, np.float64])
-@pytest.mark.parametrize("ph, pw, tail", [(1, 1, 0), (0, 2, 16), (2, 0, 3), (3, 1, 0)])
-def test_padding_writes_every_value(dtype, ph, pw, tail):
-    """lowered.pad into an array full of garbage: np.pad's planes, then zeros to the row's end."""
-    x = np.random.default_rng(0).standard_normal((5, 3, 4, 7)).astype(dtype)
-    planes = np.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw))).reshape(5, -1)
-    out = np.full((5, planes.shape[1] + tail), np.nan, dtype)
-    lowered.pad(x, ph, pw, out)
-    np.testing.assert_array_equal(out, np.pad(planes, ((0, 0), (0, tail))))

@@ -87,23 +87,3 @@ def nchw_to_gemm(dy, y, relu, dY):
             for q in range(P):
                 v = g[q]  # loaded first: a select, not a mispredicted branch
                 dst[q] = v if not relu or out[q] > 0 else 0
-
-
-@njit(cache=True, parallel=True)
-def pad(x, ph, pw, out):
-    """out (N, C*Hp*Wp + tail), every value written: each sample of x (N, C, H, W) as its planes
-    with ph zero rows above and below and pw zero columns either side, then zeros to the end of
-    the row. A sample is zeroed and then copied into while it sits in cache, so that memory sees
-    one write of ``out`` (np.zeros and a strided copy wrote it twice)."""
-    N, C, H, W = x.shape
-    Wp = W + 2 * pw
-    plane = (H + 2 * ph) * Wp
-    for n in prange(N):
-        o = out[n]
-        o[:] = 0
-        for c in range(C):
-            for i in range(H):
-                row = c * plane + (ph + i) * Wp + pw
-                src = x[n, c, i]
-                for j in range(W):
-                    o[row + j] = src[j]
