@@ -6,7 +6,10 @@ holds only integers in 0..255, as pixels do: the values are the same, the memory
 text feature into dictionary codes (int32) with its values; a label column as arrow reads it.
 Each block's columns are copied into their final numpy arrays (allocated once for the file's
 line count; grown for a .gz file) and the block is dropped, so that arrow never holds the whole
-file (a .parquet file comes the same way, in batches of rows). The final forms:
+file (a .parquet file comes the same way, in batches of rows). A large plain file is read in
+parts side by side, a thread each (spans.py cuts it, fillers.py joins the parts' arrays as one
+reader's); a table of pixels goes through integers.py's kernel instead, where it takes the file.
+The final forms:
 
 - ``number``: float32 with NaN for a missing field, or uint8 (never missing);
 - ``category``: int32 codes into the column's vocabulary (its values in order of first
