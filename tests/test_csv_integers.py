@@ -172,3 +172,16 @@ def test_a_quote_in_a_skipped_column_goes_to_arrow(tmp_path, monkeypatch):
     fast, taken, arrow = read_both(path, monkeypatch, columns={"note": "ignore"})
     assert not taken
     same(fast, arrow)
+
+
+@pytest.mark.parametrize("header", [True, False])
+def test_a_file_whose_lines_end_in_lone_carriage_returns_goes_to_arrow(tmp_path, monkeypatch,
+                                                                       header):  # fmt: skip
+    """Old Mac line ends throughout: no line feed at all, the header's end included."""
+    lines = ["y,a,b"] * header + [f"{i % 2},{i % 200},{i * 7 % 250}" for i in range(300)]
+    path = tmp_path / "cr.csv"
+    write(path, lines, "\r")
+    spec = {} if header else {"header": False, "label": 0}
+    fast, taken, arrow = read_both(path, monkeypatch, 2, **spec)
+    assert not taken and len(fast.x) == 300
+    same(fast, arrow)

@@ -48,8 +48,11 @@ def read(table, wanted: dict, types: dict, forced: dict, rows: list) -> dict | N
 
     def part(i: int) -> None:
         start, end = table.spans[i]
-        if start == 0 and table.header:
+        if start == 0 and table.header:  # past the header, which must end in LF or CRLF
             start = line_end(table.path, 0, PIECE)
+            if start - table.line not in (1, 2):  # a lone CR ends it: arrow's to read
+                blocks[i].n = -1
+                return
         blocks[i].n = _parse_span(table.path, start, end, delimiter, kind, slot, blocks[i].room,
                                   ys[i])  # fmt: skip
 
