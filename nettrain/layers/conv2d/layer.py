@@ -25,8 +25,8 @@ has the measurements behind every choice) when the layer is built; ``self.plan``
   BLAS matrix product through im2col (lowered.py); the weight gradient is one more product with
   the kept matrix, the input gradient a product scattered back by col2im.
 - 3x3 stride 1 where the plan says so (or NETTRAIN_CONV=winograd): Winograd F(2x2, 3x3)
-  (winograd.py), 16 BLAS products over channels between memory-bound transforms, all three
-  passes; the forward pass keeps the transformed input for the weight gradient.
+  (winograd.py), 16 register-tiled products over channels between its transforms, all three
+  passes; the forward pass keeps x (its transform is made again for the weight gradient).
 With ``fused="relu"`` (the network builder's choice) every kernel applies max(., 0) to the
 output and masks the gradient by y > 0 inside its own loops.
 """
@@ -156,8 +156,9 @@ class Conv2d(Layer):
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         if self.plan.winograd:
-            y, kept = winograd.forward(x, self.params["weight"], bias, self.p, relu, train)
-            return y, ((kept, y if relu else None) if train else None)
+            x, gemm = np.ascontiguousarray(x, self.dtype), self.plan.forward.kernel
+            y = winograd.forward(x, self.params["weight"], bias, self.p, relu, gemm)
+            return y, ((x, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.plan.packed:  # the whole batch as one run (packed.py)
             kept = packed.forward(x, self._weight_matrix(), bias, relu, self.p, self.plan, y)
@@ -181,13 +182,8 @@ class Conv2d(Layer):
         relu = y is not None
         dy = np.ascontiguousarray(dy, dtype=self.dtype)
         y = y if relu else dy  # the kernels read y only with relu; any array of its type will do
-        if self.plan.winograd:
-            dW, db, dx = winograd.backward(kept, self.params["weight"], dy, y, relu, self.p,
-                                           self.in_shape, need_dx)  # fmt: skip
-            self.grads["weight"][...] = dW
-            if "bias" in self.params:
-                self.grads["bias"][...] = db
-            return dx
+        if self.plan.winograd:  # kept is x
+            return winograd.backward(self, kept, dy, y, relu, need_dx)
         if not self.direct:
             return self._backward_lowered(kept, y, relu, dy, need_dx)
         (N, F), (_, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p

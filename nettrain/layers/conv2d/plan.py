@@ -90,16 +90,15 @@ DIRECT_WIDEST = 8
 # held in registers, then pairs, then one: four filters ran 15% faster than two (wgrad.GRAD has
 # 4, 2 and 1).
 WGRAD_WIDEST = 4
-# Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers with padding up to 2: NETTRAIN_CONV
-# = 'auto' (the default: where WINOGRAD_FASTER says), 'winograd' (every such layer) or
-# 'no-winograd' (none). It needs 2.25x fewer multiplications, but its transforms make 4x as many
-# values as they read and its 16 products per sample are small BLAS calls (K = channels).
-# Measured against the register tiles and the direct weight gradient, forward + backward, on the
-# CIFAR layers (docs/speed.md has the figures, AVX-512 and AVX2): 1.3-3.8x slower everywhere,
-# so nowhere by default; its float32 error is about the tiles' (y 1.7-3.1e-7 of max |y|).
+# Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers with padding up to 2 and at least 4
+# channels in and out: NETTRAIN_CONV = 'auto' (the default: where WINOGRAD_FASTER says),
+# 'winograd' (every such layer) or 'no-winograd' (none). 2.25x fewer multiplications, but its
+# products run over only C channels (45-65% of peak at 16-64) and its transforms cost as much.
+# Against the register tiles and the direct weight gradient (batch 128, 2 threads, Zen 4, and for
+# Haswell; docs/speed.md): forward and input gradient even, weight gradient 1.7-3.5x slower.
 CONV_MODES = ("auto", "winograd", "no-winograd", "phases")  # phases: every strided layer (PHASES)
 WINOGRAD_FASTER = False
-WINOGRAD_WHY = "measured slower than the register tiles on every CIFAR layer"
+WINOGRAD_WHY = "forward even with the register tiles, weight gradient 1.7-3.5x slower"
 
 # Bytes of im2col matrix made at a time where nothing needs to keep it (evaluation, the input
 # gradient): a chunk of samples whose matrix stays in cache between its two passes, and predict
@@ -231,14 +230,15 @@ def plan(
     run, dx_run = OH * pitch - (kw - 1), H * dx_pitch - (kw - 1)
     chunk = max(1, CHUNK_BYTES // (C * kh * kw * OH * OW * np.dtype(dtype).itemsize))
     sizes = dict(pitch=pitch, run=run, dx_pitch=dx_pitch, dx_run=dx_run, chunk=chunk)
-    winograd = (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and max(ph, pw) <= 2
+    winograd = (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and max(ph, pw) <= 2 and min(C, F) >= 4
     if winograd and (conv == "winograd" or (conv == "auto" and WINOGRAD_FASTER)):
         why = "NETTRAIN_CONV=winograd" if conv == "winograd" else WINOGRAD_WHY
+        gemm = "wino8x32" if unit == vectors.AVX512 else "wino3x32"  # the sums fit the registers
         return Plan(
             direct=False,
-            forward=Pass("winograd", f"3x3 stride 1: Winograd F(2x2, 3x3), {why}"),
-            input_grad=Pass("winograd", "the padded dy, flipped filters, through the same"),
-            weight_grad=Pass("winograd", "dM @ V.T from the kept transformed input"),
+            forward=Pass(gemm, f"3x3 stride 1: Winograd F(2x2, 3x3), {why}"),
+            input_grad=Pass(gemm, "the padded dy, flipped filters, through the same"),
+            weight_grad=Pass("wgemm", "dM @ V.T, V made again from x"),
             winograd=True,
             **sizes,
         )

@@ -1,0 +1,97 @@
+"""The products over channels inside Winograd's convolution (winograd.py), for one unit of tiles
+in the blocked layout of wino_transforms.py (chunks of CHUNK tile columns, (16, CHUNK) a chunk
+and channel), register-tiled like tile.py's direct kernels:
+
+    M[ch, k, f] = sum_c Ut[k, c, f] * V[ch, c, k]        (forward, input gradient; k < 16)
+    dU[k, f, c] = sum_ch dM[ch, f, k] . V[ch, c, k]       (weight gradient)
+
+The forward product keeps FILTERS x CHUNK sums in vector registers over the whole sum over
+channels, each V value loaded once for all the tile's filters (a broadcast weight a filter), and
+stores them once; a chunk's V (C x 16 x CHUNK values) stays in the core's cache while every k
+and filter block uses it. Its tile shapes are constants of separately compiled kernels (see
+tile.py for why), one per vector unit: GEMMS, picked by plan.py. The weight-gradient product
+keeps 4 x 4 sums of LANES lanes each, whose lanes are added in halves at the end: a fixed
+order, the same bits whatever the thread count or vector width.
+"""
+
+from __future__ import annotations
+
+import numba
+from numba import njit
+
+from nettrain.layers.conv2d.tile import _stack_array
+from nettrain.layers.conv2d.wino_transforms import CHUNK
+
+LANES = 16  # the weight gradient's partial sums a pair (a divisor of CHUNK)
+
+
+def _gemm(FILTERS: int):
+    SIZE = FILTERS * CHUNK
+
+    @njit(cache=True, fastmath={"contract"})
+    def gemm(Ut, V, M):
+        """M (chunks, 16, F, CHUNK) = Ut (16, C, F) transposed times V (chunks, C, 16, CHUNK),
+        per chunk and k; F >= FILTERS (a last filter block overlaps the one before and writes
+        the same values again)."""
+        acc = numba.carray(_stack_array(SIZE, M.dtype), (FILTERS, CHUNK))
+        C, F = V.shape[1], M.shape[2]
+        flat = M.reshape(M.size)
+        for ch in range(len(V)):
+            for k in range(16):
+                for g in range(0, F, FILTERS):
+                    f = max(min(g, F - FILTERS), 0)  # known not negative: vector stores
+                    for q in range(CHUNK):  # the first channel's products start the sums
+                        v = V[ch, 0, k, q]
+                        for i in range(FILTERS):
+                            acc[i, q] = Ut[k, 0, f + i] * v
+                    for c in range(1, C):  # indexed, not sliced: a slice costs more than a c
+                        for q in range(CHUNK):  # each value once, into every filter's sums
+                            v = V[ch, c, k, q]
+                            for i in range(FILTERS):
+                                acc[i, q] += Ut[k, c, f + i] * v
+                    # the block is FILTERS whole rows of M: one loop copies it (a loop of one
+                    # row is unrolled, and then its stores stay scalar)
+                    out, sums = flat[((ch * 16 + k) * F + f) * CHUNK :], acc.reshape(SIZE)
+                    for e in range(SIZE):
+                        out[e] = sums[e]
+
+    return gemm
+
+
+@njit(cache=True, fastmath={"contract"})
+def wgemm(dM, V, dU):
+    """dU (16, F, C) = the sum over chunks of dM[ch, :, k] (F, CHUNK) times V[ch, :, k] (C,
+    CHUNK) transposed, per k; F, C >= 4 (last blocks overlap, as in gemm)."""
+    acc = numba.carray(_stack_array(256, dU.dtype), (4, 4, LANES))  # 4 * 4 * LANES
+    F, C = dM.shape[1], V.shape[1]
+    for k in range(16):
+        for g in range(0, F, 4):
+            f = max(min(g, F - 4), 0)
+            for h in range(0, C, 4):
+                c = max(min(h, C - 4), 0)
+                for i in range(4):
+                    for j in range(4):
+                        for lane in range(LANES):
+                            acc[i, j, lane] = 0
+                for ch in range(len(V)):
+                    for q0 in range(0, CHUNK, LANES):
+                        for lane in range(LANES):
+                            q = q0 + lane
+                            for i in range(4):
+                                e = dM[ch, f + i, k, q]
+                                for j in range(4):
+                                    acc[i, j, lane] += e * V[ch, c + j, k, q]
+                width = LANES  # the lanes added in halves, as vectors: a fixed order
+                while width > 1:
+                    width //= 2
+                    for i in range(4):
+                        for j in range(4):
+                            for lane in range(width):
+                                acc[i, j, lane] += acc[i, j, lane + width]
+                for i in range(4):
+                    for j in range(4):
+                        dU[k, f + i, c + j] = acc[i, j, 0]
+
+
+# name -> (filters, kernel); plan.py has the choice per vector unit.
+GEMMS = {"wino8x32": (8, _gemm(8)), "wino3x32": (3, _gemm(3))}
