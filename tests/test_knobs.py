@@ -1,5 +1,6 @@
-"""Training knobs: train.clip_grad_norm and the plateau schedule, by hand, against PyTorch's
-clip_grad_norm_ and ReduceLROnPlateau, in the loop, and through an exact resume."""
+"""Training knobs: train.clip_grad_norm, the plateau schedule and train.label_smoothing, by hand,
+against PyTorch's clip_grad_norm_, ReduceLROnPlateau and CrossEntropyLoss(label_smoothing), in
+the loop, and through an exact resume."""
 
 import numpy as np
 import pytest
@@ -7,6 +8,7 @@ from helpers import interrupt_and_resume, net_arrays, without_seconds, write_blo
 
 from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
+from nettrain.net.losses import smoothed, softmax_multinomial_cross_entropy
 from nettrain.optim.clip import EPS, clip_grad_norm
 from nettrain.optim.schedule import plateau_update
 from nettrain.training.fit import fit
@@ -176,3 +178,53 @@ def test_interrupted_and_resumed_with_both_knobs_is_bit_identical(config, tmp_pa
     a, b = net_arrays(tmp_path / "full/last.npz"), net_arrays(tmp_path / "cut/last.npz")
     assert all(np.array_equal(a[k], b[k]) for k in a)
     assert without_seconds(resumed) == without_seconds(full)
+
+
+# -- label_smoothing -------------------------------------------------------------------------
+
+
+def test_smoothing_by_hand():
+    t = np.array([[0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(smoothed(t, 0.1)[0], [0.025, 0.925, 0.025, 0.025])
+    assert smoothed(t, 0.1).sum(axis=1) == pytest.approx([1.0, 1.0])
+    # one sigmoid unit: two classes share e
+    np.testing.assert_allclose(smoothed(np.array([[1.0], [0.0]]), 0.1), [[0.95], [0.05]])
+
+
+@pytest.mark.parametrize("e", [0.05, 0.3])
+def test_smoothing_matches_pytorch(e):
+    """Loss and gradient of softmax + multinomial cross-entropy on smoothed targets against
+    CrossEntropyLoss(label_smoothing=e)."""
+    torch = pytest.importorskip("torch")
+    rng = np.random.default_rng(1)
+    s, labels = rng.standard_normal((6, 5)), rng.integers(0, 5, 6)
+    o = np.exp(s - s.max(axis=1, keepdims=True))
+    o /= o.sum(axis=1, keepdims=True)
+    loss, grad = softmax_multinomial_cross_entropy(s, o, smoothed(np.eye(5)[labels], e))
+    ts = torch.tensor(s, requires_grad=True)
+    ref = torch.nn.CrossEntropyLoss(label_smoothing=e)(ts, torch.tensor(labels))
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-12)
+    np.testing.assert_allclose(grad, ts.grad.numpy(), rtol=1e-10, atol=1e-14)
+
+
+def test_smoothing_in_the_first_update(config):
+    """One step of plain SGD on the whole training set: the update is -lr times the gradient
+    of the loss on the smoothed targets."""
+    plain = ["train.optimizer.momentum=0", "train.epochs=1", "train.batch_size=48"]
+    run = prepare(*config(*plain))
+    start, net, train = run.net.params(), run.net, run.train
+    idx = np.arange(len(train))
+    t = smoothed(train.targets(idx, net.n_outputs, net.dtype), 0.2)
+    net.loss_and_backward(train.inputs(idx, net.dtype), t, input_grad=False)
+    grads = {k: g.copy() for k, g in net.grads().items()}
+    trained = fit(*config(*plain, "train.label_smoothing=0.2")).run.net.params()
+    for k in start:
+        np.testing.assert_allclose(trained[k] - start[k], -0.5 * grads[k], rtol=1e-9, atol=1e-15)
+
+
+def test_smoothing_needs_classes_and_a_cross_entropy(config):
+    with pytest.raises(UserError, match="label smoothing needs a cross-entropy loss"):
+        prepare(*config("model.loss=squared_error", "train.label_smoothing=0.1"))
+    with pytest.raises(UserError, match="label_smoothing"):
+        config("train.label_smoothing=1.0")

@@ -90,6 +90,15 @@ TRAIN = {
         doc="before each update, scale all gradients by min(1, X / their joint L2 norm) "
         "(PyTorch's clip_grad_norm_; under MPI, of the summed gradient); null: off",
     ),
+    "label_smoothing": Opt(
+        "float",
+        0.0,
+        min=0,
+        max=1,
+        exclusive_max=True,
+        doc="train on the class targets (1 - e) t + e/K (K classes; e/2 for one sigmoid unit), "
+        "as PyTorch's CrossEntropyLoss(label_smoothing=e); validation and test losses use t",
+    ),
 }
 CHECKPOINT = {
     "every_steps": Opt("int", 0, min=0, doc="also write last.npz every N steps (0: off)"),

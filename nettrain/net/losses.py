@@ -26,6 +26,14 @@ import numpy as np
 from nettrain.layers.softmax import log_softmax
 
 
+def smoothed(t: np.ndarray, e: float) -> np.ndarray:
+    """Class targets t (batch, K), one-hot (or 0/1 for one sigmoid unit), smoothed by e:
+    (1 - e) t + e / K, the K classes sharing e evenly (two classes for one unit: e / 2);
+    PyTorch's CrossEntropyLoss(label_smoothing=e), Keras' label_smoothing."""
+    classes = 2 if t.shape[1] == 1 else t.shape[1]
+    return t * (1 - e) + e / classes
+
+
 def _clip(o):
     """Keep o inside (0, 1) for the logs and divisions of the plain cross-entropies."""
     tiny = np.finfo(o.dtype).tiny

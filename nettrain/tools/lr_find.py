@@ -24,8 +24,10 @@ from nettrain.core.errors import UserError
 from nettrain.core.files import atomic_write
 from nettrain.core.step import Step
 from nettrain.core.streams import epoch_order, init_rng
+from nettrain.net import losses
 from nettrain.optim import make_optimizer
 from nettrain.optim.clip import clip_grad_norm
+from nettrain.training.prepare import check_smoothing
 
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 # The smoothing of the loss. fastai's 0.98 averages over about 50 steps, half of a 100-step test,
@@ -47,6 +49,7 @@ def range_test(cfg: dict, src=None, start=1e-7, end=10.0, steps=100, beta=BETA) 
     spec = cfg["train"]["class_weights"]
     where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
     weights = data.class_weights(spec, train, net.n_outputs, where)  # as fit weighs the loss
+    check_smoothing(cfg["train"]["label_smoothing"], train, cfg["model"]["loss"], src)
     net.init_params(init_rng(cfg["seed"]))
     params, grads = net.params(), net.grads()
     optimizer = make_optimizer(cfg["train"]["optimizer"], params)
@@ -62,6 +65,7 @@ def range_test(cfg: dict, src=None, start=1e-7, end=10.0, steps=100, beta=BETA) 
             views = at.augment_rng() if augment else None
             x = train.inputs(idx, net.dtype, augment, views)
             t = train.targets(idx, net.n_outputs, net.dtype)
+            t = losses.smoothed(t, tc["label_smoothing"]) if tc["label_smoothing"] else t
             w = None if weights is None else weights[train.y[idx]]
             loss, _, _ = net.loss_and_backward(x, t, input_grad=False, step=at, weights=w)
             if not math.isfinite(loss):

@@ -20,6 +20,7 @@ from nettrain.core.errors import JobFailed
 from nettrain.core.step import Step
 from nettrain.core.streams import epoch_order
 from nettrain.net import metrics
+from nettrain.net.losses import smoothed
 from nettrain.optim.clip import clip_grad_norm
 from nettrain.optim.schedule import lr_at
 from nettrain.runtime import compiling
@@ -116,6 +117,8 @@ def forward_backward(run: Run, idx, n_batches: int, at: Step, part) -> tuple[flo
     views = at.augment_rng() if run.augment else None
     x = data.inputs(mine, net.dtype, run.augment, views, part)
     t = data.targets(mine, net.n_outputs, net.dtype)
+    if tc["label_smoothing"]:
+        t = smoothed(t, tc["label_smoothing"])
     lr = tc["optimizer"]["lr"] if run.state.plateau is None else run.state.plateau["lr"]
     run.optimizer.lr = lr_at(tc["schedule"], lr, at.number, n_batches, tc["epochs"])
     w = None if run.class_weights is None else run.class_weights[data.y[mine]]
