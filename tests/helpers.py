@@ -108,6 +108,21 @@ def run_layer(layer, x, dy=None, train=True):
     return y, (None if dy is None else layer.backward(saved, np.asarray(dy, dtype=layer.dtype)))
 
 
+def same_bits_on_1_and_2_threads(case) -> None:
+    """case() -> a tuple of arrays, run with Numba on one thread and on two: equal bit for bit."""
+    import numba
+
+    previous, results = numba.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            numba.set_num_threads(threads)
+            results.append(case())
+    finally:
+        numba.set_num_threads(previous)
+    for a, b in zip(*results, strict=True):
+        assert np.array_equal(a, b)
+
+
 def net_arrays(path) -> dict:
     """The net's arrays (weights and state, ``layers.*``) in a checkpoint."""
     arrays, _ = checkpoint.load(path)

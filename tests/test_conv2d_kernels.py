@@ -4,10 +4,9 @@ float64 and float32, with a relu fused in."""
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 import pytest
-from helpers import build, layer_grad_errors
+from helpers import build, layer_grad_errors, same_bits_on_1_and_2_threads
 from helpers import run_layer as run
 from references import conv_backward, conv_forward
 
@@ -83,18 +82,14 @@ def test_winograd_matches_the_reference(case, dtype, monkeypatch):
 def test_winograd_gives_the_same_bits_on_1_and_2_threads(monkeypatch):
     """Units of several samples, summed in unit order: y, dx and dW bit for bit."""
     monkeypatch.setenv("NETTRAIN_CONV", "winograd")
-    previous, results = numba.get_num_threads(), []
-    try:
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            unit = vectors.unit()
-            layer, x, dy = layer_and_data(monkeypatch, unit, np.float32, 8, 9, 9, 8, 1, 40)
-            y, dx = run(layer, x, dy)
-            results.append((y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()))
-    finally:
-        numba.set_num_threads(previous)
-    for a, b in zip(*results, strict=True):
-        assert np.array_equal(a, b)
+
+    def case():
+        unit = vectors.unit()
+        layer, x, dy = layer_and_data(monkeypatch, unit, np.float32, 8, 9, 9, 8, 1, 40)
+        y, dx = run(layer, x, dy)
+        return y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()
+
+    same_bits_on_1_and_2_threads(case)
 
 
 def test_winograd_gradcheck(monkeypatch):

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import dataclasses
 
-import numba
 import numpy as np
 import pytest
-from helpers import build
+from helpers import build, same_bits_on_1_and_2_threads
 from helpers import run_layer as run
 from references import conv_backward, conv_forward
 
@@ -99,18 +98,12 @@ def test_packed_matches_the_reference(case, unit, dtype, relu):
 
 
 def test_packed_gives_the_same_bits_on_1_and_2_threads():
-    previous = numba.get_num_threads()
-    results = []
-    try:
-        for threads in (1, 2):
-            numba.set_num_threads(threads)
-            layer, x, dy = packed_layer(vectors.AVX512, 16, 7, 7, 16, 9, 3, np.float32, True)
-            y, dx = run(layer, x, dy)
-            results.append((y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()))
-    finally:
-        numba.set_num_threads(previous)
-    for a, b in zip(*results, strict=True):
-        assert np.array_equal(a, b)
+    def case():
+        layer, x, dy = packed_layer(vectors.AVX512, 16, 7, 7, 16, 9, 3, np.float32, True)
+        y, dx = run(layer, x, dy)
+        return y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()
+
+    same_bits_on_1_and_2_threads(case)
 
 
 @pytest.mark.parametrize("piece", [1, 100])

@@ -49,7 +49,7 @@ def _split(x, mask, masked, n, c, ph, pw, P, planes):
 
 @njit(cache=True, inline="always")
 def _chunk_in(planes, P, start, t):
-    """t[k, q] = (B^T d B)[k] of the tile at phase column start + q, q < CHUNK."""
+    """t[k*CHUNK + q] = (B^T d B)[k] of the tile at phase column start + q, q < CHUNK."""
     i0, P1, one = np.uint64(start), np.uint64(P), np.uint64(1)
     for q in range(CHUNK):
         # d[a][b] for rows a = 2di + r, columns b = 2dj + s: phase (r, s) at q + di*P + dj
@@ -86,17 +86,29 @@ def _chunk_in(planes, P, start, t):
 
 @njit(cache=True, inline="always")
 def _chunk_grad(planes, start, t):
-    """t[k, q] = (A dY A^T)[k] of the output gradient's tile at phase column start + q."""
+    """t[k*CHUNK + q] = (A dY A^T)[k] of the output gradient's tile at phase column start + q."""
     g00, g01, g10, g11 = planes[0, start:], planes[1, start:], planes[2, start:], planes[3, start:]
     for q in range(CHUNK):
         a00, a01, a10, a11 = g00[q], g01[q], g10[q], g11[q]
         # A dY: rows g0, g0 + g1, g0 - g1, -g1; then times A^T, the same on columns
         t00, t01, t10, t11 = a00, a01, a00 + a10, a01 + a11
         t20, t21, t30, t31 = a00 - a10, a01 - a11, -a10, -a11
-        t[0, q], t[1, q], t[2, q], t[3, q] = t00, t00 + t01, t00 - t01, -t01
-        t[4, q], t[5, q], t[6, q], t[7, q] = t10, t10 + t11, t10 - t11, -t11
-        t[8, q], t[9, q], t[10, q], t[11, q] = t20, t20 + t21, t20 - t21, -t21
-        t[12, q], t[13, q], t[14, q], t[15, q] = t30, t30 + t31, t30 - t31, -t31
+        t[q] = t00
+        t[CHUNK + q] = t00 + t01
+        t[2 * CHUNK + q] = t00 - t01
+        t[3 * CHUNK + q] = -t01
+        t[4 * CHUNK + q] = t10
+        t[5 * CHUNK + q] = t10 + t11
+        t[6 * CHUNK + q] = t10 - t11
+        t[7 * CHUNK + q] = -t11
+        t[8 * CHUNK + q] = t20
+        t[9 * CHUNK + q] = t20 + t21
+        t[10 * CHUNK + q] = t20 - t21
+        t[11 * CHUNK + q] = -t21
+        t[12 * CHUNK + q] = t30
+        t[13 * CHUNK + q] = t30 + t31
+        t[14 * CHUNK + q] = t30 - t31
+        t[15 * CHUNK + q] = -t31
 
 
 @njit(cache=True, inline="always")
@@ -115,37 +127,52 @@ def _copy(flat, out):
         out[i] = flat[i]
 
 
+@njit(cache=True, inline="always")
+def _chunk(planes, P, start, grad, t):
+    if grad:
+        _chunk_grad(planes, start, t)
+    else:
+        _chunk_in(planes, P, start, t)
+
+
+@njit(cache=True)
+def _blocks(planes, P, S, grad, out, c):
+    """out[:, c] (chunks, ., 16*CHUNK) = the transformed tiles of the phases ``planes`` (G, 4,
+    .) of a unit's samples, S columns each: their inputs' (B^T d B) or, with ``grad``, their
+    output gradients' (A dY A^T)."""
+    G = len(planes)
+    ptr, pptr = _stack_array(512, out.dtype), _stack_array(512, out.dtype)  # 16 * CHUNK
+    t, flat = numba.carray(ptr, (16, CHUNK)), numba.carray(ptr, (16 * CHUNK,))
+    part, pflat = numba.carray(pptr, (16, CHUNK)), numba.carray(pptr, (16 * CHUNK,))
+    for ch in range(len(out)):
+        g0 = ch * CHUNK
+        g, end = g0, min(g0 + CHUNK, G * S)
+        s = g // S  # the samples whose tiles the chunk holds
+        if end - g0 == CHUNK and end <= (s + 1) * S:  # one sample's: straight into out
+            _chunk(planes[s], P, CHUNK + g - s * S, grad, out[ch, c])
+            continue
+        _chunk(planes[s], P, CHUNK + g - s * S, grad, flat)
+        g = min(end, (s + 1) * S)
+        while g < end:
+            s = g // S
+            _chunk(planes[s], P, CHUNK + g - s * S - (g - g0), grad, pflat)
+            _merge(t, part, g - g0, CHUNK)
+            g = min(end, (s + 1) * S)
+        if end - g0 < CHUNK:
+            _merge(t, t, CHUNK, end - g0)
+        _copy(flat, out[ch, c])
+
+
 @njit(cache=True)
 def transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V):
     """V (chunks, C, 16*CHUNK) = B^T d B of the tiles of samples n0 .. n1 - 1 of x (N, C, H,
     W) zero-padded by ph, pw (times mask > 0 when ``masked``)."""
     C, G, P = x.shape[1], n1 - n0, tw + 1
-    S = th * P
     planes = np.zeros((G, 4, CHUNK + (th + 2) * P + CHUNK), dtype=V.dtype)
-    ptr = _stack_array(512, V.dtype)  # 16 * CHUNK, a literal
-    t, flat = numba.carray(ptr, (16, CHUNK)), numba.carray(ptr, (16 * CHUNK,))
-    pptr = _stack_array(512, V.dtype)
-    part, pflat = numba.carray(pptr, (16, CHUNK)), numba.carray(pptr, (16 * CHUNK,))
     for c in range(C):
         for s in range(G):
             _split(x, mask, masked, n0 + s, c, ph, pw, P, planes[s])
-        for ch in range(len(V)):
-            g0 = ch * CHUNK
-            g, end = g0, min(g0 + CHUNK, G * S)
-            s = g // S  # the samples whose tiles the chunk holds
-            if end - g0 == CHUNK and end <= (s + 1) * S:  # one sample's: straight into V
-                _chunk_in(planes[s], P, CHUNK + g - s * S, V[ch, c])
-                continue
-            _chunk_in(planes[s], P, CHUNK + g - s * S, flat)
-            g = min(end, (s + 1) * S)
-            while g < end:
-                s = g // S
-                _chunk_in(planes[s], P, CHUNK + g - s * S - (g - g0), pflat)
-                _merge(t, part, g - g0, CHUNK)
-                g = min(end, (s + 1) * S)
-            if end - g0 < CHUNK:
-                _merge(t, t, CHUNK, end - g0)
-            _copy(flat, V[ch, c])
+        _blocks(planes, P, th * P, False, V, c)
 
 
 @njit(cache=True)
@@ -153,28 +180,11 @@ def transform_grad(dy, y, relu, th, tw, n0, n1, dM):
     """dM (chunks, F, 16*CHUNK) = A dY A^T of the output gradient's tiles (2x2 of dy, masked
     by y > 0 with relu; zeros past OH, OW), samples n0 .. n1 - 1."""
     F, G, P = dy.shape[1], n1 - n0, tw + 1
-    S = th * P
-    planes = np.zeros((G, 4, CHUNK + S + CHUNK), dtype=dM.dtype)
-    ptr = _stack_array(512, dM.dtype)
-    t, flat = numba.carray(ptr, (16, CHUNK)), numba.carray(ptr, (16 * CHUNK,))
-    part = numba.carray(_stack_array(512, dM.dtype), (16, CHUNK))
+    planes = np.zeros((G, 4, CHUNK + th * P + CHUNK), dtype=dM.dtype)
     for f in range(F):
         for s in range(G):
             _split(dy, y, relu, n0 + s, f, 0, 0, P, planes[s])
-        for ch in range(len(dM)):
-            g0 = ch * CHUNK
-            g, end = g0, min(g0 + CHUNK, G * S)
-            s = g // S
-            _chunk_grad(planes[s], CHUNK + g - s * S - (g - g0), t)
-            g = min(end, (s + 1) * S)
-            while g < end:
-                s = g // S
-                _chunk_grad(planes[s], CHUNK + g - s * S - (g - g0), part)
-                _merge(t, part, g - g0, CHUNK)
-                g = min(end, (s + 1) * S)
-            if end - g0 < CHUNK:
-                _merge(t, t, CHUNK, end - g0)
-            _copy(flat, dM[ch, f])
+        _blocks(planes, P, th * P, True, dM, f)
 
 
 @njit(cache=True)
