@@ -15,9 +15,9 @@ from nettrain.data import DATASETS, ClassWeights, generated
 from nettrain.data.augment import AUGMENT, CROP
 from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import check_source
-from nettrain.net import graph
+from nettrain.net import graph, losses
 from nettrain.net.losses import LOSSES
-from nettrain.optim import OPTIMIZERS
+from nettrain.optim import OPTIMIZERS, clip
 from nettrain.optim.schedule import COMMON, SCHEDULES
 
 MONITORS = ("auto",) + tuple(
@@ -82,23 +82,8 @@ TRAIN = {
     "class_weights": ClassWeights(
         default=None, doc="per-class loss weights: balanced or {CLASS: w}"
     ),
-    "clip_grad_norm": Opt(
-        "float",
-        None,
-        min=0,
-        exclusive_min=True,
-        doc="before each update, scale all gradients by min(1, X / their joint L2 norm) "
-        "(PyTorch's clip_grad_norm_; under MPI, of the summed gradient); null: off",
-    ),
-    "label_smoothing": Opt(
-        "float",
-        0.0,
-        min=0,
-        max=1,
-        exclusive_max=True,
-        doc="train on the class targets (1 - e) t + e/K (K classes; e/2 for one sigmoid unit), "
-        "as PyTorch's CrossEntropyLoss(label_smoothing=e); validation and test losses use t",
-    ),
+    "clip_grad_norm": clip.OPTION,
+    "label_smoothing": losses.SMOOTHING,
 }
 CHECKPOINT = {
     "every_steps": Opt("int", 0, min=0, doc="also write last.npz every N steps (0: off)"),

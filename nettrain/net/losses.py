@@ -23,7 +23,27 @@ from __future__ import annotations
 
 import numpy as np
 
+from nettrain.core.errors import UserError
+from nettrain.core.options import Opt
 from nettrain.layers.softmax import log_softmax
+
+SMOOTHING = Opt(  # train.label_smoothing
+    "float",
+    0.0,
+    min=0,
+    max=1,
+    exclusive_max=True,
+    doc="train on the class targets (1 - e) t + e/K (K classes; e/2 for one sigmoid unit), "
+    "as PyTorch's CrossEntropyLoss(label_smoothing=e); validation and test losses use t",
+)
+
+
+def check_smoothing(e: float, classes: bool, loss: str, where: str) -> None:
+    """train.label_smoothing needs class labels (``classes``) and a cross-entropy loss."""
+    if e and not classes:
+        raise UserError(where, "label smoothing needs class labels; these targets are values")
+    if e and loss not in ("multinomial_cross_entropy", "cross_entropy"):
+        raise UserError(where, f"label smoothing needs a cross-entropy loss, not {loss}")
 
 
 def smoothed(t: np.ndarray, e: float) -> np.ndarray:

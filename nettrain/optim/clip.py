@@ -11,7 +11,17 @@ import math
 
 import numpy as np
 
+from nettrain.core.options import Opt
+
 EPS = 1e-6  # PyTorch's: keeps the factor finite for a zero gradient
+OPTION = Opt(  # train.clip_grad_norm
+    "float",
+    None,
+    min=0,
+    exclusive_min=True,
+    doc="before each update, scale all gradients by min(1, X / their joint L2 norm) "
+    "(PyTorch's clip_grad_norm_; under MPI, of the summed gradient); null: off",
+)
 
 
 def clip_grad_norm(grads: dict[str, np.ndarray], max_norm: float) -> float:

@@ -27,7 +27,6 @@ from nettrain.core.streams import epoch_order, init_rng
 from nettrain.net import losses
 from nettrain.optim import make_optimizer
 from nettrain.optim.clip import clip_grad_norm
-from nettrain.training.prepare import check_smoothing
 
 DIVERGED = 4.0  # stop once the smoothed loss exceeds this many times its minimum
 # The smoothing of the loss. fastai's 0.98 averages over about 50 steps, half of a 100-step test,
@@ -49,7 +48,9 @@ def range_test(cfg: dict, src=None, start=1e-7, end=10.0, steps=100, beta=BETA) 
     spec = cfg["train"]["class_weights"]
     where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
     weights = data.class_weights(spec, train, net.n_outputs, where)  # as fit weighs the loss
-    check_smoothing(cfg["train"]["label_smoothing"], train, cfg["model"]["loss"], src)
+    where = src.where(("train", "label_smoothing")) if src else "train.label_smoothing"
+    e, loss = cfg["train"]["label_smoothing"], cfg["model"]["loss"]
+    losses.check_smoothing(e, train.has_classes, loss, where)  # as fit checks it
     net.init_params(init_rng(cfg["seed"]))
     params, grads = net.params(), net.grads()
     optimizer = make_optimizer(cfg["train"]["optimizer"], params)

@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 from nettrain import data
 from nettrain.assemble import assemble, split_validation
-from nettrain.core.errors import UserError
 from nettrain.core.streams import init_rng
 from nettrain.data.columns import unseen_note
+from nettrain.net.losses import check_smoothing
 from nettrain.optim import Optimizer, make_optimizer
 from nettrain.training.monitors import Watch, monitors, plateau_watch
 from nettrain.training.mpi import Single, world
@@ -68,19 +68,11 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
     where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
     run.class_weights = data.class_weights(spec, train, net.n_outputs, where)
     tc = cfg["train"]
-    check_smoothing(tc["label_smoothing"], train, cfg["model"]["loss"], src)
+    where = src.where(("train", "label_smoothing")) if src else "train.label_smoothing"
+    check_smoothing(tc["label_smoothing"], train.has_classes, cfg["model"]["loss"], where)
     es = tc["early_stopping"]
     run.notes = fit_notes(run, tc["checkpoint"]["monitor"], es and es["monitor"])
     return run
-
-
-def check_smoothing(e: float, train, loss: str, src) -> None:
-    """train.label_smoothing needs class labels and a cross-entropy loss."""
-    where = src.where(("train", "label_smoothing")) if src else "train.label_smoothing"
-    if e and not train.has_classes:
-        raise UserError(where, "label smoothing needs class labels; these targets are values")
-    if e and loss not in ("multinomial_cross_entropy", "cross_entropy"):
-        raise UserError(where, f"label smoothing needs a cross-entropy loss, not {loss}")
 
 
 def fit_notes(run: Run, best_monitor: str, stopping_monitor: str | None) -> list[str]:

@@ -13,17 +13,19 @@ y > 0 with a fused relu) padded by 2 - p, with the flipped filters, their two ch
 swapped: the same kernel. The weight gradient is the adjoint in g: dU[k] = sum dM[k] @ V[k].T
 over the tiles, dM = A dY A^T (dY a tile's 2x2 of the masked output gradient), dW = G^T dU G.
 
-Work goes in units of G samples (a thread a unit), whose tiles lie side by side in L columns (a
-multiple of the product's tile; the columns past the unit's tiles are zeros): the transformed
-input V (16, C, L) and the products M (16, F, L) of a unit stay in the core's cache between the
-transforms and the products, so nothing of size 16/4 the activations goes through memory, and
-nothing is kept for the backward pass but x itself (V is made again there). The products are
-wino_gemm.py's register tiles; the weight gradient's per-unit sums are added in unit order, and
-G depends on the layer's shape alone: the same bits for any thread count. plan.py says where
-this runs, with the measured speed and float32 error.
+Work goes in units of a few samples (a thread a unit), whose tiles lie side by side in chunks
+of CHUNK tile columns (wino_transforms.py has the layout; the columns past the unit's tiles are
+zeros): the transformed input V and the products M of a unit stay in the core's cache between
+the transforms and the products, so nothing of 16/4 the activations' size goes through memory,
+and nothing is kept for the backward pass but x itself (V is made again there). The products
+are wino_gemm.py's register tiles; the weight gradient's per-unit sums are added in unit order,
+and units depend on the layer's shape alone: the same bits for any thread count. plan.py says
+where this runs and why; docs/speed.md has the measured speed and float32 error.
 """
 
 from __future__ import annotations
+
+import threading
 
 import numba
 import numpy as np
@@ -41,13 +43,13 @@ from nettrain.layers.conv2d.wino_transforms import (
 # B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], A^T = [[1, 1, 1, 0],
 # [0, 1, -1, -1]].
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-# Tile columns a unit holds at most (more samples a unit only where a sample has fewer).
 # Tile columns a unit holds at most: a few samples of a few hundred kB while the products run;
 # the weight gradient's units are larger, since each of its 4 x 4 blocks of sums is added across
 # its lanes once a unit (wino_gemm.wgemm), but no fewer than MIN_UNITS a batch (for the threads).
 UNIT_COLUMNS, WGRAD_COLUMNS, MIN_UNITS = 320, 1024, 8
-# Scratch arrays (V and M, a unit's each per thread) by shape and dtype, kept between calls:
-# allocated afresh, their pages came from the system each time (page faults on every touch).
+# Scratch arrays (V and M, a unit's each per thread) by shape, dtype and calling thread (`tune
+# --jobs` trains nets side by side on Python threads), kept between calls: allocated afresh,
+# their pages came from the system each time (page faults on every touch).
 _SCRATCH: dict = {}
 
 
@@ -74,7 +76,7 @@ def units(N: int, OH: int, OW: int, columns: int = UNIT_COLUMNS) -> tuple[int, i
 def _scratch(slots, chunks, C, F, dtype):
     """A unit's V (chunks, C, 16, CHUNK) and M or dM (chunks, F, 16, CHUNK) for each of
     ``slots`` threads (slot s runs units s, s + slots, ...)."""
-    key = (slots, chunks, C, F, np.dtype(dtype).str)
+    key = (threading.get_ident(), slots, chunks, C, F, np.dtype(dtype).str)
     if key not in _SCRATCH:
         _SCRATCH[key] = (np.empty((slots, chunks, C, 16, CHUNK), dtype),
                          np.empty((slots, chunks, F, 16, CHUNK), dtype))  # fmt: skip
