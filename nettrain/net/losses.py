@@ -38,8 +38,11 @@ SMOOTHING = Opt(  # train.label_smoothing
 )
 
 
-def check_smoothing(e: float, classes: bool, loss: str, where: str) -> None:
-    """train.label_smoothing needs class labels (``classes``) and a cross-entropy loss."""
+def check_smoothing(cfg: dict, classes: bool, src=None) -> None:
+    """The config's train.label_smoothing needs class labels (``classes``) and a cross-entropy
+    loss; an error names its line in ``src`` (a ConfigSource) when given."""
+    e, loss = cfg["train"]["label_smoothing"], cfg["model"]["loss"]
+    where = src.where(("train", "label_smoothing")) if src and e else "train.label_smoothing"
     if e and not classes:
         raise UserError(where, "label smoothing needs class labels; these targets are values")
     if e and loss not in ("multinomial_cross_entropy", "cross_entropy"):

@@ -48,9 +48,7 @@ def range_test(cfg: dict, src=None, start=1e-7, end=10.0, steps=100, beta=BETA) 
     spec = cfg["train"]["class_weights"]
     where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
     weights = data.class_weights(spec, train, net.n_outputs, where)  # as fit weighs the loss
-    e, loss = cfg["train"]["label_smoothing"], cfg["model"]["loss"]
-    where = src.where(("train", "label_smoothing")) if src and e else "train.label_smoothing"
-    losses.check_smoothing(e, train.has_classes, loss, where)  # as fit checks it
+    losses.check_smoothing(cfg, train.has_classes, src)  # as fit checks it
     net.init_params(init_rng(cfg["seed"]))
     params, grads = net.params(), net.grads()
     optimizer = make_optimizer(cfg["train"]["optimizer"], params)

@@ -68,9 +68,7 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
     where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
     run.class_weights = data.class_weights(spec, train, net.n_outputs, where)
     tc = cfg["train"]
-    e = tc["label_smoothing"]
-    where = src.where(("train", "label_smoothing")) if src and e else "train.label_smoothing"
-    check_smoothing(e, train.has_classes, cfg["model"]["loss"], where)
+    check_smoothing(cfg, train.has_classes, src)
     es = tc["early_stopping"]
     run.notes = fit_notes(run, tc["checkpoint"]["monitor"], es and es["monitor"])
     return run

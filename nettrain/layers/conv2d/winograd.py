@@ -83,10 +83,12 @@ def _scratch(slots, chunks, C, F, dtype):
     return _SCRATCH[key]
 
 
-# The parallel loops, one per product kernel, written out (a closure over a kernel would put
-# the kernel object in Numba's cache key: tile.py). A unit of ``group`` samples a thread.
 @njit(cache=True, parallel=True)
-def _conv8x32(x, mask, masked, Ut, bias, relu, ph, pw, group, Vs, Ms, y):
+def _conv(x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y):
+    """y of x: each unit of ``group`` samples transformed, multiplied (``wide``: the 8 x 32
+    tiles, else 3 x 32) and transformed back by one thread. Both product kernels are module
+    globals called by name: a kernel passed in or closed over would enter Numba's cache key,
+    which changes from process to process (tile.py)."""
     (N, C), F, (th, tw) = x.shape[:2], y.shape[1], ((y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2)
     units, slots, chunks = -(-N // group), len(Vs), Vs.shape[1]
     for slot in prange(slots):
@@ -94,20 +96,10 @@ def _conv8x32(x, mask, masked, Ut, bias, relu, ph, pw, group, Vs, Ms, y):
         for u in range(slot, units, slots):
             n0, n1 = u * group, min(N, u * group + group)
             transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V.reshape(chunks, C, 16 * CHUNK))
-            _gemm8x32(Ut, V, M)
-            transform_out(M, bias, relu, th, tw, n0, n1, y)
-
-
-@njit(cache=True, parallel=True)
-def _conv3x32(x, mask, masked, Ut, bias, relu, ph, pw, group, Vs, Ms, y):
-    (N, C), F, (th, tw) = x.shape[:2], y.shape[1], ((y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2)
-    units, slots, chunks = -(-N // group), len(Vs), Vs.shape[1]
-    for slot in prange(slots):
-        V, M = Vs[slot], Ms[slot].reshape(chunks, 16, F, CHUNK)  # (wino_gemm.py)
-        for u in range(slot, units, slots):
-            n0, n1 = u * group, min(N, u * group + group)
-            transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V.reshape(chunks, C, 16 * CHUNK))
-            _gemm3x32(Ut, V, M)
+            if wide:
+                _gemm8x32(Ut, V, M)
+            else:
+                _gemm3x32(Ut, V, M)
             transform_out(M, bias, relu, th, tw, n0, n1, y)
 
 
@@ -126,7 +118,6 @@ def _wgrad(x, dy, y, relu, ph, pw, group, Vs, dMs, dU):
 
 
 _gemm8x32, _gemm3x32 = GEMMS["wino8x32"][1], GEMMS["wino3x32"][1]
-CONV = {"wino8x32": _conv8x32, "wino3x32": _conv3x32}
 
 
 def filter_transform(weight) -> np.ndarray:
@@ -146,7 +137,8 @@ def convolve(x, Ut, bias, relu, padding, out_hw, gemm, mask=None):
     y = np.empty((N, F, *out_hw), dtype=x.dtype)
     masked = mask is not None
     Vs, Ms = _scratch(min(numba.get_num_threads(), -(-N // group)), chunks, x.shape[1], F, x.dtype)
-    CONV[gemm](x, mask if masked else x, masked, Ut, bias, relu, *padding, group, Vs, Ms, y)
+    wide = gemm == "wino8x32"
+    _conv(x, mask if masked else x, masked, Ut, bias, relu, *padding, group, wide, Vs, Ms, y)
     return y
 
 
