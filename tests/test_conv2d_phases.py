@@ -25,7 +25,7 @@ CASES = [
     (3, 17, 30, 5, 3, [1, 2], [1, 0]),  # stride 2 across only, padding per axis
     (6, 26, 23, 9, 5, 3, 2),  # stride 3, 5x5: three phases an axis, taps 2 + 2 + 1
     (5, 15, 15, 6, 5, 2, "same"),
-    (4, 11, 13, 6, 1, 2, 0),  # 1x1: x subsampled, dx zero on three phases of four
+    (4, 11, 13, 6, [1, 3], 2, 0),  # 1x3: no tap on odd rows (1x1 goes pointwise), dx zero there
     (3, 10, 12, 5, 3, 3, 1),  # stride = kernel: one tap a phase
     (2, 9, 8, 3, [2, 4], [3, 2], [0, 1]),  # an even, rectangular kernel
     (13, 16, 16, 13, 3, 2, 1),  # 13 channels, 13 filters: tiles of 4 and 1 left over
@@ -146,11 +146,13 @@ def test_phases_give_the_same_bits_on_one_thread_and_two(forced):
 
 def test_the_plan_sends_strided_layers_by_their_shape():
     """Without NETTRAIN_CONV: phases where the kernel is larger than the stride and the planes'
-    run holds a tile; im2col for 1x1 projections, stride = kernel, and short runs."""
+    run holds a tile; 1x1 projections pointwise (pointwise.py), im2col for stride = kernel and
+    short runs."""
     assert build(Conv2d, (16, 32, 32), filters=32, kernel=3, stride=2, padding=1).plan.phases
     for C, H, F, kernel, stride in ((16, 32, 32, 1, 2), (16, 33, 32, 3, 3), (8, 12, 16, 3, 2)):
         layer = build(Conv2d, (C, H, H), filters=F, kernel=kernel, stride=stride)
         assert not layer.plan.phases and not layer.direct
+        assert layer.plan.pointwise == (kernel == 1)
     assert phases.Layout((1, 1, 1), (1, 1), (2, 2), (3, 3)).dx_run == 0  # nothing reads x
 
 

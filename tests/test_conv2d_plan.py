@@ -46,15 +46,15 @@ TABLE = """
 32x32x32 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 3                    # cifar, cifar-bn
 32x16x16 64@3x3 s1 p1 f32  | tile4x48:64 | tile4x48:32 | wgrad4:64 | 14                   # cifar, cifar-bn
 64x16x16 64@3x3 s1 p1 f32  | tile4x48:64 | tile4x48:64 | wgrad4:64 | 7                    # cifar, cifar-bn
-16x14x14 32@1x1 s1 p0 f32  | tile4x48:32 | tile4x48:16 | wgrad4:32 | 334         # mnist-resnet (by plan.py)
+16x14x14 32@1x1 s1 p0 f32  | pointwise | pointwise | pointwise | 334         # mnist-resnet (by plan.py)
 64x7x7 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:64 | packed wgrad4:64 | 37  # mnist-resnet
-32x7x7 64@1x1 s1 p0 f32    | im2col | im2col | im2col | 668                      # mnist-resnet
+32x7x7 64@1x1 s1 p0 f32    | pointwise | pointwise | pointwise | 668            # mnist-resnet
 3x32x32 16@3x3 s1 p1 f32   | tile4x48:16 | direct2:2 direct1:1 | wgrad4:16 | 37  # cifar-resnet (by plan.py)
 16x32x32 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 7           # cifar-resnet
 16x32x32 32@3x3 s2 p1 f32  | phases tile4x48:32 | phases tile4x48:16 | phases wgrad4:32 | 28  # cifar-resnet
 32x16x16 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 14          # cifar-resnet
-16x32x32 32@1x1 s2 p0 f32  | im2col | im2col | im2col | 256                      # cifar-resnet
-32x16x16 64@1x1 s2 p0 f32  | im2col | im2col | im2col | 512                      # cifar-resnet
+16x32x32 32@1x1 s2 p0 f32  | pointwise | pointwise | pointwise | 256            # cifar-resnet
+32x16x16 64@1x1 s2 p0 f32  | pointwise | pointwise | pointwise | 512            # cifar-resnet
 2x5x5 3@3x3 s1 p1 f64      | direct2:2 direct1:1 | direct2:2 | wgrad2:2 wgrad1:1 | 1165
 1x3x3 1@2x2 s1 p0 f64      | direct1:1 | direct1:1 | wgrad1:1 | 32768
 3x7x6 4@3x3 s2 p1 f64      | im2col | im2col | im2col | 1618
@@ -67,12 +67,12 @@ TABLE = """
 64x8x8 63@3x3 s1 p1 f32    | packed tile4x48:63 | packed tile4x48:64 | packed wgrad4:60 wgrad2:2 wgrad1:1 | 28
 64x8x8 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:64 | packed wgrad4:64 | 28
 8x14x8 64@3x3 s1 p0 f32    | im2col | im2col | im2col | 202
-8x18x8 64@1x1 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 910
-8x16x8 64@1x1 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 1024
+8x18x9 64@1x2 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 455
+8x3x43 64@1x2 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 520
 8x15x9 64@3x3 s1 p0 f32    | im2col | im2col | im2col | 160
-4x6x8 13@1x1 s1 p0 f32     | tile4x48:12 direct1:1 | tile4x48:4 | wgrad4:12 wgrad1:1 | 5461
-4x7x7 13@1x1 s1 p0 f32     | tile4x48:12 direct1:1 | tile4x48:4 | wgrad4:12 wgrad1:1 | 5349
-4x5x9 13@1x1 s1 p0 f32     | direct8:8 direct2:4 direct1:1 | direct2:4 | wgrad4:12 wgrad1:1 | 5825
+4x7x7 13@1x2 s1 p0 f32     | tile4x48:12 direct1:1 | tile4x48:4 | wgrad4:12 wgrad1:1 | 3120
+4x5x10 13@1x2 s1 p0 f32    | tile4x48:12 direct1:1 | tile4x48:4 | wgrad4:12 wgrad1:1 | 2912
+4x4x11 13@1x2 s1 p0 f32    | direct8:8 direct2:4 direct1:1 | direct2:4 | wgrad4:12 wgrad1:1 | 3276
 5x6x6 11@3x3 s1 p1 f32     | direct8:8 direct2:2 direct1:1 | direct2:4 direct1:1 | wgrad4:8 wgrad2:2 wgrad1:1 | 647
 3x32x32 1@3x3 s1 p1 f32    | direct1:1 | direct2:2 direct1:1 | wgrad1:1 | 37
 3x9x9 4@3x3 s2 p0 f32      | im2col | im2col | im2col | 2427
@@ -87,7 +87,7 @@ TABLE = """
 32x32x32 32@5x5 s2 p2 f32  | phases tile4x48:32 | phases tile4x48:32 | phases wgrad4:32 | 5
 16x33x33 32@3x3 s3 p1 f32  | im2col | im2col | im2col | 60
 7x10x12 10@3x5 s1 p1x2 f32 | packed tile4x48:10 | packed tile4x48:7 | packed wgrad4:8 wgrad2:2 | 83
-128x4x4 256@1x1 s1 p0 f32  | im2col | im2col | im2col | 512
+128x4x4 256@1x1 s1 p0 f32  | pointwise | pointwise | pointwise | 512
 """  # noqa: E501
 
 
@@ -119,6 +119,8 @@ ROWS = [parse(line) for line in TABLE.strip().splitlines()]
 def steps_text(p, plan=None) -> str:
     """A pass's steps as in TABLE, checking that they cover its channels in order from 0; with
     'phases ' or 'packed ' before them where the ``plan`` says so."""
+    if plan and plan.pointwise:
+        return "pointwise"
     if not p.steps:
         return "im2col"
     assert [s.start for s in p.steps] == [0] + [s.stop for s in p.steps[:-1]]
@@ -131,12 +133,15 @@ def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
     p = plan(*key, unit=vectors.AVX512)
     passes = [p.forward, p.input_grad, p.weight_grad]
     assert ([steps_text(q, p) for q in passes], p.chunk) == expected
-    assert p.direct == (expected[0][0] != "im2col")
+    assert p.direct == (expected[0][0] not in ("im2col", "pointwise"))
+    assert p.pointwise == (expected[0][0] == "pointwise")
     assert p.phases == expected[0][0].startswith("phases")
     names = [q.kernel for q in passes]
     if p.direct:
         prefix = "phases:" if p.phases else ""
         assert names == [prefix + "+".join(s.kernel for s in q.steps) for q in passes]
+    elif p.pointwise:
+        assert names == ["BLAS", "BLAS", "BLAS"]
     else:
         assert names == ["im2col+BLAS", "BLAS+col2im", "BLAS"]
     assert all(q.reason for q in passes)
@@ -259,6 +264,8 @@ def test_the_layer_runs_what_its_plan_says(key, expected, monkeypatch):
         assert trained == evaluated == logged(p.forward)
         phases = len(list(layer.phases._spans())) if p.phases else 1  # an input gradient each
         assert calls == logged(p.weight_grad) + logged(p.input_grad) * phases
+    elif p.pointwise:  # numpy's BLAS products: none of the kernels
+        assert trained == evaluated == calls == []
     else:
         assert trained == [("im2col", N)]
         assert evaluated == [("im2col", p.chunk), ("im2col", 1)]

@@ -40,7 +40,7 @@ import numpy as np
 from nettrain.core.options import Opt
 from nettrain.layers import initializers
 from nettrain.layers.base import ACTIVATION_NAMES, ANY, Layer, ShapeError
-from nettrain.layers.conv2d import direct, lowered, packed, phases, wgrad, winograd
+from nettrain.layers.conv2d import direct, lowered, packed, phases, pointwise, wgrad, winograd
 from nettrain.layers.conv2d.plan import plan
 from nettrain.layers.relu import Relu
 
@@ -160,7 +160,9 @@ class Conv2d(Layer):
             y = winograd.forward(x, self.params["weight"], bias, self.p, relu, gemm)
             return y, ((x, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
-        if self.plan.packed:  # the whole batch as one run (packed.py)
+        if self.plan.pointwise:  # 1x1: a BLAS product a sample (pointwise.py)
+            kept = pointwise.forward(x, self._weight_matrix(), bias, self.s, relu, y)
+        elif self.plan.packed:  # the whole batch as one run (packed.py)
             kept = packed.forward(x, self._weight_matrix(), bias, relu, self.p, self.plan, y)
         elif self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
             if self.plan.phases:  # planes saved by a training forward: in kept storage
@@ -182,8 +184,9 @@ class Conv2d(Layer):
         relu = y is not None
         dy = np.ascontiguousarray(dy, dtype=self.dtype)
         y = y if relu else dy  # the kernels read y only with relu; any array of its type will do
-        if self.plan.winograd:  # kept is x
-            return winograd.backward(self, kept, dy, y, relu, need_dx)
+        if self.plan.winograd or self.plan.pointwise:  # kept is x (pointwise: at the stride)
+            module = winograd if self.plan.winograd else pointwise
+            return module.backward(self, kept, dy, y, relu, need_dx)
         if not self.direct:
             return self._backward_lowered(kept, y, relu, dy, need_dx)
         (N, F), (_, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p

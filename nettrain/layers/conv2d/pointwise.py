@@ -1,0 +1,54 @@
+"""1x1 convolutions without padding (pointwise: ResNets' projection shortcuts, bottlenecks), any
+stride, as one BLAS product a sample. Stride (sh, sw) keeps every sh-th row and sw-th column:
+
+    xs = x[:, :, ::sh, ::sw] as (N, C, P),  P = OH*OW,
+    y[n] = weight (F, C) @ xs[n] + bias,
+    dW = sum_n dy[n] @ xs[n].T,   db = sum_{n, p} dy[n, :, p],   dxs[n] = weight.T @ dy[n],
+
+dy masked by y > 0 first with a fused relu; dx is dxs at the kept rows and columns, zeros
+elsewhere. There is no im2col matrix to build (xs is x itself at stride 1), and the direct
+kernels' taps are only C here, too few to pay for a register tile's stores (plan.py has the
+measurements). numpy's matmul calls BLAS once a sample: a product sums over C in BLAS's fixed
+order whatever its threads, and dW's samples are added in order, so the results do not depend
+on the thread count.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def forward(x, W, bias, stride, relu, y) -> np.ndarray:
+    """y (N, F, OH, OW) from x (N, C, H, W), the weight as (F, C) and the bias (F,) (zeros where
+    the layer has none); returns xs (N, C, P), what the weight gradient reads."""
+    (N, C), (sh, sw), F = x.shape[:2], stride, len(W)
+    xs = x if (sh, sw) == (1, 1) else x[:, :, ::sh, ::sw]
+    xs = np.ascontiguousarray(xs, dtype=y.dtype).reshape(N, C, -1)
+    out = y.reshape(N, F, -1)
+    np.matmul(W, xs, out=out)
+    out += bias[:, None]
+    if relu:
+        np.maximum(out, 0, out=out)
+    return xs
+
+
+def backward(layer, xs, dy, y, relu, need_dx):
+    """A Conv2d ``layer``'s gradients into layer.grads, dx (N, C, H, W) or None returned: the
+    forward's xs, its output y (read for the mask when ``relu``) and the output gradient dy."""
+    (N, F), (C, H, W), (sh, sw) = dy.shape[:2], layer.in_shape, layer.s
+    g = dy.reshape(N, F, -1)
+    if relu:
+        g = np.where(y.reshape(N, F, -1) > 0, g, 0).astype(dy.dtype, copy=False)
+    per_sample = layer._buffer("dW_samples", (N, F, C))
+    np.matmul(g, xs.transpose(0, 2, 1), out=per_sample)
+    np.sum(per_sample, axis=0, out=layer.grads["weight"].reshape(F, C))
+    if "bias" in layer.params:
+        np.sum(g, axis=(0, 2), out=layer.grads["bias"])
+    if not need_dx:
+        return None
+    Wt = layer.params["weight"].reshape(F, C).T
+    if (sh, sw) == (1, 1):
+        return np.matmul(Wt, g).reshape(N, C, H, W)
+    dx = np.zeros((N, C, H, W), dtype=dy.dtype)
+    dx[:, :, ::sh, ::sw] = np.matmul(Wt, g).reshape(N, C, *layer.out_shape[1:])
+    return dx
