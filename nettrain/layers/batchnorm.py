@@ -73,8 +73,10 @@ class BatchNorm(Layer):
         self.state["running_var"][...] = 1
 
     def forward(self, x, train=True):
-        """saved: (xhat (batch, C, rest), 1 / sqrt(var_B + eps) (C,) float64, m the values per
-        channel in the whole batch, y when relu is fused in, else None, the step's allsum)."""
+        """saved: (x (batch, C, rest), mean_B and 1 / sqrt(var_B + eps) (C,) float64, m the
+        values per channel in the whole batch, y when relu is fused in, else None, the step's
+        allsum). xhat is not kept but made again from x by backward: one array less written
+        (x is there anyway: the layer before made it)."""
         N, C, relu = len(x), self.in_shape[0], self.fused is not None
         x3 = np.ascontiguousarray(x, dtype=self.dtype).reshape(N, C, math.prod(self.in_shape[1:]))
         y = np.empty(x3.shape, dtype=self.dtype)
@@ -85,21 +87,21 @@ class BatchNorm(Layer):
             shift = b - rm.astype(np.float64) * scale
             _affine(x3, scale, shift, relu, y)
             return y.reshape(x.shape), None
-        xhat = np.empty(x3.shape, dtype=self.dtype)
         allsum = getattr(train, "allsum", None)  # a Step's sum over the ranks, or None
         if allsum is None:
             mean, var = np.empty(C), np.empty(C)
-            _normalise(x3, w, b, eps, relu, xhat, y, mean, var)
+            _normalise(x3, w, b, eps, relu, y, mean, var)
             m = x3.shape[0] * x3.shape[2]
         else:
             mean, var, m = self._global_statistics(x3, allsum)
-            _apply(x3, w, b, mean, 1 / np.sqrt(var + eps), relu, xhat, y)
+            _apply(x3, w, b, mean, 1 / np.sqrt(var + eps), relu, y)
         if m > 1:
             momentum = self.options["momentum"]
             for name, batch in (("running_mean", mean), ("running_var", var * (m / (m - 1)))):
                 run = self.state[name]
                 run[...] = (1 - momentum) * run + momentum * batch
-        return y.reshape(x.shape), (xhat, 1 / np.sqrt(var + eps), m, y if relu else None, allsum)
+        inv = 1 / np.sqrt(var + eps)
+        return y.reshape(x.shape), (x3, mean, inv, m, y if relu else None, allsum)
 
     def _global_statistics(self, x3, allsum):
         """(mean, biased variance, m) of the whole batch, summed over the ranks."""
@@ -115,21 +117,21 @@ class BatchNorm(Layer):
         return mean, allsum(squares) / max(m, 1), m
 
     def backward(self, saved, dy, need_dx=True):
-        xhat, inv, m, y, allsum = saved
-        dy3 = np.ascontiguousarray(dy, dtype=self.dtype).reshape(xhat.shape)
+        x, mean, inv, m, y, allsum = saved
+        dy3 = np.ascontiguousarray(dy, dtype=self.dtype).reshape(x.shape)
         relu = y is not None
         y = y if relu else dy3  # read only with relu; any array of its type will do
-        dx = np.empty(xhat.shape, dtype=self.dtype) if need_dx else xhat[:0]
+        dx = np.empty(x.shape, dtype=self.dtype) if need_dx else x[:0]
         dw, db = np.empty(len(inv)), np.empty(len(inv))
         w = self.params["weight"]
         if allsum is None:
-            _backward(dy3, xhat, y, relu, w, inv, need_dx, dx, dw, db)
+            _backward(dy3, x, mean, inv, y, relu, w, need_dx, dx, dw, db)
         else:  # this rank's sums are its gradients; dx needs the whole batch's
-            _backward(dy3, xhat, y, relu, w, inv, False, dx, dw, db)
+            _backward(dy3, x, mean, inv, y, relu, w, False, dx, dw, db)
             if need_dx:
                 total = allsum(np.concatenate([db, dw]))
                 C = len(inv)
-                _dx(dy3, xhat, y, relu, w, inv, total[:C], total[C:], m, dx)
+                _dx(dy3, x, mean, inv, y, relu, w, total[:C], total[C:], m, dx)
         self.grads["weight"][...] = dw
         self.grads["bias"][...] = db
         return dx.reshape(dy.shape) if need_dx else None
@@ -138,7 +140,7 @@ class BatchNorm(Layer):
         return (self.flops_per_value + bool(self.fused)) * math.prod(self.out_shape)
 
     def kinks(self, saved):
-        return None if saved[3] is None else saved[3] > 0
+        return None if saved[4] is None else saved[4] > 0
 
     def describe(self):
         return "batchnorm"
@@ -152,9 +154,9 @@ class BatchNorm(Layer):
 
 
 @njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
-def _normalise(x, w, b, eps, relu, xhat, y, mean, var):
-    """x (N, C, S) -> xhat, y (N, C, S) (y >= 0 with ``relu``), with each channel's mean and
-    biased variance (C,)."""
+def _normalise(x, w, b, eps, relu, y, mean, var):
+    """x (N, C, S) -> y (N, C, S) (y >= 0 with ``relu``), with each channel's mean and biased
+    variance (C,)."""
     N, C, S = x.shape
     m = N * S
     for c in prange(C):
@@ -174,9 +176,7 @@ def _normalise(x, w, b, eps, relu, xhat, y, mean, var):
         wc, bc = w[c], b[c]
         for n in range(N):
             for s in range(S):
-                h = (x[n, c, s] - mu) * inv
-                xhat[n, c, s] = h
-                v = wc * h + bc
+                v = wc * ((x[n, c, s] - mu) * inv) + bc
                 y[n, c, s] = max(v, 0) if relu else v
 
 
@@ -194,28 +194,30 @@ def _affine(x, scale, shift, relu, y):
 
 
 @njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
-def _backward(dy, xhat, y, relu, w, inv, need_dx, dx, dw, db):
-    """dw, db (C,) and, with need_dx, dx (N, C, S) from dy, xhat (N, C, S) and inv (C,); with
-    ``relu``, dy is first masked by y > 0 (y the forward's output)."""
+def _backward(dy, x, mean, inv, y, relu, w, need_dx, dx, dw, db):
+    """dw, db (C,) and, with need_dx, dx (N, C, S) from dy, x (N, C, S) and the forward's mean
+    and inv (C,) (xhat = (x - mean) inv, made again here); with ``relu``, dy is first masked by
+    y > 0 (y the forward's output)."""
     N, C, S = dy.shape
     m = N * S
     for c in prange(C):
         sg = 0.0
         sgx = 0.0
+        mu, k = mean[c], inv[c]
         for n in range(N):
             for s in range(S):
                 g = dy[n, c, s]  # loaded first: a select, not a mispredicted branch
                 g = g if not relu or y[n, c, s] > 0 else 0
                 sg += g
-                sgx += g * xhat[n, c, s]
+                sgx += g * ((x[n, c, s] - mu) * k)
         dw[c], db[c] = sgx, sg
         if need_dx:
-            k = w[c] * inv[c] / m
+            a = w[c] * k / m
             for n in range(N):
                 for s in range(S):
                     g = dy[n, c, s]
                     g = g if not relu or y[n, c, s] > 0 else 0
-                    dx[n, c, s] = k * (m * g - sg - xhat[n, c, s] * sgx)
+                    dx[n, c, s] = a * (m * g - sg - (x[n, c, s] - mu) * k * sgx)
 
 
 @njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
@@ -234,29 +236,27 @@ def _sums(x, centre, squares, out):
 
 
 @njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
-def _apply(x, w, b, mean, inv, relu, xhat, y):
-    """xhat = (x - mean[c]) inv[c], y = w[c] xhat + b[c] (then max(., 0) with ``relu``) for
-    x (N, C, S)."""
+def _apply(x, w, b, mean, inv, relu, y):
+    """y = w[c] (x - mean[c]) inv[c] + b[c] (then max(., 0) with ``relu``) for x (N, C, S)."""
     N, C, S = x.shape
     for c in prange(C):
         mu, k, wc, bc = mean[c], inv[c], w[c], b[c]
         for n in range(N):
             for s in range(S):
-                h = (x[n, c, s] - mu) * k
-                xhat[n, c, s] = h
-                v = wc * h + bc
+                v = wc * ((x[n, c, s] - mu) * k) + bc
                 y[n, c, s] = max(v, 0) if relu else v
 
 
 @njit(cache=True, parallel=True, fastmath=VECTOR_MATH)
-def _dx(dy, xhat, y, relu, w, inv, sg, sgx, m, dx):
-    """dx (N, C, S) from the whole batch's sums sg, sgx (C,) over m values per channel (dy
-    masked by y > 0 with ``relu``)."""
+def _dx(dy, x, mean, inv, y, relu, w, sg, sgx, m, dx):
+    """dx (N, C, S) from the whole batch's sums sg, sgx (C,) over m values per channel, x and
+    the forward's mean and inv (dy masked by y > 0 with ``relu``)."""
     N, C, S = dy.shape
     for c in prange(C):
-        k = w[c] * inv[c] / m
+        mu, k = mean[c], inv[c]
+        a = w[c] * k / m
         for n in range(N):
             for s in range(S):
                 g = dy[n, c, s]
                 g = g if not relu or y[n, c, s] > 0 else 0
-                dx[n, c, s] = k * (m * g - sg[c] - xhat[n, c, s] * sgx[c])
+                dx[n, c, s] = a * (m * g - sg[c] - (x[n, c, s] - mu) * k * sgx[c])

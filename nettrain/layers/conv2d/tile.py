@@ -9,19 +9,19 @@ Same flat "wide" layout and notation as direct.py: for a sample x (C*Hp*Wp,),
 
 A tile is F filters by Q consecutive wide columns. Its F*Q sums stay in vector registers for the
 whole sum over the T taps (they live in a small array on the stack, which LLVM promotes to
-registers): each tap loads Q inputs, each once, into all F filters' sums, with F broadcast
-weights, and the sums are written once, at the end, where direct.py's kernels load and store
-their sums in memory every four taps. At the end the tile goes to a second stack array in whole
-vectors, and from there each piece of a wide row holding outputs (ow < OW) is copied to y in one
-loop, with max(., 0) when relu is fused: written column by column from the registers (a branch
-and four lane extractions a column), the store had cost 6-25% of the forward pass (best of 4,
-2 threads, Zen 4: 16 -> 16 on 28x28 2.07 -> 1.56 ms, 64 -> 64 on 7x7 packed 1.78 -> 1.63,
-32 -> 32 on 16x16 4.28 -> 3.74). A sample's last tile starts at run - Q, overlapping the one before (the columns
-computed twice get the same values), so that nothing is read past the sample; runs shorter than
-a tile use direct.py's kernels. The same kernels take a batch packed into one run (packed.py),
-its wide rows mapped to samples ``band`` rows apart, in pieces of columns across the threads.
-Tiles go column block by column block, the filters inside, so that the inputs a column block
-reads stay in the L1 cache while every filter uses them.
+registers): each tap loads Q inputs, each once, into all F filters' sums, with F broadcast weights,
+and the sums are written once, at the end, where direct.py's kernels load and store their sums in
+memory every four taps. At the end the tile goes to a second stack array in whole vectors, and from
+there each piece of a wide row holding outputs (ow < OW) is copied to y in one loop, with max(., 0)
+when relu is fused: written column by column from the registers (a branch and four lane extractions
+a column), the store had cost 6-25% of the forward pass (best of 4, 2 threads, Zen 4: 16 -> 16 on
+28x28 2.07 -> 1.56 ms, 64 -> 64 on 7x7 packed 1.78 -> 1.63, 32 -> 32 on 16x16 4.28 -> 3.74). A
+sample's last tile starts at run - Q, overlapping the one before (the columns computed twice get
+the same values), so that nothing is read past the sample; runs shorter than a tile use direct.py's
+kernels. The same kernels take a batch packed into one run (packed.py), its wide rows mapped to
+samples ``band`` rows apart, in pieces of columns across the threads. Tiles go column block by
+column block, the filters inside, so that the inputs a column block reads stay in the L1 cache
+while every filter uses them.
 
 The sums must fit the vector registers, or they are spilled to the stack on every tap: 4 x 48
 float32 sums are 12 of AVX-512's 32 zmm registers, but 24 of AVX2's 16 ymm; 3 x 32 are 12 ymm,
