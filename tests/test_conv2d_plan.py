@@ -31,7 +31,9 @@ REPO = Path(__file__).resolve().parent.parent
 # measured: the seed-softmax and cifar-resnet rows changed with it, the rows after 1x28x28 f64
 # were added with it. "packed K" rows run the whole batch packed into one run (packed.py; its
 # choose() has the measurements): 'same' layers of small images, before one run a sample or
-# im2col.
+# im2col. "pointwise" rows: 1x1 kernels without padding, a BLAS product a sample (pointwise.py);
+# the edge cases of tile leftovers that were 1x1 kernels before it are 1x2 kernels now, with
+# runs of the same lengths about a tile's 48 columns and DIRECT_MIN_RUN.
 TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile4x48:8 | direct1:1 | wgrad4:8 | 53                     # mnist-lenet
 8x14x14 16@5x5 s1 p2 f32   | packed tile4x48:16 | packed tile4x48:8 | packed wgrad4:16 | 26  # mnist-lenet
