@@ -8,9 +8,10 @@ stride, as one BLAS product a sample. Stride (sh, sw) keeps every sh-th row and 
 dy masked by y > 0 first with a fused relu; dx is dxs at the kept rows and columns, zeros
 elsewhere. There is no im2col matrix to build (xs is x itself at stride 1), and the direct
 kernels' taps are only C here, too few to pay for a register tile's stores (plan.py has the
-measurements). numpy's matmul calls BLAS once a sample: a product sums over C in BLAS's fixed
-order whatever its threads, and dW's samples are added in order, so the results do not depend
-on the thread count.
+measurements). numpy's matmul calls BLAS once a sample, and dW's samples are added in order;
+like every BLAS product (runtime/threads.py), a product may round differently on another thread
+count for some shapes, the documented exception to the kernels' thread independence (the
+ResNets' projections give the same bits on 1 and 2 threads: tested).
 """
 
 from __future__ import annotations
