@@ -93,22 +93,19 @@ def _chunk_grad(planes, start, t):
         # A dY: rows g0, g0 + g1, g0 - g1, -g1; then times A^T, the same on columns
         t00, t01, t10, t11 = a00, a01, a00 + a10, a01 + a11
         t20, t21, t30, t31 = a00 - a10, a01 - a11, -a10, -a11
-        t[q] = t00
-        t[CHUNK + q] = t00 + t01
-        t[2 * CHUNK + q] = t00 - t01
-        t[3 * CHUNK + q] = -t01
-        t[4 * CHUNK + q] = t10
-        t[5 * CHUNK + q] = t10 + t11
-        t[6 * CHUNK + q] = t10 - t11
-        t[7 * CHUNK + q] = -t11
-        t[8 * CHUNK + q] = t20
-        t[9 * CHUNK + q] = t20 + t21
-        t[10 * CHUNK + q] = t20 - t21
-        t[11 * CHUNK + q] = -t21
-        t[12 * CHUNK + q] = t30
-        t[13 * CHUNK + q] = t30 + t31
-        t[14 * CHUNK + q] = t30 - t31
-        t[15 * CHUNK + q] = -t31
+        _row(t, 0, q, t00, t01)
+        _row(t, 4, q, t10, t11)
+        _row(t, 8, q, t20, t21)
+        _row(t, 12, q, t30, t31)
+
+
+@njit(cache=True, inline="always")
+def _row(t, k, q, u, v):
+    """Row (u, v) of A dY times A^T: values k .. k + 3 of column q, u, u + v, u - v, -v."""
+    t[k * CHUNK + q] = u
+    t[(k + 1) * CHUNK + q] = u + v
+    t[(k + 2) * CHUNK + q] = u - v
+    t[(k + 3) * CHUNK + q] = -v
 
 
 @njit(cache=True, inline="always")
