@@ -30,11 +30,12 @@ def _gemm(FILTERS: int):
 
     @njit(cache=True, fastmath={"contract"})
     def gemm(Ut, V, M):
-        """M (chunks, 16, F, CHUNK) = Ut (16, C, F) transposed times V (chunks, C, 16, CHUNK),
-        per chunk and k; F >= FILTERS (a last filter block overlaps the one before and writes
-        the same values again)."""
-        acc = numba.carray(_stack_array(SIZE, M.dtype), (FILTERS, CHUNK))
-        C, F = V.shape[1], M.shape[2]
+        """M (chunks, 16, >= F, CHUNK) = Ut (16, C, F) transposed times V (chunks, C, >= 16,
+        CHUNK), per chunk and k; F >= FILTERS (a last filter block overlaps the one before and
+        writes the same values again)."""
+        ptr = _stack_array(SIZE, M.dtype)
+        acc, sums = numba.carray(ptr, (FILTERS, CHUNK)), numba.carray(ptr, (SIZE,))
+        C, F, Fp = Ut.shape[1], Ut.shape[2], M.shape[2]
         flat = M.reshape(M.size)
         for ch in range(len(V)):
             for k in range(16):
@@ -50,8 +51,9 @@ def _gemm(FILTERS: int):
                             for i in range(FILTERS):
                                 acc[i, q] += Ut[k, c, f + i] * v
                     # the block is FILTERS whole rows of M: one loop copies it (a loop of one
-                    # row is unrolled, and then its stores stay scalar)
-                    out, sums = flat[((ch * 16 + k) * F + f) * CHUNK :], acc.reshape(SIZE)
+                    # row is unrolled, and then its stores stay scalar); ``sums`` is acc flat,
+                    # made once (a reshape here called Numba's run time every block)
+                    out = flat[((ch * 16 + k) * Fp + f) * CHUNK :]
                     for e in range(SIZE):
                         out[e] = sums[e]
 
@@ -63,7 +65,7 @@ def wgemm(dM, V, dU):
     """dU (16, F, C) = the sum over chunks of dM[ch, :, k] (F, CHUNK) times V[ch, :, k] (C,
     CHUNK) transposed, per k; F, C >= 4 (last blocks overlap, as in gemm)."""
     acc = numba.carray(_stack_array(256, dU.dtype), (4, 4, LANES))  # 4 * 4 * LANES
-    F, C = dM.shape[1], V.shape[1]
+    F, C = dU.shape[1], dU.shape[2]
     for k in range(16):
         for g in range(0, F, 4):
             f = max(min(g, F - 4), 0)
@@ -81,16 +83,23 @@ def wgemm(dM, V, dU):
                                 e = dM[ch, f + i, k, q]
                                 for j in range(4):
                                     acc[i, j, lane] += e * V[ch, c + j, k, q]
-                width = LANES  # the lanes added in halves, as vectors: a fixed order
-                while width > 1:
-                    width //= 2
-                    for i in range(4):
-                        for j in range(4):
-                            for lane in range(width):
-                                acc[i, j, lane] += acc[i, j, lane + width]
+                _halves(acc, 8)  # the lanes added in halves: a fixed order
+                _halves(acc, 4)
+                _halves(acc, 2)
+                _halves(acc, 1)
                 for i in range(4):
                     for j in range(4):
                         dU[k, f + i, c + j] = acc[i, j, 0]
+
+
+@njit(cache=True, inline="always")
+def _halves(acc, width):
+    """acc[i, j, lane] += acc[i, j, lane + width] for lane < width (a constant where it is
+    inlined: a loop of a known length, in vector registers)."""
+    for i in range(4):
+        for j in range(4):
+            for lane in range(width):
+                acc[i, j, lane] += acc[i, j, lane + width]
 
 
 # name -> (filters, kernel); plan.py has the choice per vector unit.

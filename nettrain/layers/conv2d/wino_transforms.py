@@ -1,20 +1,31 @@
 """Winograd's transforms (winograd.py) for one unit of samples, in the blocked layout its
-products read: the unit's tile columns in chunks of CHUNK, one (16, CHUNK) block a chunk and
-channel,
+products read: the unit's tile columns in chunks of CHUNK, one (ROWS, CHUNK) block a chunk and
+channel, its first 16 rows used,
 
-    V[ch, c, k, qq] = (B^T d B)[k] of tile column ch*CHUNK + qq,  M and dM (ch, f, k, qq) alike,
+    V[ch, c, k, qq] = (B^T d B)[k] of tile column ch*CHUNK + qq,  dM (ch, f, k, qq) alike,
 
-tile column s*S + i*(tw + 1) + j being tile (i, j) of the unit's sample s (S = th*(tw + 1): each
-row of tiles has one column more than tiles, whose values are not used). A sample is first split
-into its four phases (row and column parity), so that every value of a tile is a unit-stride
-load at a fixed offset; a chunk is computed into a stack array (which LLVM knows no other array
-shares, so that it vectorises the loop) and copied out as one block. A chunk that holds the
-columns of two samples is computed once from each, the second overwriting from where its
-columns start; columns past the unit's last tile are zeros.
+tile column g = s*S + i*P + j being tile (i, j) of the unit's sample s (P = tw + 1, S = th*P:
+each row of tiles has one column more than tiles, whose values are not used; the columns past
+the unit's last tile are zeros).
 
-Indices inside the vector loops are the loop's own counter (Numba must know an index is not
-negative: an offset it cannot prove so costs a select per value, and the loop turns into
-gathers), so offsets go into slices taken before the loops.
+A transform goes in two passes of vector loops:
+1. each plane (one sample and channel) is copied into a zero-padded scratch plane, its even and
+   odd rows apart, and split into phases (row and column parity) laid out at the sample's tile
+   columns: A[2r + s, g] holds the value of phase (r, s) in tile column g's first row of tiles,
+   and for the input A[4 + 2r + s, g] the same one row of tiles further down. Every value a
+   tile reads is then at its own column g or at g + 1 (the next pair of columns), so that
+2. each chunk's 16 values a tile column are computed over whole chunks, whatever samples they
+   hold, from 16 (input) or 4 (output gradient) unit-stride rows, straight into its block.
+The output transform goes the other way: each chunk's A^T M A into four phase rows (a tile's
+2x2 outputs), then each row of tiles' phases interleaved into two rows of y. A sample's
+transformed input, measured per pass on one thread (Zen 4, batch 128), ms before -> after this
+layout (which replaced per-sample phase planes whose chunks straddling two samples were computed
+twice and merged, and whose loops LLVM turned into gathers): 16 channels on 32x32 3.1 -> 1.8-2.1,
+32 on 16x16 1.8-2.0 -> 1.0-1.3, 64 on 8x8 2.1 -> 0.9; the output gradient's alike.
+
+Indices inside the vector loops are the loop's own counter, offsets going into slices taken
+before the loops: Numba must know an index is not negative (an offset it cannot prove so costs a
+select per value, and the loop can turn into gathers).
 """
 
 from __future__ import annotations
@@ -26,202 +37,168 @@ from numba import njit
 from nettrain.layers.conv2d.tile import _stack_array
 
 CHUNK = 32  # tile columns a block: the products' tile width (wino_gemm.py)
+# Rows of CHUNK values a block of V or dM takes: 16 and one unused, so that the blocks of
+# consecutive channels do not lie 2 kB apart (float32) where the products read one k's rows
+# across channels: in the same few sets of the L1 cache, they were read from L2 (the weight
+# gradient's products, 16 channels on 32x32: 36 -> 51-57 GFLOP/s on one core).
+ROWS = 17
 
 
 @njit(cache=True, inline="always")
-def _split(x, mask, masked, n, c, ph, pw, P, planes):
-    """planes (4, .) = the phases of x[n, c] (H, W) zero-padded by ph, pw (times mask > 0
-    when ``masked``), from column CHUNK on: phase (r, s) holds padded row 2i + r, column 2j + s
-    at CHUNK + i*P + j. Indexed throughout (a slice a row cost more than its values)."""
+def _plane(x, mask, masked, n, c, top, left, pad):
+    """pad[R % 2, R // 2, left + w] = x[n, c, h, w] for padded row R = top + h (times mask > 0
+    when ``masked``): even and odd padded rows apart; the rest of pad is left as it is (zeros)."""
     H, W = x.shape[2], x.shape[3]
     for h in range(H):
-        r, o = (h + ph) % 2, CHUNK + (h + ph) // 2 * P
-        pa, pb = 2 * r + pw % 2, 2 * r + 1 - pw % 2  # where even and odd columns of x land
-        oa, ob = o + pw // 2, o + (pw + 1) // 2
-        for m in range(W // 2):
-            u, v = x[n, c, h, 2 * m], x[n, c, h, 2 * m + 1]  # loaded first: selects
-            planes[pa, oa + m] = u if not masked or mask[n, c, h, 2 * m] > 0 else 0
-            planes[pb, ob + m] = v if not masked or mask[n, c, h, 2 * m + 1] > 0 else 0
-        if W % 2:
-            u = x[n, c, h, W - 1]
-            planes[pa, oa + W // 2] = u if not masked or mask[n, c, h, W - 1] > 0 else 0
+        src, m, dst = x[n, c, h], mask[n, c, h], pad[(top + h) % 2, (top + h) // 2, left:]
+        for w in range(W):
+            v = src[w]  # loaded first: a select, not a branch
+            dst[w] = v if not masked or m[w] > 0 else 0
 
 
 @njit(cache=True, inline="always")
-def _chunk_in(planes, P, start, t):
-    """t[k*CHUNK + q] = (B^T d B)[k] of the tile at phase column start + q, q < CHUNK."""
-    i0, P1, one = np.uint64(start), np.uint64(P), np.uint64(1)
+def _phases(rows, skip, count, even, odd):
+    """even[m], odd[m] = rows[skip + 2m], rows[skip + 2m + 1] for m < count: the even and odd
+    columns of flat rows apart (their rows P = half as long)."""
+    src = rows[skip:]
+    for m in range(count):
+        even[m], odd[m] = src[2 * m], src[2 * m + 1]
+
+
+@njit(cache=True, inline="always")
+def _split(pad, P, S, base, A, shifted):
+    """A[2r + s, base + i*P + j] = padded row 2i + r, column 2j + s (i < th = S // P), and with
+    ``shifted`` A[4 + 2r + s, .] the same of row 2(i + 1) + r: a tile column's every value at
+    its own place, so that a chunk's tiles read columns g and g + 1 alone, whatever sample
+    they belong to."""
+    for r in range(2):
+        flat = pad[r].reshape(pad.shape[1] * pad.shape[2])
+        _phases(flat, 0, S, A[2 * r, base:], A[2 * r + 1, base:])
+        if shifted:
+            _phases(flat, 2 * P, S, A[4 + 2 * r, base:], A[5 + 2 * r, base:])
+
+
+@njit(cache=True, inline="always")
+def _columns_in(A, g0, t):
+    """t[k*CHUNK + q] = (B^T d B)[k] of tile column g0 + q, its d[2di + r, 2dj + s] being
+    A[4di + 2r + s, g0 + q + dj] (_split)."""
+    p00, p01, p10, p11 = A[0, g0:], A[1, g0:], A[2, g0:], A[3, g0:]
+    q00, q01, q10, q11 = A[4, g0:], A[5, g0:], A[6, g0:], A[7, g0:]
     for q in range(CHUNK):
-        # d[a][b] for rows a = 2di + r, columns b = 2dj + s: phase (r, s) at q + di*P + dj
-        i = i0 + np.uint64(q)  # unsigned: no test for a negative index
-        j = i + P1
-        k, m = i + one, j + one
-        d00, d01, d02, d03 = planes[0, i], planes[1, i], planes[0, k], planes[1, k]
-        d10, d11, d12, d13 = planes[2, i], planes[3, i], planes[2, k], planes[3, k]
-        d20, d21, d22, d23 = planes[0, j], planes[1, j], planes[0, m], planes[1, m]
-        d30, d31, d32, d33 = planes[2, j], planes[3, j], planes[2, m], planes[3, m]
+        d00, d01, d02, d03 = p00[q], p01[q], p00[q + 1], p01[q + 1]
+        d10, d11, d12, d13 = p10[q], p11[q], p10[q + 1], p11[q + 1]
+        d20, d21, d22, d23 = q00[q], q01[q], q00[q + 1], q01[q + 1]
+        d30, d31, d32, d33 = q10[q], q11[q], q10[q + 1], q11[q + 1]
         # B^T d: rows d0 - d2, d1 + d2, d2 - d1, d1 - d3
         t00, t01, t02, t03 = d00 - d20, d01 - d21, d02 - d22, d03 - d23
         t10, t11, t12, t13 = d10 + d20, d11 + d21, d12 + d22, d13 + d23
         t20, t21, t22, t23 = d20 - d10, d21 - d11, d22 - d12, d23 - d13
         t30, t31, t32, t33 = d10 - d30, d11 - d31, d12 - d32, d13 - d33
-        # then times B: columns e0 - e2, e1 + e2, e2 - e1, e1 - e3 (t flat: k*CHUNK + q)
-        t[q] = t00 - t02
-        t[CHUNK + q] = t01 + t02
-        t[2 * CHUNK + q] = t02 - t01
-        t[3 * CHUNK + q] = t01 - t03
-        t[4 * CHUNK + q] = t10 - t12
-        t[5 * CHUNK + q] = t11 + t12
-        t[6 * CHUNK + q] = t12 - t11
-        t[7 * CHUNK + q] = t11 - t13
-        t[8 * CHUNK + q] = t20 - t22
-        t[9 * CHUNK + q] = t21 + t22
-        t[10 * CHUNK + q] = t22 - t21
-        t[11 * CHUNK + q] = t21 - t23
-        t[12 * CHUNK + q] = t30 - t32
-        t[13 * CHUNK + q] = t31 + t32
-        t[14 * CHUNK + q] = t32 - t31
-        t[15 * CHUNK + q] = t31 - t33
+        # then times B: columns e0 - e2, e1 + e2, e2 - e1, e1 - e3
+        _row4(t, 0, q, t00 - t02, t01 + t02, t02 - t01, t01 - t03)
+        _row4(t, 4, q, t10 - t12, t11 + t12, t12 - t11, t11 - t13)
+        _row4(t, 8, q, t20 - t22, t21 + t22, t22 - t21, t21 - t23)
+        _row4(t, 12, q, t30 - t32, t31 + t32, t32 - t31, t31 - t33)
 
 
 @njit(cache=True, inline="always")
-def _chunk_grad(planes, start, t):
-    """t[k*CHUNK + q] = (A dY A^T)[k] of the output gradient's tile at phase column start + q."""
-    g00, g01, g10, g11 = planes[0, start:], planes[1, start:], planes[2, start:], planes[3, start:]
+def _columns_grad(A, g0, t):
+    """t[k*CHUNK + q] = (A dY A^T)[k] of tile column g0 + q, its dY[r, s] being A[2r + s,
+    g0 + q] (_split)."""
+    g00, g01, g10, g11 = A[0, g0:], A[1, g0:], A[2, g0:], A[3, g0:]
     for q in range(CHUNK):
         a00, a01, a10, a11 = g00[q], g01[q], g10[q], g11[q]
         # A dY: rows g0, g0 + g1, g0 - g1, -g1; then times A^T, the same on columns
-        t00, t01, t10, t11 = a00, a01, a00 + a10, a01 + a11
-        t20, t21, t30, t31 = a00 - a10, a01 - a11, -a10, -a11
-        _row(t, 0, q, t00, t01)
-        _row(t, 4, q, t10, t11)
-        _row(t, 8, q, t20, t21)
-        _row(t, 12, q, t30, t31)
+        u0, u1, u2, u3 = a00, a00 + a10, a00 - a10, -a10
+        v0, v1, v2, v3 = a01, a01 + a11, a01 - a11, -a11
+        _row4(t, 0, q, u0, u0 + v0, u0 - v0, -v0)
+        _row4(t, 4, q, u1, u1 + v1, u1 - v1, -v1)
+        _row4(t, 8, q, u2, u2 + v2, u2 - v2, -v2)
+        _row4(t, 12, q, u3, u3 + v3, u3 - v3, -v3)
 
 
 @njit(cache=True, inline="always")
-def _row(t, k, q, u, v):
-    """Row (u, v) of A dY times A^T: values k .. k + 3 of column q, u, u + v, u - v, -v."""
-    t[k * CHUNK + q] = u
-    t[(k + 1) * CHUNK + q] = u + v
-    t[(k + 2) * CHUNK + q] = u - v
-    t[(k + 3) * CHUNK + q] = -v
-
-
-@njit(cache=True, inline="always")
-def _merge(t, part, lo, stop):
-    """t[:, q] = part[:, q] for lo <= q < stop, zeros from stop on, the rest kept: selects over
-    whole rows (a loop from a bound that Numba cannot prove positive would not vectorise)."""
-    for k in range(16):
-        for q in range(CHUNK):
-            v = part[k, q] if q >= lo else t[k, q]
-            t[k, q] = v if q < stop else 0
-
-
-@njit(cache=True, inline="always")
-def _copy(flat, out):
-    for i in range(16 * CHUNK):
-        out[i] = flat[i]
-
-
-@njit(cache=True, inline="always")
-def _chunk(planes, P, start, grad, t):
-    if grad:
-        _chunk_grad(planes, start, t)
-    else:
-        _chunk_in(planes, P, start, t)
-
-
-@njit(cache=True)
-def _blocks(planes, P, S, grad, out, c):
-    """out[:, c] (chunks, ., 16*CHUNK) = the transformed tiles of the phases ``planes`` (G, 4,
-    .) of a unit's samples, S columns each: their inputs' (B^T d B) or, with ``grad``, their
-    output gradients' (A dY A^T)."""
-    G = len(planes)
-    ptr, pptr = _stack_array(512, out.dtype), _stack_array(512, out.dtype)  # 16 * CHUNK
-    t, flat = numba.carray(ptr, (16, CHUNK)), numba.carray(ptr, (16 * CHUNK,))
-    part, pflat = numba.carray(pptr, (16, CHUNK)), numba.carray(pptr, (16 * CHUNK,))
-    for ch in range(len(out)):
-        g0 = ch * CHUNK
-        g, end = g0, min(g0 + CHUNK, G * S)
-        s = g // S  # the samples whose tiles the chunk holds
-        if end - g0 == CHUNK and end <= (s + 1) * S:  # one sample's: straight into out
-            _chunk(planes[s], P, CHUNK + g - s * S, grad, out[ch, c])
-            continue
-        _chunk(planes[s], P, CHUNK + g - s * S, grad, flat)
-        g = min(end, (s + 1) * S)
-        while g < end:
-            s = g // S
-            _chunk(planes[s], P, CHUNK + g - s * S - (g - g0), grad, pflat)
-            _merge(t, part, g - g0, CHUNK)
-            g = min(end, (s + 1) * S)
-        if end - g0 < CHUNK:
-            _merge(t, t, CHUNK, end - g0)
-        _copy(flat, out[ch, c])
+def _row4(t, k, q, a, b, c, d):
+    """t's values k .. k + 3 of tile column q."""
+    t[k * CHUNK + q] = a
+    t[(k + 1) * CHUNK + q] = b
+    t[(k + 2) * CHUNK + q] = c
+    t[(k + 3) * CHUNK + q] = d
 
 
 @njit(cache=True)
 def transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V):
-    """V (chunks, C, 16*CHUNK) = B^T d B of the tiles of samples n0 .. n1 - 1 of x (N, C, H,
+    """V (chunks, C, ROWS*CHUNK) = B^T d B of the tiles of samples n0 .. n1 - 1 of x (N, C, H,
     W) zero-padded by ph, pw (times mask > 0 when ``masked``)."""
     C, G, P = x.shape[1], n1 - n0, tw + 1
-    planes = np.zeros((G, 4, CHUNK + (th + 2) * P + CHUNK), dtype=V.dtype)
+    S = th * P
+    pad = np.zeros((2, th + 1, 2 * P), dtype=V.dtype)  # the rows and columns tiles reach
+    A = np.zeros((8, (len(V) + 1) * CHUNK), dtype=V.dtype)
     for c in range(C):
         for s in range(G):
-            _split(x, mask, masked, n0 + s, c, ph, pw, P, planes[s])
-        _blocks(planes, P, th * P, False, V, c)
+            _plane(x, mask, masked, n0 + s, c, ph, pw, pad)
+            _split(pad, P, S, s * S, A, True)
+        for ch in range(len(V)):
+            _columns_in(A, ch * CHUNK, V[ch, c])
 
 
 @njit(cache=True)
 def transform_grad(dy, y, relu, th, tw, n0, n1, dM):
-    """dM (chunks, F, 16*CHUNK) = A dY A^T of the output gradient's tiles (2x2 of dy, masked
+    """dM (chunks, F, ROWS*CHUNK) = A dY A^T of the output gradient's tiles (2x2 of dy, masked
     by y > 0 with relu; zeros past OH, OW), samples n0 .. n1 - 1."""
     F, G, P = dy.shape[1], n1 - n0, tw + 1
-    planes = np.zeros((G, 4, CHUNK + th * P + CHUNK), dtype=dM.dtype)
+    S = th * P
+    pad = np.zeros((2, th, 2 * P), dtype=dM.dtype)
+    A = np.zeros((4, (len(dM) + 1) * CHUNK), dtype=dM.dtype)
     for f in range(F):
         for s in range(G):
-            _split(dy, y, relu, n0 + s, f, 0, 0, P, planes[s])
-        _blocks(planes, P, th * P, True, dM, f)
+            _plane(dy, y, relu, n0 + s, f, 0, 0, pad)
+            _split(pad, P, S, s * S, A, False)
+        for ch in range(len(dM)):
+            _columns_grad(A, ch * CHUNK, dM[ch, f])
+
+
+@njit(cache=True, inline="always")
+def _chunk_out(M, ch, f, bf, relu, t):
+    """t[a*CHUNK + q] (a = 2r + s: output row r, column s of the tile) = A^T m A + bf of chunk
+    ch's tile column q, m = M[ch, :, f, q] (A^T: rows m0 + m1 + m2, m1 - m2 - m3)."""
+    m0, m1, m2, m3 = M[ch, 0, f], M[ch, 1, f], M[ch, 2, f], M[ch, 3, f]
+    m4, m5, m6, m7 = M[ch, 4, f], M[ch, 5, f], M[ch, 6, f], M[ch, 7, f]
+    m8, m9, m10, m11 = M[ch, 8, f], M[ch, 9, f], M[ch, 10, f], M[ch, 11, f]
+    m12, m13, m14, m15 = M[ch, 12, f], M[ch, 13, f], M[ch, 14, f], M[ch, 15, f]
+    for q in range(CHUNK):
+        u0, u1, u2 = m0[q] + m4[q] + m8[q], m1[q] + m5[q] + m9[q], m2[q] + m6[q] + m10[q]
+        u3, w0 = m3[q] + m7[q] + m11[q], m4[q] - m8[q] - m12[q]
+        w1, w2, w3 = m5[q] - m9[q] - m13[q], m6[q] - m10[q] - m14[q], m7[q] - m11[q] - m15[q]
+        y00, y01 = u0 + u1 + u2 + bf, u1 - u2 - u3 + bf
+        y10, y11 = w0 + w1 + w2 + bf, w1 - w2 - w3 + bf
+        t[q] = max(y00, 0) if relu else y00
+        t[CHUNK + q] = max(y01, 0) if relu else y01
+        t[2 * CHUNK + q] = max(y10, 0) if relu else y10
+        t[3 * CHUNK + q] = max(y11, 0) if relu else y11
 
 
 @njit(cache=True)
 def transform_out(M, bias, relu, th, tw, n0, n1, y):
     """y (N, F, OH, OW), samples n0 .. n1 - 1, = A^T M A + bias per tile (max(., 0) with
-    relu), M (chunks, 16, F, CHUNK); the outputs past OH, OW are dropped."""
+    relu), M (chunks, 16, >= F, CHUNK); the outputs past OH, OW are dropped. A chunk's outputs go
+    to a stack array first (which LLVM knows no other array shares: without it, the loop's
+    vector code sat behind run-time overlap checks and took 1.8x as long)."""
     F, OH, OW = y.shape[1], y.shape[2], y.shape[3]
     G, P = n1 - n0, tw + 1
-    S = th * P
-    o = np.empty((G, 4, S + CHUNK), dtype=y.dtype)  # each sample's four output phases
-    t = numba.carray(_stack_array(128, y.dtype), (4, CHUNK))  # 4 * CHUNK
+    o = np.empty((4, len(M) * CHUNK), dtype=y.dtype)  # the tiles' four output phases
+    t = numba.carray(_stack_array(128, y.dtype), (4 * CHUNK,))  # 4 * CHUNK
     for f in range(F):
-        bf = bias[f]
         for ch in range(len(M)):
-            for q in range(CHUNK):  # A^T m, then times A (indexed: a view over k is strided)
-                m0, m1, m2, m3 = M[ch, 0, f, q], M[ch, 1, f, q], M[ch, 2, f, q], M[ch, 3, f, q]
-                m4, m5, m6, m7 = M[ch, 4, f, q], M[ch, 5, f, q], M[ch, 6, f, q], M[ch, 7, f, q]
-                m8, m9, m10 = M[ch, 8, f, q], M[ch, 9, f, q], M[ch, 10, f, q]
-                m11, m12, m13 = M[ch, 11, f, q], M[ch, 12, f, q], M[ch, 13, f, q]
-                m14, m15 = M[ch, 14, f, q], M[ch, 15, f, q]
-                u0, u1, u2, u3 = m0 + m4 + m8, m1 + m5 + m9, m2 + m6 + m10, m3 + m7 + m11
-                w0, w1, w2, w3 = m4 - m8 - m12, m5 - m9 - m13, m6 - m10 - m14, m7 - m11 - m15
-                y00, y01 = u0 + u1 + u2 + bf, u1 - u2 - u3 + bf
-                y10, y11 = w0 + w1 + w2 + bf, w1 - w2 - w3 + bf
-                t[0, q] = max(y00, 0) if relu else y00
-                t[1, q] = max(y01, 0) if relu else y01
-                t[2, q] = max(y10, 0) if relu else y10
-                t[3, q] = max(y11, 0) if relu else y11
-            g0 = ch * CHUNK
-            g, end = g0, min(g0 + CHUNK, G * S)
-            while g < end:  # into the phases of the samples whose tiles the chunk holds
-                s = g // S
-                stop = min(end, (s + 1) * S)
-                for a in range(4):
-                    o[s, a, g - s * S : stop - s * S] = t[a, g - g0 : stop - g0]
-                g = stop
+            _chunk_out(M, ch, f, bias[f], relu, t)
+            for a in range(4):
+                dst = o[a, ch * CHUNK :]
+                for q in range(CHUNK):
+                    dst[q] = t[a * CHUNK + q]
         for s in range(G):  # the phases interleaved into the rows
             for h in range(OH):
-                r, i = h % 2, h // 2
-                even, odd, dst = o[s, 2 * r, i * P :], o[s, 2 * r + 1, i * P :], y[n0 + s, f, h]
+                at = s * th * P + h // 2 * P
+                even, odd, dst = o[2 * (h % 2), at:], o[2 * (h % 2) + 1, at:], y[n0 + s, f, h]
                 for j in range(OW // 2):
                     dst[2 * j], dst[2 * j + 1] = even[j], odd[j]
                 if OW % 2:

@@ -34,6 +34,7 @@ from numba import njit, prange
 from nettrain.layers.conv2d.wino_gemm import GEMMS, wgemm
 from nettrain.layers.conv2d.wino_transforms import (
     CHUNK,
+    ROWS,
     transform_grad,
     transform_in,
     transform_out,
@@ -74,12 +75,16 @@ def units(N: int, OH: int, OW: int, columns: int = UNIT_COLUMNS) -> tuple[int, i
 
 
 def _scratch(slots, chunks, C, F, dtype):
-    """A unit's V (chunks, C, 16, CHUNK) and M or dM (chunks, F, 16, CHUNK) for each of
-    ``slots`` threads (slot s runs units s, s + slots, ...)."""
+    """A unit's V (chunks, C, ROWS*CHUNK) and M (chunks, 16, F + 1, CHUNK) or dM (chunks, F,
+    ROWS*CHUNK) for each of ``slots`` threads (slot s runs units s, s + slots, ...). M's rows
+    of filters are one longer than F: with F a multiple of 32, the 16 rows of one filter that
+    the output transform reads would lie 4 kB apart (float32), in one set of the L1 cache, and
+    it took twice as long (V's and dM's blocks alike: wino_transforms.ROWS)."""
     key = (threading.get_ident(), slots, chunks, C, F, np.dtype(dtype).str)
     if key not in _SCRATCH:
-        _SCRATCH[key] = (np.empty((slots, chunks, C, 16, CHUNK), dtype),
-                         np.empty((slots, chunks, F, 16, CHUNK), dtype))  # fmt: skip
+        size = chunks * max(16 * (F + 1), F * ROWS) * CHUNK  # M's or dM's
+        _SCRATCH[key] = (np.empty((slots, chunks, C, ROWS * CHUNK), dtype),
+                         np.empty((slots, size), dtype))  # fmt: skip
     return _SCRATCH[key]
 
 
@@ -92,14 +97,15 @@ def _conv(x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y):
     (N, C), F, (th, tw) = x.shape[:2], y.shape[1], ((y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2)
     units, slots, chunks = -(-N // group), len(Vs), Vs.shape[1]
     for slot in prange(slots):
-        V, M = Vs[slot], Ms[slot].reshape(chunks, 16, F, CHUNK)  # (wino_gemm.py)
+        V, V4 = Vs[slot], Vs[slot].reshape(chunks, C, ROWS, CHUNK)  # (wino_gemm.py)
+        M = Ms[slot][: chunks * 16 * (F + 1) * CHUNK].reshape(chunks, 16, F + 1, CHUNK)
         for u in range(slot, units, slots):
             n0, n1 = u * group, min(N, u * group + group)
-            transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V.reshape(chunks, C, 16 * CHUNK))
+            transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V)
             if wide:
-                _gemm8x32(Ut, V, M)
+                _gemm8x32(Ut, V4, M)
             else:
-                _gemm3x32(Ut, V, M)
+                _gemm3x32(Ut, V4, M)
             transform_out(M, bias, relu, th, tw, n0, n1, y)
 
 
@@ -109,12 +115,12 @@ def _wgrad(x, dy, y, relu, ph, pw, group, Vs, dMs, dU):
     (N, C), F, (th, tw) = x.shape[:2], dy.shape[1], ((dy.shape[2] + 1) // 2, (dy.shape[3] + 1) // 2)
     slots, chunks = len(Vs), Vs.shape[1]
     for slot in prange(slots):
-        V, dM = Vs[slot], dMs[slot]
+        V, dM = Vs[slot], dMs[slot][: chunks * F * ROWS * CHUNK].reshape(chunks, F, ROWS * CHUNK)
         for u in range(slot, len(dU), slots):
             n0, n1 = u * group, min(N, u * group + group)
-            transform_in(x, x, False, ph, pw, th, tw, n0, n1, V.reshape(chunks, C, 16 * CHUNK))
-            transform_grad(dy, y, relu, th, tw, n0, n1, dM.reshape(chunks, F, 16 * CHUNK))
-            wgemm(dM, V, dU[u])
+            transform_in(x, x, False, ph, pw, th, tw, n0, n1, V)
+            transform_grad(dy, y, relu, th, tw, n0, n1, dM)
+            wgemm(dM.reshape(chunks, F, ROWS, CHUNK), V.reshape(chunks, C, ROWS, CHUNK), dU[u])
 
 
 _gemm8x32, _gemm3x32 = GEMMS["wino8x32"][1], GEMMS["wino3x32"][1]
