@@ -89,10 +89,17 @@ TILES = {
 # on one core, LeNet from 5,990 to 6,960. Each width is its own kernel, compiled only when a plan
 # names it (direct.FORWARD has 8, 2 and 1).
 DIRECT_WIDEST = 8
-# The weight-gradient kernels (wgrad.py) go this many filters by four taps a pass, sixteen sums
-# held in registers, then pairs, then one: four filters ran 15% faster than two (wgrad.GRAD has
-# 4, 2 and 1).
-WGRAD_WIDEST = 4
+# The weight-gradient kernels (wgrad.py) go this many filters by four taps a pass, then pairs,
+# then one (wgrad.GRAD has 4, 2 and 1), per vector unit. AVX-512: four filters, sixteen sums
+# held in registers, ran 15% faster than two. AVX2: LLVM vectorises each of the sixteen sums
+# over ymm registers, more than the 16 there are, and spilled them (167 loads and stores of the
+# stack among _group4's 56 FMAs, against 46 among _group2's 28; NUMBA_CPU_NAME=haswell, AVX-512
+# off). Measured compiled so on the Zen 4 (2 threads, best of 5, ms four -> two a pass):
+# cifar-resnet's 16 -> 16 on 32x32 (batch 128) 7.1-9.2 -> 5.3-5.5, 32 -> 32 on 16x16 6.7-8.3 ->
+# 4.2-6.2; the CIFAR net's 32 -> 32 on 32x32 (batch 64) 12.1-13.6 -> 7.3-9.5, 64 -> 64 on 16x16
+# 14.4 -> 11.2; LeNet's 8 -> 16 5x5, 1.21 -> 1.02. Compiled for AVX-512, the same layers ran
+# 4.4-6.8 -> 5.0-5.2, 5.2-7.0 -> 6.1-7.9, 12.7 -> 14.4, 13.8 -> 15.5 and 0.87 -> 1.01.
+WGRAD_WIDEST = {vectors.AVX512: 4, vectors.AVX2: 2, vectors.OTHER: 2}
 # Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers with padding up to 2 and at least 4
 # channels in and out: NETTRAIN_CONV = 'auto' (the default: where WINOGRAD_FASTER says),
 # 'winograd' (every such layer) or 'no-winograd' (none). 2.25x fewer multiplications, but its
@@ -251,10 +258,12 @@ def plan(
 def _direct(C, F, sizes, why, dx_why, unit, phased=False, packing=False) -> Plan:
     """The direct kernels over ``sizes``' runs: stride 1, on phase planes (``phased``) or on the
     packed batch (``packing``: tiles for all channels)."""
-    wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, WGRAD_WIDEST))
-    wwhy = f"{WGRAD_WIDEST} filters x 4 taps a pass"
-    wwhy = wwhy if F >= WGRAD_WIDEST else f"{_count(F, 'filter')}: pairs, then one"
-    wwhy += f", {F % WGRAD_WIDEST} left over" if F > WGRAD_WIDEST and F % WGRAD_WIDEST else ""
+    widest = WGRAD_WIDEST[unit]
+    wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, widest))
+    wwhy = f"{widest} filters x 4 taps a pass"
+    wwhy += " (AVX2: 4 spilled the sums)" if unit != vectors.AVX512 else ""
+    wwhy = wwhy if widest <= F else f"{_count(F, 'filter')}: pairs, then one"
+    wwhy += f", {F % widest} left over" if widest < F and F % widest else ""
     passes = [
         _convolution(F, sizes["run"], "filter", why, unit),
         _convolution(C, sizes["dx_run"], "channel", dx_why, unit),
