@@ -33,7 +33,9 @@ REPO = Path(__file__).resolve().parent.parent
 # choose() has the measurements): 'same' layers of small images, before one run a sample or
 # im2col. "pointwise" rows: 1x1 kernels without padding, a BLAS product a sample (pointwise.py);
 # the edge cases of tile leftovers that were 1x1 kernels before it are 1x2 kernels now, with
-# runs of the same lengths about a tile's 48 columns and DIRECT_MIN_RUN.
+# runs of the same lengths about a tile's 48 columns and DIRECT_MIN_RUN. "winograd" passes: the
+# forward pass and input gradient through Winograd F(2x2, 3x3), the weight gradient direct, where
+# plan.py measured them faster (WINOGRAD_UNITS, _MIN_CHANNELS, _MIN_SIDE).
 TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile4x48:8 | direct1:1 | wgrad4:8 | 53                     # mnist-lenet
 8x14x14 16@5x5 s1 p2 f32   | packed tile4x48:16 | packed tile4x48:8 | packed wgrad4:16 | 26  # mnist-lenet
@@ -45,16 +47,16 @@ TABLE = """
 1x28x28 8@5x5 s2 p0 f32    | phases tile4x48:8 | phases direct1:1 | phases wgrad4:8 | 291  # seed-softmax-*
 8x12x12 16@3x3 s2 p0 f32   | im2col | im2col | im2col | 582                      # seed-softmax-*
 3x32x32 32@3x3 s1 p1 f32   | tile4x48:32 | direct2:2 direct1:1 | wgrad4:32 | 37       # cifar, cifar-bn
-32x32x32 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 3                    # cifar, cifar-bn
-32x16x16 64@3x3 s1 p1 f32  | tile4x48:64 | tile4x48:32 | wgrad4:64 | 14                   # cifar, cifar-bn
-64x16x16 64@3x3 s1 p1 f32  | tile4x48:64 | tile4x48:64 | wgrad4:64 | 7                    # cifar, cifar-bn
+32x32x32 32@3x3 s1 p1 f32  | winograd | winograd | wgrad4:32 | 3  # cifar, cifar-bn
+32x16x16 64@3x3 s1 p1 f32  | winograd | winograd | wgrad4:64 | 14  # cifar, cifar-bn
+64x16x16 64@3x3 s1 p1 f32  | winograd | winograd | wgrad4:64 | 7  # cifar, cifar-bn
 16x14x14 32@1x1 s1 p0 f32  | pointwise | pointwise | pointwise | 334         # mnist-resnet (by plan.py)
 64x7x7 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:64 | packed wgrad4:64 | 37  # mnist-resnet
 32x7x7 64@1x1 s1 p0 f32    | pointwise | pointwise | pointwise | 668            # mnist-resnet
 3x32x32 16@3x3 s1 p1 f32   | tile4x48:16 | direct2:2 direct1:1 | wgrad4:16 | 37  # cifar-resnet (by plan.py)
 16x32x32 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 7           # cifar-resnet
 16x32x32 32@3x3 s2 p1 f32  | phases tile4x48:32 | phases tile4x48:16 | phases wgrad4:32 | 28  # cifar-resnet
-32x16x16 32@3x3 s1 p1 f32  | tile4x48:32 | tile4x48:32 | wgrad4:32 | 14          # cifar-resnet
+32x16x16 32@3x3 s1 p1 f32  | winograd | winograd | wgrad4:32 | 14  # cifar-resnet
 16x32x32 32@1x1 s2 p0 f32  | pointwise | pointwise | pointwise | 256            # cifar-resnet
 32x16x16 64@1x1 s2 p0 f32  | pointwise | pointwise | pointwise | 512            # cifar-resnet
 2x5x5 3@3x3 s1 p1 f64      | direct2:2 direct1:1 | direct2:2 | wgrad2:2 wgrad1:1 | 1165
@@ -124,7 +126,7 @@ def steps_text(p, plan=None) -> str:
     if plan and plan.pointwise:
         return "pointwise"
     if not p.steps:
-        return "im2col"
+        return "winograd" if plan and plan.winograd else "im2col"
     assert [s.start for s in p.steps] == [0] + [s.stop for s in p.steps[:-1]]
     prefix = "phases " if plan and plan.phases else "packed " if plan and plan.packed else ""
     return prefix + " ".join(f"{s.kernel}:{s.stop - s.start}" for s in p.steps)
@@ -141,7 +143,10 @@ def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
     names = [q.kernel for q in passes]
     if p.direct:
         prefix = "phases:" if p.phases else ""
-        assert names == [prefix + "+".join(s.kernel for s in q.steps) for q in passes]
+        kernels = [prefix + "+".join(s.kernel for s in q.steps) for q in passes]
+        if p.winograd:  # forward and input gradient through Winograd (plan.py)
+            kernels[:2] = ["wino8x32", "wino8x32"]
+        assert names == kernels
     elif p.pointwise:
         assert names == ["BLAS", "BLAS", "BLAS"]
     else:
@@ -178,7 +183,7 @@ def test_plan_picks_the_avx2_tiles_for_avx2(key, expected):
 def test_plan_follows_the_target_numba_compiles_for(monkeypatch):
     """A faked target: NUMBA_CPU_FEATURES without AVX-512 (as Numba reads it) gives the AVX2
     tiles; with it, the AVX-512 tiles. No kernel is compiled."""
-    key = ((32, 32, 32), 32, (3, 3), (1, 1), (1, 1), "float32")
+    key = ((16, 32, 32), 16, (3, 3), (1, 1), (1, 1), "float32")
     for features, unit, name in (
         ("+avx,+avx2,+fma,-avx512f", vectors.AVX2, "tile3x32"),
         ("+avx,+avx2,+fma,+avx512f,-prefer-256-bit", vectors.AVX512, "tile4x48"),

@@ -24,9 +24,10 @@ has the measurements behind every choice) when the layer is built; ``self.plan``
 - other strides, and stride 1 with many filters on small images: the whole batch lowered to one
   BLAS matrix product through im2col (lowered.py); the weight gradient is one more product with
   the kept matrix, the input gradient a product scattered back by col2im.
-- 3x3 stride 1 where the plan says so (or NETTRAIN_CONV=winograd): Winograd F(2x2, 3x3)
-  (winograd.py), 16 register-tiled products over channels between its transforms, all three
-  passes; the forward pass keeps x (its transform is made again for the weight gradient).
+- 3x3 stride 1 where the plan says so: Winograd F(2x2, 3x3) (winograd.py), 16 register-tiled
+  products over channels between its transforms, for the forward pass and the input gradient,
+  the weight gradient direct (the forward pass keeps x padded for it, as the direct one does);
+  with NETTRAIN_CONV=winograd all three passes (x kept, its transform made again).
 With ``fused="relu"`` (the network builder's choice) every kernel applies max(., 0) to the
 output and masks the gradient by y > 0 inside its own loops.
 """
@@ -155,10 +156,11 @@ class Conv2d(Layer):
         """saved: (padded input or phase planes, im2col matrix or Winograd's input; y if relu)."""
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
-        if self.plan.winograd:
+        if self.plan.winograd:  # kept: x, or for the direct weight gradient x padded
             x, gemm = np.ascontiguousarray(x, self.dtype), self.plan.forward.kernel
             y = winograd.forward(x, self.params["weight"], bias, self.p, relu, gemm)
-            return y, ((x, y if relu else None) if train else None)
+            kept = self._padded(x, tail=wgrad.LANES) if self.direct and train else x
+            return y, ((kept, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.plan.pointwise:  # 1x1: a BLAS product a sample (pointwise.py)
             kept = pointwise.forward(x, self._weight_matrix(), bias, self.s, relu, y)
@@ -176,7 +178,7 @@ class Conv2d(Layer):
                                 OH, OW, kp.pitch, kp.run, y, kp.forward.steps)  # fmt: skip
             kept = xp
         else:
-            kept = self._forward_lowered(self._padded(x), bias, train, y)
+            kept = lowered.forward(self, self._padded(x), bias, train, y)
         return y, ((kept, y if relu else None) if train else None)
 
     def backward(self, saved, dy, need_dx=True):
@@ -184,11 +186,11 @@ class Conv2d(Layer):
         relu = y is not None
         dy = np.ascontiguousarray(dy, dtype=self.dtype)
         y = y if relu else dy  # the kernels read y only with relu; any array of its type will do
-        if self.plan.winograd or self.plan.pointwise:  # kept is x (pointwise: at the stride)
+        if (self.plan.winograd and not self.direct) or self.plan.pointwise:  # kept: x
             module = winograd if self.plan.winograd else pointwise
             return module.backward(self, kept, dy, y, relu, need_dx)
         if not self.direct:
-            return self._backward_lowered(kept, y, relu, dy, need_dx)
+            return lowered.backward(self, kept, y, relu, dy, need_dx)
         (N, F), (_, H, W), (kh, kw), (ph, pw) = dy.shape[:2], self.in_shape, self.k, self.p
         Wm, kp = self._weight_matrix(), self.plan
         groups = packed.groups(N, H, W, ph, pw) if kp.packed else min(N, wgrad.GROUPS)
@@ -200,10 +202,14 @@ class Conv2d(Layer):
         if kp.packed:  # both gradients over the packed batch (packed.py)
             dx = packed.backward(self, kept, dy, y, relu, dWg, dbg, need_dx)
         else:
-            dpad = self._buffer("dpad", (N, F, Hd, Wd) if need_dx else (N, 0, 1, 1))
+            padding = need_dx and not kp.winograd  # Winograd's input gradient reads dy itself
+            dpad = self._buffer("dpad", (N, F, Hd, Wd) if padding else (N, 0, 1, 1))
             wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, kp.pitch, kp.run, dWg, dbg,
                                    top, left, dpad, kp.weight_grad.steps)  # fmt: skip
-            dx = self._input_grad_direct(dpad) if need_dx else None
+            dx = self._input_grad_direct(dpad) if padding else None
+            if need_dx and kp.winograd:
+                dx = winograd.input_grad(Wm.reshape(self.params["weight"].shape), dy, y, relu,
+                                         self.p, (H, W), kp.input_grad.kernel)  # fmt: skip
         np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
             np.sum(dbg, axis=0, out=self.grads["bias"])
@@ -223,44 +229,6 @@ class Conv2d(Layer):
                             np.zeros(C, dtype=self.dtype), self.dx_offsets, False, H, W,
                             kp.dx_pitch, kp.dx_run, dx, kp.input_grad.steps)  # fmt: skip
         return dx
-
-    def _forward_lowered(self, xp, bias, train, y):
-        """Strided forward through im2col: training lowers the whole batch at once and keeps
-        the matrix for backward (returned); evaluation goes a cache-sized chunk of samples at a
-        time and keeps nothing."""
-        N, (F, OH, OW), relu = len(xp), self.out_shape, self.fused is not None
-        step = N if train else self.plan.chunk
-        for start in range(0, N, step):
-            stop = min(start + step, N)
-            cols = self._buffer("cols", (self._rows(), (stop - start) * OH * OW))
-            lowered.im2col(xp[start:stop], *self.k, *self.s, OH, OW, cols)
-            Y = np.dot(self._weight_matrix(), cols, out=self._buffer("Y", (F, cols.shape[1])))
-            lowered.gemm_to_nchw(Y, bias, relu, y[start:stop].reshape(-1, F, OH * OW))
-        return cols if train else None
-
-    def _backward_lowered(self, cols, y, relu, dy, need_dx):
-        N, (F, OH, OW) = len(dy), self.out_shape
-        dY = self._buffer("dY", (F, N * OH * OW))
-        lowered.nchw_to_gemm(dy.reshape(N, F, -1), y.reshape(N, F, -1), relu, dY)
-        np.dot(dY, cols.T, out=self.grads["weight"].reshape(F, -1))
-        if "bias" in self.params:
-            np.sum(dY, axis=1, out=self.grads["bias"])
-        if not need_dx:
-            return None
-        (ph, pw), (C, H, W) = self.p, self.in_shape
-        dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=self.dtype)
-        Wt = self._weight_matrix().T
-        step = self.plan.chunk  # dcols is scattered while it is still in cache
-        for start in range(0, N, step):
-            stop = min(start + step, N)
-            part = dY[:, start * OH * OW : stop * OH * OW]
-            dcols = np.dot(Wt, part, out=self._buffer("dcols", (self._rows(), part.shape[1])))
-            lowered.col2im(dcols, *self.k, *self.s, OH, OW, dxp[start:stop])
-        return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
-
-    def _rows(self) -> int:
-        """Rows of the im2col matrix: C*kh*kw, in the weight's (c, i, j) order."""
-        return self.in_shape[0] * self.k[0] * self.k[1]
 
     def _padded(self, x, tail: int = 0) -> np.ndarray:
         """x (N, C, H, W) with the zero padding added, contiguous, in the layer's dtype; with a

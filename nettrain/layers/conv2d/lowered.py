@@ -8,7 +8,46 @@ computes dW = dY @ cols.T and scatters dcols = weight.T @ dY back onto the padde
 
 from __future__ import annotations
 
+import numpy as np
 from numba import njit, prange
+
+
+def forward(layer, xp, bias, train, y):
+    """A Conv2d ``layer``'s y (N, F, OH, OW) of its padded input xp through im2col: training
+    lowers the whole batch at once and returns the matrix for backward; evaluation goes a
+    cache-sized chunk of samples at a time (the plan's ``chunk``) and keeps nothing."""
+    N, (F, OH, OW), relu = len(xp), layer.out_shape, layer.fused is not None
+    step, Wm = N if train else layer.plan.chunk, layer.params["weight"].reshape(F, -1)
+    for start in range(0, N, step):
+        stop = min(start + step, N)
+        cols = layer._buffer("cols", (Wm.shape[1], (stop - start) * OH * OW))
+        im2col(xp[start:stop], *layer.k, *layer.s, OH, OW, cols)
+        Y = np.dot(Wm, cols, out=layer._buffer("Y", (F, cols.shape[1])))
+        gemm_to_nchw(Y, bias, relu, y[start:stop].reshape(-1, F, OH * OW))
+    return cols if train else None
+
+
+def backward(layer, cols, y, relu, dy, need_dx):
+    """The layer's gradients into layer.grads, dx (or None) returned, from forward's matrix
+    ``cols``, its output y (read for the mask when ``relu``) and the output gradient dy."""
+    N, (F, OH, OW) = len(dy), layer.out_shape
+    dY = layer._buffer("dY", (F, N * OH * OW))
+    nchw_to_gemm(dy.reshape(N, F, -1), y.reshape(N, F, -1), relu, dY)
+    np.dot(dY, cols.T, out=layer.grads["weight"].reshape(F, -1))
+    if "bias" in layer.params:
+        np.sum(dY, axis=1, out=layer.grads["bias"])
+    if not need_dx:
+        return None
+    (ph, pw), (C, H, W) = layer.p, layer.in_shape
+    dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=layer.dtype)
+    Wt = layer.params["weight"].reshape(F, -1).T
+    step = layer.plan.chunk  # dcols is scattered while it is still in cache
+    for start in range(0, N, step):
+        stop = min(start + step, N)
+        part = dY[:, start * OH * OW : stop * OH * OW]
+        dcols = np.dot(Wt, part, out=layer._buffer("dcols", (Wt.shape[0], part.shape[1])))
+        col2im(dcols, *layer.k, *layer.s, OH, OW, dxp[start:stop])
+    return np.ascontiguousarray(dxp[:, :, ph : ph + H, pw : pw + W])
 
 
 @njit(cache=True, parallel=True)

@@ -31,11 +31,12 @@ class Plan:
     """What a conv2d layer runs. ``direct``: the direct kernels (on phase planes, phases.py, where
     ``phases``; on the packed batch, packed.py, where ``packed``), else im2col + BLAS, Winograd
     (winograd.py) where ``winograd``, or a 1x1 kernel's BLAS product a sample (pointwise.py)
-    where ``pointwise``. The direct kernels' output rows are as wide as the padded
-    input (its width, ``pitch``; a phase plane's), and a pass computes the ``run`` = OH*pitch -
-    (kw - 1) outputs that stay inside it; the input gradient likewise with ``dx_pitch`` and
-    ``dx_run``. ``chunk``: samples per im2col matrix where it is not kept (evaluation, the
-    input gradient)."""
+    where ``pointwise``; with both ``direct`` and ``winograd``, the forward pass and the input
+    gradient go through Winograd and the weight gradient through the direct kernels. The
+    direct kernels' output rows are as wide as the padded input (its width, ``pitch``; a phase
+    plane's), and a pass computes the ``run`` = OH*pitch - (kw - 1) outputs that stay inside
+    it; the input gradient likewise with ``dx_pitch`` and ``dx_run``. ``chunk``: samples per
+    im2col matrix where it is not kept (evaluation, the input gradient)."""
 
     direct: bool
     forward: Pass

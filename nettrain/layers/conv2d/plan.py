@@ -11,9 +11,10 @@ input gradient, weight gradient) runs either
   planes (phases.py), where PHASES says; small 'same' layers on the packed batch (packed.py);
 - im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for the other
   strided layers and for many filters on small images;
-- Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers, all three passes: only where
-  NETTRAIN_CONV=winograd asks for it (WINOGRAD_FASTER); NETTRAIN_CONV=no-winograd rules it out;
-  or
+- Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers: the forward pass and the input
+  gradient where it beats the register tiles (WINOGRAD_UNITS, _MIN_CHANNELS, _MIN_SIDE), with
+  the direct weight gradient; all three passes where NETTRAIN_CONV=winograd asks for it;
+  NETTRAIN_CONV=no-winograd rules it out; or
 - one BLAS product a sample (pointwise.py) for 1x1 kernels without padding, any stride.
 
 The layer (layer.py) runs the steps that ``plan()`` names, and ``nettrain bench`` prints them
@@ -101,14 +102,26 @@ DIRECT_WIDEST = 8
 # 4.4-6.8 -> 5.0-5.2, 5.2-7.0 -> 6.1-7.9, 12.7 -> 14.4, 13.8 -> 15.5 and 0.87 -> 1.01.
 WGRAD_WIDEST = {vectors.AVX512: 4, vectors.AVX2: 2, vectors.OTHER: 2}
 # Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers with padding up to 2 and at least 4
-# channels in and out: NETTRAIN_CONV = 'auto' (the default: where WINOGRAD_FASTER says),
-# 'winograd' (every such layer) or 'no-winograd' (none). 2.25x fewer multiplications, but its
-# products run over only C channels (45-65% of peak at 16-64) and its transforms cost as much.
-# Against the register tiles and the direct weight gradient (batch 128, 2 threads, Zen 4, and for
-# Haswell; docs/speed.md): forward and input gradient even, weight gradient 1.7-3.5x slower.
+# channels in and out: NETTRAIN_CONV = 'auto' (the default: its forward pass and input gradient
+# where they beat the register tiles, the direct weight gradient), 'winograd' (all three passes,
+# every such layer) or 'no-winograd' (none). 2.25x fewer multiplications, in products over C
+# channels between transforms that touch every value 4-5 times. Measured against the register
+# tiles and the direct weight gradient (batch 128, or 64 for the CIFAR net's layers, 2 threads,
+# Zen 4, best of 9 interleaved; docs/speed.md), ms forward / input gradient / weight gradient,
+# direct -> Winograd: 32 -> 32 on 32x32 7.1 / 6.8 / 6.9 -> 5.6 / 5.6 / 9.5; 64 -> 64 on 16x16
+# 7.0 / 6.8 / 8.3 -> 5.3 / 5.3 / 11.3; 32 -> 64 on 16x16 3.6 / 3.6 / 4.3 -> 3.1 / 3.3 / 6.3;
+# 32 -> 32 on 16x16 3.9 / 3.8 / 4.2 -> 3.3 / 3.3 / 6.0; 32 -> 32 on 14x14 (batch 64) 1.8 / 1.4
+# / 1.6 -> 1.5 / 1.4 / 2.5; slower with 16 channels (16 -> 16 on 32x32 4.3 / 4.4 -> 4.2 / 4.3,
+# on 28x28 1.7 / 1.7 -> 1.8 / 1.7) and on 7x7 (64 -> 64, 1.7 / 1.6 -> 2.3 / 2.1), where its 4x4
+# tiles of 2x2 outputs waste a fifth of their work. Compiled for Haswell (AVX2: products of 3
+# filters x 32 columns), its forward pass ran 0.7-0.97x the AVX2 tiles but on 64 -> 64 on 16x16
+# (1.13x): not used there. The forward pass's padded copy of x, which the direct weight gradient
+# reads, is the direct forward's too.
 CONV_MODES = ("auto", "winograd", "no-winograd", "phases")  # phases: every strided layer (PHASES)
-WINOGRAD_FASTER = False
-WINOGRAD_WHY = "forward even with the register tiles, weight gradient 1.7-3.5x slower"
+WINOGRAD_UNITS = (vectors.AVX512,)  # vector units where 'auto' uses it
+WINOGRAD_MIN_CHANNELS = 32  # in and out
+WINOGRAD_MIN_SIDE = 14  # output rows and columns
+WINOGRAD_WHY = "AVX-512, 32+ channels, 14x14+: forward and input gradient 1.0-1.3x the tiles"
 
 # 1x1 kernels without padding (any stride) go through pointwise.py: one BLAS product a sample, no
 # im2col matrix (at stride 1 the input is the matrix), where a register tile has only C taps to
@@ -207,12 +220,11 @@ def plan(
             **sizes,
         )
     winograd = (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and max(ph, pw) <= 2 and min(C, F) >= 4
-    if winograd and (conv == "winograd" or (conv == "auto" and WINOGRAD_FASTER)):
-        why = "NETTRAIN_CONV=winograd" if conv == "winograd" else WINOGRAD_WHY
-        gemm = "wino8x32" if unit == vectors.AVX512 else "wino3x32"  # the sums fit the registers
+    gemm = "wino8x32" if unit == vectors.AVX512 else "wino3x32"  # the sums fit the registers
+    if winograd and conv == "winograd":
         return Plan(
             direct=False,
-            forward=Pass(gemm, f"3x3 stride 1: Winograd F(2x2, 3x3), {why}"),
+            forward=Pass(gemm, "3x3 stride 1: Winograd F(2x2, 3x3), NETTRAIN_CONV=winograd"),
             input_grad=Pass(gemm, "the padded dy, flipped filters, through the same"),
             weight_grad=Pass("wgemm", "dM @ V.T, V made again from x"),
             winograd=True,
@@ -252,7 +264,16 @@ def plan(
         )
     why = (f"stride 1, run {run} >= {DIRECT_MIN_RUN}" if many
            else f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters") + ": direct"  # fmt: skip
-    return _direct(C, F, sizes, why, "the padded dy convolved", unit)
+    p = _direct(C, F, sizes, why, "the padded dy convolved", unit)
+    pays = min(C, F) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= WINOGRAD_MIN_SIDE
+    if winograd and conv == "auto" and unit in WINOGRAD_UNITS and pays:
+        return replace(
+            p,
+            forward=Pass(gemm, f"3x3 stride 1: Winograd F(2x2, 3x3) ({WINOGRAD_WHY})"),
+            input_grad=Pass(gemm, "the padded dy, flipped filters, through Winograd"),
+            winograd=True,
+        )
+    return p
 
 
 def _direct(C, F, sizes, why, dx_why, unit, phased=False, packing=False) -> Plan:
