@@ -42,7 +42,7 @@ TABLE = """
 1x28x28 16@3x3 s1 p1 f32   | tile4x48:16 | direct1:1 | wgrad4:16 | 148                 # mnist-bn-cnn
 16x28x28 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 9                    # mnist-bn-cnn
 16x14x14 32@3x3 s1 p1 f32  | packed tile4x48:32 | packed tile4x48:16 | packed wgrad4:32 | 37  # mnist-bn-cnn
-32x14x14 32@3x3 s1 p1 f32  | packed tile4x48:32 | packed tile4x48:32 | packed wgrad4:32 | 18  # mnist-bn-cnn
+32x14x14 32@3x3 s1 p1 f32  | winograd | winograd | packed wgrad4:32 | 18  # mnist-bn-cnn
 32x7x7 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:32 | packed wgrad4:64 | 74  # mnist-bn-cnn
 1x28x28 8@5x5 s2 p0 f32    | phases tile4x48:8 | phases direct1:1 | phases wgrad4:8 | 291  # seed-softmax-*
 8x12x12 16@3x3 s2 p0 f32   | im2col | im2col | im2col | 582                      # seed-softmax-*
@@ -67,9 +67,9 @@ TABLE = """
 3x4x4 64@3x3 s1 p1 f64     | im2col | im2col | im2col | 1213
 8x9x7 6@3x3 s1 p1 f64      | packed tile4x48:6 | packed tile4x48:8 | packed wgrad4:4 wgrad2:2 | 115
 16x7x8 9@3x3 s1 p1x0 f64   | tile4x48:8 direct1:1 | tile4x48:16 | wgrad4:8 wgrad1:1 | 86
-64x8x8 128@3x3 s1 p1 f32   | packed tile4x48:128 | packed tile4x48:64 | packed wgrad4:128 | 28
-64x8x8 63@3x3 s1 p1 f32    | packed tile4x48:63 | packed tile4x48:64 | packed wgrad4:60 wgrad2:2 wgrad1:1 | 28
-64x8x8 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:64 | packed wgrad4:64 | 28
+64x8x8 128@3x3 s1 p1 f32   | winograd | winograd | packed wgrad4:128 | 28
+64x8x8 63@3x3 s1 p1 f32    | winograd | winograd | packed wgrad4:60 wgrad2:2 wgrad1:1 | 28
+64x8x8 64@3x3 s1 p1 f32    | winograd | winograd | packed wgrad4:64 | 28
 8x14x8 64@3x3 s1 p0 f32    | im2col | im2col | im2col | 202
 8x18x9 64@1x2 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 455
 8x3x43 64@1x2 s1 p0 f32    | tile4x48:64 | tile4x48:8 | wgrad4:64 | 520

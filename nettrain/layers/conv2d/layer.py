@@ -156,11 +156,13 @@ class Conv2d(Layer):
         """saved: (padded input or phase planes, im2col matrix or Winograd's input; y if relu)."""
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
-        if self.plan.winograd:  # kept: x, or for the direct weight gradient x padded
+        if self.plan.winograd:  # kept: x, or what the direct weight gradient reads
             x, gemm = np.ascontiguousarray(x, self.dtype), self.plan.forward.kernel
             y = winograd.forward(x, self.params["weight"], bias, self.p, relu, gemm)
-            kept = self._padded(x, tail=wgrad.LANES) if self.direct and train else x
-            return y, ((kept, y if relu else None) if train else None)
+            if self.direct and train:
+                packing = self.plan.packed
+                x = packed.pack(x, self.p, self.dtype) if packing else self._padded(x, wgrad.LANES)
+            return y, ((x, y if relu else None) if train else None)
         y = np.empty((N, F, OH, OW), dtype=self.dtype)
         if self.plan.pointwise:  # 1x1: a BLAS product a sample (pointwise.py)
             kept = pointwise.forward(x, self._weight_matrix(), bias, self.s, relu, y)
@@ -199,17 +201,17 @@ class Conv2d(Layer):
         Hd, Wd, top, left = H + kh - 1, W + kw - 1, kh - 1 - ph, kw - 1 - pw
         if kp.phases:  # dy padded for the phases' correlations (phases.py)
             Hd, Wd, top, left = self.phases.Hd, self.phases.Wd, self.phases.top, self.phases.left
+        direct_dx = need_dx and not kp.winograd  # Winograd's input gradient reads dy itself
         if kp.packed:  # both gradients over the packed batch (packed.py)
-            dx = packed.backward(self, kept, dy, y, relu, dWg, dbg, need_dx)
+            dx = packed.backward(self, kept, dy, y, relu, dWg, dbg, direct_dx)
         else:
-            padding = need_dx and not kp.winograd  # Winograd's input gradient reads dy itself
-            dpad = self._buffer("dpad", (N, F, Hd, Wd) if padding else (N, 0, 1, 1))
+            dpad = self._buffer("dpad", (N, F, Hd, Wd) if direct_dx else (N, 0, 1, 1))
             wgrad.conv_weight_grad(kept, self.offsets, dy, y, relu, kp.pitch, kp.run, dWg, dbg,
                                    top, left, dpad, kp.weight_grad.steps)  # fmt: skip
-            dx = self._input_grad_direct(dpad) if padding else None
-            if need_dx and kp.winograd:
-                dx = winograd.input_grad(Wm.reshape(self.params["weight"].shape), dy, y, relu,
-                                         self.p, (H, W), kp.input_grad.kernel)  # fmt: skip
+            dx = self._input_grad_direct(dpad) if direct_dx else None
+        if need_dx and kp.winograd:
+            dx = winograd.input_grad(self.params["weight"], dy, y, relu, self.p, (H, W),
+                                     kp.input_grad.kernel)  # fmt: skip
         np.sum(dWg, axis=0, out=self.grads["weight"].reshape(Wm.shape))
         if "bias" in self.params:
             np.sum(dbg, axis=0, out=self.grads["bias"])

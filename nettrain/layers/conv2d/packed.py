@@ -130,12 +130,18 @@ def _chunk(run: int, columns: int) -> int:
     return columns * max(1, -(-tiles // (4 * numba.get_num_threads())))
 
 
+def pack(x, padding, dtype) -> np.ndarray:
+    """x (N, C, H, W) packed with (ph, pw) ``padding`` (Packing.pack), with the tail of zeros
+    the weight gradient reads past."""
+    (N, _, H, W), (ph, pw) = x.shape, padding
+    return Packing(N, H, W, ph, pw).pack(x, dtype, tail=pw + wgrad.LANES)
+
+
 def forward(x, Wm, bias, relu, padding, plan, y):
     """Conv2d's forward pass over the packed batch: x (N, C, H, W), Wm (F, T) -> y (N, F, H, W);
     returns the packed input (what the weight gradient reads)."""
     (N, C, H, W), (ph, pw), steps, dtype = x.shape, padding, plan.forward.steps, y.dtype
-    p = Packing(N, H, W, ph, pw)
-    xq = p.pack(x, dtype, tail=pw + wgrad.LANES)
+    p, xq = Packing(N, H, W, ph, pw), pack(x, padding, dtype)
     chunk = _chunk(p.run, tile.shape(steps[0].kernel)[1])
     direct.conv_forward(xq, Wm, bias, p.offsets(C), relu, H, W, p.pitch, p.run, y, steps,
                         band=p.band, chunk=chunk)  # fmt: skip

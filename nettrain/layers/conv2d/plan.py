@@ -101,27 +101,24 @@ DIRECT_WIDEST = 8
 # 14.4 -> 11.2; LeNet's 8 -> 16 5x5, 1.21 -> 1.02. Compiled for AVX-512, the same layers ran
 # 4.4-6.8 -> 5.0-5.2, 5.2-7.0 -> 6.1-7.9, 12.7 -> 14.4, 13.8 -> 15.5 and 0.87 -> 1.01.
 WGRAD_WIDEST = {vectors.AVX512: 4, vectors.AVX2: 2, vectors.OTHER: 2}
-# Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers with padding up to 2 and at least 4
-# channels in and out: NETTRAIN_CONV = 'auto' (the default: its forward pass and input gradient
-# where they beat the register tiles, the direct weight gradient), 'winograd' (all three passes,
-# every such layer) or 'no-winograd' (none). 2.25x fewer multiplications, in products over C
-# channels between transforms that touch every value 4-5 times. Measured against the register
-# tiles and the direct weight gradient (batch 128, or 64 for the CIFAR net's layers, 2 threads,
-# Zen 4, best of 9 interleaved; docs/speed.md), ms forward / input gradient / weight gradient,
-# direct -> Winograd: 32 -> 32 on 32x32 7.1 / 6.8 / 6.9 -> 5.6 / 5.6 / 9.5; 64 -> 64 on 16x16
-# 7.0 / 6.8 / 8.3 -> 5.3 / 5.3 / 11.3; 32 -> 64 on 16x16 3.6 / 3.6 / 4.3 -> 3.1 / 3.3 / 6.3;
-# 32 -> 32 on 16x16 3.9 / 3.8 / 4.2 -> 3.3 / 3.3 / 6.0; 32 -> 32 on 14x14 (batch 64) 1.8 / 1.4
-# / 1.6 -> 1.5 / 1.4 / 2.5; slower with 16 channels (16 -> 16 on 32x32 4.3 / 4.4 -> 4.2 / 4.3,
-# on 28x28 1.7 / 1.7 -> 1.8 / 1.7) and on 7x7 (64 -> 64, 1.7 / 1.6 -> 2.3 / 2.1), where its 4x4
-# tiles of 2x2 outputs waste a fifth of their work. Compiled for Haswell (AVX2: products of 3
-# filters x 32 columns), its forward pass ran 0.7-0.97x the AVX2 tiles but on 64 -> 64 on 16x16
-# (1.13x): not used there. The forward pass's padded copy of x, which the direct weight gradient
-# reads, is the direct forward's too.
+# Winograd F(2x2, 3x3) (winograd.py), 3x3 stride 1, padding <= 2, 4+ channels in and out:
+# NETTRAIN_CONV = 'auto' (the default: forward pass and input gradient where they beat the tiles,
+# the direct weight gradient), 'winograd' (all three passes, every such layer), 'no-winograd'.
+# 2.25x fewer multiplications, in products over C channels between transforms. Measured against
+# the direct kernels (batch 128, or 64 for the CIFAR net's and MNIST's layers, 2 threads, Zen 4,
+# best of 9 interleaved), ms forward / input gradient / weight gradient, direct -> Winograd: 32
+# -> 32 on 32x32 7.1 / 6.8 / 6.9 -> 5.6 / 5.6 / 9.5; 64 -> 64 on 16x16 7.0 / 6.8 / 8.3 -> 5.3 /
+# 5.3 / 11.3; 32 -> 64 on 16x16 3.6 / 3.6 / 4.3 -> 3.1 / 3.3 / 6.3; 32 -> 32 on 16x16 3.9 / 3.8
+# / 4.2 -> 3.3 / 3.3 / 6.0; packed (packed.py) 32 -> 32 on 14x14 1.8 / 1.4 / 1.6 -> 1.5 / 1.4 /
+# 2.5, 64 -> 64 on 8x8 4.2 / 3.8 / 4.2 -> 3.5 / 3.4 / 8.1. Slower with 16 channels (on 32x32
+# 4.3 / 4.4 -> 4.2 / 4.3, on 28x28 1.7 / 1.7 -> 1.8 / 1.7) and on 7x7 (64 -> 64, 1.7 / 1.6 ->
+# 2.3 / 2.1: its 4x4 tiles waste a quarter of their work). Compiled for Haswell (AVX2, 3x32
+# products) its forward pass ran 0.7-0.97x the AVX2 tiles (64 -> 64 on 16x16: 1.13x): not used.
 CONV_MODES = ("auto", "winograd", "no-winograd", "phases")  # phases: every strided layer (PHASES)
 WINOGRAD_UNITS = (vectors.AVX512,)  # vector units where 'auto' uses it
 WINOGRAD_MIN_CHANNELS = 32  # in and out
-WINOGRAD_MIN_SIDE = 14  # output rows and columns
-WINOGRAD_WHY = "AVX-512, 32+ channels, 14x14+: forward and input gradient 1.0-1.3x the tiles"
+WINOGRAD_MIN_SIDE = 8  # output rows and columns
+WINOGRAD_WHY = "AVX-512, 32+ channels, 8x8+: forward and input gradient 1.0-1.3x the tiles"
 
 # 1x1 kernels without padding (any stride) go through pointwise.py: one BLAS product a sample, no
 # im2col matrix (at stride 1 the input is the matrix), where a register tile has only C taps to
@@ -221,6 +218,8 @@ def plan(
         )
     winograd = (kh, kw) == (3, 3) and (sh, sw) == (1, 1) and max(ph, pw) <= 2 and min(C, F) >= 4
     gemm = "wino8x32" if unit == vectors.AVX512 else "wino3x32"  # the sums fit the registers
+    pays = conv == "auto" and unit in WINOGRAD_UNITS and min(C, F) >= WINOGRAD_MIN_CHANNELS
+    pays = winograd and pays and min(OH, OW) >= WINOGRAD_MIN_SIDE  # forward, input gradient
     if winograd and conv == "winograd":
         return Plan(
             direct=False,
@@ -248,7 +247,8 @@ def plan(
     if not strided:  # instead of im2col only on AVX-512: for AVX2 it measured slower
         lowered = many and run < DIRECT_MIN_RUN and unit == vectors.AVX512
         if why := packed.choose(in_shape, F, kernel, padding, run, TILES[unit][0], lowered):
-            return _direct(C, F, sizes, why, "the packed dy convolved", unit, packing=True)
+            p = _direct(C, F, sizes, why, "the packed dy convolved", unit, packing=True)
+            return _winograd(p, gemm) if pays else p
     if strided or (many and run < DIRECT_MIN_RUN):
         if strided:
             why = f"stride {sh}x{sw}, {im2col_why}: im2col"
@@ -265,15 +265,14 @@ def plan(
     why = (f"stride 1, run {run} >= {DIRECT_MIN_RUN}" if many
            else f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters") + ": direct"  # fmt: skip
     p = _direct(C, F, sizes, why, "the padded dy convolved", unit)
-    pays = min(C, F) >= WINOGRAD_MIN_CHANNELS and min(OH, OW) >= WINOGRAD_MIN_SIDE
-    if winograd and conv == "auto" and unit in WINOGRAD_UNITS and pays:
-        return replace(
-            p,
-            forward=Pass(gemm, f"3x3 stride 1: Winograd F(2x2, 3x3) ({WINOGRAD_WHY})"),
-            input_grad=Pass(gemm, "the padded dy, flipped filters, through Winograd"),
-            winograd=True,
-        )
-    return p
+    return _winograd(p, gemm) if pays else p
+
+
+def _winograd(p: Plan, gemm: str) -> Plan:
+    """The direct plan ``p`` with its forward pass and input gradient through Winograd."""
+    forward = Pass(gemm, f"3x3 stride 1: Winograd F(2x2, 3x3) ({WINOGRAD_WHY})")
+    dx = Pass(gemm, "the padded dy, flipped filters, through Winograd")
+    return replace(p, forward=forward, input_grad=dx, winograd=True)
 
 
 def _direct(C, F, sizes, why, dx_why, unit, phased=False, packing=False) -> Plan:
