@@ -97,13 +97,16 @@ def test_winograd_with_the_direct_weight_gradient_matches_the_reference(
     check(layer, x, dy, rtol=tol, atol=tol)
 
 
-def test_winograd_gives_the_same_bits_on_1_and_2_threads(monkeypatch):
-    """Units of several samples, summed in unit order: y, dx and dW bit for bit."""
-    monkeypatch.setenv("NETTRAIN_CONV", "winograd")
+@pytest.mark.parametrize("mode, C", [("winograd", 8), ("auto", 32)])
+def test_winograd_gives_the_same_bits_on_1_and_2_threads(mode, C, monkeypatch):
+    """Units of several samples, summed in unit order: y, dx and dW bit for bit, all three
+    passes through Winograd, and the plan's own mix (the direct weight gradient, packed)."""
+    monkeypatch.setenv("NETTRAIN_CONV", mode)
 
     def case():
-        unit = vectors.unit()
-        layer, x, dy = layer_and_data(monkeypatch, unit, np.float32, 8, 9, 9, 8, 1, 40)
+        unit = vectors.AVX512 if mode == "auto" else vectors.unit()
+        layer, x, dy = layer_and_data(monkeypatch, unit, np.float32, C, 9, 9, C, 1, 40)
+        assert layer.plan.winograd
         y, dx = run(layer, x, dy)
         return y, dx, layer.grads["weight"].copy(), layer.grads["bias"].copy()
 
