@@ -79,19 +79,26 @@ def test_winograd_matches_the_reference(case, dtype, monkeypatch):
     check(layer, x, dy, rtol=tol, atol=tol)
 
 
+UNIT_KERNELS = [
+    (vectors.AVX512, ("wino8x32", "wgrad4+wgrad1")),
+    (vectors.AVX2, ("wino3x32", "wgrad2+wgrad1")),
+]
+
+
 @pytest.mark.parametrize("dtype", [np.float64, np.float32])
-@pytest.mark.parametrize("H, W, packing", [(14, 15, False), (8, 9, True)])
+@pytest.mark.parametrize("H, W, packing", [(18, 19, False), (8, 9, True)])
+@pytest.mark.parametrize("unit, kernels", UNIT_KERNELS)
 def test_winograd_with_the_direct_weight_gradient_matches_the_reference(
-    dtype, H, W, packing, monkeypatch
+    dtype, H, W, packing, unit, kernels, monkeypatch
 ):
-    """The plan's own choice ('auto') for 32+ channels on 8x8+ with AVX-512: Winograd's forward
-    pass and input gradient, the direct weight gradient over the padded (or, for small images,
-    packed) x the forward kept (33 filters: a last block of 8 overlapping, a filter left to
-    wgrad1; odd widths)."""
+    """The plan's own choice ('auto') for 32+ channels on 8x8+: Winograd's forward pass and
+    input gradient in each unit's product tiles, the direct weight gradient over the padded
+    (or, for small images, packed) x the forward kept (33 filters: a last block overlapping, a
+    filter left to wgrad1; odd widths)."""
     monkeypatch.delenv("NETTRAIN_CONV", raising=False)
-    layer, x, dy = layer_and_data(monkeypatch, vectors.AVX512, dtype, 32, H, W, 33, "same", 3)
+    layer, x, dy = layer_and_data(monkeypatch, unit, dtype, 32, H, W, 33, "same", 3)
     p = layer.plan
-    assert p.winograd and p.direct and p.weight_grad.kernel == "wgrad4+wgrad1"
+    assert p.winograd and p.direct and (p.forward.kernel, p.weight_grad.kernel) == kernels
     assert p.packed == packing
     tol = 1e-12 if dtype == np.float64 else 2e-5
     check(layer, x, dy, rtol=tol, atol=tol)

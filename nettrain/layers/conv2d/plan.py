@@ -87,8 +87,7 @@ TILES = {
 # each run of the input is loaded once for all of them. At 32 and 64 filters, eight a pass ran
 # 15-25% faster than two (about 70-78 GFLOP/s on one core of a 102 GFLOP/s AMD EPYC); with the
 # weight gradient's four below (both against two), CIFAR training went from 236 to 302 samples/s
-# on one core, LeNet from 5,990 to 6,960. Each width is its own kernel, compiled only when a plan
-# names it (direct.FORWARD has 8, 2 and 1).
+# on one core, LeNet from 5,990 to 6,960 (direct.FORWARD: 8, 2, 1, each compiled where named).
 DIRECT_WIDEST = 8
 # The weight-gradient kernels (wgrad.py) go this many filters by four taps a pass, then pairs,
 # then one (wgrad.GRAD has 4, 2 and 1), per vector unit. AVX-512: four filters, sixteen sums
@@ -98,27 +97,30 @@ DIRECT_WIDEST = 8
 # off). Measured compiled so on the Zen 4 (2 threads, best of 5, ms four -> two a pass):
 # cifar-resnet's 16 -> 16 on 32x32 (batch 128) 7.1-9.2 -> 5.3-5.5, 32 -> 32 on 16x16 6.7-8.3 ->
 # 4.2-6.2; the CIFAR net's 32 -> 32 on 32x32 (batch 64) 12.1-13.6 -> 7.3-9.5, 64 -> 64 on 16x16
-# 14.4 -> 11.2; LeNet's 8 -> 16 5x5, 1.21 -> 1.02. Compiled for AVX-512, the same layers ran
-# 4.4-6.8 -> 5.0-5.2, 5.2-7.0 -> 6.1-7.9, 12.7 -> 14.4, 13.8 -> 15.5 and 0.87 -> 1.01.
+# 14.4 -> 11.2; LeNet's 8 -> 16 5x5, 1.21 -> 1.02. For AVX-512: 4.4-6.8 -> 5.0-5.2, 5.2-7.0 ->
+# 6.1-7.9, 12.7 -> 14.4, 13.8 -> 15.5, 0.87 -> 1.01.
 WGRAD_WIDEST = {vectors.AVX512: 4, vectors.AVX2: 2, vectors.OTHER: 2}
 # Winograd F(2x2, 3x3) (winograd.py), 3x3 stride 1, padding <= 2, 4+ channels in and out:
 # NETTRAIN_CONV = 'auto' (the default: forward pass and input gradient where they beat the tiles,
 # the direct weight gradient), 'winograd' (all three passes, every such layer), 'no-winograd'.
-# 2.25x fewer multiplications, in products over C channels between transforms. Measured against
-# the direct kernels (batch 128, or 64 for the CIFAR net's and MNIST's layers, 2 threads, Zen 4,
-# best of 9 interleaved), ms forward / input gradient / weight gradient, direct -> Winograd: 32
-# -> 32 on 32x32 7.1 / 6.8 / 6.9 -> 5.6 / 5.6 / 9.5; 64 -> 64 on 16x16 7.0 / 6.8 / 8.3 -> 5.3 /
-# 5.3 / 11.3; 32 -> 64 on 16x16 3.6 / 3.6 / 4.3 -> 3.1 / 3.3 / 6.3; 32 -> 32 on 16x16 3.9 / 3.8
-# / 4.2 -> 3.3 / 3.3 / 6.0; packed (packed.py) 32 -> 32 on 14x14 1.8 / 1.4 / 1.6 -> 1.5 / 1.4 /
-# 2.5, 64 -> 64 on 8x8 4.2 / 3.8 / 4.2 -> 3.5 / 3.4 / 8.1. Slower with 16 channels (on 32x32
-# 4.3 / 4.4 -> 4.2 / 4.3, on 28x28 1.7 / 1.7 -> 1.8 / 1.7) and on 7x7 (64 -> 64, 1.7 / 1.6 ->
-# 2.3 / 2.1: its 4x4 tiles waste a quarter of their work). Compiled for Haswell (AVX2, 3x32
-# products) its forward pass ran 0.7-0.97x the AVX2 tiles (64 -> 64 on 16x16: 1.13x): not used.
+# 2.25x fewer multiplications, in products over C channels between transforms. Against the direct
+# kernels (batch 128, or 64 for the CIFAR net's and MNIST's layers, 2 threads, Zen 4, best of 9
+# interleaved), ms forward / input gradient / weight gradient, direct -> Winograd: 32 -> 32 on
+# 32x32 7.1 / 6.8 / 6.9 -> 5.6 / 5.6 / 9.5; 64 -> 64 on 16x16 7.0 / 6.8 / 8.3 -> 5.3 / 5.3 / 11.3;
+# 32 -> 64 on 16x16 3.6 / 3.6 / 4.3 -> 3.1 / 3.3 / 6.3; 32 -> 32 on 16x16 3.9 / 3.8 / 4.2 -> 3.3 /
+# 3.3 / 6.0; packed (packed.py) 32 -> 32 on 14x14 1.8 / 1.4 / 1.6 -> 1.5 / 1.4 / 2.5, 64 -> 64 on
+# 8x8 4.2 / 3.8 / 4.2 -> 3.5 / 3.4 / 8.1. Slower with 16 channels (on 32x32 4.3 / 4.4 -> 4.2 /
+# 4.3, on 28x28 1.7 / 1.7 -> 1.8 / 1.7) and on 7x7 (64 -> 64, 1.7 / 1.6 -> 2.3 / 2.1: its 4x4
+# tiles waste a quarter of their work). Compiled for Haswell (AVX2, 3x32 products; best of 9, the
+# same layers): 32 -> 32 on 32x32 12.8 / 11.4 -> 8.1 / 8.4, 64 -> 64 on 16x16 8.2 / 9.2 -> 6.0 /
+# 6.2, 32 -> 64 on 16x16 4.5 / 4.8 -> 3.7 / 3.8, 32 -> 32 on 16x16 6.6 / 6.8 -> 4.9 / 4.9, 64 ->
+# 64 on 8x8 7.3 / 7.1 -> 4.9 / 4.9, 32 -> 32 on 14x14 2.6 / 2.4 -> 2.1 / 2.0; 16 channels even (on
+# 32x32 6.9 / 6.9 -> 6.6 / 6.7, 28x28 2.7 / 2.8 -> 2.7 / 2.7).
 CONV_MODES = ("auto", "winograd", "no-winograd", "phases")  # phases: every strided layer (PHASES)
-WINOGRAD_UNITS = (vectors.AVX512,)  # vector units where 'auto' uses it
+WINOGRAD_UNITS = (vectors.AVX512, vectors.AVX2)  # where 'auto' uses it (measured)
 WINOGRAD_MIN_CHANNELS = 32  # in and out
 WINOGRAD_MIN_SIDE = 8  # output rows and columns
-WINOGRAD_WHY = "AVX-512, 32+ channels, 8x8+: forward and input gradient 1.0-1.3x the tiles"
+WINOGRAD_WHY = "32+ channels, 8x8+: forward and input gradient 1.0-1.6x the tiles"
 
 # 1x1 kernels without padding (any stride) go through pointwise.py: one BLAS product a sample, no
 # im2col matrix (at stride 1 the input is the matrix), where a register tile has only C taps to

@@ -41,11 +41,10 @@ def _gemm(FILTERS: int):
             for k in range(16):
                 for g in range(0, F, FILTERS):
                     f = max(min(g, F - FILTERS), 0)  # known not negative: vector stores
-                    for q in range(CHUNK):  # the first channel's products start the sums
-                        v = V[ch, 0, k, q]
-                        for i in range(FILTERS):
-                            acc[i, q] = Ut[k, 0, f + i] * v
-                    for c in range(1, C):  # indexed, not sliced: a slice costs more than a c
+                    for i in range(FILTERS):  # zeros (in registers: a product of the first
+                        for q in range(CHUNK):  # channel here was scalar code for AVX2)
+                            acc[i, q] = 0
+                    for c in range(C):  # indexed, not sliced: a slice costs more than a c
                         for q in range(CHUNK):  # each value once, into every filter's sums
                             v = V[ch, c, k, q]
                             for i in range(FILTERS):
