@@ -22,7 +22,8 @@ from numba import njit
 from nettrain.layers.conv2d.tile import _stack_array
 from nettrain.layers.conv2d.wino_transforms import CHUNK
 
-LANES = 16  # the weight gradient's partial sums a pair (a divisor of CHUNK)
+# The weight gradient's partial sums a pair: a divisor of CHUNK, added in four halvings (wgemm).
+LANES = 16
 
 
 def _gemm(FILTERS: int):
