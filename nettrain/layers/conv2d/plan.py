@@ -283,7 +283,7 @@ def _direct(C, F, sizes, why, dx_why, unit, phased=False, packing=False) -> Plan
     widest = WGRAD_WIDEST[unit]
     wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, widest))
     wwhy = f"{widest} filters x 4 taps a pass"
-    wwhy += " (AVX2: 4 spilled the sums)" if unit != vectors.AVX512 else ""
+    wwhy += " (AVX2: 4 spilled the sums)" if unit == vectors.AVX2 else ""
     wwhy = wwhy if widest <= F else f"{_count(F, 'filter')}: pairs, then one"
     wwhy += f", {F % widest} left over" if widest < F and F % widest else ""
     passes = [
