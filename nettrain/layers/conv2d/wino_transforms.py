@@ -45,12 +45,15 @@ ROWS = 17
 
 
 @njit(cache=True, inline="always")
-def _plane(x, mask, masked, n, c, top, left, pad):
-    """pad[R % 2, R // 2, left + w] = x[n, c, h, w] for padded row R = top + h (times mask > 0
-    when ``masked``): even and odd padded rows apart; the rest of pad is left as it is (zeros)."""
-    H, W = x.shape[2], x.shape[3]
+def _plane(x, mask, masked, n, c, top, left, pad, width):
+    """pad[(R % 2)*half + (R // 2)*width + left + w] = x[n, c, h, w] for padded row R = top + h
+    (times mask > 0 when ``masked``), half = len(pad) // 2: even and odd padded rows apart, rows
+    of ``width``; the rest of pad is left as it is (zeros). Flat, as _split reads it (a reshape
+    calls Numba's run time)."""
+    H, W, half = x.shape[2], x.shape[3], len(pad) // 2
     for h in range(H):
-        src, m, dst = x[n, c, h], mask[n, c, h], pad[(top + h) % 2, (top + h) // 2, left:]
+        at = (top + h) % 2 * half + (top + h) // 2 * width + left
+        src, m, dst = x[n, c, h], mask[n, c, h], pad[at:]
         for w in range(W):
             v = src[w]  # loaded first: a select, not a branch
             dst[w] = v if not masked or m[w] > 0 else 0
@@ -72,7 +75,7 @@ def _split(pad, P, S, base, A, shifted):
     its own place, so that a chunk's tiles read columns g and g + 1 alone, whatever sample
     they belong to."""
     for r in range(2):
-        flat = pad[r].reshape(pad.shape[1] * pad.shape[2])
+        flat = pad[r * (len(pad) // 2) :]
         _phases(flat, 0, S, A[2 * r, base:], A[2 * r + 1, base:])
         if shifted:
             _phases(flat, 2 * P, S, A[4 + 2 * r, base:], A[5 + 2 * r, base:])
@@ -132,11 +135,11 @@ def transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V):
     W) zero-padded by ph, pw (times mask > 0 when ``masked``)."""
     C, G, P = x.shape[1], n1 - n0, tw + 1
     S = th * P
-    pad = np.zeros((2, th + 1, 2 * P), dtype=V.dtype)  # the rows and columns tiles reach
+    pad = np.zeros(2 * (th + 1) * 2 * P, dtype=V.dtype)  # the rows and columns tiles reach
     A = np.zeros((8, (len(V) + 1) * CHUNK), dtype=V.dtype)
     for c in range(C):
         for s in range(G):
-            _plane(x, mask, masked, n0 + s, c, ph, pw, pad)
+            _plane(x, mask, masked, n0 + s, c, ph, pw, pad, 2 * P)
             _split(pad, P, S, s * S, A, True)
         for ch in range(len(V)):
             _columns_in(A, ch * CHUNK, V[ch, c])
@@ -148,11 +151,11 @@ def transform_grad(dy, y, relu, th, tw, n0, n1, dM):
     by y > 0 with relu; zeros past OH, OW), samples n0 .. n1 - 1."""
     F, G, P = dy.shape[1], n1 - n0, tw + 1
     S = th * P
-    pad = np.zeros((2, th, 2 * P), dtype=dM.dtype)
+    pad = np.zeros(2 * th * 2 * P, dtype=dM.dtype)
     A = np.zeros((4, (len(dM) + 1) * CHUNK), dtype=dM.dtype)
     for f in range(F):
         for s in range(G):
-            _plane(dy, y, relu, n0 + s, f, 0, 0, pad)
+            _plane(dy, y, relu, n0 + s, f, 0, 0, pad, 2 * P)
             _split(pad, P, S, s * S, A, False)
         for ch in range(len(dM)):
             _columns_grad(A, ch * CHUNK, dM[ch, f])
