@@ -17,7 +17,7 @@ def forward(layer, xp, bias, train, y):
     lowers the whole batch at once and returns the matrix for backward; evaluation goes a
     cache-sized chunk of samples at a time (the plan's ``chunk``) and keeps nothing."""
     N, (F, OH, OW), relu = len(xp), layer.out_shape, layer.fused is not None
-    step, Wm = N if train else layer.plan.chunk, layer.params["weight"].reshape(F, -1)
+    step, Wm = N if train else layer.plan.chunk, layer._weight_matrix()
     for start in range(0, N, step):
         stop = min(start + step, N)
         cols = layer._buffer("cols", (Wm.shape[1], (stop - start) * OH * OW))
@@ -40,7 +40,7 @@ def backward(layer, cols, y, relu, dy, need_dx):
         return None
     (ph, pw), (C, H, W) = layer.p, layer.in_shape
     dxp = np.empty((N, C, H + 2 * ph, W + 2 * pw), dtype=layer.dtype)
-    Wt = layer.params["weight"].reshape(F, -1).T
+    Wt = layer._weight_matrix().T
     step = layer.plan.chunk  # dcols is scattered while it is still in cache
     for start in range(0, N, step):
         stop = min(start + step, N)

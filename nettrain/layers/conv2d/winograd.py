@@ -115,12 +115,14 @@ def _wgrad(x, dy, y, relu, ph, pw, group, Vs, dMs, dU):
     (N, C), F, (th, tw) = x.shape[:2], dy.shape[1], ((dy.shape[2] + 1) // 2, (dy.shape[3] + 1) // 2)
     slots, chunks = len(Vs), Vs.shape[1]
     for slot in prange(slots):
-        V, dM = Vs[slot], dMs[slot][: chunks * F * ROWS * CHUNK].reshape(chunks, F, ROWS * CHUNK)
+        V, V4 = Vs[slot], Vs[slot].reshape(chunks, C, ROWS, CHUNK)  # views made once
+        dM4 = dMs[slot][: chunks * F * ROWS * CHUNK].reshape(chunks, F, ROWS, CHUNK)
+        dM = dM4.reshape(chunks, F, ROWS * CHUNK)
         for u in range(slot, len(dU), slots):
             n0, n1 = u * group, min(N, u * group + group)
             transform_in(x, x, False, ph, pw, th, tw, n0, n1, V)
             transform_grad(dy, y, relu, th, tw, n0, n1, dM)
-            wgemm(dM.reshape(chunks, F, ROWS, CHUNK), V.reshape(chunks, C, ROWS, CHUNK), dU[u])
+            wgemm(dM4, V4, dU[u])
 
 
 _gemm8x32, _gemm3x32 = GEMMS["wino8x32"][1], GEMMS["wino3x32"][1]
