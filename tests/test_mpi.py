@@ -59,6 +59,7 @@ train:
   optimizer: {name: sgd, lr: 0.05, momentum: 0.9}
   clip_grad_norm: 0.5  # clips the gradient summed over the ranks: the same on every one
   label_smoothing: 0.1  # each rank smooths its own share of the targets
+  ema: 0.9  # every rank averages the same weights: scores and checkpoints hold the average
 """
 
 

@@ -17,7 +17,7 @@ from nettrain.data.preprocess import PREPROCESS
 from nettrain.data.sources import check_source
 from nettrain.net import graph, losses
 from nettrain.net.losses import LOSSES
-from nettrain.optim import OPTIMIZERS, clip
+from nettrain.optim import OPTIMIZERS, average, clip
 from nettrain.optim.schedule import COMMON, SCHEDULES
 
 MONITORS = ("auto",) + tuple(
@@ -83,6 +83,7 @@ TRAIN = {
         default=None, doc="per-class loss weights: balanced or {CLASS: w}"
     ),
     "clip_grad_norm": clip.OPTION,
+    "ema": average.OPTION,
     "label_smoothing": losses.SMOOTHING,
 }
 CHECKPOINT = {

@@ -8,6 +8,7 @@ job, the run folder run_folder.py's, the metrics rows history.py's, Ctrl-C inter
 
 from __future__ import annotations
 
+import contextlib
 import math
 import sys
 import time
@@ -37,7 +38,19 @@ def train(run: Run, run_dir: Path | None, progress: bool, out, on_epoch=None) ->
     """Train ``run`` to the end (or early stop), writing the run folder (none for None) and the
     epoch lines to the stream ``out``; the metrics rows. ``on_epoch(row)`` is called after every
     epoch with its figures; training stops there when it returns False. (nettrain.training.fit
-    prepares the run and calls this.)"""
+    prepares the run and calls this.) With train.ema, the net trains on the optimizer's iterate
+    and holds the weights' average once this returns or raises (nettrain.optim.average)."""
+    if run.average is None:
+        return epochs(run, run_dir, progress, out, on_epoch)
+    run.average.to_iterate(run.net)
+    try:
+        return epochs(run, run_dir, progress, out, on_epoch)
+    finally:
+        run.average.to_average(run.net)
+
+
+def epochs(run: Run, run_dir: Path | None, progress: bool, out, on_epoch) -> list[dict]:
+    """train's epochs, the net holding the weights that train."""
     cfg, data, state, tc, world = run.cfg, run.train, run.state, run.cfg["train"], run.world
     params, grads = run.net.params(), run.net.grads()
     columns = metric_columns(data.has_classes, run.validation is not None, run.test is not None)
@@ -61,6 +74,8 @@ def train(run: Run, run_dir: Path | None, progress: bool, out, on_epoch=None) ->
                         clip_grad_norm(grads, tc["clip_grad_norm"])
                     run.optimizer.step(params, grads)
                     state.step += 1
+                    if run.average is not None:
+                        run.average.update(run.net, state.step)
                     tally(partial, loss, len(idx), sums)
                     advance(bar, b, partial)
                     due = folder.checkpoint_due(state.step)
@@ -173,8 +188,11 @@ def epoch_row(run: Run, epoch: int, partial: dict, batch_size: int) -> dict:
     squares = None if train.has_classes else metrics.total_squares(train.y)
     figures = metrics.from_sums({**partial, "n": partial["seen"]}, squares)
     row.update({f"train_{k}": v for k, v in figures.items()})
-    for split, ds in (("validation", run.validation), ("test", run.test)):
-        if ds is not None:
+    scored = contextlib.nullcontext() if run.average is None else run.average.scoring(run.net)
+    with scored:  # with train.ema: the average
+        for split, ds in (("validation", run.validation), ("test", run.test)):
+            if ds is None:
+                continue
             row[f"{split}_loss"], outputs = run.world.score(run.net, ds, batch_size)
             row.update({f"{split}_{k}": v for k, v in metrics.figures(ds.y, outputs).items()})
     row["lr"] = run.optimizer.lr

@@ -11,6 +11,7 @@ from nettrain.core.streams import init_rng
 from nettrain.data.columns import unseen_note
 from nettrain.net.losses import check_smoothing
 from nettrain.optim import Optimizer, make_optimizer
+from nettrain.optim.average import WeightAverage
 from nettrain.training.monitors import Watch, monitors, plateau_watch
 from nettrain.training.mpi import Single, world
 from nettrain.training.state import TrainState
@@ -35,6 +36,7 @@ class Run:
     notes: list = field(default_factory=list)  # what fit tells on stderr before training
     world: Single = field(default_factory=Single)  # the processes training together (MPI)
     class_weights: object = None  # (K,) loss weight per class (train.class_weights), or None
+    average: WeightAverage | None = None  # the weights' moving average (train.ema), or None
 
 
 def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run:
@@ -62,8 +64,12 @@ def prepare(cfg: dict, src=None, *, weights=None, resume=None, sets=None) -> Run
         net.load_params(*weights)
     else:
         net.init_params(init_rng(cfg["seed"]))
+    average = WeightAverage(net, cfg["train"]["ema"]) if cfg["train"]["ema"] else None
+    if average is not None and resume is not None:
+        average.load(net, arrays, where)
     run = Run(cfg, net, train, validation, test, optimizer, best, stopping, plateau, state)
     run.preprocess, run.augment, run.world = stats, augment, world()
+    run.average = average
     spec = cfg["train"]["class_weights"]
     where = src.where(("train", "class_weights")) if src and spec else "train.class_weights"
     run.class_weights = data.class_weights(spec, train, net.n_outputs, where)

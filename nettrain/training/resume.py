@@ -14,6 +14,7 @@ FIXED = (
     "train.batch_size",
     "train.shuffle",
     "train.optimizer.name",
+    "train.ema",
 )
 
 

@@ -112,7 +112,8 @@ def save_checkpoint(run, path: Path, env: dict) -> None:
         "environment": env,
         **run.state.to_meta(),
     }
-    arrays = {**net.arrays(), **run.optimizer.state_arrays(), **run.preprocess}
+    weights = net.arrays() if run.average is None else run.average.checkpoint_arrays(net)
+    arrays = {**weights, **run.optimizer.state_arrays(), **run.preprocess}
     checkpoint.save(path, arrays, meta)
 
 
