@@ -99,10 +99,18 @@ def nettrain_run():
         step(order[b : b + BATCH])
     train_seconds = time.perf_counter() - start
     xs = test.inputs(np.arange(len(test)), net.dtype)
-    net.forward(xs[:CHUNK], train=False)
-    infer_seconds = best_pass(lambda b: net.forward(xs[b : b + CHUNK], train=False), len(xs))
+    infer_seconds = nettrain_inference(net, xs)
     flops = sum(layer.flops() for layer in net.layers)
     return len(data), train_seconds, len(test), infer_seconds, flops
+
+
+def nettrain_inference(net, xs) -> float:
+    """Seconds of the best pass of ``predict`` over xs in chunks (what `nettrain predict` and
+    Model.predict run: batchnorm folded into the convs, nettrain.net.fold)."""
+    from nettrain.inference.single import predict
+
+    predict(net, xs[:CHUNK], CHUNK)
+    return best_pass(lambda b: predict(net, xs[b : b + CHUNK], CHUNK), len(xs))
 
 
 def nettrain_random():
@@ -131,8 +139,7 @@ def nettrain_random():
     for b in range(0, len(x), BATCH):
         step(order[b : b + BATCH])
     train_seconds = time.perf_counter() - start
-    net.forward(xs[:CHUNK], train=False)
-    infer_seconds = best_pass(lambda b: net.forward(xs[b : b + CHUNK], train=False), len(xs))
+    infer_seconds = nettrain_inference(net, xs)
     flops = sum(layer.flops() for layer in net.layers)
     return len(x), train_seconds, len(xs), infer_seconds, flops
 

@@ -23,6 +23,7 @@ from nettrain.core.errors import UserError
 from nettrain.data import Dataset, preprocess
 from nettrain.data.columns import unseen_note
 from nettrain.net import metrics
+from nettrain.net.fold import folded
 from nettrain.net.network import Network, build_network
 
 
@@ -60,8 +61,9 @@ def encoding_of(meta: dict, where: str):
 
 def predict(net: Network, x, batch_size: int = 256) -> np.ndarray:
     """Outputs (N, K) of ``net`` on inputs: x (N, *input_shape), or a Dataset, whose samples are
-    converted (scaled, preprocessed) batch by batch."""
-    n = len(x)
+    converted (scaled, preprocessed) batch by batch; batchnorm folded into the convs before
+    it (nettrain.net.fold)."""
+    net, n = folded(net), len(x)
     outputs = np.empty((n, net.n_outputs), dtype=net.dtype)
     for start in range(0, n, batch_size):
         idx = slice(start, start + batch_size)

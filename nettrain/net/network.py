@@ -5,10 +5,10 @@ says ``activation:`` (activations are layers internally), unless the activation 
 layer's ``FUSABLE`` (nettrain.layers.base), which it applies in its own kernels: one pass over its
 output instead of two or three. A standalone activation entry right after a layer with no
 activation of its own, and which that layer can apply, is applied by that layer too: the same
-results, bit for bit. A batchnorm after a conv2d is NOT folded into the conv's weights at
-evaluation: it would save one element-wise pass over the conv's output against the conv's own
-2*C*kh*kw FLOPs per value (a few percent at most), and evaluation would then round differently
-from training's graph.
+results, bit for bit. Predictions (``predict``, Model.predict, ensembles) fold each
+batchnorm after a conv2d into the conv's weights (nettrain.net.fold: one element-wise pass over
+the conv's output less); the scores of fit and ``evaluate`` run the net as trained, so that they
+round as training's graph does.
 Every internal layer keeps the index of its YAML entry, so parameters and state are named
 ``layers.{index}.{name}`` everywhere: optimizer state (parameters only), checkpoints,
 ``--resume``, ``--weights``, gradcheck tables and logs.
