@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from nettrain.config import config_from_dict
-from nettrain.inference.single import predict
+from nettrain.inference.single import REUSED_BYTES, chunk, predict
 from nettrain.net.fold import folded
 from nettrain.net.network import build_network
 
@@ -64,3 +64,17 @@ def test_folded_outputs_equal_the_nets_own(dtype, rtol):
     assert all(np.array_equal(before[k], a) for k, a in net.arrays().items())
     assert len(net.layers) == len(kinds) + 5
     assert folded(inference) is inference  # nothing left to fold: the net itself
+
+
+def test_predict_takes_batches_whose_arrays_are_reused():
+    net, x = net_of(np.float32, shape=(3, 64, 64))
+    padded = 36 * 34 * 34 * 4  # the largest: a 36-channel conv's input, 32x32 padded
+    step = chunk(net, 256)
+    assert step * padded <= REUSED_BYTES < (step + 1) * padded and step < 256
+    assert chunk(net, 8) == 8  # fewer asked for: as asked
+    small, _ = net_of(np.float32)
+    assert chunk(small, 1000) == 1000
+    # the outputs do not depend on the batches (each sample's are its own)
+    x = np.random.default_rng(3).normal(0, 1, (step + 3, 3, 64, 64)).astype(np.float32)
+    whole = folded(net).forward(x)
+    np.testing.assert_allclose(predict(net, x, batch_size=len(x)), whole, rtol=1e-6, atol=1e-7)
