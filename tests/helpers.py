@@ -83,6 +83,21 @@ def write_blobs(folder, sizes=(("train", 90), ("test", 30)), seed=0):
     return rng
 
 
+def blob_configs(folder, text: str):
+    """make(*sets) -> (resolved config, its ConfigSource): the config ``text`` (its ``{train}``
+    the path of 64 blob samples written into ``folder``) with the ``--set`` overrides ``sets``."""
+    from nettrain.config import ConfigSource, validate
+
+    write_blobs(folder, sizes=(("train", 64),))
+
+    def make(*sets):
+        src = ConfigSource.from_text(text.format(train=folder / "train.npz"), "c.yaml")
+        src.apply_overrides(sets)
+        return validate(src), src
+
+    return make
+
+
 class StopAfter:
     """Stands in for loop.StopFlag: 'Ctrl-C' arrives after ``n`` reads of the flag (the loop
     reads it after every batch and at every epoch's end)."""

@@ -3,10 +3,9 @@ hand, training unchanged by it, the average scored and checkpointed, and an exac
 
 import numpy as np
 import pytest
-from helpers import interrupt_and_resume, without_seconds, write_blobs
+from helpers import blob_configs, interrupt_and_resume, without_seconds
 
 from nettrain import checkpoint
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.optim import average
 from nettrain.optim.average import PREFIX, WeightAverage
@@ -34,14 +33,7 @@ train:
 
 @pytest.fixture
 def config(tmp_path):
-    write_blobs(tmp_path, sizes=(("train", 64),))
-
-    def make(*sets):
-        src = ConfigSource.from_text(CONFIG.format(train=tmp_path / "train.npz"), "c.yaml")
-        src.apply_overrides(sets)
-        return validate(src), src
-
-    return make
+    return blob_configs(tmp_path, CONFIG)
 
 
 class Arrays:

@@ -4,9 +4,8 @@ the loop, and through an exact resume."""
 
 import numpy as np
 import pytest
-from helpers import interrupt_and_resume, net_arrays, without_seconds, write_blobs
+from helpers import blob_configs, interrupt_and_resume, net_arrays, without_seconds
 
-from nettrain.config import ConfigSource, validate
 from nettrain.core.errors import UserError
 from nettrain.net.losses import smoothed, softmax_multinomial_cross_entropy
 from nettrain.optim.clip import EPS, clip_grad_norm
@@ -34,14 +33,7 @@ train:
 
 @pytest.fixture
 def config(tmp_path):
-    write_blobs(tmp_path, sizes=(("train", 64),))
-
-    def make(*sets):
-        src = ConfigSource.from_text(CONFIG.format(train=tmp_path / "train.npz"), "c.yaml")
-        src.apply_overrides(sets)
-        return validate(src), src
-
-    return make
+    return blob_configs(tmp_path, CONFIG)
 
 
 # -- clip_grad_norm --------------------------------------------------------------------------
