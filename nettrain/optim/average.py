@@ -10,11 +10,12 @@ the initial weights for about 1 / (1 - ema) steps. Training itself is unchanged:
 goes on from its own weights (the "iterate"); the average is what is scored (validation, test,
 best.npz's monitor) and what the run hands over: a checkpoint's ``layers.*`` hold the average, its
 ``optimizer.weights.layers.*`` the iterate, so that predict, evaluate, export, ensembles and
-``--weights`` take the averaged net unchanged and ``--resume`` goes on exactly (docs/training.md).
+``--weights`` take the averaged net unchanged and ``--resume`` goes on exactly (docs/tuning.md).
 
-The two sets of arrays are swapped, never copied back and forth: ``swap(net)`` exchanges the net's
-arrays' values with the held ones. During training the net holds the iterate; scoring swaps the
-average in and back out, and a finished (or stopped) training leaves the average in the net.
+The two sets of values are exchanged in place (``swap(net)``): the net's arrays stay the objects
+that its layers and the optimizer's state hold. During training the net holds the iterate;
+scoring swaps the average in and back out, and a finished (or stopped) training leaves the
+average in the net.
 """
 
 from __future__ import annotations
@@ -55,13 +56,10 @@ class WeightAverage:
         iterate)."""
         assert not self.average_in_net, "the average is updated while the net trains"
         d = self.rate(step)
-        for name, w in net.arrays().items():
+        for name, w in net.arrays().items():  # floats, all of them (nettrain.net.arrays)
             avg = self.held[name]
-            if avg.dtype.kind == "f":
-                avg *= avg.dtype.type(d)
-                avg += avg.dtype.type(1 - d) * w
-            else:
-                avg[...] = w
+            avg *= avg.dtype.type(d)
+            avg += avg.dtype.type(1 - d) * w
 
     def swap(self, net) -> None:
         """Exchange the values of the net's arrays and the held ones."""
