@@ -57,23 +57,18 @@ class MaxPool2d(Layer):
         self.k, self.s = self.geometry()
 
     def forward(self, x, train=True):
-        """saved: argmax (batch, C, OH, OW), where in its window each max is: i*kw + j for
-        row i and column j of the window (uint8 for windows of up to 256 values: an eighth of
-        the memory traffic of a flat int64 index). Evaluation finds the maxima alone."""
+        """saved: argmax (batch, C, OH, OW), each window's max as a flat index h*W + w."""
         x = np.ascontiguousarray(x, dtype=self.dtype)
         y = np.empty((len(x), *self.out_shape), dtype=self.dtype)
-        if not train:
-            _max_kernel(*self.k, *self.s)(x, y)
-            return y, None
-        argmax = np.empty(y.shape, dtype=np.uint8 if self.k[0] * self.k[1] <= 256 else np.int32)
+        argmax = np.empty(y.shape, dtype=np.int64)
         _pool_kernel(*self.k, *self.s)(x, y, argmax)
-        return y, argmax
+        return y, (argmax if train else None)
 
     def backward(self, saved, dy, need_dx=True):
         N, (C, H, W) = len(dy), self.in_shape
-        dx = np.empty((N, C, H, W), dtype=self.dtype)
-        _unpool_kernel(*self.k, *self.s)(np.ascontiguousarray(dy, dtype=self.dtype), saved, dx)
-        return dx
+        dx = np.empty((N, C, H * W), dtype=self.dtype)
+        _unpool(np.ascontiguousarray(dy, dtype=self.dtype), saved, dx)
+        return dx.reshape(N, C, H, W)
 
     def flops(self):
         C, OH, OW = self.out_shape
@@ -88,93 +83,47 @@ class MaxPool2d(Layer):
 
 @functools.cache
 def _pool_kernel(kh: int, kw: int, sh: int, sw: int):
-    """The training forward kernel for one window size and stride. They are compile-time
-    constants of the kernel (a closure, compiled and cached on disk per window), so that LLVM
-    unrolls the window loops; with them as run-time arguments the kernel ran about 5x slower."""
+    """The forward kernel for one window size and stride. They are compile-time constants of
+    the kernel (a closure, compiled and cached on disk per window), so that LLVM unrolls the
+    window loops; with them as run-time arguments the kernel ran about 5x slower."""
 
     @njit(cache=True, parallel=True)
     def pool(x, y, argmax):
-        """x (N, C, H, W) -> y, argmax (N, C, OH, OW); argmax is i*kw + j for the max at row i,
-        column j of its window. Strict '>' over rows then columns keeps the first maximum in
-        row-major order on ties."""
-        N, C = x.shape[:2]
+        """x (N, C, H, W) -> y, argmax (N, C, OH, OW); argmax is the flat index h*W + w of
+        the max. Strict '>' over rows then columns keeps the first maximum in row-major order
+        on ties."""
+        N, C, H, W = x.shape
         OH, OW = y.shape[2], y.shape[3]
         for n in prange(N):
             for c in range(C):
                 for oh in range(OH):
                     for ow in range(OW):
                         h0, w0 = oh * sh, ow * sw
-                        best, at = x[n, c, h0, w0], 0
-                        for i in range(kh):
-                            for j in range(kw):
+                        best, at = x[n, c, h0, w0], h0 * W + w0
+                        for h in range(h0, h0 + kh):
+                            for w in range(w0, w0 + kw):
                                 # loaded before the test: selects, not branches that random
                                 # data would mispredict half the time
-                                v = x[n, c, h0 + i, w0 + j]
+                                v = x[n, c, h, w]
                                 better = v > best
                                 best = v if better else best
-                                at = i * kw + j if better else at
+                                at = h * W + w if better else at
                         y[n, c, oh, ow] = best
                         argmax[n, c, oh, ow] = at
 
     return pool
 
 
-@functools.cache
-def _max_kernel(kh: int, kw: int, sh: int, sw: int):
-    """_pool_kernel's maxima alone (evaluation), the window unrolled as there; NaN anywhere in
-    a window gives NaN."""
+@njit(cache=True, parallel=True)
+def _unpool(dy, argmax, dx):
+    """dy, argmax (N, C, OH, OW) -> dx (N, C, H*W): each dy added at its window's max.
 
-    @njit(cache=True, parallel=True)
-    def pool(x, y):
-        N, C = x.shape[:2]
-        OH, OW = y.shape[2], y.shape[3]
-        for n in prange(N):
-            for c in range(C):
-                for oh in range(OH):
-                    for ow in range(OW):
-                        h0, w0 = oh * sh, ow * sw
-                        best = x[n, c, h0, w0]
-                        for i in range(kh):
-                            for j in range(kw):
-                                v = x[n, c, h0 + i, w0 + j]
-                                best = v if v > best or v != v else best
-                        y[n, c, oh, ow] = best
-
-    return pool
-
-
-@functools.cache
-def _unpool_kernel(kh: int, kw: int, sh: int, sw: int):
-    """The backward kernel for one window (its sizes constants, as the forward's)."""
-
-    @njit(cache=True, parallel=True)
-    def unpool(dy, argmax, dx):
-        """dy, argmax (N, C, OH, OW) -> dx (N, C, H, W): each dy added at its window's max
-        (row oh*sh + a // kw, column ow*sw + a % kw for argmax a). Windows that tile the
-        plane (stride = size) in rows of 8 or more write each of their values once, dy or 0
-        (2x2 windows: 1.0-1.7x faster than zeroing dx and adding; on LeNet's 4x4 outputs of
-        3x3 windows, 2-3x slower); the others add into dx zeroed, in a fixed order, one
-        thread a sample, so that overlapping windows sum the same every run."""
-        N, C, OH, OW = dy.shape
-        tiled = sh == kh and sw == kw and OW >= 8
-        for n in prange(N):
-            for c in range(C):
-                d, g, m = dx[n, c], dy[n, c], argmax[n, c]
-                if not tiled:
-                    d[...] = 0
-                    for oh in range(OH):
-                        for ow in range(OW):
-                            a = m[oh, ow]
-                            d[oh * sh + a // kw, ow * sw + a % kw] += g[oh, ow]
-                    continue
-                d[OH * kh :] = 0  # rows and columns no window reaches
-                d[: OH * kh, OW * kw :] = 0
-                for oh in range(OH):
-                    for i in range(kh):
-                        row = d[oh * sh + i]
-                        for ow in range(OW):
-                            a, v = m[oh, ow] - i * kw, g[oh, ow]
-                            for j in range(kw):
-                                row[ow * sw + j] = v if a == j else 0
-
-    return unpool
+    One thread per sample, adding in a fixed order, so overlapping windows sum the same every run.
+    """
+    N, C, OH, OW = dy.shape
+    for n in prange(N):
+        dx[n] = 0
+        for c in range(C):
+            for oh in range(OH):
+                for ow in range(OW):
+                    dx[n, c, argmax[n, c, oh, ow]] += dy[n, c, oh, ow]
