@@ -118,3 +118,8 @@ def test_the_decay_is_checked_and_fixed_on_resume(config, tmp_path):
     cfg, src = config("train.epochs=2", "train.ema=0.9")
     with pytest.raises(UserError, match="different train.ema"):
         fit(cfg, src, folder=tmp_path / "run", resume=tmp_path / "run/last.npz")
+    # a checkpoint written before train.ema was a key resumes as one without it
+    arrays, meta = checkpoint.load(tmp_path / "run/last.npz")
+    del meta["config"]["train"]["ema"]
+    checkpoint.save(tmp_path / "run/last.npz", arrays, meta)
+    fit(*config("train.epochs=2"), folder=tmp_path / "run", resume=tmp_path / "run/last.npz")

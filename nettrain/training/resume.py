@@ -31,6 +31,7 @@ def check_resume(cfg: dict, recorded: dict, state: TrainState, where: str, messa
     """Print to ``messages`` (a text stream, or None) every key of ``cfg`` that differs from the
     checkpoint's config ``recorded``; refuse those in FIXED, and a run with no epoch left."""
     old, new = flatten(recorded), flatten(cfg)
+    old.setdefault("train.ema", 0.0)  # written before train.ema was a key: trained without it
     changed = sorted(k for k in old.keys() | new.keys() if old.get(k) != new.get(k))
     for key in changed if messages is not None else ():
         print(f"resume: {key} changes from {old.get(key)!r} to {new.get(key)!r}", file=messages)
