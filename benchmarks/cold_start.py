@@ -44,7 +44,7 @@ def main() -> None:
     configs = args.configs or sorted((ROOT / "configs").glob("*.yaml"))
     print("| config | first trained batch, cold cache |\n|---|---|")
     for config in configs:
-        seconds = cold_start(config, args.threads)
+        seconds = cold_start(config.resolve(), args.threads)  # each runs in a temporary folder
         shown = "refused before training" if seconds is None else f"{seconds:.1f} s"
         print(f"| `{config.name}` | {shown} |", flush=True)
 
