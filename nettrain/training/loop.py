@@ -40,13 +40,14 @@ def train(run: Run, run_dir: Path | None, progress: bool, out, on_epoch=None) ->
     epoch with its figures; training stops there when it returns False. (nettrain.training.fit
     prepares the run and calls this.) With train.ema, the net trains on the optimizer's iterate
     and holds the weights' average once this returns or raises (nettrain.optim.average)."""
-    if run.average is None:
-        return epochs(run, run_dir, progress, out, on_epoch)
-    run.average.to_iterate(run.net)
+    average = run.average
+    if average is not None:
+        average.to_iterate(run.net)
     try:
         return epochs(run, run_dir, progress, out, on_epoch)
     finally:
-        run.average.to_average(run.net)
+        if average is not None:
+            average.to_average(run.net)
 
 
 def epochs(run: Run, run_dir: Path | None, progress: bool, out, on_epoch) -> list[dict]:
