@@ -25,6 +25,7 @@ import numpy as np
 from numba import njit, prange
 
 from nettrain.layers.conv2d.direct import VECTOR_MATH, _runs
+from nettrain.runtime import native
 
 # Columns the sums are rounded up to: a 512-bit vector of float32 (a multiple of any narrower).
 LANES = 16
@@ -162,11 +163,17 @@ def _piece(xp, dy, y, relu, pitch, run, f0, f1, a, b, band, d, db, top, left, dp
 
 
 @njit(cache=True, inline="always")
-def _buffer(xp, dy, pitch, run, n0, n1, band):
-    """(samples a piece: one, or the group where packs hold several; d for one piece)."""
+def _start(xp, dy, pitch, run, f0, f1, dWg, dbg, band, g):
+    """Group g: (its samples n0 .. n1 - 1, samples a piece: one, or the group where packs hold
+    several; d for one piece; its sums dWg[g] and dbg[g], filters f0 .. f1 - 1 zeroed)."""
+    N, G = len(dy), len(dWg)
+    n0, n1 = g * N // G, (g + 1) * N // G
+    dW, db = dWg[g], dbg[g]
+    dW[f0:f1] = 0
+    db[f0:f1] = 0
     step = 1 if len(dy) == len(xp) else max(1, n1 - n0)
     width = -(-((step - 1) * band * pitch + run) // LANES) * LANES
-    return step, np.zeros((dy.shape[1], width), dtype=dy.dtype)
+    return n0, n1, step, np.zeros((dy.shape[1], width), dtype=dy.dtype), dW, db
 
 
 @njit(cache=True, inline="always")
@@ -178,13 +185,12 @@ def _tail(d, x, offsets, run, t, dW, f, width):
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
-def _group4(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad,
-            band):  # fmt: skip
-    """Filters f0 .. f1 - 1 (a multiple of 4) of samples n0 .. n1 - 1: dW (F, T) and db (F,)
-    summed over them, and their padded gradients in dpad (see _piece)."""
-    step, d = _buffer(xp, dy, pitch, run, n0, n1, band)  # dy of a piece, wide and masked
-    dW[f0:f1] = 0
-    db[f0:f1] = 0
+def _group4(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band,
+            g):  # fmt: skip
+    """Filters f0 .. f1 - 1 (a multiple of 4) of sample group g (see conv_weight_grad): dWg[g]
+    (F, T) and dbg[g] (F,) summed over its samples, and their padded gradients in dpad (see
+    _piece)."""
+    n0, n1, step, d, dW, db = _start(xp, dy, pitch, run, f0, f1, dWg, dbg, band, g)
     for a in range(n0, n1, step):
         x, span = _piece(xp, dy, y, relu, pitch, run, f0, f1, a, min(a + step, n1), band, d,
                          db, top, left, dpad)  # fmt: skip
@@ -197,12 +203,10 @@ def _group4(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, l
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
-def _group2(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad,
-            band):  # fmt: skip
+def _group2(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band,
+            g):  # fmt: skip
     """_group4 two filters at a time."""
-    step, d = _buffer(xp, dy, pitch, run, n0, n1, band)
-    dW[f0:f1] = 0
-    db[f0:f1] = 0
+    n0, n1, step, d, dW, db = _start(xp, dy, pitch, run, f0, f1, dWg, dbg, band, g)
     for a in range(n0, n1, step):
         x, span = _piece(xp, dy, y, relu, pitch, run, f0, f1, a, min(a + step, n1), band, d,
                          db, top, left, dpad)  # fmt: skip
@@ -215,12 +219,10 @@ def _group2(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, l
 
 
 @njit(cache=True, fastmath=VECTOR_MATH)
-def _group1(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, left, dpad,
-            band):  # fmt: skip
+def _group1(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band,
+            g):  # fmt: skip
     """_group4 one filter at a time."""
-    step, d = _buffer(xp, dy, pitch, run, n0, n1, band)
-    dW[f0:f1] = 0
-    db[f0:f1] = 0
+    n0, n1, step, d, dW, db = _start(xp, dy, pitch, run, f0, f1, dWg, dbg, band, g)
     for a in range(n0, n1, step):
         x, span = _piece(xp, dy, y, relu, pitch, run, f0, f1, a, min(a + step, n1), band, d,
                          db, top, left, dpad)  # fmt: skip
@@ -233,33 +235,30 @@ def _group1(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dW, db, top, l
 
 
 @njit(cache=True, parallel=True)
-def _grad4(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band):
-    N, G = len(dy), len(dWg)
-    for g in prange(G):
-        n0, n1 = g * N // G, (g + 1) * N // G
-        _group4(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dWg[g], dbg[g], top,
-                 left, dpad, band)  # fmt: skip
+def _groups(table, xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad,
+            band):  # fmt: skip
+    """One of GRAD's kernels (its table) over the sample groups, in parallel (native.py)."""
+    args = (xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band)
+    fn = native.address(table, args)
+    if fn == 0:
+        return False
+    for g in prange(len(dWg)):
+        native.call(fn, args, g)
+    return True
 
 
-@njit(cache=True, parallel=True)
-def _grad2(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band):
-    N, G = len(dy), len(dWg)
-    for g in prange(G):
-        n0, n1 = g * N // G, (g + 1) * N // G
-        _group2(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dWg[g], dbg[g], top,
-                 left, dpad, band)  # fmt: skip
+def _grad(kernel: native.Kernel):
+    """The weight gradient of filters f0 .. f1 - 1 by one of the group kernels."""
+
+    def grad(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band):
+        native.run(_groups, kernel, xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top,
+                   left, dpad, band)  # fmt: skip
+
+    return grad
 
 
-@njit(cache=True, parallel=True)
-def _grad1(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band):
-    N, G = len(dy), len(dWg)
-    for g in prange(G):
-        n0, n1 = g * N // G, (g + 1) * N // G
-        _group1(xp, offsets, dy, y, relu, pitch, run, f0, f1, n0, n1, dWg[g], dbg[g], top,
-                 left, dpad, band)  # fmt: skip
-
-
-GRAD = {"wgrad4": _grad4, "wgrad2": _grad2, "wgrad1": _grad1}
+GRAD = {"wgrad4": _grad(native.Kernel(_group4)), "wgrad2": _grad(native.Kernel(_group2)),
+        "wgrad1": _grad(native.Kernel(_group1))}  # fmt: skip
 
 
 def conv_weight_grad(xp, offsets, dy, y, relu, pitch, run, dWg, dbg, top, left, dpad, steps,

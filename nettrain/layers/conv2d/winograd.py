@@ -39,6 +39,7 @@ from nettrain.layers.conv2d.wino_transforms import (
     transform_in,
     transform_out,
 )
+from nettrain.runtime import native
 
 # G (4x3): U = G g G^T. B^T and A^T are written out in the kernels (wino_transforms.py):
 # B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], A^T = [[1, 1, 1, 0],
@@ -88,44 +89,68 @@ def _scratch(slots, chunks, C, F, dtype):
     return _SCRATCH[key]
 
 
-@njit(cache=True, parallel=True)
-def _conv(x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y):
-    """y of x: each unit of ``group`` samples transformed, multiplied (``wide``: the 8 x 32
-    tiles, else 3 x 32) and transformed back by one thread. Both product kernels are module
-    globals called by name: a kernel passed in or closed over would enter Numba's cache key,
-    which changes from process to process (tile.py)."""
+@njit(cache=True)
+def _conv_slot(x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y, slot):
+    """y of x, the units slot, slot + len(Vs), ...: each unit of ``group`` samples transformed,
+    multiplied (``wide``: the 8 x 32 tiles, else 3 x 32) and transformed back. Both product
+    kernels are module globals called by name: a kernel passed in or closed over would enter
+    Numba's cache key, which changes from process to process."""
     (N, C), F, (th, tw) = x.shape[:2], y.shape[1], ((y.shape[2] + 1) // 2, (y.shape[3] + 1) // 2)
     units, slots, chunks = -(-N // group), len(Vs), Vs.shape[1]
-    for slot in prange(slots):
-        V, V4 = Vs[slot], Vs[slot].reshape(chunks, C, ROWS, CHUNK)  # (wino_gemm.py)
-        M = Ms[slot][: chunks * 16 * (F + 1) * CHUNK].reshape(chunks, 16, F + 1, CHUNK)
-        for u in range(slot, units, slots):
-            n0, n1 = u * group, min(N, u * group + group)
-            transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V)
-            if wide:
-                _gemm8x32(Ut, V4, M)
-            else:
-                _gemm3x32(Ut, V4, M)
-            transform_out(M, bias, relu, th, tw, n0, n1, y)
+    V4 = Vs[slot].reshape(chunks, C, ROWS, CHUNK)  # (wino_gemm.py)
+    M = Ms[slot][: chunks * 16 * (F + 1) * CHUNK].reshape(chunks, 16, F + 1, CHUNK)
+    for u in range(slot, units, slots):
+        n0, n1 = u * group, min(N, u * group + group)
+        transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, Vs[slot])
+        if wide:
+            _gemm8x32(Ut, V4, M)
+        else:
+            _gemm3x32(Ut, V4, M)
+        transform_out(M, bias, relu, th, tw, n0, n1, y)
+
+
+@njit(cache=True)
+def _wgrad_slot(x, dy, y, relu, ph, pw, group, Vs, dMs, dU, slot):
+    """dU[u] (16, F, C) for the units u = slot, slot + len(Vs), ...: each unit's sum of
+    dM @ V.T (wino_gemm.wgemm)."""
+    (N, C), F, (th, tw) = x.shape[:2], dy.shape[1], ((dy.shape[2] + 1) // 2, (dy.shape[3] + 1) // 2)
+    slots, chunks = len(Vs), Vs.shape[1]
+    V4 = Vs[slot].reshape(chunks, C, ROWS, CHUNK)  # views made once
+    dM4 = dMs[slot][: chunks * F * ROWS * CHUNK].reshape(chunks, F, ROWS, CHUNK)
+    dM = dM4.reshape(chunks, F, ROWS * CHUNK)
+    for u in range(slot, len(dU), slots):
+        n0, n1 = u * group, min(N, u * group + group)
+        transform_in(x, x, False, ph, pw, th, tw, n0, n1, Vs[slot])
+        transform_grad(dy, y, relu, th, tw, n0, n1, dM)
+        wgemm(dM4, V4, dU[u])
 
 
 @njit(cache=True, parallel=True)
-def _wgrad(x, dy, y, relu, ph, pw, group, Vs, dMs, dU):
-    """dU (units, 16, F, C): each unit's sum of dM @ V.T (wino_gemm.wgemm)."""
-    (N, C), F, (th, tw) = x.shape[:2], dy.shape[1], ((dy.shape[2] + 1) // 2, (dy.shape[3] + 1) // 2)
-    slots, chunks = len(Vs), Vs.shape[1]
-    for slot in prange(slots):
-        V, V4 = Vs[slot], Vs[slot].reshape(chunks, C, ROWS, CHUNK)  # views made once
-        dM4 = dMs[slot][: chunks * F * ROWS * CHUNK].reshape(chunks, F, ROWS, CHUNK)
-        dM = dM4.reshape(chunks, F, ROWS * CHUNK)
-        for u in range(slot, len(dU), slots):
-            n0, n1 = u * group, min(N, u * group + group)
-            transform_in(x, x, False, ph, pw, th, tw, n0, n1, V)
-            transform_grad(dy, y, relu, th, tw, n0, n1, dM)
-            wgemm(dM4, V4, dU[u])
+def _conv(table, x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y):
+    """_conv_slot (its table) over the slots, a thread each (native.py)."""
+    args = (x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y)
+    fn = native.address(table, args)
+    if fn == 0:
+        return False
+    for slot in prange(len(Vs)):
+        native.call(fn, args, slot)
+    return True
+
+
+@njit(cache=True, parallel=True)
+def _wgrad(table, x, dy, y, relu, ph, pw, group, Vs, dMs, dU):
+    """_wgrad_slot (its table) over the slots, a thread each (native.py)."""
+    args = (x, dy, y, relu, ph, pw, group, Vs, dMs, dU)
+    fn = native.address(table, args)
+    if fn == 0:
+        return False
+    for slot in prange(len(Vs)):
+        native.call(fn, args, slot)
+    return True
 
 
 _gemm8x32, _gemm3x32 = GEMMS["wino8x32"][1], GEMMS["wino3x32"][1]
+_CONV, _WGRAD = native.Kernel(_conv_slot), native.Kernel(_wgrad_slot)
 
 
 def filter_transform(weight) -> np.ndarray:
@@ -146,7 +171,8 @@ def convolve(x, Ut, bias, relu, padding, out_hw, gemm, mask=None):
     masked = mask is not None
     Vs, Ms = _scratch(min(numba.get_num_threads(), -(-N // group)), chunks, x.shape[1], F, x.dtype)
     wide = gemm == "wino8x32"
-    _conv(x, mask if masked else x, masked, Ut, bias, relu, *padding, group, wide, Vs, Ms, y)
+    native.run(_conv, _CONV, x, mask if masked else x, masked, Ut, bias, relu, *padding, group,
+               wide, Vs, Ms, y)  # fmt: skip
     return y
 
 
@@ -165,7 +191,7 @@ def weight_grad(x, weight, dy, y, relu, padding) -> np.ndarray:
     group, chunks = units(N, OH, OW, WGRAD_COLUMNS)
     dU = np.empty((-(-N // group), 16, F, C), dtype=weight.dtype)
     Vs, dMs = _scratch(min(numba.get_num_threads(), len(dU)), chunks, C, F, weight.dtype)
-    _wgrad(x, dy, y, relu, *padding, group, Vs, dMs, dU)
+    native.run(_wgrad, _WGRAD, x, dy, y, relu, *padding, group, Vs, dMs, dU)
     g = G.astype(weight.dtype)
     return np.einsum("ai,abfc,bj->fcij", g, dU.sum(axis=0).reshape(4, 4, F, C), g)
 
