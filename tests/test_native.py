@@ -4,7 +4,7 @@ each kernel version gets its row, the loop finds the one for its types, and ever
 
 import numpy as np
 import pytest
-from numba import njit, prange
+from numba import njit
 
 from nettrain.runtime import native
 
@@ -21,15 +21,9 @@ def _square(x, a, out, i):
     out[i] = x[i] * x[i]
 
 
-@njit(parallel=True)
+@njit
 def _loop(table, x, a, out):
-    args = (x, a, out)
-    fn = native.address(table, args)
-    if fn == 0:
-        return False
-    for i in prange(len(x)):
-        native.call(fn, args, i)
-    return True
+    return native.parallel(table, (x, a, out), len(x))
 
 
 def test_every_index_by_the_kernel_of_the_table():
@@ -53,15 +47,10 @@ def test_a_loop_without_its_version_says_so():
     assert _loop(kernel.table, x, 1.0, np.zeros(3))
 
 
-@njit(parallel=True)
+@njit
 def _converting_loop(table, x, a, out):
-    args = (x, np.float32(a), out)  # not its own arguments' types: never finds a version
-    fn = native.address(table, args)
-    if fn == 0:
-        return False
-    for i in prange(len(x)):
-        native.call(fn, args, i)
-    return True
+    # not its own arguments' types: never finds a version
+    return native.parallel(table, (x, np.float32(a), out), len(x))
 
 
 def test_kernels_and_loops_that_do_not_fit_are_errors():

@@ -18,17 +18,12 @@ row and calls the loop again. The work and its order are those of a loop calling
 directly: the same bits, the same thread counts.
 
 A kernel takes the loop's arguments followed by the index of the parallel loop (int64), and does
-that index's share of the work; a loop is written as::
+that index's share of the work; a loop passes its arguments on as they are, and ``parallel`` runs
+the indices::
 
-    @njit(cache=True, parallel=True)
+    @njit(cache=True)
     def loop(table, a, b):
-        args = (a, b)
-        fn = native.address(table, args)
-        if fn == 0:
-            return False
-        for i in prange(len(a)):
-            native.call(fn, args, i)
-        return True
+        return native.parallel(table, (a, b), len(a))
 """
 
 from __future__ import annotations
@@ -36,7 +31,7 @@ from __future__ import annotations
 import zlib
 
 import numpy as np
-from numba import njit, types
+from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
@@ -90,6 +85,18 @@ def address(table, args):
         if table[row, 0] == key:
             return table[row, 1]
     return 0
+
+
+@njit(cache=True, parallel=True)
+def parallel(table, args, count):
+    """The kernel of ``table`` called with ``args`` and each index i < count, in parallel;
+    False (and nothing called) when the table has no version for the types of ``args``."""
+    fn = address(table, args)
+    if fn == 0:
+        return False
+    for i in prange(count):
+        call(fn, args, i)
+    return True
 
 
 class Kernel:

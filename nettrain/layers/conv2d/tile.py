@@ -39,7 +39,7 @@ spilled sums on AVX2.
 from __future__ import annotations
 
 import numba
-from numba import njit, prange, types
+from numba import njit, types
 from numba.core import cgutils, errors
 from numba.extending import intrinsic
 
@@ -137,17 +137,12 @@ def _blocks(pieces, block):
     return block * pieces // blocks, (block + 1) * pieces // blocks
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _spans(table, xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band, chunk):
     """One of the tile kernels (its table) over the blocks of the packs' pieces of ``chunk``
     columns, a block per thread at a time (native.py)."""
     args = (xp, Wt, bias, offsets, relu, OW, pitch, run, y, f0, f1, band, chunk)
-    fn = native.address(table, args)
-    if fn == 0:
-        return False
-    for block in prange(min(len(xp) * -(-run // chunk), BLOCKS)):
-        native.call(fn, args, block)
-    return True
+    return native.parallel(table, args, min(len(xp) * -(-run // chunk), BLOCKS))
 
 
 def _tiles(kernel: native.Kernel):

@@ -22,7 +22,7 @@ so that LLVM's vector loop leaves no scalar remainder: 16x16 images have run = 2
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from nettrain.layers.conv2d.direct import VECTOR_MATH, _runs
 from nettrain.runtime import native
@@ -234,17 +234,12 @@ def _group1(xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, d
             _tail(d, x, offsets, span, t, dW, f, 1)
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _groups(table, xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad,
             band):  # fmt: skip
     """One of GRAD's kernels (its table) over the sample groups, in parallel (native.py)."""
     args = (xp, offsets, dy, y, relu, pitch, run, f0, f1, dWg, dbg, top, left, dpad, band)
-    fn = native.address(table, args)
-    if fn == 0:
-        return False
-    for g in prange(len(dWg)):
-        native.call(fn, args, g)
-    return True
+    return native.parallel(table, args, len(dWg))
 
 
 def _grad(kernel: native.Kernel):

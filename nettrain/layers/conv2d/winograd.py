@@ -29,7 +29,7 @@ import threading
 
 import numba
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from nettrain.layers.conv2d.wino_gemm import GEMMS, wgemm
 from nettrain.layers.conv2d.wino_transforms import (
@@ -125,28 +125,18 @@ def _wgrad_slot(x, dy, y, relu, ph, pw, group, Vs, dMs, dU, slot):
         wgemm(dM4, V4, dU[u])
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _conv(table, x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y):
     """_conv_slot (its table) over the slots, a thread each (native.py)."""
     args = (x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y)
-    fn = native.address(table, args)
-    if fn == 0:
-        return False
-    for slot in prange(len(Vs)):
-        native.call(fn, args, slot)
-    return True
+    return native.parallel(table, args, len(Vs))
 
 
-@njit(cache=True, parallel=True)
+@njit(cache=True)
 def _wgrad(table, x, dy, y, relu, ph, pw, group, Vs, dMs, dU):
     """_wgrad_slot (its table) over the slots, a thread each (native.py)."""
     args = (x, dy, y, relu, ph, pw, group, Vs, dMs, dU)
-    fn = native.address(table, args)
-    if fn == 0:
-        return False
-    for slot in prange(len(Vs)):
-        native.call(fn, args, slot)
-    return True
+    return native.parallel(table, args, len(Vs))
 
 
 _gemm8x32, _gemm3x32 = GEMMS["wino8x32"][1], GEMMS["wino3x32"][1]
