@@ -106,16 +106,18 @@ class Kernel:
         self.dispatcher = dispatcher
         self.table = np.zeros((0, 2), dtype=np.int64)
 
-    def add(self, args: tuple) -> None:
+    def add(self, args: tuple) -> np.ndarray:
         """Compile the kernel for ``args`` and an int64 index (or load it from Numba's cache), and
-        rebuild the table from every version it has."""
+        rebuild the table from every version it has; returns that table (``self.table`` may
+        already be another thread's by then)."""
         argtypes = tuple(self.dispatcher.typeof_pyval(a) for a in args) + (types.int64,)
         self.dispatcher.compile(argtypes)
         rows = [
             (_key(sig), result.library.get_pointer_to_function(result.fndesc.llvm_func_name))
-            for sig, result in self.dispatcher.overloads.items()
+            for sig, result in list(self.dispatcher.overloads.items())  # one read: threads
         ]
-        self.table = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        self.table = table = np.array(rows, dtype=np.int64).reshape(-1, 2)
+        return table
 
 
 def run(loop, kernel: Kernel, *args) -> None:
@@ -123,7 +125,6 @@ def run(loop, kernel: Kernel, *args) -> None:
     finds none (a loop must pass its own arguments to the kernel, as they are)."""
     if loop(kernel.table, *args):
         return
-    kernel.add(args)
-    if not loop(kernel.table, *args):
+    if not loop(kernel.add(args), *args):
         name = kernel.dispatcher.__name__
         raise RuntimeError(f"{name}: the loop calls it with other types than its own arguments")
