@@ -32,7 +32,9 @@ class Plan:
     ``phases``; on the packed batch, packed.py, where ``packed``), else im2col + BLAS, Winograd
     (winograd.py) where ``winograd``, or a 1x1 kernel's BLAS product a sample (pointwise.py)
     where ``pointwise``; with both ``direct`` and ``winograd``, the forward pass and the input
-    gradient go through Winograd and the weight gradient through the direct kernels. The
+    gradient go through Winograd and the weight gradient through the direct kernels.
+    ``inference``: where set, what an evaluation forward (predict, validation) runs instead of
+    the training forward: Winograd F(4x4, 3x3) (wino4.py). The
     direct kernels' output rows are as wide as the padded input (its width, ``pitch``; a phase
     plane's), and a pass computes the ``run`` = OH*pitch - (kw - 1) outputs that stay inside
     it; the input gradient likewise with ``dx_pitch`` and ``dx_run``. ``chunk``: samples per
@@ -51,10 +53,12 @@ class Plan:
     phases: bool = False
     packed: bool = False
     pointwise: bool = False
+    inference: Pass | None = None
 
     def passes(self) -> tuple[tuple[str, Pass], ...]:
-        names = ("forward", "input grad", "weight grad")
-        return tuple(zip(names, (self.forward, self.input_grad, self.weight_grad), strict=True))
+        names = ("forward", "input grad", "weight grad", "inference")
+        passes = (self.forward, self.input_grad, self.weight_grad, self.inference)
+        return tuple((n, p) for n, p in zip(names, passes, strict=True) if p is not None)
 
     def lines(self, input_grad: bool = True) -> list[str]:
         """One line a pass: its name, its kernels and why; without ``input_grad`` (a first layer,
@@ -65,3 +69,17 @@ class Plan:
                 p = Pass("-", "not computed: the net's input needs no gradient")
             lines.append(f"{name:<12} {p.kernel:<24} {p.reason}")
         return lines
+
+
+def blocks(count: int, widest: int, start: int = 0) -> list[tuple[int, int, int]]:
+    """[(width, start, stop)]: channels start .. count - 1 in blocks of ``widest``, then pairs,
+    then one; only the widths that they need."""
+    wide = start + (count - start) // widest * widest
+    pairs = wide + (count - wide) // 2 * 2
+    spans = [(widest, start, wide), (2, wide, pairs), (1, pairs, count)]
+    return [span for span in spans if span[2] > span[1]]
+
+
+def count_text(n: int, word: str) -> str:
+    """'1 filter', '3 filters'."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"

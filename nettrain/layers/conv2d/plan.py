@@ -29,8 +29,8 @@ from dataclasses import replace
 
 import numpy as np
 
-from nettrain.layers.conv2d import packed, phases, tile
-from nettrain.layers.conv2d.passes import Pass, Plan, Step
+from nettrain.layers.conv2d import evaluation, packed, phases, tile
+from nettrain.layers.conv2d.passes import Pass, Plan, Step, blocks, count_text
 from nettrain.runtime import vectors
 
 # Stride 1 goes the direct way unless the layer has many filters and small images: then the
@@ -154,20 +154,6 @@ CHUNK_BYTES = 4 << 20
 PHASES_WHY = "forward 3x faster than im2col on cifar-resnet's 16->32 3x3 s2, backward 1.1x"
 
 
-def blocks(count: int, widest: int, start: int = 0) -> list[tuple[int, int, int]]:
-    """[(width, start, stop)]: channels start .. count - 1 in blocks of ``widest``, then pairs,
-    then one; only the widths that they need."""
-    wide = start + (count - start) // widest * widest
-    pairs = wide + (count - wide) // 2 * 2
-    spans = [(widest, start, wide), (2, wide, pairs), (1, pairs, count)]
-    return [span for span in spans if span[2] > span[1]]
-
-
-def _count(n: int, word: str) -> str:
-    """'1 filter', '3 filters'."""
-    return f"{n} {word}" if n == 1 else f"{n} {word}s"
-
-
 def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
     """A stride-1 convolution into ``count`` channels (``word``s) over ``run`` wide columns:
     register tiles (TILES[unit]) for the channels in blocks of the tile's height where the run
@@ -181,9 +167,9 @@ def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
     if run < columns:
         why += f"; run {run} < {columns}: too short for a register tile ({tile_why})"
     elif not tiled:
-        why += f"; {_count(count, word)}: fewer than a register tile's {rows} ({tile_why})"
+        why += f"; {count_text(count, word)}: fewer than a register tile's {rows} ({tile_why})"
     else:
-        why += f"; run {run} >= {columns}: register tiles for {_count(tiled, word)}"
+        why += f"; run {run} >= {columns}: register tiles for {count_text(tiled, word)}"
         why += f", {count - tiled} left over" if tiled < count else ""
         why += f" ({tile_why})"
     return Pass("+".join(s.kernel for s in steps), why, tuple(steps))
@@ -196,11 +182,18 @@ def plan(
     """The kernels of a conv2d layer over (C, H, W) inputs with ``filters`` filters and a
     (kh, kw) kernel, (sh, sw) stride and (ph, pw) padding, in ``dtype``, for the vector ``unit``
     (vectors.AVX512, AVX2 or OTHER; by default the one this process compiles for) and the
-    Winograd setting ``conv`` (CONV_MODES; by default NETTRAIN_CONV's, else 'auto')."""
+    Winograd setting ``conv`` (CONV_MODES; by default NETTRAIN_CONV's, else 'auto'): the
+    training passes, and F(4x4, 3x3) for inference where evaluation.py says."""
     unit = vectors.unit() if unit is None else unit
     conv = os.environ.get("NETTRAIN_CONV", "auto") if conv is None else conv
     if conv not in CONV_MODES:
         raise ValueError(f"NETTRAIN_CONV must be one of {', '.join(CONV_MODES)}, got {conv!r}")
+    p = _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv)
+    return evaluation.with_inference(p, in_shape, filters, kernel, stride, padding, unit, conv)
+
+
+def _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv) -> Plan:
+    """plan()'s passes of a training step."""
     (C, H, W), F, (kh, kw), (sh, sw), (ph, pw) = in_shape, filters, kernel, stride, padding
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
     # the input gradient convolves dy padded by kh - 1 - ph rows and kw - 1 - pw columns a side
@@ -284,7 +277,7 @@ def _direct(C, F, sizes, why, dx_why, unit, phased=False, packing=False) -> Plan
     wsteps = tuple(Step(f"wgrad{w}", f0, f1) for w, f0, f1 in blocks(F, widest))
     wwhy = f"{widest} filters x 4 taps a pass"
     wwhy += " (AVX2: 4 spilled the sums)" if unit == vectors.AVX2 else ""
-    wwhy = wwhy if widest <= F else f"{_count(F, 'filter')}: pairs, then one"
+    wwhy = wwhy if widest <= F else f"{count_text(F, 'filter')}: pairs, then one"
     wwhy += f", {F % widest} left over" if widest < F and F % widest else ""
     passes = [
         _convolution(F, sizes["run"], "filter", why, unit),

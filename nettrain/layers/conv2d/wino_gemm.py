@@ -1,6 +1,6 @@
-"""The products over channels inside Winograd's convolution (winograd.py), for one unit of tiles
-in the blocked layout of wino_transforms.py (chunks of CHUNK tile columns, (16, CHUNK) a chunk
-and channel), register-tiled like tile.py's direct kernels:
+"""The products over channels inside Winograd's convolution (winograd.py; wino4.py's forward too,
+36 values a tile), for one unit of tiles in the blocked layout of wino_transforms.py (chunks of
+CHUNK tile columns, (16, CHUNK) a chunk and channel), register-tiled like tile.py's direct kernels:
 
     M[ch, k, f] = sum_c Ut[k, c, f] * V[ch, c, k]        (forward, input gradient; k < 16)
     dU[k, f, c] = sum_ch dM[ch, f, k] . V[ch, c, k]       (weight gradient)
@@ -31,15 +31,15 @@ def _gemm(FILTERS: int):
 
     @njit(cache=True, fastmath={"contract"})
     def gemm(Ut, V, M):
-        """M (chunks, 16, >= F, CHUNK) = Ut (16, C, F) transposed times V (chunks, C, >= 16,
-        CHUNK), per chunk and k; F >= FILTERS (a last filter block overlaps the one before and
-        writes the same values again)."""
+        """M (chunks, K, >= F, CHUNK) = Ut (K, C, F) transposed times V (chunks, C, >= K,
+        CHUNK), per chunk and k (K: 16 for F(2x2, 3x3), 36 for F(4x4, 3x3)); F >= FILTERS (a
+        last filter block overlaps the one before and writes the same values again)."""
         ptr = _stack_array(SIZE, M.dtype)
         acc, sums = numba.carray(ptr, (FILTERS, CHUNK)), numba.carray(ptr, (SIZE,))
-        C, F, Fp = Ut.shape[1], Ut.shape[2], M.shape[2]
+        K, C, F, Fp = Ut.shape[0], Ut.shape[1], Ut.shape[2], M.shape[2]
         flat = M.reshape(M.size)
         for ch in range(len(V)):
-            for k in range(16):
+            for k in range(K):
                 for g in range(0, F, FILTERS):
                     f = max(min(g, F - FILTERS), 0)  # known not negative: vector stores
                     for i in range(FILTERS):  # zeros (in registers: a product of the first
@@ -53,7 +53,7 @@ def _gemm(FILTERS: int):
                     # the block is FILTERS whole rows of M: one loop copies it (a loop of one
                     # row is unrolled, and then its stores stay scalar); ``sums`` is acc flat,
                     # made once (a reshape here called Numba's run time every block)
-                    out = flat[((ch * 16 + k) * Fp + f) * CHUNK :]
+                    out = flat[((ch * K + k) * Fp + f) * CHUNK :]
                     for e in range(SIZE):
                         out[e] = sums[e]
 

@@ -60,11 +60,12 @@ def tiles(OH: int, OW: int) -> tuple[int, int]:
     return (OH + 1) // 2, (OW + 1) // 2
 
 
-def units(N: int, OH: int, OW: int, columns: int = UNIT_COLUMNS) -> tuple[int, int]:
+def units(N: int, OH: int, OW: int, columns: int = UNIT_COLUMNS, tiling=tiles) -> tuple[int, int]:
     """(samples a unit, chunks a unit) for outputs OH x OW and units of at most ``columns`` tile
-    columns (or one sample): the fewest columns wasted (rounding up to whole chunks), then the
-    fewest samples. It depends on the shapes alone, so that sums over units do too."""
-    th, tw = tiles(OH, OW)
+    columns (or one sample), tiles down and across from ``tiling`` (F(2x2)'s, or wino4.tiles):
+    the fewest columns wasted (rounding up to whole chunks), then the fewest samples. It
+    depends on the shapes alone, so that sums over units do too."""
+    th, tw = tiling(OH, OW)
     S = th * (tw + 1)
     best = None
     for g in range(1, max(1, min(-(-N // MIN_UNITS), columns // S)) + 1):
@@ -75,16 +76,17 @@ def units(N: int, OH: int, OW: int, columns: int = UNIT_COLUMNS) -> tuple[int, i
     return best[1], best[2]
 
 
-def _scratch(slots, chunks, C, F, dtype):
-    """A unit's V (chunks, C, ROWS*CHUNK) and M (chunks, 16, F + 1, CHUNK) or dM (chunks, F,
-    ROWS*CHUNK) for each of ``slots`` threads (slot s runs units s, s + slots, ...). M's rows
+def scratch(slots, chunks, C, F, dtype, k=16, rows=ROWS):
+    """A unit's V (chunks, C, rows*CHUNK) and M (chunks, k, F + 1, CHUNK) or dM (chunks, F,
+    rows*CHUNK) for each of ``slots`` threads (slot s runs units s, s + slots, ...); k values a
+    tile (16 here, 36 for wino4.py). M's rows
     of filters are one longer than F: with F a multiple of 32, the 16 rows of one filter that
     the output transform reads would lie 4 kB apart (float32), in one set of the L1 cache, and
     it took twice as long (V's and dM's blocks alike: wino_transforms.ROWS)."""
-    key = (threading.get_ident(), slots, chunks, C, F, np.dtype(dtype).str)
+    key = (threading.get_ident(), slots, chunks, C, F, np.dtype(dtype).str, k)
     if key not in _SCRATCH:
-        size = chunks * max(16 * (F + 1), F * ROWS) * CHUNK  # M's or dM's
-        _SCRATCH[key] = (np.empty((slots, chunks, C, ROWS * CHUNK), dtype),
+        size = chunks * max(k * (F + 1), F * rows) * CHUNK  # M's or dM's
+        _SCRATCH[key] = (np.empty((slots, chunks, C, rows * CHUNK), dtype),
                          np.empty((slots, size), dtype))  # fmt: skip
     return _SCRATCH[key]
 
@@ -159,7 +161,7 @@ def convolve(x, Ut, bias, relu, padding, out_hw, gemm, mask=None):
     group, chunks = units(N, *out_hw)
     y = np.empty((N, F, *out_hw), dtype=x.dtype)
     masked = mask is not None
-    Vs, Ms = _scratch(min(numba.get_num_threads(), -(-N // group)), chunks, x.shape[1], F, x.dtype)
+    Vs, Ms = scratch(min(numba.get_num_threads(), -(-N // group)), chunks, x.shape[1], F, x.dtype)
     wide = gemm == "wino8x32"
     native.run(_conv, _CONV, x, mask if masked else x, masked, Ut, bias, relu, *padding, group,
                wide, Vs, Ms, y)  # fmt: skip
@@ -180,7 +182,7 @@ def weight_grad(x, weight, dy, y, relu, padding) -> np.ndarray:
     (N, F, OH, OW), C = dy.shape, x.shape[1]
     group, chunks = units(N, OH, OW, WGRAD_COLUMNS)
     dU = np.empty((-(-N // group), 16, F, C), dtype=weight.dtype)
-    Vs, dMs = _scratch(min(numba.get_num_threads(), len(dU)), chunks, C, F, weight.dtype)
+    Vs, dMs = scratch(min(numba.get_num_threads(), len(dU)), chunks, C, F, weight.dtype)
     native.run(_wgrad, _WGRAD, x, dy, y, relu, *padding, group, Vs, dMs, dU)
     g = G.astype(weight.dtype)
     return np.einsum("ai,abfc,bj->fcij", g, dU.sum(axis=0).reshape(4, 4, F, C), g)
