@@ -12,12 +12,19 @@ from nettrain.runtime import vectors
 # Winograd F(4x4, 3x3) (wino4.py) for an evaluation forward (predict, validation; never a
 # training step): 4x fewer multiplications than direct, 1.78x fewer than F(2x2), each input
 # value transformed into 2.25 values instead of 4, a float32 error about 10x F(2x2)'s
-# (docs/speed.md). Measured against the training forward (2 threads, Zen 4, batch 256, best of
-# 15, ms): TODO
+# (docs/speed.md). Measured against the training forward (relu fused, batch 256, 2 threads, best
+# of 9 twice, one process; Zen 4), ms training forward -> F(4x4), AVX-512 code: 16 -> 16 on 32x32
+# (tiles) 9.4 -> 6.1; 32 -> 32 on 32x32 (F(2x2)) 25.2 -> 18.4; on 28x28 16.5-16.9 -> 12.6-12.9;
+# 32 -> 32 / 32 -> 64 / 64 -> 64 on 16x16 6.1 -> 5.7, 10.7 -> 8.9, 17.4 -> 15.0; 8 -> 16 on
+# 28x28 (tiles) 3.9 -> 3.6. Slower or even below 16x16 outputs, whose tiles waste more: 64 -> 64
+# on 8x8 5.6 -> 6.7, 32 -> 32 on 14x14 5.7 -> 6.2 (64 -> 64 17.0 -> 15.4). AVX2 code
+# (NUMBA_CPU_NAME=haswell, the 3x32 products) faster on all of them: 12.0 -> 6.6, 28.8 -> 19.2,
+# 19.9 -> 16.5, 7.8 -> 5.7, 15.1 -> 11.3, 24.1 -> 20.4, 4.8 -> 3.7, and on 8x8 6.2 -> 5.7, 14x14
+# 5.7 -> 5.1; 4 -> 8 on 32x32 (first layers) slower, 1.6 -> 1.9.
 WINO4_UNITS = (vectors.AVX512, vectors.AVX2)
-WINO4_MIN_CHANNELS = 16  # in and out
-WINO4_MIN_SIDE = 16  # output rows and columns: 8x8 outputs waste a third of the products
-WINO4_WHY = "inference, 16+ channels, 16x16+"
+WINO4_MIN_CHANNELS = 8  # in and out
+WINO4_MIN_SIDE = {vectors.AVX512: 16, vectors.AVX2: 8}  # output rows and columns
+WINO4_WHY = "inference: 8+ channels, outputs {side}x{side}+, 1.1-1.8x the training forward"
 
 
 def with_inference(p: Plan, in_shape, F: int, kernel, stride, padding, unit, conv) -> Plan:
@@ -26,8 +33,11 @@ def with_inference(p: Plan, in_shape, F: int, kernel, stride, padding, unit, con
     (C, H, W), (ph, pw) = in_shape, padding
     OH, OW = H + 2 * ph - 2, W + 2 * pw - 2
     shaped = (kernel, stride) == ((3, 3), (1, 1)) and max(ph, pw) <= 2 and conv == "auto"
-    big = min(C, F) >= WINO4_MIN_CHANNELS and min(OH, OW) >= WINO4_MIN_SIDE
-    if not (shaped and big and unit in WINO4_UNITS):
+    if not (shaped and unit in WINO4_UNITS):
+        return p
+    side = WINO4_MIN_SIDE[unit]
+    if min(C, F) < WINO4_MIN_CHANNELS or min(OH, OW) < side:
         return p
     gemm = "wino8x32" if unit == vectors.AVX512 else "wino3x32"  # as F(2x2)'s
-    return replace(p, inference=Pass(gemm, f"Winograd F(4x4, 3x3) ({WINO4_WHY})"))
+    why = WINO4_WHY.format(side=side)
+    return replace(p, inference=Pass(gemm, f"Winograd F(4x4, 3x3) ({why})"))
