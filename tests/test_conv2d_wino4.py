@@ -98,5 +98,6 @@ def test_where_the_plan_uses_it(in_shape, F, stride, unit, conv, uses):
     p = plan(in_shape, F, (3, 3), (stride, stride), (1, 1), np.float32, unit, conv)
     assert (p.inference is not None) == uses
     if uses:
-        assert p.inference.kernel == ("wino8x32" if unit == vectors.AVX512 else "wino3x32")
+        gemm = "wino8x32" if unit == vectors.AVX512 else "wino3x32"
+        assert p.inference.kernel == f"wino4:{gemm}"
         assert any(line.startswith("inference") for line in p.lines())

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 from nettrain.layers.conv2d.passes import Pass, Plan
+from nettrain.layers.conv2d.winograd import F44
 from nettrain.runtime import vectors
 
 # Winograd F(4x4, 3x3) (wino4.py) for an evaluation forward (predict, validation; never a
@@ -40,4 +41,4 @@ def with_inference(p: Plan, in_shape, F: int, kernel, stride, padding, unit, con
         return p
     gemm = "wino8x32" if unit == vectors.AVX512 else "wino3x32"  # as F(2x2)'s
     why = WINO4_WHY.format(side=side)
-    return replace(p, inference=Pass(gemm, f"Winograd F(4x4, 3x3) ({why})"))
+    return replace(p, inference=Pass(F44 + gemm, f"Winograd F(4x4, 3x3) ({why})"))

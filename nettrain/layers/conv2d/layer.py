@@ -43,16 +43,7 @@ import numpy as np
 from nettrain.core.options import Opt
 from nettrain.layers import initializers
 from nettrain.layers.base import ACTIVATION_NAMES, ANY, Layer, ShapeError
-from nettrain.layers.conv2d import (
-    direct,
-    lowered,
-    packed,
-    phases,
-    pointwise,
-    wgrad,
-    wino4,
-    winograd,
-)
+from nettrain.layers.conv2d import direct, lowered, packed, phases, pointwise, wgrad, winograd
 from nettrain.layers.conv2d.plan import plan
 from nettrain.layers.relu import Relu
 
@@ -168,9 +159,8 @@ class Conv2d(Layer):
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
         if self.plan.inference and not train:  # Winograd F(4x4, 3x3): nothing kept
-            W, gemm = self.params["weight"], self.plan.inference.kernel
-            x = np.ascontiguousarray(x, self.dtype)
-            return wino4.forward(x, W, bias, self.p, relu, gemm), None
+            x, W = np.ascontiguousarray(x, self.dtype), self.params["weight"]
+            return winograd.forward(x, W, bias, self.p, relu, self.plan.inference.kernel), None
         if self.plan.winograd:  # kept: x, or what the direct weight gradient reads
             x, gemm = np.ascontiguousarray(x, self.dtype), self.plan.forward.kernel
             y = winograd.forward(x, self.params["weight"], bias, self.p, relu, gemm)

@@ -32,6 +32,7 @@ from numba import njit
 from nettrain.layers.conv2d.tile import _stack_array
 from nettrain.layers.conv2d.wino_gemm import GEMMS
 from nettrain.layers.conv2d.wino_transforms import CHUNK
+from nettrain.layers.conv2d.wino_units import scratch, units
 from nettrain.runtime import native
 
 # U = G g G^T; B^T and A^T are written out in the kernels below:
@@ -116,11 +117,12 @@ def _store6(t, first, step, q, v0, v1, v2, v3, v4, v5):
 
 
 @njit(cache=True)
-def transform_in(x, ph, pw, th, tw, n0, n1, V):
+def transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, V):
     """V (chunks, C, ROWS4*CHUNK) = B^T d B of the 6x6 tiles of samples n0 .. n1 - 1 of x (N,
-    C, H, W) zero-padded by ph, pw. Each plane goes into ``pad``, its padded rows R apart by R %
-    4 (rows of 4P): tile row i's rows 4i + a are then row i + a // 4 of part a % 4, and one loop
-    a part splits a whole plane into its four column phases at the sample's tile columns."""
+    C, H, W) zero-padded by ph, pw (times mask > 0 first when ``masked``). Each plane goes into
+    ``pad``, its padded rows R apart by R % 4 (rows of 4P): tile row i's rows 4i + a are then
+    row i + a // 4 of part a % 4, and one loop a part splits a whole plane into its four column
+    phases at the sample's tile columns."""
     (C, H, W), G, P = x.shape[1:], n1 - n0, tw + 1
     S, part = th * P, (th + 1) * 4 * P
     pad = np.zeros(4 * part, dtype=V.dtype)  # the rows and columns tiles reach
@@ -131,9 +133,11 @@ def transform_in(x, ph, pw, th, tw, n0, n1, V):
         for s in range(G):
             for h in range(H):
                 R = ph + h
-                src, dst = x[n0 + s, c, h], pad[R % 4 * part + R // 4 * 4 * P + pw :]
+                src, m = x[n0 + s, c, h], mask[n0 + s, c, h]
+                dst = pad[R % 4 * part + R // 4 * 4 * P + pw :]
                 for w in range(W):
-                    dst[w] = src[w]
+                    v = src[w]  # loaded first: a select, not a branch
+                    dst[w] = v if not masked or m[w] > 0 else 0
             for a in range(6):
                 src, b = pad[a % 4 * part + a // 4 * 4 * P :], 4 * a
                 _split4(src, S, A[b, s * S :], A[b + 1, s * S :], A[b + 2, s * S :],
@@ -193,7 +197,7 @@ def transform_out(M, bias, relu, th, tw, n0, n1, y):
 
 
 @njit(cache=True)
-def _conv_slot(x, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y, slot):
+def _conv_slot(x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y, slot):
     """y of x, the units slot, slot + len(Vs), ...: each unit of ``group`` samples transformed,
     multiplied (``wide``: the 8 x 32 tiles, else 3 x 32) and transformed back."""
     (N, C), F, (th, tw) = x.shape[:2], y.shape[1], ((y.shape[2] + 3) // 4, (y.shape[3] + 3) // 4)
@@ -202,7 +206,7 @@ def _conv_slot(x, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y, slot):
     M = Ms[slot][: chunks * K * (F + 1) * CHUNK].reshape(chunks, K, F + 1, CHUNK)
     for u in range(slot, units, slots):
         n0, n1 = u * group, min(N, u * group + group)
-        transform_in(x, ph, pw, th, tw, n0, n1, Vs[slot])
+        transform_in(x, mask, masked, ph, pw, th, tw, n0, n1, Vs[slot])
         if wide:
             _gemm8x32(Ut, V4, M)
         else:
@@ -211,9 +215,9 @@ def _conv_slot(x, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y, slot):
 
 
 @njit(cache=True)
-def _conv(table, x, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y):
+def _conv(table, x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y):
     """_conv_slot (its table) over the slots, a thread each (native.py)."""
-    args = (x, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y)
+    args = (x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y)
     return native.parallel(table, args, len(Vs))
 
 
@@ -229,20 +233,25 @@ def filter_transform(weight) -> np.ndarray:
     return np.ascontiguousarray(U.reshape(K, C, F), dtype=weight.dtype)
 
 
+def convolve(x, weight, bias, relu, padding, out_hw, gemm, mask=None):
+    """y (N, F, *out_hw) of x (N, C, H, W) zero-padded by ``padding`` (each at most 2) with 3x3
+    ``weight`` (F, C, 3, 3) and ``bias`` (F,), max(., 0) with ``relu``, x times mask > 0 first
+    where a mask is given; ``gemm`` names the product kernel (wino_gemm.GEMMS)."""
+    (N, C), F, masked = x.shape[:2], len(weight), mask is not None
+    gemm = gemm if GEMMS[gemm][0] <= F else "wino3x32"  # fewer filters than its tile
+    group, chunks = units(N, *tiles(*out_hw), UNIT_COLUMNS)
+    y = np.empty((N, F, *out_hw), dtype=x.dtype)
+    slots = min(numba.get_num_threads(), -(-N // group))
+    Vs, Ms = scratch(slots, chunks, C, F, x.dtype, K, ROWS4)
+    x = np.ascontiguousarray(x)
+    native.run(_conv, _CONV, x, mask if masked else x, masked, filter_transform(weight), bias,
+               relu, *padding, group, gemm == "wino8x32", Vs, Ms, y)  # fmt: skip
+    return y
+
+
 def forward(x, weight, bias, padding, relu, gemm):
     """y (N, F, H + 2ph - 2, W + 2pw - 2) of x (N, C, H, W) with 3x3 ``weight`` (F, C, 3, 3),
     ``bias`` (F,) and (ph, pw) ``padding`` (each at most 2), max(., 0) with ``relu``; ``gemm``
     names the product kernel (wino_gemm.GEMMS)."""
-    from nettrain.layers.conv2d import winograd
-
-    (N, C, H, W), F, (ph, pw) = x.shape, len(weight), padding
-    out_hw = (H + 2 * ph - 2, W + 2 * pw - 2)
-    gemm = gemm if GEMMS[gemm][0] <= F else "wino3x32"  # fewer filters than its tile
-    group, chunks = winograd.units(N, *out_hw, UNIT_COLUMNS, tiles)
-    y = np.empty((N, F, *out_hw), dtype=x.dtype)
-    slots = min(numba.get_num_threads(), -(-N // group))
-    Vs, Ms = winograd.scratch(slots, chunks, C, F, x.dtype, K, ROWS4)
-    x = np.ascontiguousarray(x)
-    native.run(_conv, _CONV, x, filter_transform(weight), bias, relu, ph, pw, group,
-               gemm == "wino8x32", Vs, Ms, y)  # fmt: skip
-    return y
+    (H, W), (ph, pw) = x.shape[2:], padding
+    return convolve(x, weight, bias, relu, padding, (H + 2 * ph - 2, W + 2 * pw - 2), gemm)

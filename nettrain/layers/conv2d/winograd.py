@@ -25,12 +25,11 @@ where this runs and why; docs/speed.md has the measured speed and float32 error.
 
 from __future__ import annotations
 
-import threading
-
 import numba
 import numpy as np
 from numba import njit
 
+from nettrain.layers.conv2d import wino4
 from nettrain.layers.conv2d.wino_gemm import GEMMS, wgemm
 from nettrain.layers.conv2d.wino_transforms import (
     CHUNK,
@@ -39,56 +38,23 @@ from nettrain.layers.conv2d.wino_transforms import (
     transform_in,
     transform_out,
 )
+from nettrain.layers.conv2d.wino_units import scratch, units
 from nettrain.runtime import native
 
 # G (4x3): U = G g G^T. B^T and A^T are written out in the kernels (wino_transforms.py):
 # B^T = [[1, 0, -1, 0], [0, 1, 1, 0], [0, -1, 1, 0], [0, 1, 0, -1]], A^T = [[1, 1, 1, 0],
 # [0, 1, -1, -1]].
 G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
-# Tile columns a unit holds at most: a few samples of a few hundred kB while the products run;
-# the weight gradient's units are larger, since each of its 4 x 4 blocks of sums is added across
-# its lanes once a unit (wino_gemm.wgemm), but no fewer than MIN_UNITS a batch (for the threads).
-UNIT_COLUMNS, WGRAD_COLUMNS, MIN_UNITS = 320, 1024, 8
-# Scratch arrays (V and M, a unit's each per thread) by shape, dtype and calling thread (`tune
-# --jobs` trains nets side by side on Python threads), kept between calls: allocated afresh,
-# their pages came from the system each time (page faults on every touch).
-_SCRATCH: dict = {}
+# Tile columns a unit holds at most (wino_units.py): a few samples of a few hundred kB while the
+# products run; the weight gradient's units are larger, since each of its 4 x 4 blocks of sums is
+# added across its lanes once a unit (wino_gemm.wgemm).
+UNIT_COLUMNS, WGRAD_COLUMNS = 320, 1024
+F44 = "wino4:"  # a kernel name's prefix for F(4x4, 3x3): wino4.py, the product kernel after it
 
 
 def tiles(OH: int, OW: int) -> tuple[int, int]:
     """(th, tw): 2x2 output blocks down and across."""
     return (OH + 1) // 2, (OW + 1) // 2
-
-
-def units(N: int, OH: int, OW: int, columns: int = UNIT_COLUMNS, tiling=tiles) -> tuple[int, int]:
-    """(samples a unit, chunks a unit) for outputs OH x OW and units of at most ``columns`` tile
-    columns (or one sample), tiles down and across from ``tiling`` (F(2x2)'s, or wino4.tiles):
-    the fewest columns wasted (rounding up to whole chunks), then the fewest samples. It
-    depends on the shapes alone, so that sums over units do too."""
-    th, tw = tiling(OH, OW)
-    S = th * (tw + 1)
-    best = None
-    for g in range(1, max(1, min(-(-N // MIN_UNITS), columns // S)) + 1):
-        chunks = -(-g * S // CHUNK)
-        waste = 1 - g * S / (chunks * CHUNK)
-        if best is None or waste < best[0] - 1e-9:
-            best = (waste, g, chunks)
-    return best[1], best[2]
-
-
-def scratch(slots, chunks, C, F, dtype, k=16, rows=ROWS):
-    """A unit's V (chunks, C, rows*CHUNK) and M (chunks, k, F + 1, CHUNK) or dM (chunks, F,
-    rows*CHUNK) for each of ``slots`` threads (slot s runs units s, s + slots, ...); k values a
-    tile (16 here, 36 for wino4.py). M's rows
-    of filters are one longer than F: with F a multiple of 32, the 16 rows of one filter that
-    the output transform reads would lie 4 kB apart (float32), in one set of the L1 cache, and
-    it took twice as long (V's and dM's blocks alike: wino_transforms.ROWS)."""
-    key = (threading.get_ident(), slots, chunks, C, F, np.dtype(dtype).str, k)
-    if key not in _SCRATCH:
-        size = chunks * max(k * (F + 1), F * rows) * CHUNK  # M's or dM's
-        _SCRATCH[key] = (np.empty((slots, chunks, C, rows * CHUNK), dtype),
-                         np.empty((slots, size), dtype))  # fmt: skip
-    return _SCRATCH[key]
 
 
 @njit(cache=True)
@@ -158,7 +124,7 @@ def convolve(x, Ut, bias, relu, padding, out_hw, gemm, mask=None):
     transformed filters Ut (16, C, F), times mask > 0 first where a mask is given."""
     N, F = len(x), Ut.shape[2]
     gemm = gemm if GEMMS[gemm][0] <= F else "wino3x32"  # fewer filters than its tile
-    group, chunks = units(N, *out_hw)
+    group, chunks = units(N, *tiles(*out_hw), UNIT_COLUMNS)
     y = np.empty((N, F, *out_hw), dtype=x.dtype)
     masked = mask is not None
     Vs, Ms = scratch(min(numba.get_num_threads(), -(-N // group)), chunks, x.shape[1], F, x.dtype)
@@ -168,19 +134,22 @@ def convolve(x, Ut, bias, relu, padding, out_hw, gemm, mask=None):
     return y
 
 
-def forward(x, weight, bias, padding, relu, gemm):
+def forward(x, weight, bias, padding, relu, kernel):
     """y (N, F, H + 2ph - 2, W + 2pw - 2) of x (N, C, H, W) with 3x3 ``weight`` (F, C, 3, 3),
-    ``bias`` (F,) and (ph, pw) ``padding``; ``gemm`` names the product kernel (GEMMS)."""
+    ``bias`` (F,) and (ph, pw) ``padding``; ``kernel`` names the product kernel (GEMMS), after
+    'wino4:' for F(4x4, 3x3) (wino4.py)."""
     (H, W), (ph, pw) = x.shape[2:], padding
     out_hw = (H + 2 * ph - 2, W + 2 * pw - 2)
-    return convolve(x, filter_transform(weight), bias, relu, padding, out_hw, gemm)
+    if kernel.startswith(F44):
+        return wino4.convolve(x, weight, bias, relu, padding, out_hw, kernel[len(F44) :])
+    return convolve(x, filter_transform(weight), bias, relu, padding, out_hw, kernel)
 
 
 def weight_grad(x, weight, dy, y, relu, padding) -> np.ndarray:
     """dW (F, C, 3, 3) of forward's y for the output gradient dy (N, F, OH, OW), masked by y > 0
     when ``relu``."""
     (N, F, OH, OW), C = dy.shape, x.shape[1]
-    group, chunks = units(N, OH, OW, WGRAD_COLUMNS)
+    group, chunks = units(N, *tiles(OH, OW), WGRAD_COLUMNS)
     dU = np.empty((-(-N // group), 16, F, C), dtype=weight.dtype)
     Vs, dMs = scratch(min(numba.get_num_threads(), len(dU)), chunks, C, F, weight.dtype)
     native.run(_wgrad, _WGRAD, x, dy, y, relu, *padding, group, Vs, dMs, dU)
@@ -188,14 +157,15 @@ def weight_grad(x, weight, dy, y, relu, padding) -> np.ndarray:
     return np.einsum("ai,abfc,bj->fcij", g, dU.sum(axis=0).reshape(4, 4, F, C), g)
 
 
-def input_grad(weight, dy, y, relu, padding, in_hw, gemm) -> np.ndarray:
+def input_grad(weight, dy, y, relu, padding, in_hw, kernel) -> np.ndarray:
     """dx (N, C, H, W): dy (masked by y > 0 when ``relu``) padded by 2 - p, convolved with the
-    flipped filters, their two channel axes swapped."""
+    flipped filters, their two channel axes swapped (``kernel`` as in forward)."""
     flipped = weight[:, :, ::-1, ::-1].transpose(1, 0, 2, 3)
     zeros = np.zeros(weight.shape[1], dtype=weight.dtype)
-    pad = (2 - padding[0], 2 - padding[1])
-    return convolve(dy, filter_transform(flipped), zeros, False, pad, in_hw, gemm,
-                    y if relu else None)  # fmt: skip
+    pad, mask = (2 - padding[0], 2 - padding[1]), y if relu else None
+    if kernel.startswith(F44):
+        return wino4.convolve(dy, flipped, zeros, False, pad, in_hw, kernel[len(F44) :], mask)
+    return convolve(dy, filter_transform(flipped), zeros, False, pad, in_hw, kernel, mask)
 
 
 def backward(layer, x, dy, y, relu, need_dx):
