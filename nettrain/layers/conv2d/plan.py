@@ -29,7 +29,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from nettrain.layers.conv2d import evaluation, packed, phases, tile
+from nettrain.layers.conv2d import packed, phases, tile, wino4_plan
 from nettrain.layers.conv2d.passes import Pass, Plan, Step, blocks, count_text
 from nettrain.runtime import vectors
 
@@ -116,7 +116,8 @@ WGRAD_WIDEST = {vectors.AVX512: 4, vectors.AVX2: 2, vectors.OTHER: 2}
 # 6.2, 32 -> 64 on 16x16 4.5 / 4.8 -> 3.7 / 3.8, 32 -> 32 on 16x16 6.6 / 6.8 -> 4.9 / 4.9, 64 ->
 # 64 on 8x8 7.3 / 7.1 -> 4.9 / 4.9, 32 -> 32 on 14x14 2.6 / 2.4 -> 2.1 / 2.0; 16 channels even (on
 # 32x32 6.9 / 6.9 -> 6.6 / 6.7, 28x28 2.7 / 2.8 -> 2.7 / 2.7).
-CONV_MODES = ("auto", "winograd", "no-winograd", "phases")  # phases: every strided layer (PHASES)
+# phases: every strided layer (PHASES); wino4: F(4x4, 3x3) in training too (wino4_plan.py)
+CONV_MODES = ("auto", "winograd", "no-winograd", "phases", "wino4")
 WINOGRAD_UNITS = (vectors.AVX512, vectors.AVX2)  # where 'auto' uses it (measured)
 WINOGRAD_MIN_CHANNELS = 32  # in and out
 WINOGRAD_MIN_SIDE = 8  # output rows and columns
@@ -183,13 +184,13 @@ def plan(
     (kh, kw) kernel, (sh, sw) stride and (ph, pw) padding, in ``dtype``, for the vector ``unit``
     (vectors.AVX512, AVX2 or OTHER; by default the one this process compiles for) and the
     Winograd setting ``conv`` (CONV_MODES; by default NETTRAIN_CONV's, else 'auto'): the
-    training passes, and F(4x4, 3x3) for inference where evaluation.py says."""
+    training passes, and F(4x4, 3x3) where wino4_plan.py says."""
     unit = vectors.unit() if unit is None else unit
     conv = os.environ.get("NETTRAIN_CONV", "auto") if conv is None else conv
     if conv not in CONV_MODES:
         raise ValueError(f"NETTRAIN_CONV must be one of {', '.join(CONV_MODES)}, got {conv!r}")
     p = _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv)
-    return evaluation.with_inference(p, in_shape, filters, kernel, stride, padding, unit, conv)
+    return wino4_plan.with_wino4(p, in_shape, filters, kernel, stride, padding, unit, conv)
 
 
 def _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv) -> Plan:

@@ -1,6 +1,7 @@
-"""What an evaluation forward (predict, validation; never a training step) of a conv2d layer
-runs where it differs from the training forward: Winograd F(4x4, 3x3) (wino4.py), with the
-measurements behind the choice. plan.py's ``plan()`` adds it to a layer's plan."""
+"""Where a conv2d layer runs Winograd F(4x4, 3x3) (wino4.py), with the measurements behind the
+choice: an evaluation forward (predict, validation: ``Plan.inference``) where it pays, and with
+NETTRAIN_CONV=wino4 the forward pass and the input gradient of training too (the weight gradient
+stays direct). plan.py's ``plan()`` adds it to a layer's plan."""
 
 from __future__ import annotations
 
@@ -28,17 +29,23 @@ WINO4_MIN_SIDE = {vectors.AVX512: 16, vectors.AVX2: 8}  # output rows and column
 WINO4_WHY = "inference: 8+ channels, outputs {side}x{side}+, 1.1-1.8x the training forward"
 
 
-def with_inference(p: Plan, in_shape, F: int, kernel, stride, padding, unit, conv) -> Plan:
-    """``p`` with F(4x4, 3x3) for inference where it pays: 3x3 stride 1, padding <= 2, the
-    vector units and sizes above, NETTRAIN_CONV 'auto'."""
+def with_wino4(p: Plan, in_shape, F: int, kernel, stride, padding, unit, conv) -> Plan:
+    """``p`` with F(4x4, 3x3), for 3x3 stride-1 layers with padding <= 2: NETTRAIN_CONV 'auto',
+    for inference where it pays (the vector units and sizes above); 'wino4', for inference and
+    for the training forward and input gradient of a direct plan, 4+ channels in and out."""
     (C, H, W), (ph, pw) = in_shape, padding
     OH, OW = H + 2 * ph - 2, W + 2 * pw - 2
-    shaped = (kernel, stride) == ((3, 3), (1, 1)) and max(ph, pw) <= 2 and conv == "auto"
-    if not (shaped and unit in WINO4_UNITS):
+    if (kernel, stride) != ((3, 3), (1, 1)) or max(ph, pw) > 2:
+        return p
+    gemm = F44 + ("wino8x32" if unit == vectors.AVX512 else "wino3x32")  # as F(2x2)'s
+    if conv == "wino4" and min(C, F) >= 4 and p.direct:
+        forward = Pass(gemm, "3x3 stride 1: Winograd F(4x4, 3x3), NETTRAIN_CONV=wino4")
+        dx = Pass(gemm, "the padded dy, flipped filters, through the same")
+        return replace(p, forward=forward, input_grad=dx, inference=forward, winograd=True)
+    if conv != "auto" or unit not in WINO4_UNITS:
         return p
     side = WINO4_MIN_SIDE[unit]
     if min(C, F) < WINO4_MIN_CHANNELS or min(OH, OW) < side:
         return p
-    gemm = "wino8x32" if unit == vectors.AVX512 else "wino3x32"  # as F(2x2)'s
     why = WINO4_WHY.format(side=side)
-    return replace(p, inference=Pass(F44 + gemm, f"Winograd F(4x4, 3x3) ({why})"))
+    return replace(p, inference=Pass(gemm, f"Winograd F(4x4, 3x3) ({why})"))
