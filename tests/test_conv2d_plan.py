@@ -35,28 +35,29 @@ REPO = Path(__file__).resolve().parent.parent
 # the edge cases of tile leftovers that were 1x1 kernels before it are 1x2 kernels now, with
 # runs of the same lengths about a tile's 48 columns and DIRECT_MIN_RUN. "winograd" passes: the
 # forward pass and input gradient through Winograd F(2x2, 3x3), the weight gradient direct, where
-# plan.py measured them faster (WINOGRAD_UNITS, _MIN_CHANNELS, _MIN_SIDE).
+# plan.py measured them faster (WINOGRAD_UNITS, _MIN_CHANNELS, _MIN_SIDE); "wino4" passes through
+# F(4x4, 3x3), where wino4_plan.py measured them faster still.
 TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile4x48:8 | direct1:1 | wgrad4:8 | 53                     # mnist-lenet
 8x14x14 16@5x5 s1 p2 f32   | packed tile4x48:16 | packed tile4x48:8 | packed wgrad4:16 | 26  # mnist-lenet
 1x28x28 16@3x3 s1 p1 f32   | tile4x48:16 | direct1:1 | wgrad4:16 | 148                 # mnist-bn-cnn
-16x28x28 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 9                    # mnist-bn-cnn
+16x28x28 16@3x3 s1 p1 f32  | wino4 | wino4 | wgrad4:16 | 9                              # mnist-bn-cnn
 16x14x14 32@3x3 s1 p1 f32  | packed tile4x48:32 | packed tile4x48:16 | packed wgrad4:32 | 37  # mnist-bn-cnn
 32x14x14 32@3x3 s1 p1 f32  | winograd | winograd | packed wgrad4:32 | 18  # mnist-bn-cnn
 32x7x7 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:32 | packed wgrad4:64 | 74  # mnist-bn-cnn
 1x28x28 8@5x5 s2 p0 f32    | phases tile4x48:8 | phases direct1:1 | phases wgrad4:8 | 291  # seed-softmax-*
 8x12x12 16@3x3 s2 p0 f32   | im2col | im2col | im2col | 582                      # seed-softmax-*
 3x32x32 32@3x3 s1 p1 f32   | tile4x48:32 | direct2:2 direct1:1 | wgrad4:32 | 37       # cifar, cifar-bn
-32x32x32 32@3x3 s1 p1 f32  | winograd | winograd | wgrad4:32 | 3  # cifar, cifar-bn
+32x32x32 32@3x3 s1 p1 f32  | wino4 | wino4 | wgrad4:32 | 3  # cifar, cifar-bn
 32x16x16 64@3x3 s1 p1 f32  | winograd | winograd | wgrad4:64 | 14  # cifar, cifar-bn
 64x16x16 64@3x3 s1 p1 f32  | winograd | winograd | wgrad4:64 | 7  # cifar, cifar-bn
 16x14x14 32@1x1 s1 p0 f32  | pointwise | pointwise | pointwise | 334         # mnist-resnet (by plan.py)
 64x7x7 64@3x3 s1 p1 f32    | packed tile4x48:64 | packed tile4x48:64 | packed wgrad4:64 | 37  # mnist-resnet
 32x7x7 64@1x1 s1 p0 f32    | pointwise | pointwise | pointwise | 668            # mnist-resnet
 3x32x32 16@3x3 s1 p1 f32   | tile4x48:16 | direct2:2 direct1:1 | wgrad4:16 | 37  # cifar-resnet (by plan.py)
-16x32x32 16@3x3 s1 p1 f32  | tile4x48:16 | tile4x48:16 | wgrad4:16 | 7           # cifar-resnet
+16x32x32 16@3x3 s1 p1 f32  | wino4 | wino4 | wgrad4:16 | 7                       # cifar-resnet
 16x32x32 32@3x3 s2 p1 f32  | phases tile4x48:32 | phases tile4x48:16 | phases wgrad4:32 | 28  # cifar-resnet
-32x16x16 32@3x3 s1 p1 f32  | winograd | winograd | wgrad4:32 | 14  # cifar-resnet
+32x16x16 32@3x3 s1 p1 f32  | wino4 | wino4 | wgrad4:32 | 14  # cifar-resnet
 16x32x32 32@1x1 s2 p0 f32  | pointwise | pointwise | pointwise | 256            # cifar-resnet
 32x16x16 64@1x1 s2 p0 f32  | pointwise | pointwise | pointwise | 512            # cifar-resnet
 2x5x5 3@3x3 s1 p1 f64      | direct2:2 direct1:1 | direct2:2 | wgrad2:2 wgrad1:1 | 1165
@@ -126,7 +127,9 @@ def steps_text(p, plan=None) -> str:
     if plan and plan.pointwise:
         return "pointwise"
     if not p.steps:
-        return "winograd" if plan and plan.winograd else "im2col"
+        if plan and plan.winograd:  # F(4x4, 3x3) or F(2x2, 3x3)
+            return "wino4" if p.kernel.startswith("wino4:") else "winograd"
+        return "im2col"
     assert [s.start for s in p.steps] == [0] + [s.stop for s in p.steps[:-1]]
     prefix = "phases " if plan and plan.phases else "packed " if plan and plan.packed else ""
     return prefix + " ".join(f"{s.kernel}:{s.stop - s.start}" for s in p.steps)
@@ -144,8 +147,9 @@ def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
     if p.direct:
         prefix = "phases:" if p.phases else ""
         kernels = [prefix + "+".join(s.kernel for s in q.steps) for q in passes]
-        if p.winograd:  # forward and input gradient through Winograd (plan.py)
-            kernels[:2] = ["wino8x32", "wino8x32"]
+        if p.winograd:  # forward and input gradient through Winograd (plan.py, wino4_plan.py)
+            assert p.forward.kernel in ("wino8x32", "wino4:wino8x32")
+            kernels[:2] = [p.forward.kernel, p.forward.kernel]
         assert names == kernels
     elif p.pointwise:
         assert names == ["BLAS", "BLAS", "BLAS"]
@@ -161,7 +165,7 @@ AVX2_TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile3x32:6 direct2:2 | direct1:1 | wgrad2:8 | 53
 8x14x14 16@5x5 s1 p2 f32   | tile3x32:15 direct1:1 | tile3x32:6 direct2:2 | wgrad2:16 | 26
 3x32x32 32@3x3 s1 p1 f32   | tile3x32:30 direct2:2 | tile3x32:3 | wgrad2:32 | 37
-32x32x32 32@3x3 s1 p1 f32  | winograd | winograd | wgrad2:32 | 3
+32x32x32 32@3x3 s1 p1 f32  | wino4 | wino4 | wgrad2:32 | 3
 32x16x16 64@3x3 s1 p1 f32  | winograd | winograd | wgrad2:64 | 14
 64x16x16 64@3x3 s1 p1 f32  | winograd | winograd | wgrad2:64 | 7
 64x8x8 63@3x3 s1 p1 f32    | winograd | winograd | packed wgrad2:62 wgrad1:1 | 28
@@ -183,7 +187,7 @@ def test_plan_picks_the_avx2_tiles_for_avx2(key, expected):
 def test_plan_follows_the_target_numba_compiles_for(monkeypatch):
     """A faked target: NUMBA_CPU_FEATURES without AVX-512 (as Numba reads it) gives the AVX2
     tiles; with it, the AVX-512 tiles. No kernel is compiled."""
-    key = ((16, 32, 32), 16, (3, 3), (1, 1), (1, 1), "float32")
+    key = ((3, 32, 32), 16, (3, 3), (1, 1), (1, 1), "float32")
     for features, unit, name in (
         ("+avx,+avx2,+fma,-avx512f", vectors.AVX2, "tile3x32"),
         ("+avx,+avx2,+fma,+avx512f,-prefer-256-bit", vectors.AVX512, "tile4x48"),
@@ -240,9 +244,12 @@ def stub_kernels(monkeypatch) -> list:
             monkeypatch.setitem(table, name, logger(name))
     for name in ("im2col", "col2im", "gemm_to_nchw", "nchw_to_gemm"):
         monkeypatch.setattr(lowered, name, logger(name))
-    monkeypatch.setattr(
-        wino4, "convolve", lambda x, weight, *args: calls.append(("wino4", len(weight)))
-    )
+
+    def convolve(x, weight, bias, relu, padding, out_hw, *args):
+        calls.append(("wino4", len(weight)))
+        return np.zeros((len(x), len(weight), *out_hw), x.dtype)
+
+    monkeypatch.setattr(wino4, "convolve", convolve)
     return calls
 
 
@@ -268,13 +275,15 @@ def test_the_layer_runs_what_its_plan_says(key, expected, monkeypatch):
         layer.backward(saved, np.zeros_like(y), need_dx=True)
     if p.direct:
 
-        def logged(q):
+        def logged(q, channels):
+            if q.kernel.startswith("wino4:"):  # F(4x4, 3x3) into so many channels
+                return [("wino4", channels)]
             return [(s.kernel, s.start, s.stop) for s in q.steps]
 
-        assert trained == logged(p.forward)
-        assert evaluated == ([("wino4", F)] if p.inference else trained)
+        assert trained == logged(p.forward, F)
+        assert evaluated == (logged(p.inference, F) if p.inference else trained)
         phases = len(list(layer.phases._spans())) if p.phases else 1  # an input gradient each
-        assert calls == logged(p.weight_grad) + logged(p.input_grad) * phases
+        assert calls == logged(p.weight_grad, F) + logged(p.input_grad, C) * phases
     elif p.pointwise:  # numpy's BLAS products: none of the kernels
         assert trained == evaluated == calls == []
     else:
