@@ -170,3 +170,24 @@ def test_an_evaluation_between_forward_and_backward_leaves_the_saved_planes(forc
     layer.forward(other, train=False)
     np.testing.assert_array_equal(layer.backward(saved, dy), expected[0])
     np.testing.assert_array_equal(layer.grads["weight"], expected[1])
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_many_filters_infer_on_phase_planes_and_train_through_im2col(dtype):
+    """cifar-resnet's 32 -> 64 3x3 s2 on 16x16 (run 71 < 128 for 64 filters): im2col for the
+    training passes, the phase planes for an evaluation forward; the same outputs."""
+    layer = build(Conv2d, (32, 16, 16), dtype=dtype, filters=64, kernel=3, stride=2, padding=1,
+                  fused="relu")  # fmt: skip
+    p = layer.plan
+    assert not p.direct and p.inference.kernel == "phases:" + "+".join(
+        s.kernel for s in p.inference.steps
+    )
+    x = np.random.default_rng(4).standard_normal((3, *layer.in_shape)).astype(dtype)
+    y_eval, saved = layer.forward(x, train=False)
+    y_train, _ = layer.forward(x, train=True)
+    assert saved is None
+    tol = 1e-12 if dtype == np.float64 else 1e-5
+    np.testing.assert_allclose(y_eval, y_train, rtol=tol, atol=tol)
+    w, b = layer.params["weight"].astype(np.float64), layer.params["bias"].astype(np.float64)
+    ref = np.maximum(conv_forward(x.astype(np.float64), w, b, (2, 2), (1, 1)), 0)
+    np.testing.assert_allclose(y_eval, ref, rtol=tol, atol=tol)

@@ -27,7 +27,7 @@ REPO = Path(__file__).resolve().parent.parent
 # Recorded from the code before plan.py existed (commit 1e29493, where the choice was spread over
 # layer.py, direct.py and wgrad.py): each layer was run with every kernel replaced by a stub that
 # logged its name and output channels, and its _chunk() read. Strided layers went through im2col
-# then; "phases K" rows (the direct kernels K on phase planes, phases.py) are plan.py's PHASES,
+# then; "phases K" rows (the direct kernels K on phase planes, phases.py) are phases.py's WHY,
 # measured: the seed-softmax and cifar-resnet rows changed with it, the rows after 1x28x28 f64
 # were added with it. "packed K" rows run the whole batch packed into one run (packed.py; its
 # choose() has the measurements): 'same' layers of small images, before one run a sample or
@@ -288,7 +288,11 @@ def test_the_layer_runs_what_its_plan_says(key, expected, monkeypatch):
         assert trained == evaluated == calls == []
     else:
         assert trained == [("im2col", N)]
-        assert evaluated == [("im2col", p.chunk), ("im2col", 1)]
+        if p.inference:  # the direct kernels on phase planes, for inference alone
+            assert p.inference.kernel.startswith("phases:")
+            assert evaluated == [(s.kernel, s.start, s.stop) for s in p.inference.steps]
+        else:
+            assert evaluated == [("im2col", p.chunk), ("im2col", 1)]
         assert [c for c in calls if c[0] == "col2im"] == [("col2im", p.chunk), ("col2im", 1)]
 
 

@@ -137,7 +137,9 @@ class Conv2d(Layer):
         self.k, self.s, self.p = self.geometry()
         self.plan = plan(self.in_shape, self.out_shape[0], self.k, self.s, self.p, self.dtype)
         self.direct = self.plan.direct
-        if self.plan.phases:  # strided: where each tap starts in a sample's phase planes
+        inference = self.plan.inference.kernel if self.plan.inference else ""
+        if self.plan.phases or inference.startswith("phases:"):  # where each tap starts in a
+            # sample's phase planes (strided; the training passes or inference alone)
             self.phases = phases.Layout(self.in_shape, self.k, self.s, self.p)
             self.offsets = self.phases.offsets()
         elif self.direct:  # where each tap starts in a padded sample, and in a padded gradient
@@ -158,9 +160,13 @@ class Conv2d(Layer):
         """saved: (padded input or phase planes, im2col matrix or Winograd's input; y if relu)."""
         N, (F, OH, OW), relu = len(x), self.out_shape, self.fused is not None
         bias = self.params.get("bias", np.zeros(F, dtype=self.dtype))
-        if self.plan.inference and not train:  # Winograd F(4x4, 3x3): nothing kept
-            x, W = np.ascontiguousarray(x, self.dtype), self.params["weight"]
-            return winograd.forward(x, W, bias, self.p, relu, self.plan.inference.kernel), None
+        if self.plan.inference and not train:  # F(4x4, 3x3) or phase planes: nothing kept
+            x, kernel = np.ascontiguousarray(x, self.dtype), self.plan.inference.kernel
+            if not kernel.startswith("phases:"):
+                return winograd.forward(x, self.params["weight"], bias, self.p, relu, kernel), None
+            y = np.empty((N, F, OH, OW), dtype=self.dtype)
+            self._phased(x, bias, relu, self.plan.inference.steps, False, y)
+            return y, None
         if self.plan.winograd:  # kept: x, or what the direct weight gradient reads
             x, gemm = np.ascontiguousarray(x, self.dtype), self.plan.forward.kernel
             y = winograd.forward(x, self.params["weight"], bias, self.p, relu, gemm)
@@ -173,20 +179,25 @@ class Conv2d(Layer):
             kept = pointwise.forward(x, self._weight_matrix(), bias, self.s, relu, y)
         elif self.plan.packed:  # the whole batch as one run (packed.py)
             kept = packed.forward(x, self._weight_matrix(), bias, relu, self.p, self.plan, y)
+        elif self.plan.phases:
+            kept = self._phased(x, bias, relu, self.plan.forward.steps, train, y)
         elif self.direct:  # flat samples, with the zeros the weight gradient's vectors read past
-            if self.plan.phases:  # planes saved by a training forward: in kept storage
-                shape = (N, self.phases.size() + wgrad.LANES)
-                planes = self._buffer("phases", shape) if train else np.empty(shape, self.dtype)
-                xp = self.phases.split(x, planes)
-            else:
-                xp = self._padded(x, tail=wgrad.LANES)
-            kp = self.plan
-            direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu,
+            kept, kp = self._padded(x, tail=wgrad.LANES), self.plan
+            direct.conv_forward(kept, self._weight_matrix(), bias, self.offsets, relu,
                                 OH, OW, kp.pitch, kp.run, y, kp.forward.steps)  # fmt: skip
-            kept = xp
         else:
             kept = lowered.forward(self, self._padded(x), bias, train, y)
         return y, ((kept, y if relu else None) if train else None)
+
+    def _phased(self, x, bias, relu, steps, train, y):
+        """y from the direct kernels' ``steps`` over x's phase planes (phases.py); returns the
+        planes, in kept storage for a training forward."""
+        N, (_, OH, OW), lay = len(x), self.out_shape, self.phases
+        shape = (N, lay.size() + wgrad.LANES)  # the zeros the weight gradient's vectors read past
+        xp = lay.split(x, self._buffer("phases", shape) if train else np.empty(shape, self.dtype))
+        direct.conv_forward(xp, self._weight_matrix(), bias, self.offsets, relu, OH, OW,
+                            lay.pitch, lay.run, y, steps)  # fmt: skip
+        return xp
 
     def backward(self, saved, dy, need_dx=True):
         kept, y = saved

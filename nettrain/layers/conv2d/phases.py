@@ -40,6 +40,27 @@ from numba import njit, prange
 
 from nettrain.layers.conv2d import direct
 
+# plan.py's rule for strided layers: the direct kernels on phase planes (the input split
+# space-to-depth; stride 1 on the planes, no multiplication wasted) where its kernel is larger
+# than its stride on both axes and the planes' run holds a tile and is not one that stride 1
+# sends to im2col (DIRECT_MAX_FILTERS); elsewhere im2col + BLAS. Measured (one thread, Zen 4,
+# float32, best of 25 interleaved in one process, a busy machine), ms forward + backward (the
+# weight gradient), im2col -> phases: cifar-resnet's 16 -> 32 3x3 s2 on 32x32, batch 128,
+# 21.9+27.1 (7.2) -> 7.4+25.2 (5.2); 32 -> 32 5x5 s2, 35.2+39.1 -> 15.3+30.5; 1 -> 8 5x5 s2 on
+# 28x28, 0.33+0.64 -> 0.18+0.53. Slower: 32 -> 64 3x3 s2 on 16x16 (run 71), 8.3+12.1 (4.6) ->
+# 6.3+14.8 (7.1); 64 -> 128 on 8x8, 5.8+8.5 -> 20.2+40.6; 8 -> 16 on 12x12, 0.19+0.30 -> 0.30+0.71;
+# 1x1 s2 16 -> 32, 2.1+2.8 -> 2.3+3.1; 3x3 s3, 2.7+4.0 -> 2.6+5.2. Compiled for Haswell (BLAS
+# still AVX-512), the 16 -> 32: 12-14+16-17 -> 9.5+20-23, about even: phases there too.
+WHY = "forward 3x faster than im2col on cifar-resnet's 16->32 3x3 s2, backward 1.1x"
+# For inference alone (``Plan.inference``), where only the many-filters rule sends a layer to
+# im2col: its forward on phase planes, the training passes through im2col. Measured with the
+# parallel split (2 threads, Zen 4, best of 9 twice, ms evaluation forward / training forward +
+# backward, im2col -> phases): 32 -> 64 3x3 s2 on 16x16, batch 128, 7.6 / 12.8 -> 3.3 / 10.5 and
+# in another run 5.4 / 12.9 -> 4.2 / 13.4, batch 256 9.8 / 26.0 -> 6.3 / 20.9; 64 -> 128 on 16x16
+# 13.4 / 34.1 -> 12.9 / 46.8. Compiled for Haswell: 5.0 / 11.5 -> 3.9 / 13.0, 12.1 / 32.1 -> 13.7
+# / 42.5: training through im2col, evaluation through the phases (even at 128 filters).
+INFERENCE_WHY = "evaluation 1.3-2.3x im2col's with 64 filters; training stays im2col"
+
 
 @dataclass(frozen=True)
 class Layout:

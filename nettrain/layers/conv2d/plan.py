@@ -8,7 +8,7 @@ input gradient, weight gradient) runs either
   unit() says which), what the tiles leave in the direct kernels of eight, two and one filters
   (direct.py); the weight gradient four, two or one filters a pass (wgrad.py). A ``Step`` names
   the kernel that computes a block of output channels. Strided layers run them too, on phase
-  planes (phases.py), where PHASES says; small 'same' layers on the packed batch (packed.py);
+  planes (phases.py), where its WHY says; small 'same' layers on the packed batch (packed.py);
 - im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for the other
   strided layers and for many filters on small images;
 - Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers: the forward pass and the input
@@ -37,7 +37,7 @@ from nettrain.runtime import vectors
 # im2col product is large enough for BLAS to win, and the direct kernels' runs are short.
 # Measured (forward + backward, 2 threads): 64 filters on 4x4 and 128 on 8x8 images ran 1.3-2.5x
 # faster through im2col; 32 filters on 8x8, or 64 on 16x16, 1.1-1.8x faster direct. Strides:
-# PHASES.
+# phases.py (its WHY).
 DIRECT_MAX_FILTERS = 64  # fewer filters: direct, whatever the image size
 DIRECT_MIN_RUN = 128  # more: direct only from a run (``Plan.run``) of this many wide columns
 
@@ -116,7 +116,7 @@ WGRAD_WIDEST = {vectors.AVX512: 4, vectors.AVX2: 2, vectors.OTHER: 2}
 # 6.2, 32 -> 64 on 16x16 4.5 / 4.8 -> 3.7 / 3.8, 32 -> 32 on 16x16 6.6 / 6.8 -> 4.9 / 4.9, 64 ->
 # 64 on 8x8 7.3 / 7.1 -> 4.9 / 4.9, 32 -> 32 on 14x14 2.6 / 2.4 -> 2.1 / 2.0; 16 channels even (on
 # 32x32 6.9 / 6.9 -> 6.6 / 6.7, 28x28 2.7 / 2.8 -> 2.7 / 2.7).
-# phases: every strided layer (PHASES); wino4: F(4x4, 3x3) in training too (wino4_plan.py)
+# phases: every strided layer (phases.py); wino4: F(4x4, 3x3) in training too (wino4_plan.py)
 CONV_MODES = ("auto", "winograd", "no-winograd", "phases", "wino4")
 WINOGRAD_UNITS = (vectors.AVX512, vectors.AVX2)  # where 'auto' uses it (measured)
 WINOGRAD_MIN_CHANNELS = 32  # in and out
@@ -140,19 +140,6 @@ POINTWISE_WHY = "1x1 projections 1.5-4x faster forward than tiles or im2col, bac
 # or evaluate never hold a whole batch's matrix. Training's forward lowers the whole batch at
 # once: its matrix is kept for the weight gradient.
 CHUNK_BYTES = 4 << 20
-
-# PHASES: a strided layer runs the direct kernels on phase planes (phases.py: the input split
-# space-to-depth; stride 1 on the planes, no multiplication wasted) where its kernel is larger
-# than its stride on both axes and the planes' run holds a tile and is not one that stride 1
-# sends to im2col (DIRECT_MAX_FILTERS); elsewhere im2col + BLAS. Measured (one thread, Zen 4,
-# float32, best of 25 interleaved in one process, a busy machine), ms forward + backward (the
-# weight gradient), im2col -> phases: cifar-resnet's 16 -> 32 3x3 s2 on 32x32, batch 128,
-# 21.9+27.1 (7.2) -> 7.4+25.2 (5.2); 32 -> 32 5x5 s2, 35.2+39.1 -> 15.3+30.5; 1 -> 8 5x5 s2 on
-# 28x28, 0.33+0.64 -> 0.18+0.53. Slower: 32 -> 64 3x3 s2 on 16x16 (run 71), 8.3+12.1 (4.6) ->
-# 6.3+14.8 (7.1); 64 -> 128 on 8x8, 5.8+8.5 -> 20.2+40.6; 8 -> 16 on 12x12, 0.19+0.30 -> 0.30+0.71;
-# 1x1 s2 16 -> 32, 2.1+2.8 -> 2.3+3.1; 3x3 s3, 2.7+4.0 -> 2.6+5.2. Compiled for Haswell (BLAS
-# still AVX-512), the 16 -> 32: 12-14+16-17 -> 9.5+20-23, about even: phases there too.
-PHASES_WHY = "forward 3x faster than im2col on cifar-resnet's 16->32 3x3 s2, backward 1.1x"
 
 
 def _convolution(count: int, run: int, word: str, why: str, unit: str) -> Pass:
@@ -225,7 +212,7 @@ def _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv) -> 
             winograd=True,
             **sizes,
         )
-    strided, many = (sh, sw) != (1, 1), F >= DIRECT_MAX_FILTERS
+    strided, many, inference = (sh, sw) != (1, 1), F >= DIRECT_MAX_FILTERS, None
     if strided:
         lay = phases.Layout(in_shape, kernel, stride, padding)
         columns = tile.shape(TILES[unit][0])[1]
@@ -234,9 +221,13 @@ def _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv) -> 
             im2col_why = f"kernel {kh}x{kw} no larger than the stride (one tap a filter a phase)"
         elif conv != "phases" and (lay.run < columns or (many and lay.run < DIRECT_MIN_RUN)):
             im2col_why = f"its phase planes' run {lay.run} {short}"
+            if lay.run >= columns:  # many filters: phases for inference alone (phases.py)
+                why = f"inference: {lay.count} phase planes a channel ({phases.INFERENCE_WHY})"
+                q = _convolution(F, lay.run, "filter", why, unit)
+                inference = replace(q, kernel=f"phases:{q.kernel}")
         else:
             why = f"stride {sh}x{sw}: {lay.count} phase planes a channel, stride 1 "
-            why += "(NETTRAIN_CONV=phases)" if conv == "phases" else f"({PHASES_WHY})"
+            why += "(NETTRAIN_CONV=phases)" if conv == "phases" else f"({phases.WHY})"
             sizes.update(pitch=lay.pitch, run=lay.run, dx_pitch=lay.dx_pitch, dx_run=lay.dx_run)
             dx_why = f"{lay.count} phases, each the padded dy by its sub-kernel"
             return _direct(C, F, sizes, why, dx_why, unit, phased=True)
@@ -256,6 +247,7 @@ def _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv) -> 
             forward=Pass("im2col+BLAS", why),
             input_grad=Pass("BLAS+col2im", f"weight.T @ dY, scattered {chunk} samples at a time"),
             weight_grad=Pass("BLAS", "dY @ cols.T, the forward pass's im2col matrix"),
+            inference=inference,
             **sizes,
         )
     why = (f"stride 1, run {run} >= {DIRECT_MIN_RUN}" if many

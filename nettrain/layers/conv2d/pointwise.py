@@ -17,17 +17,22 @@ ResNets' projections give the same bits on 1 and 2 threads: tested).
 from __future__ import annotations
 
 import numpy as np
+from numba import njit, prange
 
 
 def forward(x, W, bias, stride, relu, y) -> np.ndarray:
     """y (N, F, OH, OW) from x (N, C, H, W), the weight as (F, C) and the bias (F,) (zeros where
     the layer has none); returns xs (N, C, P), what the weight gradient reads."""
     (N, C), (sh, sw), F = x.shape[:2], stride, len(W)
-    xs = x if (sh, sw) == (1, 1) else x[:, :, ::sh, ::sw]
-    xs = np.ascontiguousarray(xs, dtype=y.dtype).reshape(N, C, -1)
+    x = np.ascontiguousarray(x, dtype=y.dtype)
+    if (sh, sw) == (1, 1):
+        xs = x.reshape(N, C, -1)
+    else:  # a parallel loop: numpy's strided copy went value by value (2.6 ms of 5.1)
+        xs = _subsample(x, sh, sw, np.empty((N, C, y.shape[2] * y.shape[3]), y.dtype))
     out = y.reshape(N, F, -1)
     np.matmul(W, xs, out=out)
-    out += bias[:, None]
+    if bias.any():  # a layer without bias gets zeros
+        out += bias[:, None]
     if relu:
         np.maximum(out, 0, out=out)
     return xs
@@ -53,3 +58,21 @@ def backward(layer, xs, dy, y, relu, need_dx):
     dx = np.zeros((N, C, H, W), dtype=dy.dtype)
     dx[:, :, ::sh, ::sw] = np.matmul(Wt, g).reshape(N, C, *layer.out_shape[1:])
     return dx
+
+
+@njit(cache=True, parallel=True)
+def _subsample(x, sh, sw, out):
+    """out (N, C, OH*OW) = x[:, :, ::sh, ::sw], a sample a thread; stride 2 as a constant."""
+    N, C, H = x.shape[:3]
+    OW = out.shape[2] // -(-H // sh)
+    for n in prange(N):
+        for c in range(C):
+            for i in range(-(-H // sh)):
+                src, dst = x[n, c, i * sh], out[n, c, i * OW :]
+                if sw == 2:
+                    for j in range(OW):
+                        dst[j] = src[2 * j]
+                else:
+                    for j in range(OW):
+                        dst[j] = src[sw * j]
+    return out
