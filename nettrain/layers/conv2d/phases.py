@@ -36,9 +36,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 from nettrain.layers.conv2d import direct
+from nettrain.runtime import native
 
 # plan.py's rule for strided layers: the direct kernels on phase planes (the input split
 # space-to-depth; stride 1 on the planes, no multiplication wasted) where its kernel is larger
@@ -144,8 +145,8 @@ class Layout:
         """x (N, C, H, W) -> out (N, size() + tail): the flat phase samples, each followed by
         ``tail`` zeros (_split, a sample a thread)."""
         spans = np.array([(p, q, *rows, *cols) for p, q, rows, cols in self._spans(empty=True)])
-        _split(np.ascontiguousarray(x), spans.astype(np.int64), *self.stride, self.Ph, self.Pw,
-               self.Hq, self.Wq, out)  # fmt: skip
+        native.run(_split, _SPLIT, np.ascontiguousarray(x), spans.astype(np.int64), *self.stride,
+                   self.Ph, self.Pw, self.Hq, self.Wq, out)  # fmt: skip
         return out
 
     def _spans(self, empty: bool = False):
@@ -184,58 +185,70 @@ class Layout:
             run = self._dx_run((m0, m1), (j0, j1))
             direct.conv_forward(flat, self.dx_weight(weight, p, q), zeros, offsets, False,
                                 m1 - m0, j1 - j0, self.Wd, run, part, run_by.steps)  # fmt: skip
-            _interleave(part, h0, w0, sh, sw, dx)
+            native.run(_interleave, _INTERLEAVE, part, h0, w0, sh, sw, dx)
             start += size
         return dx
 
 
-@njit(cache=True, parallel=True)
-def _split(x, spans, sh, sw, Ph, Pw, Hq, Wq, out):
+@njit(cache=True)
+def _split_sample(x, spans, sh, sw, Ph, Pw, Hq, Wq, out, n):
     """out[n] = sample n's phase planes (Layout.split), zeros where they hold no x and past them:
     spans[k] = (p, q, m0, m1, h0, j0, j1, w0), every phase's (Layout._spans). Indexed, not
     sliced: a slice a row of 17 values cost more than its copy."""
-    N, C = x.shape[:2]
-    size = C * Ph * Pw * Hq * Wq
-    for n in prange(N):
-        o, xn = out[n], x[n]
-        for c in range(C):
-            for k in range(len(spans)):
-                p, q, m0, m1, h0, j0, j1, w0 = spans[k]
-                base = ((c * Ph + p) * Pw + q) * Hq * Wq
-                for m in range(Hq):
-                    at = base + m * Wq
-                    if m < m0 or m >= m1 or j1 <= j0:
-                        for j in range(Wq):
-                            o[at + j] = 0
-                        continue
-                    h = h0 + (m - m0) * sh
-                    for j in range(j0):
+    C = x.shape[1]
+    o, xn, size = out[n], x[n], C * Ph * Pw * Hq * Wq
+    for c in range(C):
+        for k in range(len(spans)):
+            p, q, m0, m1, h0, j0, j1, w0 = spans[k]
+            base = ((c * Ph + p) * Pw + q) * Hq * Wq
+            for m in range(Hq):
+                at = base + m * Wq
+                if m < m0 or m >= m1 or j1 <= j0:
+                    for j in range(Wq):
                         o[at + j] = 0
-                    if sw == 2:  # a constant stride: vector loads
-                        for j in range(j1 - j0):
-                            o[at + j0 + j] = xn[c, h, w0 + 2 * j]
-                    else:
-                        for j in range(j1 - j0):
-                            o[at + j0 + j] = xn[c, h, w0 + sw * j]
-                    for j in range(j1, Wq):
-                        o[at + j] = 0
-        for i in range(size, len(o)):
-            o[i] = 0
-
-
-@njit(cache=True, parallel=True)
-def _interleave(part, h0, w0, sh, sw, dx):
-    """dx[:, :, h0 + sh*m, w0 + sw*j] = part[:, :, m, j]: a phase's input gradient into its rows
-    and columns of dx."""
-    N, C, M, J = part.shape
-    for n in prange(N):
-        src, dst = part[n], dx[n]
-        for c in range(C):
-            for m in range(M):
-                h = h0 + sh * m
-                if sw == 2:
-                    for j in range(J):
-                        dst[c, h, w0 + 2 * j] = src[c, m, j]
+                    continue
+                h = h0 + (m - m0) * sh
+                for j in range(j0):
+                    o[at + j] = 0
+                if sw == 2:  # a constant stride: vector loads
+                    for j in range(j1 - j0):
+                        o[at + j0 + j] = xn[c, h, w0 + 2 * j]
                 else:
-                    for j in range(J):
-                        dst[c, h, w0 + sw * j] = src[c, m, j]
+                    for j in range(j1 - j0):
+                        o[at + j0 + j] = xn[c, h, w0 + sw * j]
+                for j in range(j1, Wq):
+                    o[at + j] = 0
+    for i in range(size, len(o)):
+        o[i] = 0
+
+
+@njit(cache=True)
+def _interleave_sample(part, h0, w0, sh, sw, dx, n):
+    """dx[n, :, h0 + sh*m, w0 + sw*j] = part[n, :, m, j]: a phase's input gradient into its rows
+    and columns of dx."""
+    C, M, J = part.shape[1:]
+    src, dst = part[n], dx[n]
+    for c in range(C):
+        for m in range(M):
+            h = h0 + sh * m
+            if sw == 2:
+                for j in range(J):
+                    dst[c, h, w0 + 2 * j] = src[c, m, j]
+            else:
+                for j in range(J):
+                    dst[c, h, w0 + sw * j] = src[c, m, j]
+
+
+@njit(cache=True)
+def _split(table, x, spans, sh, sw, Ph, Pw, Hq, Wq, out):
+    """_split_sample (its table) over the samples, a thread each (native.py)."""
+    return native.parallel(table, (x, spans, sh, sw, Ph, Pw, Hq, Wq, out), len(x))
+
+
+@njit(cache=True)
+def _interleave(table, part, h0, w0, sh, sw, dx):
+    """_interleave_sample (its table) over the samples, a thread each (native.py)."""
+    return native.parallel(table, (part, h0, w0, sh, sw, dx), len(part))
+
+
+_SPLIT, _INTERLEAVE = native.Kernel(_split_sample), native.Kernel(_interleave_sample)
