@@ -28,8 +28,10 @@ has the measurements behind every choice) when the layer is built; ``self.plan``
   products over channels between its transforms, for the forward pass and the input gradient,
   the weight gradient direct (the forward pass keeps x padded for it, as the direct one does);
   with NETTRAIN_CONV=winograd all three passes (x kept, its transform made again).
-- an evaluation forward (train=False) of a 3x3 stride-1 layer where wino4_plan.py says so:
-  Winograd F(4x4, 3x3) (wino4.py), 36 products a 4x4 block of outputs; never in training.
+- 3x3 stride 1 where wino4_plan.py says so: Winograd F(4x4, 3x3) (wino4.py), 36 products a 4x4
+  block of outputs, for an evaluation forward (train=False: ``plan.inference``) and on the
+  narrower layers for the training forward and input gradient too. A strided layer that
+  trains through im2col may infer on phase planes instead (``plan.inference`` again).
 With ``fused="relu"`` (the network builder's choice) every kernel applies max(., 0) to the
 output and masks the gradient by y > 0 inside its own loops.
 """

@@ -1,7 +1,7 @@
-"""Winograd F(4x4, 3x3) (Lavin & Gray, 2016) for the inference forward of 3x3 stride-1
-convolutions: 36 products over channels for a 4x4 block of outputs, where a direct convolution
-takes 144 multiplications and F(2x2, 3x3) (winograd.py) 64: 4x fewer than direct, and each input
-value transformed into 36/16 = 2.25 values instead of F(2x2)'s 4.
+"""Winograd F(4x4, 3x3) (Lavin & Gray, 2016) for 3x3 stride-1 convolutions: 36 products over
+channels for a 4x4 block of outputs, where a direct convolution takes 144 multiplications and
+F(2x2, 3x3) (winograd.py) 64: 4x fewer than direct, and each input value transformed into 36/16
+= 2.25 values instead of F(2x2)'s 4.
 
 The zero-padded input is cut into 6x6 tiles d at stride 4, one per 4x4 block of outputs, and
 
@@ -10,8 +10,9 @@ The zero-padded input is cut into 6x6 tiles d at stride 4, one per 4x4 block of 
 
 with the interpolation points 0, 1, -1, 2, -2 (B, G, A below). Its float32 error is larger than
 F(2x2)'s (the transforms' entries go to 8 and 1/24): docs/speed.md has it measured per layer
-shape; plan.py uses it for inference alone (`predict`, evaluation), never for a training step,
-whose passes stay F(2x2) or direct.
+shape. wino4_plan.py says where it runs: the forward of inference, and on the narrower layers the
+forward and the input gradient of training (the output gradient masked by y > 0 with a fused
+relu, through the flipped filters: ``convolve``'s mask); the weight gradient stays direct.
 
 The same scheme as winograd.py: units of a few samples a thread, their tiles side by side in
 chunks of CHUNK tile columns, tile column g = s*S + i*P + j for tile (i, j) of the unit's sample
@@ -199,7 +200,9 @@ def transform_out(M, bias, relu, th, tw, n0, n1, y):
 @njit(cache=True)
 def _conv_slot(x, mask, masked, Ut, bias, relu, ph, pw, group, wide, Vs, Ms, y, slot):
     """y of x, the units slot, slot + len(Vs), ...: each unit of ``group`` samples transformed,
-    multiplied (``wide``: the 8 x 32 tiles, else 3 x 32) and transformed back."""
+    multiplied (``wide``: the 8 x 32 tiles, else 3 x 32) and transformed back. winograd.py's loop
+    with this file's transforms and sizes: a transform passed in (or closed over) would enter
+    Numba's cache key, which changes from process to process."""
     (N, C), F, (th, tw) = x.shape[:2], y.shape[1], ((y.shape[2] + 3) // 4, (y.shape[3] + 3) // 4)
     units, slots, chunks = -(-N // group), len(Vs), Vs.shape[1]
     V4 = Vs[slot].reshape(chunks, C, ROWS4, CHUNK)

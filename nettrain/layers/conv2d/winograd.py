@@ -20,7 +20,9 @@ the transforms and the products, so nothing of 16/4 the activations' size goes t
 and nothing is kept for the backward pass but x itself (V is made again there). The products
 are wino_gemm.py's register tiles; the weight gradient's per-unit sums are added in unit order,
 and units depend on the layer's shape alone: the same bits for any thread count. plan.py says
-where this runs and why; docs/speed.md has the measured speed and float32 error.
+where this runs and why; docs/speed.md has the measured speed and float32 error. ``forward`` and
+``input_grad`` are also the way into wino4.py's F(4x4, 3x3): a kernel name starting with 'wino4:'
+(F44) goes there.
 """
 
 from __future__ import annotations
