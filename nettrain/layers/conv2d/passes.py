@@ -34,7 +34,8 @@ class Plan:
     where ``pointwise``; with both ``direct`` and ``winograd``, the forward pass and the input
     gradient go through Winograd and the weight gradient through the direct kernels.
     ``inference``: where set, what an evaluation forward (predict, validation) runs instead of
-    the training forward: Winograd F(4x4, 3x3) (wino4.py). The
+    the training forward: Winograd F(4x4, 3x3) (a kernel 'wino4:...', wino4.py) or the direct
+    kernels' steps on phase planes ('phases:...', phases.py). The
     direct kernels' output rows are as wide as the padded input (its width, ``pitch``; a phase
     plane's), and a pass computes the ``run`` = OH*pitch - (kw - 1) outputs that stay inside
     it; the input gradient likewise with ``dx_pitch`` and ``dx_run``. ``chunk``: samples per

@@ -26,9 +26,10 @@ phase is one direct.conv_forward over only the rows m0 .. m1 - 1 and columns j0 
 plane that hold x (its taps moved by m0*Wd + j0), then copied into dx[:, :, h0::sh, w0::sw]; dx
 is zero where no phase reaches (rows and columns that the stride drops).
 
-Splitting and interleaving are parallel loops, a sample a thread, the stride-2 reads and writes
-as constant-stride vector loops: cifar-resnet's 16x32x32 batch of 256, 2 threads, 9.4 ms as
-numpy slice copies (one a phase, strided element by element) -> SPLIT_MS.
+Splitting and interleaving are serial kernels, a sample a call, run by native.parallel (a sample
+a thread), the stride-2 reads and writes as constant-stride loops: cifar-resnet's 16x32x32 batch
+of 256 on 2 threads split in 9.4 ms as numpy slice copies (one a phase, value by value), 2.3-2.5
+ms so (their compile 1.3 s and 0.7 s; 2.4 and 1.1 s as parallel loops of their own).
 """
 
 from __future__ import annotations
@@ -145,8 +146,9 @@ class Layout:
         """x (N, C, H, W) -> out (N, size() + tail): the flat phase samples, each followed by
         ``tail`` zeros (_split, a sample a thread)."""
         spans = np.array([(p, q, *rows, *cols) for p, q, rows, cols in self._spans(empty=True)])
-        native.run(_split, _SPLIT, np.ascontiguousarray(x), spans.astype(np.int64), *self.stride,
-                   self.Ph, self.Pw, self.Hq, self.Wq, out)  # fmt: skip
+        x = np.ascontiguousarray(x, dtype=out.dtype)
+        native.run(_split, _SPLIT, x, spans.astype(np.int64), *self.stride, self.Ph, self.Pw,
+                   self.Hq, self.Wq, out)  # fmt: skip
         return out
 
     def _spans(self, empty: bool = False):

@@ -181,7 +181,7 @@ def plan(
 
 
 def _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv) -> Plan:
-    """plan()'s passes of a training step."""
+    """plan()'s passes, but for F(4x4, 3x3)'s (wino4_plan.py)."""
     (C, H, W), F, (kh, kw), (sh, sw), (ph, pw) = in_shape, filters, kernel, stride, padding
     OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
     # the input gradient convolves dy padded by kh - 1 - ph rows and kw - 1 - pw columns a side
