@@ -39,7 +39,8 @@ WINO4_WHY = "inference: 8+ channels, outputs {side}x{side}+, 1.1-1.8x the traini
 # -> 3.2 / 7.2, 3.9 / 7.5 -> 3.5 / 6.0; 1.01-1.04x on the next three, 0.89x on 8x8. Training
 # through it does as well as without: configs/mnist-bn-cnn.yaml with NETTRAIN_CONV=wino4 (every
 # conv but the first through F(4x4)) reached 99.70% test accuracy, seed 0 (F(2x2): 99.71%).
-WINO4_TRAIN_MAX_CHANNELS = 32  # in and out, on outputs of WINO4_MIN_SIDE[AVX512] or more
+WINO4_TRAIN_MAX_CHANNELS = 32  # in and out
+WINO4_TRAIN_MIN_SIDE = 16  # output rows and columns, for every vector unit
 
 
 def with_wino4(p: Plan, in_shape, F: int, kernel, stride, padding, unit, conv) -> Plan:
@@ -63,9 +64,10 @@ def with_wino4(p: Plan, in_shape, F: int, kernel, stride, padding, unit, conv) -
         return p
     why = WINO4_WHY.format(side=side)
     p = replace(p, inference=Pass(gemm, f"Winograd F(4x4, 3x3) ({why})"))
-    if not p.direct or max(C, F) > WINO4_TRAIN_MAX_CHANNELS or min(OH, OW) < 16:
+    side = WINO4_TRAIN_MIN_SIDE
+    if not p.direct or max(C, F) > WINO4_TRAIN_MAX_CHANNELS or min(OH, OW) < side:
         return p
-    why = f"3x3 stride 1, {max(C, F)} <= {WINO4_TRAIN_MAX_CHANNELS} channels, 16x16+"
+    why = f"3x3 stride 1, {max(C, F)} <= {WINO4_TRAIN_MAX_CHANNELS} channels, {side}x{side}+"
     forward = Pass(gemm, f"{why}: Winograd F(4x4, 3x3) (1.06-1.2x a step)")
     dx = Pass(gemm, "the padded dy, flipped filters, through F(4x4, 3x3)")
     return replace(p, forward=forward, input_grad=dx, winograd=True)
