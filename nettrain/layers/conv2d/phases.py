@@ -87,6 +87,9 @@ class Layout:
         )  # fmt: skip
         for name, value in sizes.items():
             object.__setattr__(self, name, value)
+        # every phase's (p, q, m0, m1, h0, j0, j1, w0), as _split reads them: made once
+        table = [(p, q, *rows, *cols) for p, q, rows, cols in self._spans(empty=True)]
+        object.__setattr__(self, "span_table", np.array(table, dtype=np.int64))
 
     @property
     def pitch(self) -> int:
@@ -145,10 +148,9 @@ class Layout:
     def split(self, x: np.ndarray, out: np.ndarray) -> np.ndarray:
         """x (N, C, H, W) -> out (N, size() + tail): the flat phase samples, each followed by
         ``tail`` zeros (_split, a sample a thread)."""
-        spans = np.array([(p, q, *rows, *cols) for p, q, rows, cols in self._spans(empty=True)])
         x = np.ascontiguousarray(x, dtype=out.dtype)
-        native.run(_split, _SPLIT, x, spans.astype(np.int64), *self.stride, self.Ph, self.Pw,
-                   self.Hq, self.Wq, out)  # fmt: skip
+        native.run(_split, _SPLIT, x, self.span_table, *self.stride, self.Ph, self.Pw, self.Hq,
+                   self.Wq, out)  # fmt: skip
         return out
 
     def _spans(self, empty: bool = False):
