@@ -11,7 +11,7 @@ import pytest
 from helpers import build, invoke
 
 from nettrain.assemble import net_for_config
-from nettrain.layers.conv2d import direct, lowered, tile, wgrad, wino4
+from nettrain.layers.conv2d import direct, lowered, tile, vec, wgrad, wino4
 from nettrain.layers.conv2d.layer import Conv2d
 from nettrain.layers.conv2d.plan import plan
 from nettrain.runtime import vectors
@@ -163,7 +163,9 @@ def test_plan_picks_the_kernels_the_code_before_it_picked(key, expected):
 # filters a pass (four spilled its sums), im2col as for AVX-512.
 AVX2_TABLE = """
 1x28x28 8@5x5 s1 p2 f32    | tile3x32:6 direct2:2 | direct1:1 | wgrad2:8 | 53
-8x14x14 16@5x5 s1 p2 f32   | tile3x32:15 direct1:1 | tile3x32:6 direct2:2 | wgrad2:16 | 26
+8x14x14 16@5x5 s1 p2 f32   | vec16x4:16 | tile3x32:6 direct2:2 | wgrad2:16 | 26
+8x14x14 15@5x5 s1 p2 f32   | tile3x32:15 | tile3x32:6 direct2:2 | wgrad2:14 wgrad1:1 | 26
+16x12x12 24@5x5 s1 p0 f32  | vec16x4:24 | tile3x32:15 direct1:1 | wgrad2:24 | 40
 3x32x32 32@3x3 s1 p1 f32   | tile3x32:30 direct2:2 | tile3x32:3 | wgrad2:32 | 37
 32x32x32 32@3x3 s1 p1 f32  | wino4 | wino4 | wgrad2:32 | 3
 32x16x16 64@3x3 s1 p1 f32  | winograd | winograd | wgrad2:64 | 14
@@ -230,6 +232,8 @@ def stub_kernels(monkeypatch) -> list:
                 calls.append((name, len(args[0] if name == "im2col" else args[-1])))
             elif name.startswith("tile"):  # (..., y, f0, f1[, band, chunk])
                 calls.append((name, args[9], args[10]))
+            elif name.startswith("vec"):  # (..., pitch, y, f0, f1)
+                calls.append((name, args[8], args[9]))
             elif name.startswith("direct"):
                 calls.append((name, args[-2], args[-1]))
             elif name.startswith("wgrad"):
@@ -237,8 +241,9 @@ def stub_kernels(monkeypatch) -> list:
 
         return stub
 
-    for name, (rows, columns, _) in tile.FORWARD.items():
-        monkeypatch.setitem(tile.FORWARD, name, (rows, columns, logger(name)))
+    for table in (tile.FORWARD, vec.FORWARD):
+        for name, (rows, columns, _) in table.items():
+            monkeypatch.setitem(table, name, (rows, columns, logger(name)))
     for table in (direct.FORWARD, wgrad.GRAD):
         for name in table:
             monkeypatch.setitem(table, name, logger(name))
@@ -318,13 +323,13 @@ def test_bench_prints_each_conv2d_layers_plan(tmp_path):
         r"  0  conv2d 4@3x3 s1 p1 \+ relu .*%",
         r"forward +\S+ +stride 1, 4 < 64 filters: direct; run 78 ",
         r"input grad +- +not computed: the net.s input",
-        r"weight grad +wgrad4 +4 filters x 4 taps a pass",
+        r"weight grad +wgrad\d +\d filters x 4 taps a pass",  # 4 for AVX-512, 2 for AVX2
         r"  1  conv2d 8@3x3 s1 p1 \+ relu .*%",
         r"forward +\S+ +'same' stride 1: the batch packed, 81 wide columns a sample against 96",
         r"input grad +\S+ +the packed dy convolved; tiles for all 4",
-        r"weight grad +wgrad4 ",
+        r"weight grad +wgrad\d ",
         r"  2  conv2d 4@3x3 s2 p0 .*%",
-        r"forward +im2col\+BLAS +stride 2x2, its phase planes' run 11 < 48: im2col",
+        r"forward +im2col\+BLAS +stride 2x2, its phase planes' run 11 < \d+: im2col",
         r"input grad +BLAS\+col2im ",
         r"weight grad +BLAS ",
         r"  3  dense 3 .*%",

@@ -41,7 +41,7 @@ import functools
 import numpy as np
 from numba import njit, prange
 
-from nettrain.layers.conv2d import tile
+from nettrain.layers.conv2d import tile, vec
 
 VECTOR_MATH = {"reassoc", "contract"}
 
@@ -202,8 +202,13 @@ def conv_forward(xp, Wm, bias, offsets, relu, OH, OW, pitch, run, y, steps, band
     (packed.py; tiles only), its wide columns ``chunk`` at a time to the threads."""
     Wt = None
     for step in steps:
-        if step.kernel in tile.FORWARD:
+        if step.kernel in tile.FORWARD or step.kernel in vec.FORWARD:
             Wt = np.ascontiguousarray(Wm.T) if Wt is None else Wt
+        if step.kernel in vec.FORWARD:
+            assert not band, "vec.py's kernels take one sample a row"
+            vec.FORWARD[step.kernel][2](xp, Wt, bias, offsets, relu, OW, pitch, y, step.start,
+                                        step.stop)  # fmt: skip
+        elif step.kernel in tile.FORWARD:
             packing = (band, chunk) if band else ()  # the kernels' defaults: one sample a row
             tile.FORWARD[step.kernel][2](xp, Wt, bias, offsets, relu, OW, pitch, run, y,
                                          step.start, step.stop, *packing)  # fmt: skip
