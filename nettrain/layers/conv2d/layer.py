@@ -16,7 +16,8 @@ has the measurements behind every choice) when the layer is built; ``self.plan``
 - stride 1 (nearly every net): direct convolution, one sample per thread, never building an
   im2col matrix. The forward pass goes in register tiles sized for the vector unit (tile.py;
   4 filters x 48 columns on AVX-512, 3 x 32 on AVX2) where the output rows hold a tile, the
-  filters left over (and small images) in direct.py's kernels of eight, two and one filters;
+  filters left over (and small images) in direct.py's kernels of eight, two and one filters
+  (5x5 layers of 16+ filters on AVX2: vectorised over filters, no padding column, vec.py);
   the input gradient is itself such a convolution, of the padded output gradient, run the same
   way; the weight gradient goes four, two or one filters a pass (wgrad.py), in the same pass
   over dy that pads it for the input gradient. Strided layers (kernel larger than the stride)

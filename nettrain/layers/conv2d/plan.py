@@ -6,7 +6,8 @@ input gradient, weight gradient) runs either
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
   tiles sized for the vector unit the kernels are compiled for (TILES; runtime/vectors.py's
   unit() says which), what the tiles leave in the direct kernels of eight, two and one filters
-  (direct.py); the weight gradient four, two or one filters a pass (wgrad.py). A ``Step`` names
+  (direct.py), or for 5x5 layers on AVX2 a kernel vectorised over filters (vec.py, VEC); the
+  weight gradient four, two or one filters a pass (wgrad.py). A ``Step`` names
   the kernel that computes a block of output channels. Strided layers run them too, on phase
   planes (phases.py), where its WHY says; small 'same' layers on the packed batch (packed.py);
 - im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for the other
@@ -120,7 +121,7 @@ WGRAD_WIDEST = {vectors.AVX512: 4, vectors.AVX2: 2, vectors.OTHER: 2}
 # the forward pass of layers with 5x5 kernels or more and 16+ filters, on AVX2 (the kernel that
 # tiles 16 filters by 4 outputs, 8 of 16 registers of sums; 16 x 6 spilled). Measured on an AMD
 # EPYC Zen 3 (AVX2), batch 128, best of 45 interleaved, ms tiles -> vec16x4: LeNet's 8 -> 16 5x5
-# on 14x14 (18-column rows) 1.41 -> 1.27 on one thread, 1.64 -> 1.48 on two; slower on the 3x3
+# on 14x14 (18-column rows) 1.47 -> 1.25 on one thread, 1.69 -> 1.45 on two; slower on the 3x3
 # layers, whose rows waste fewer columns: 16 -> 16 on 28x28 2.40 -> 2.61, 32 -> 32 on 14x14 2.41
 # -> 3.17, 32 -> 32 on 16x16 5.33 -> 5.76 (two threads).
 VEC = ("vec16x4", "AVX2: no padding columns computed, 1.1x the tiles on LeNet's 8 -> 16 5x5")
