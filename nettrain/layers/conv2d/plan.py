@@ -6,7 +6,7 @@ input gradient, weight gradient) runs either
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
   tiles sized for the vector unit the kernels are compiled for (TILES; runtime/vectors.py's
   unit() says which), what the tiles leave in the direct kernels of eight, two and one filters
-  (direct.py), or for 5x5 layers on AVX2 a kernel vectorised over filters (vec.py, VEC); the
+  (direct.py), or for 5x5 layers on AVX2 a kernel vectorised over filters (vec_plan.py); the
   weight gradient four, two or one filters a pass (wgrad.py). A ``Step`` names
   the kernel that computes a block of output channels. Strided layers run them too, on phase
   planes (phases.py), where its WHY says; small 'same' layers on the packed batch (packed.py);
@@ -30,7 +30,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from nettrain.layers.conv2d import packed, phases, tile, vec, wino4_plan
+from nettrain.layers.conv2d import packed, phases, tile, vec_plan, wino4_plan
 from nettrain.layers.conv2d.passes import Pass, Plan, Step, blocks, count_text
 from nettrain.runtime import vectors
 
@@ -117,16 +117,6 @@ WGRAD_WIDEST = {vectors.AVX512: 4, vectors.AVX2: 2, vectors.OTHER: 2}
 # 6.2, 32 -> 64 on 16x16 4.5 / 4.8 -> 3.7 / 3.8, 32 -> 32 on 16x16 6.6 / 6.8 -> 4.9 / 4.9, 64 ->
 # 64 on 8x8 7.3 / 7.1 -> 4.9 / 4.9, 32 -> 32 on 14x14 2.6 / 2.4 -> 2.1 / 2.0; 16 channels even (on
 # 32x32 6.9 / 6.9 -> 6.6 / 6.7, 28x28 2.7 / 2.8 -> 2.7 / 2.7).
-# Vectorised over filters (vec.py), whose outputs skip the padding columns that the tiles compute:
-# the forward pass of layers with 5x5 kernels or more and 16+ filters, on AVX2 (the kernel that
-# tiles 16 filters by 4 outputs, 8 of 16 registers of sums; 16 x 6 spilled). Measured on an AMD
-# EPYC Zen 3 (AVX2), batch 128, best of 45 interleaved, ms tiles -> vec16x4: LeNet's 8 -> 16 5x5
-# on 14x14 (18-column rows) 1.47 -> 1.25 on one thread, 1.69 -> 1.45 on two; slower on the 3x3
-# layers, whose rows waste fewer columns: 16 -> 16 on 28x28 2.40 -> 2.61, 32 -> 32 on 14x14 2.41
-# -> 3.17, 32 -> 32 on 16x16 5.33 -> 5.76 (two threads).
-VEC = ("vec16x4", "AVX2: no padding columns computed, 1.1x the tiles on LeNet's 8 -> 16 5x5")
-VEC_UNITS = (vectors.AVX2,)
-VEC_MIN_TAPS = 25  # a channel's: kh * kw
 # phases: every strided layer (phases.py); wino4: F(4x4, 3x3) in training too (wino4_plan.py)
 CONV_MODES = ("auto", "winograd", "no-winograd", "phases", "wino4")
 WINOGRAD_UNITS = (vectors.AVX512, vectors.AVX2)  # where 'auto' uses it (measured)
@@ -264,17 +254,7 @@ def _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv) -> 
     why = (f"stride 1, run {run} >= {DIRECT_MIN_RUN}" if many
            else f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters") + ": direct"  # fmt: skip
     p = _direct(C, F, sizes, why, "the padded dy convolved", unit)
-    return _winograd(p, gemm) if pays else _over_filters(p, kh * kw, F, unit)
-
-
-def _over_filters(p: Plan, taps: int, F: int, unit: str) -> Plan:
-    """The direct plan ``p`` with its forward pass vectorised over filters (vec.py) where VEC's
-    measurements say it pays: 5x5+ kernels, a block's filters or more, AVX2."""
-    name, (rows, _, _) = VEC[0], vec.FORWARD[VEC[0]]
-    if unit not in VEC_UNITS or taps < VEC_MIN_TAPS or rows > F:
-        return p
-    why = f"{p.forward.reason.split(';')[0]}; {taps} taps, {F} >= {rows} filters ({VEC[1]})"
-    return replace(p, forward=Pass(name, why, (Step(name, 0, F),)))
+    return _winograd(p, gemm) if pays else vec_plan.over_filters(p, kh * kw, F, unit)
 
 
 def _winograd(p: Plan, gemm: str) -> Plan:
