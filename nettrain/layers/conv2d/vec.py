@@ -20,8 +20,10 @@ kernels 196 (AMD EPYC Zen 3, batch 128, best of 45 interleaved, ms: 1.69 -> 1.45
 1.47 -> 1.25 on one).
 
 The samples go to the threads through a prange loop compiled with the kernel, not through
-native.parallel: that loop, loaded from Numba's disk cache in a new process, crashed the process
-on its first call (compiled in the same process it ran right; not understood yet).
+native.parallel: while this file was being written, that loop, loaded from Numba's disk cache in
+a new process, crashed the process on its first call (compiled in the same process it ran right).
+It was never seen again from a clean cache, nor in a copy of the module elsewhere, so it was
+probably a cache entry left by an earlier version of this file; not understood, so not risked.
 """
 
 from __future__ import annotations
