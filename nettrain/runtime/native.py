@@ -17,6 +17,12 @@ in a process): ``run`` then compiles the kernel for them, or loads it from the c
 row and calls the loop again. The work and its order are those of a loop calling the kernel
 directly: the same bits, the same thread counts.
 
+``parallel`` itself is not cached on disk: a loop compiles it into its own code, and the loop is
+cached with it. Cached, a loop compiled again (its module changed: an upgrade, an edit) in a
+process that had found ``parallel`` in the cache was written to the cache broken, and the next
+process crashed on the loop's first call (a segmentation fault; tests/test_native.py). Compiling
+``parallel`` with each loop that is compiled costs nothing on a run whose loops are cached.
+
 A kernel takes the loop's arguments followed by the index of the parallel loop (int64), and does
 that index's share of the work; a loop passes its arguments on as they are, and ``parallel`` runs
 the indices::
@@ -87,7 +93,7 @@ def address(table, args):
     return 0
 
 
-@njit(cache=True, parallel=True)
+@njit(parallel=True)  # not cached: see the module docstring
 def parallel(table, args, count):
     """The kernel of ``table`` called with ``args`` and each index i < count, in parallel;
     False (and nothing called) when the table has no version for the types of ``args``."""

@@ -18,12 +18,6 @@ FILTERS values of one output lie OH*OW apart in y. On LeNet's 8 -> 16 5x5 layer 
 in rows of 18 padded columns) the tiles compute 256 columns a sample for its 196 outputs; these
 kernels 196 (AMD EPYC Zen 3, batch 128, best of 45 interleaved, ms: 1.69 -> 1.45 on two threads,
 1.47 -> 1.25 on one).
-
-The samples go to the threads through a prange loop compiled with the kernel, not through
-native.parallel: while this file was being written, that loop, loaded from Numba's disk cache in
-a new process, crashed the process on its first call (compiled in the same process it ran right).
-It was never seen again from a clean cache, nor in a copy of the module elsewhere, so it was
-probably a cache entry left by an earlier version of this file; not understood, so not risked.
 """
 
 from __future__ import annotations
@@ -33,6 +27,7 @@ import numpy as np
 from numba import njit
 
 from nettrain.layers.conv2d.tile import _pointer, _stack_array
+from nettrain.runtime import native
 
 
 def _vec_span(FILTERS: int, COLUMNS: int):
@@ -80,14 +75,19 @@ def _vec_span(FILTERS: int, COLUMNS: int):
     return span
 
 
-def _forward(span):
-    """The forward function of a kernel: filters f0 .. f1 - 1 of every sample, a sample a
-    thread at a time."""
+@njit(cache=True)
+def _samples(table, xp, Wt, bias, offsets, relu, OW, pitch, y, f0, f1):
+    """One of the kernels (its table) over the samples, a sample a thread at a time (native.py:
+    the kernel is compiled once, not again inside this loop)."""
+    args = (xp, Wt, bias, offsets, relu, OW, pitch, y, f0, f1)
+    return native.parallel(table, args, len(y))
 
-    @njit(cache=True, parallel=True)
+
+def _forward(kernel: native.Kernel):
+    """The forward function of a kernel: filters f0 .. f1 - 1 of every sample."""
+
     def forward(xp, Wt, bias, offsets, relu, OW, pitch, y, f0, f1):
-        for n in numba.prange(len(y)):
-            span(xp, Wt, bias, offsets, relu, OW, pitch, y, f0, f1, n)
+        native.run(_samples, kernel, xp, Wt, bias, offsets, relu, OW, pitch, y, f0, f1)
 
     return forward
 
@@ -95,5 +95,5 @@ def _forward(span):
 # name -> (filters, outputs, kernel): xp (N, C*Hp*Wp) padded samples, Wt (T, F), bias (F,) ->
 # filters f0 .. f1 - 1 of y (N, F, OH, OW), f1 - f0 >= its filters, OH*OW >= its outputs.
 FORWARD = {
-    "vec16x4": (16, 4, _forward(_vec_span(16, 4))),
+    "vec16x4": (16, 4, _forward(native.Kernel(_vec_span(16, 4)))),
 }
