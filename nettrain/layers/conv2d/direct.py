@@ -12,8 +12,9 @@ sample would read past its input and are never outputs. With Wm = weight.reshape
 
 The input gradient is itself such a convolution (see Conv2d._input_grad_direct).
 ``conv_forward`` runs the kernels that the layer's plan (plan.py) names per block of filters:
-register tiles (tile.py, sized for the vector unit) where the run holds a tile, and the kernels
-below for the filters left over and for runs too short for a tile.
+register tiles (tile.py, sized for the vector unit) where the run holds a tile (a last tile
+overlapping the one before takes the filters its height leaves over), and the kernels below for
+runs too short for a tile and for fewer filters than a tile's height.
 
 Each pass over a run handles four taps of eight filters (``_forward8``; ``_forward2`` and
 ``_forward1`` take pairs and single filters): a run of ``x`` is loaded once for all of them and a

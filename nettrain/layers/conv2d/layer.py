@@ -15,8 +15,8 @@ The kernels, same results up to rounding, chosen per layer shape by ``plan()`` (
 has the measurements behind every choice) when the layer is built; ``self.plan`` says what runs:
 - stride 1 (nearly every net): direct convolution, one sample per thread, never building an
   im2col matrix. The forward pass goes in register tiles sized for the vector unit (tile.py;
-  4 filters x 48 columns on AVX-512, 3 x 32 on AVX2) where the output rows hold a tile, the
-  filters left over (and small images) in direct.py's kernels of eight, two and one filters
+  4 filters x 48 columns on AVX-512, 3 x 32 on AVX2; a last tile overlapping for the filters
+  left over) where the output rows hold a tile, small images in direct.py's kernels
   (5x5 layers of 16+ filters on AVX2: vectorised over filters, no padding column, vec.py);
   the input gradient is itself such a convolution, of the padded output gradient, run the same
   way; the weight gradient goes four, two or one filters a pass (wgrad.py), in the same pass

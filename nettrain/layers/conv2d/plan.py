@@ -5,10 +5,11 @@ input gradient, weight gradient) runs either
 - the direct stride-1 kernels (direct.py, tile.py, wgrad.py): no im2col matrix, one sample per
   thread; the forward pass and the input gradient (itself a stride-1 convolution) in register
   tiles sized for the vector unit the kernels are compiled for (TILES; runtime/vectors.py's
-  unit() says which), what the tiles leave in the direct kernels of eight, two and one filters
-  (direct.py), or for 5x5 layers on AVX2 a kernel vectorised over filters (vec_plan.py); the
-  weight gradient four, two or one filters a pass (wgrad.py). A ``Step`` names
-  the kernel that computes a block of output channels. Strided layers run them too, on phase
+  unit() says which; a last tile overlapping the one before for the channels left over), runs
+  too short for a tile in the direct kernels of eight, two and one filters (direct.py), or for
+  5x5 layers on AVX2 a kernel vectorised over filters (vec_plan.py); the weight gradient four,
+  two or one filters a pass (wgrad.py). A ``Step`` names the kernel that computes a block of
+  output channels. Strided layers run them too, on phase
   planes (phases.py), where its WHY says; small 'same' layers on the packed batch (packed.py);
 - im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for the other
   strided layers and for many filters on small images;
@@ -67,8 +68,8 @@ DIRECT_MIN_RUN = 128  # more: direct only from a run (``Plan.run``) of this many
 # input gradients 64 -> 32 on 16x16, 38-49 -> 78-79, and LeNet's 16 -> 8 5x5 on 14x14, 28-38 ->
 # 63; LeNet's 8 -> 16, 28-37 -> 66; first layers 3 -> 32 and 1 -> 8, 23-31 -> 33-37. The other
 # candidates, same runs: 1x96 (12 sums, no spill, but a load per FMA) 35-48; 2x48 64-66; 2x40
-# 50-61; 4x24 and 6x16 27-41. Filters left over from the threes (2 of 32, 1 of 64) go to
-# direct.py's kernels. The AVX-512 tile, compiled as it is for AVX-512 (one loop order for
+# 50-61; 4x24 and 6x16 27-41. Filters left over from the threes (2 of 32, 1 of 64) go to a
+# last overlapping tile (below). The AVX-512 tile, compiled as it is for AVX-512 (one loop order for
 # both), ran as before: 91-96 GFLOP/s on the CIFAR layers; 8x32 measured the same there. Other
 # vector units (SSE, NEON) get the AVX2 tile.
 TILES = {

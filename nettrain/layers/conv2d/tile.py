@@ -177,7 +177,7 @@ def _tiles(kernel: native.Kernel):
 # name -> (filters, columns, kernel). A kernel: xp (N, C*Hp*Wp) padded samples, Wt (T, F),
 # bias (F,) -> filters f0 .. f1 - 1 of y (N, F, OH, OW), run >= its columns; one sample per
 # thread. f1 - f0 >= its filters, not always a multiple: a last block then starts at f1 - its
-# filters (the plan gives leftovers to direct.py, except when packed).
+# filters (the plan's way with the filters left over from its blocks).
 # Strictly extended by ``band`` and ``chunk``: xp (1, L) then packs all N samples, sample n's
 # output rows starting at wide row n*band (packed.py), and the wide columns go ``chunk`` at a
 # time to the threads.
