@@ -39,6 +39,8 @@ def test_matches_reference_with_ties(case, dtype):
     np.testing.assert_array_equal(y, ref_y)
     tol = 1e-12 if dtype == np.float64 else 1e-5  # overlapping windows add in float32
     np.testing.assert_allclose(dx, ref_dx, rtol=tol, atol=tol)
+    evaluated, kept = layer.forward(x, train=False)  # no argmax written or kept
+    assert kept is None and np.array_equal(evaluated, ref_y)
 
 
 def test_by_hand():
