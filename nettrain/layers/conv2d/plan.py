@@ -9,8 +9,8 @@ input gradient, weight gradient) runs either
   too short for a tile in the direct kernels of eight, two and one filters (direct.py), or for
   5x5 layers on AVX2 a kernel vectorised over filters (vec_plan.py); the weight gradient four,
   two or one filters a pass (wgrad.py). A ``Step`` names the kernel that computes a block of
-  output channels. Strided layers run them too, on phase
-  planes (phases.py), where its WHY says; small 'same' layers on the packed batch (packed.py);
+  output channels. Strided layers run them too, on phase planes (phases.py), where its WHY says;
+  small 'same' layers on the packed batch (packed.py);
 - im2col + BLAS (lowered.py): the whole batch lowered to one matrix product, for the other
   strided layers and for many filters on small images;
 - Winograd F(2x2, 3x3) (winograd.py) for 3x3 stride-1 layers: the forward pass and the input
@@ -263,7 +263,7 @@ def _training(in_shape, filters, kernel, stride, padding, dtype, unit, conv) -> 
     why = (f"stride 1, run {run} >= {DIRECT_MIN_RUN}" if many
            else f"stride 1, {F} < {DIRECT_MAX_FILTERS} filters") + ": direct"  # fmt: skip
     p = _direct(C, F, sizes, why, "the padded dy convolved", unit)
-    return _winograd(p, gemm) if pays else vec_plan.over_filters(p, kh * kw, F, unit)
+    return _winograd(p, gemm) if pays else vec_plan.over_filters(p, kh * kw, F, unit, why)
 
 
 def _winograd(p: Plan, gemm: str) -> Plan:

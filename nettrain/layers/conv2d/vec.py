@@ -1,6 +1,7 @@
 """Stride-1 convolution vectorised over filters: the forward kernel for layers whose output rows
 are short beside their padding, where tile.py's tiles (vectorised over wide columns) compute a
-padded row's columns too; it also computes input gradients, which are such convolutions.
+padded row's columns too (vec_plan.py says where; input gradients, which are such convolutions
+too, stay in the tiles: measured for the forward pass only).
 
 Same flat padded samples and taps as direct.py (xp[n] is sample n, C*Hp*Wp values; tap t of
 output (oh, ow) reads xp[n, offsets[t] + oh*pitch + ow]), but the outputs are taken COLUMNS at a

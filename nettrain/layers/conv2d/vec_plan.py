@@ -21,12 +21,12 @@ VEC_UNITS = (vectors.AVX2,)
 VEC_MIN_TAPS = 25  # a channel's: kh * kw
 
 
-def over_filters(p: Plan, taps: int, F: int, unit: str) -> Plan:
-    """The direct plan ``p`` with its forward pass vectorised over filters where VEC's
-    measurements say it pays: kh * kw = ``taps`` of VEC_MIN_TAPS or more, a block's filters or
-    more, a vector unit of VEC_UNITS."""
+def over_filters(p: Plan, taps: int, F: int, unit: str, why: str) -> Plan:
+    """The direct plan ``p`` (its forward pass there for ``why``) with its forward pass
+    vectorised over filters where VEC's measurements say it pays: kh * kw = ``taps`` of
+    VEC_MIN_TAPS or more, a block's filters or more, a vector unit of VEC_UNITS."""
     name, (rows, _, _) = VEC[0], vec.FORWARD[VEC[0]]
     if unit not in VEC_UNITS or taps < VEC_MIN_TAPS or rows > F:
         return p
-    why = f"{p.forward.reason.split(';')[0]}; {taps} taps, {F} >= {rows} filters ({VEC[1]})"
+    why = f"{why}; {taps} taps, {F} >= {rows} filters ({VEC[1]})"
     return replace(p, forward=Pass(name, why, (Step(name, 0, F),)))
